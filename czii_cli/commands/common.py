@@ -1,0 +1,35 @@
+"""Options shared by the subcommands, so short flags mean the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Output = Annotated[
+    Path | None,
+    typer.Option("-o", "--output", help="Output path; '-' writes to stdout.", show_default=False),
+]
+Overwrite = Annotated[bool, typer.Option("-f", "--overwrite", help="Replace an existing output.")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same output.")]
+Jobs = Annotated[int, typer.Option("-j", "--jobs", min=1, help="Worker processes.")]
+Classes = Annotated[
+    Path | None,
+    typer.Option(
+        "--classes",
+        help="Particle catalog: a copick config (pickable_objects) or a JSON class list. "
+        "Default: the six competition classes.",
+        show_default=False,
+    ),
+]
+Run = Annotated[str | None, typer.Option("--run", help="Run (experiment) to read from a copick project.")]
+TomoType = Annotated[
+    str | None, typer.Option("--tomo-type", help="Tomogram type in a copick project (denoised, wbp, ...).")
+]
+VoxelSize = Annotated[
+    float | None,
+    typer.Option("--voxel-size", help="Voxel size in Å; overrides the input's own.", show_default=False),
+]

@@ -1,0 +1,85 @@
+"""Everything meant for people goes to stderr: logs, tables, progress bars.
+
+stdout is reserved for data (CSV, a score, a zarr stream).  Progress bars go quiet
+when stderr is not a terminal, and ``-q`` silences informational logs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True, highlight=False)
+
+_verbosity = 0  # -1 quiet, 0 normal, 1 verbose
+
+T = TypeVar("T")
+
+
+def set_verbosity(*, quiet: bool = False, verbose: bool = False) -> None:
+    """Set the global log level from the ``-q`` / ``-v`` flags."""
+    global _verbosity
+    _verbosity = -1 if quiet else (1 if verbose else 0)
+
+
+def info(message: str) -> None:
+    """Log a line for people (hidden by ``-q``)."""
+    if _verbosity >= 0:
+        console.print(message, soft_wrap=True)
+
+
+def debug(message: str) -> None:
+    """Log a detail line (shown only with ``-v``)."""
+    if _verbosity >= 1:
+        console.print(f"[dim]{message}[/dim]", soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """Log a warning; shown even with ``-q``."""
+    console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """Write the single error line for a failed command to stderr."""
+    sys.stderr.write(f"czii: error: {message}\n")
+    sys.stderr.flush()
+
+
+def progress_enabled() -> bool:
+    """Progress bars only make sense on an interactive stderr."""
+    return _verbosity >= 0 and console.is_terminal
+
+
+def make_progress() -> Progress:
+    """A rich progress bar on stderr that is silent off a terminal."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        disable=not progress_enabled(),
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], *, description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate over ``items`` with a progress bar on stderr."""
+    with make_progress() as progress:
+        task = progress.add_task(description, total=total, status="")
+        for item in items:
+            yield item
+            progress.advance(task)

@@ -1,0 +1,54 @@
+"""Conversions between picks in Å (columns x, y, z) and voxel indices (axes z, y, x).
+
+Voxel index ``i`` along an axis sits at ``i * voxel_size + origin`` Å, the
+competition's convention (10 Å voxels, index * 10).  ``origin`` is given in zyx order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def angstrom_to_voxel(
+    xyz_angstrom: np.ndarray, *, voxel_size: float, origin_zyx: Sequence[float] = (0.0, 0.0, 0.0)
+) -> np.ndarray:
+    """Convert picks in Å (``N x 3``, x/y/z) to fractional voxel indices (``N x 3``, z/y/x).
+
+    Examples
+    --------
+    >>> angstrom_to_voxel(np.array([[120.0, 50.0, 30.0]]), voxel_size=10.0)
+    array([[ 3.,  5., 12.]])
+    """
+    xyz = np.asarray(xyz_angstrom, dtype=np.float64).reshape(-1, 3)
+    return (xyz[:, ::-1] - np.asarray(origin_zyx, dtype=np.float64)) / float(voxel_size)
+
+
+def voxel_to_angstrom(
+    zyx_voxel: np.ndarray, *, voxel_size: float, origin_zyx: Sequence[float] = (0.0, 0.0, 0.0)
+) -> np.ndarray:
+    """Convert voxel indices (``N x 3``, z/y/x) to picks in Å (``N x 3``, x/y/z).
+
+    Examples
+    --------
+    >>> voxel_to_angstrom(np.array([[3.0, 5.0, 12.0]]), voxel_size=10.0)
+    array([[120.,  50.,  30.]])
+    """
+    zyx = np.asarray(zyx_voxel, dtype=np.float64).reshape(-1, 3)
+    return (zyx * float(voxel_size) + np.asarray(origin_zyx, dtype=np.float64))[:, ::-1]
+
+
+def check_voxel_size(value: float | None, *, source: str) -> float:
+    """Return ``value`` if it is a plausible voxel size in Å, else raise :class:`DataError`.
+
+    Plausible means 0.1 Å to 1000 Å; a missing (0 or None) voxel size is refused rather
+    than silently taken as 1.
+    """
+    from .errors import DataError
+
+    if value is None or not np.isfinite(value) or value <= 0:
+        raise DataError(f"{source}: no voxel size recorded; pass --voxel-size (Å)")
+    if not 0.1 <= value <= 1000.0:
+        raise DataError(f"{source}: implausible voxel size {value} Å; pass --voxel-size (Å)")
+    return float(value)

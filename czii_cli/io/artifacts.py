@@ -1,0 +1,376 @@
+"""czii volume artifacts: tomograms, labels, heatmaps and probability maps on disk.
+
+An artifact is a zarr group with an array ``data`` and ``attrs["czii"]`` holding the
+metadata of :class:`ArtifactMeta`.  It is stored as
+
+* a zarr directory (``p.zarr/``),
+* a single zip file holding the same store (``p.zip``, or anything streamed to stdout),
+* a ``.npy`` file with the metadata in a sidecar ``NAME.npy.json``.
+
+Readers tell the forms apart by content, not by name.  Writers are atomic.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DataError, UsageError
+from .atomic import atomic_path, check_output, is_stdout
+
+SCHEMA = 1
+KINDS = ("tomogram", "labels", "heatmap", "probs")
+ZIP_MAGIC = b"PK\x03\x04"
+NPY_MAGIC = b"\x93NUMPY"
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """Metadata every czii volume carries.
+
+    Attributes
+    ----------
+    kind : str
+        ``tomogram``, ``labels``, ``heatmap`` or ``probs``.
+    axes : str
+        ``zyx`` for one channel, ``czyx`` for several.
+    voxel_size : float
+        Voxel edge in Å.
+    origin : tuple of float
+        Position of voxel (0, 0, 0) in Å, in zyx order.
+    run : str or None
+        Experiment (run) name; picks take their ``experiment`` from it.
+    classes : list of str
+        Channel names (``czyx``) or label names in label order (``labels``).
+    provenance : list of dict
+        One entry per stage that made the file: command, version, args, inputs, time.
+    extra : dict
+        Stage-specific facts (normalization, activation, ...), kept verbatim.
+    """
+
+    kind: str
+    axes: str
+    voxel_size: float
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    run: str | None = None
+    classes: tuple[str, ...] = ()
+    provenance: tuple[dict, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """The ``attrs["czii"]`` document."""
+        document = {
+            "schema": SCHEMA,
+            "kind": self.kind,
+            "axes": self.axes,
+            "voxel_size": float(self.voxel_size),
+            "origin": [float(v) for v in self.origin],
+            "run": self.run,
+            "classes": list(self.classes),
+            "provenance": [dict(p) for p in self.provenance],
+        }
+        document.update(self.extra)
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict, *, source: str) -> ArtifactMeta:
+        """Parse an ``attrs["czii"]`` document; malformed metadata is a DataError."""
+        known = {"schema", "kind", "axes", "voxel_size", "origin", "run", "classes", "provenance"}
+        try:
+            if int(document.get("schema", 0)) > SCHEMA:
+                raise DataError(f"{source}: written by a newer czii (schema {document['schema']})")
+            kind = str(document["kind"])
+            if kind not in KINDS:
+                raise DataError(f"{source}: unknown artifact kind {kind!r}")
+            return cls(
+                kind=kind,
+                axes=str(document["axes"]),
+                voxel_size=float(document["voxel_size"]),
+                origin=tuple(float(v) for v in document.get("origin", (0, 0, 0))),
+                run=document.get("run"),
+                classes=tuple(document.get("classes", ())),
+                provenance=tuple(document.get("provenance", ())),
+                extra={k: v for k, v in document.items() if k not in known},
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{source}: malformed czii metadata ({err!r})") from None
+
+    def with_step(self, command: str, *, args: dict, inputs: Sequence[str]) -> ArtifactMeta:
+        """Return a copy with one more provenance entry."""
+        return replace(self, provenance=self.provenance + (provenance_entry(command, args, inputs),))
+
+    def evolve(self, **changes: Any) -> ArtifactMeta:
+        """Return a copy with some fields replaced."""
+        return replace(self, **changes)
+
+
+def provenance_entry(command: str, args: dict, inputs: Sequence[str]) -> dict:
+    """One provenance record: what ran, with which resolved arguments, on which inputs."""
+    return {
+        "command": command,
+        "version": __version__,
+        "args": json.loads(json.dumps(args, default=str)),
+        "inputs": [str(i) for i in inputs],
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+@dataclass
+class Volume:
+    """An array and its metadata.
+
+    ``data`` may be lazy (a zarr array or a memory map); index it to read a region, or
+    call :meth:`load` for the whole thing in memory.
+    """
+
+    data: Any
+    meta: ArtifactMeta
+    source: str
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape[-3:])
+
+    def load(self, dtype: Any = None) -> np.ndarray:
+        """Read the whole array into memory, optionally converting its dtype."""
+        array = np.asarray(self.data[...])
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def sniff(path: Path) -> str:
+    """Tell an artifact's storage form from its content: ``dir``, ``zip``, ``npy`` or ``other``."""
+    if path.is_dir():
+        return "dir"
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(ZIP_MAGIC):
+        return "zip"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    return "other"
+
+
+def open_zarr_group(path: Path):
+    """Open a zarr group stored as a directory or a zip file, read-only."""
+    import zarr
+    from zarr.storage import LocalStore, ZipStore
+
+    form = sniff(path)
+    try:
+        store = ZipStore(path, mode="r") if form == "zip" else LocalStore(path, read_only=True)
+        return zarr.open_group(store=store, mode="r")
+    except Exception as err:  # zarr raises many types for a damaged store
+        raise DataError(f"{path}: not a readable zarr store ({type(err).__name__}: {err})") from None
+
+
+def read_artifact(path: Path) -> Volume:
+    """Read a czii artifact: zarr directory, zarr zip or ``.npy`` with its sidecar."""
+    path = Path(path)
+    if sniff(path) == "npy":
+        return _read_npy(path)
+    group = open_zarr_group(path)
+    document = group.attrs.get("czii")
+    if document is None:
+        raise DataError(f"{path}: a zarr store without czii metadata (attrs['czii'])")
+    meta = ArtifactMeta.from_json(dict(document), source=str(path))
+    try:
+        data = group["data"]
+    except KeyError:
+        raise DataError(f"{path}: the czii artifact has no 'data' array") from None
+    _check_axes(meta, data.shape, path)
+    return Volume(data=data, meta=meta, source=str(path))
+
+
+def _read_npy(path: Path) -> Volume:
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        data = np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: not a readable .npy file ({err})") from None
+    if not sidecar.exists():
+        raise DataError(f"{path}: no metadata sidecar {sidecar.name}")
+    try:
+        document = json.loads(sidecar.read_text())["czii"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise DataError(f"{sidecar}: malformed sidecar ({err!r})") from None
+    meta = ArtifactMeta.from_json(document, source=str(sidecar))
+    _check_axes(meta, data.shape, path)
+    return Volume(data=data, meta=meta, source=str(path))
+
+
+def _check_axes(meta: ArtifactMeta, shape: Sequence[int], path: Path) -> None:
+    if len(meta.axes) != len(shape):
+        raise DataError(f"{path}: axes {meta.axes!r} do not fit an array of shape {tuple(shape)}")
+    if meta.axes == "czyx" and meta.classes and len(meta.classes) != shape[0]:
+        raise DataError(
+            f"{path}: {len(meta.classes)} class names for {shape[0]} channels"
+        )
+
+
+def stdin_to_tempfile() -> Path:
+    """Copy standard input to a temporary file (removed at exit) and return its path."""
+    if sys.stdin.isatty():
+        raise UsageError("-: refusing to read binary data from a terminal")
+    handle = tempfile.NamedTemporaryFile(prefix="czii-stdin-", delete=False)
+    with handle:
+        shutil.copyfileobj(sys.stdin.buffer, handle, length=1 << 20)
+    atexit.register(lambda: os.path.exists(handle.name) and os.unlink(handle.name))
+    return Path(handle.name)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def output_form(target: Path | str) -> str:
+    """The storage form for an output: ``stream``, ``npy``, ``zip`` or ``dir``."""
+    if is_stdout(target):
+        return "stream"
+    suffix = Path(target).suffix.lower()
+    if suffix == ".npy":
+        return "npy"
+    if suffix == ".zip":
+        return "zip"
+    return "dir"
+
+
+def default_chunks(shape: Sequence[int], axes: str) -> tuple[int, ...]:
+    """Chunks of at most 64^3 voxels per channel, one channel per chunk."""
+    spatial = tuple(min(64, s) for s in shape[-3:])
+    return (1,) + spatial if axes == "czyx" else spatial
+
+
+@contextmanager
+def create_artifact(
+    target: Path | str,
+    *,
+    shape: Sequence[int],
+    dtype: Any,
+    meta: ArtifactMeta,
+    overwrite: bool = False,
+    chunks: Sequence[int] | None = None,
+) -> Iterator[Any]:
+    """Create an artifact and yield its writable ``data`` array (zarr array or memmap).
+
+    The caller fills the array region by region, so large maps never need to sit in
+    memory.  When the block ends without error, the artifact is moved into place (or
+    streamed to stdout as a zip); on error nothing is left behind.
+
+    Parameters
+    ----------
+    target : path or "-"
+        ``-`` streams a zip to stdout; ``*.npy`` writes npy + sidecar; ``*.zip`` a zip
+        file; anything else a zarr directory.
+    shape, dtype : array shape and dtype.
+    meta : ArtifactMeta
+        Metadata to store; ``axes`` must fit ``shape``.
+    overwrite : bool
+        Replace an existing output.
+    chunks : sequence of int, optional
+        Zarr chunk shape; defaults to :func:`default_chunks`.
+    """
+    if len(meta.axes) != len(shape):
+        raise UsageError(f"axes {meta.axes!r} do not fit shape {tuple(shape)}")
+    form = output_form(target)
+    if form == "stream" and sys.stdout.isatty():
+        raise UsageError("refusing to write binary data to a terminal; pass -o FILE")
+    chunks = tuple(chunks) if chunks is not None else default_chunks(shape, meta.axes)
+    if form == "npy":
+        yield from _create_npy(Path(target), shape, dtype, meta, overwrite)
+        return
+    if form == "dir":
+        with atomic_path(Path(target), overwrite=overwrite) as tmp:
+            array = _create_zarr_dir(tmp, shape, dtype, meta, chunks)
+            yield array
+        return
+    if form == "zip":
+        check_output(Path(target), overwrite=overwrite)
+    workdir = Path(tempfile.mkdtemp(prefix="czii-artifact-", dir=_scratch_dir(target)))
+    try:
+        array = _create_zarr_dir(workdir / "store", shape, dtype, meta, chunks)
+        yield array
+        if form == "zip":
+            with atomic_path(Path(target), overwrite=overwrite) as tmp:
+                _zip_directory(workdir / "store", tmp)
+        else:
+            _zip_directory(workdir / "store", workdir / "stream.zip")
+            with open(workdir / "stream.zip", "rb") as handle:
+                shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
+            sys.stdout.buffer.flush()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_artifact(
+    target: Path | str,
+    data: np.ndarray,
+    meta: ArtifactMeta,
+    *,
+    overwrite: bool = False,
+    chunks: Sequence[int] | None = None,
+) -> None:
+    """Write an in-memory array as an artifact (see :func:`create_artifact`)."""
+    with create_artifact(
+        target, shape=data.shape, dtype=data.dtype, meta=meta, overwrite=overwrite, chunks=chunks
+    ) as out:
+        out[...] = data
+
+
+def _scratch_dir(target: Path | str) -> str | None:
+    """Build zip outputs next to their destination so the final rename is cheap."""
+    if is_stdout(target):
+        return None
+    return str(Path(target).parent)
+
+
+def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> Any:
+    import zarr
+    from zarr.storage import LocalStore
+
+    group = zarr.open_group(store=LocalStore(path), mode="w")
+    group.attrs["czii"] = meta.to_json()
+    fill = 0 if np.dtype(dtype).kind in "biuf" else None
+    return group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill)
+
+
+def _zip_directory(source: Path, destination: Path) -> None:
+    """Pack a zarr directory store into a zip (stored, chunks are already compressed)."""
+    with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for root, _dirs, files in os.walk(source):
+            for name in sorted(files):
+                full = Path(root) / name
+                zf.write(full, full.relative_to(source).as_posix())
+
+
+def _create_npy(path: Path, shape, dtype, meta: ArtifactMeta, overwrite: bool) -> Iterator[Any]:
+    sidecar = path.with_name(path.name + ".json")
+    check_output(sidecar, overwrite=overwrite)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+        try:
+            yield array
+            array.flush()
+        finally:
+            del array
+        with atomic_path(sidecar, overwrite=True) as tmp_json:
+            tmp_json.write_text(json.dumps({"czii": meta.to_json()}, indent=1))

@@ -1,0 +1,233 @@
+"""Read any tomogram-like input as a :class:`Volume`; write MRC and OME-Zarr.
+
+Accepted inputs, told apart by content:
+
+* czii artifacts (zarr directory, zarr zip, ``.npy`` + sidecar, ``-`` for stdin);
+* MRC files (voxel size from the header);
+* OME-Zarr multiscale images (level 0 by default);
+* copick projects (config file or root folder) with ``run`` and ``tomo_type``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..coords import check_voxel_size
+from ..errors import DataError, UsageError
+from . import copick
+from .artifacts import ArtifactMeta, Volume, open_zarr_group, read_artifact, sniff, stdin_to_tempfile
+from .atomic import atomic_path
+
+
+@dataclass(frozen=True)
+class VolumeRequest:
+    """How to pick one tomogram out of an input that may hold several."""
+
+    run: str | None = None
+    tomo_type: str | None = None
+    voxel_size: float | None = None  # overrides what the file says
+    level: int = 0
+
+
+def read_volume(path: Path | str, request: VolumeRequest = VolumeRequest()) -> Volume:
+    """Open a volume lazily from any supported input.
+
+    Parameters
+    ----------
+    path : path or "-"
+        The input; ``-`` reads a zip artifact from stdin.
+    request : VolumeRequest
+        Run, tomogram type, OME-Zarr level and voxel-size override.
+
+    Returns
+    -------
+    Volume
+        ``data`` indexed ``[z, y, x]`` (or ``[c, z, y, x]``), metadata with the voxel size
+        in Å, the origin and the run name.
+    """
+    path = stdin_to_tempfile() if str(path) == "-" else Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory")
+    if copick.find_config(path) is not None:
+        return read_copick_tomogram(path, request)
+    form = sniff(path)
+    if form in ("dir", "zip"):
+        group = open_zarr_group(path)
+        if "czii" in group.attrs:
+            volume = read_artifact(path)
+        elif "multiscales" in group.attrs:
+            volume = read_ome_zarr(path, group, level=request.level, run=request.run)
+        else:
+            raise DataError(f"{path}: a zarr store that is neither a czii artifact nor OME-Zarr")
+    elif form == "npy":
+        volume = read_artifact(path)
+    else:
+        volume = read_mrc(path, run=request.run)
+    if request.voxel_size is not None:
+        volume.meta = volume.meta.evolve(voxel_size=check_voxel_size(request.voxel_size, source=str(path)))
+    else:
+        check_voxel_size(volume.meta.voxel_size, source=str(path))
+    return volume
+
+
+def list_runs(path: Path, request: VolumeRequest) -> list[str | None]:
+    """Runs to process in an input: every copick run unless one is asked for; else [run]."""
+    path = Path(path)
+    if str(path) != "-" and copick.find_config(path) is not None and request.run is None:
+        return list(copick.open_project(path).runs())
+    return [request.run]
+
+
+def read_mrc(path: Path, *, run: str | None = None) -> Volume:
+    """Open an MRC file as a memory map; voxel size and origin come from its header."""
+    import mrcfile
+
+    try:
+        mrc = mrcfile.mmap(path, mode="r", permissive=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise DataError(f"{path}: not a readable MRC file ({err})") from None
+    if mrc.data is None or mrc.data.ndim != 3:
+        raise DataError(f"{path}: expected a 3D MRC volume")
+    voxel = float(mrc.voxel_size.x)
+    origin = mrc.header.origin
+    meta = ArtifactMeta(
+        kind="tomogram",
+        axes="zyx",
+        voxel_size=voxel,
+        origin=(float(origin.z), float(origin.y), float(origin.x)),
+        run=run or path.stem,
+    )
+    return Volume(data=mrc.data, meta=meta, source=str(path))
+
+
+def read_ome_zarr(path: Path, group, *, level: int = 0, run: str | None = None) -> Volume:
+    """Open one level of an OME-Zarr multiscale image (OME-NGFF 0.4 or 0.5)."""
+    try:
+        multiscale = group.attrs["multiscales"][0]
+        dataset = multiscale["datasets"][level]
+        array = group[dataset["path"]]
+        scale, translation = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
+        for transform in dataset.get("coordinateTransformations", []):
+            if transform["type"] == "scale":
+                scale = [float(v) for v in transform["scale"]][-3:]
+            elif transform["type"] == "translation":
+                translation = [float(v) for v in transform["translation"]][-3:]
+    except (KeyError, IndexError, TypeError) as err:
+        raise DataError(f"{path}: malformed OME-Zarr multiscales metadata ({err!r})") from None
+    if array.ndim != 3:
+        raise DataError(f"{path}: expected a 3D OME-Zarr image, found {array.ndim} dimensions")
+    factor = _unit_to_angstrom(multiscale.get("axes", []))
+    if run is None:
+        run = _copick_run_of(path) or path.name.removesuffix(".zarr")
+    meta = ArtifactMeta(
+        kind="tomogram",
+        axes="zyx",
+        voxel_size=scale[-1] * factor,
+        origin=tuple(t * factor for t in translation),
+        run=run,
+    )
+    return Volume(data=array, meta=meta, source=str(path))
+
+
+def _unit_to_angstrom(axes: list) -> float:
+    units = {"angstrom": 1.0, "nanometer": 10.0, "micrometer": 1e4}
+    for axis in axes:
+        if isinstance(axis, dict) and axis.get("type") == "space":
+            return units.get(axis.get("unit", "angstrom"), 1.0)
+    return 1.0
+
+
+def _copick_run_of(path: Path) -> str | None:
+    """``.../ExperimentRuns/<run>/VoxelSpacing10.000/x.zarr`` -> ``<run>``."""
+    parts = path.resolve().parts
+    if len(parts) >= 4 and parts[-4] == "ExperimentRuns":
+        return parts[-3]
+    return None
+
+
+def read_copick_tomogram(path: Path, request: VolumeRequest) -> Volume:
+    """Open one run's tomogram in a copick project."""
+    project = copick.open_project(path)
+    run = request.run
+    if run is None:
+        runs = project.runs()
+        if len(runs) != 1:
+            raise UsageError(f"{path}: the project has {len(runs)} runs; choose one with --run")
+        run = runs[0]
+    tomogram = project.tomogram_path(run, request.tomo_type)
+    return read_ome_zarr(tomogram, open_zarr_group(tomogram), level=request.level, run=run)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_mrc(path: Path, data: np.ndarray, *, voxel_size: float, overwrite: bool = False) -> None:
+    """Write a 3D float32 volume as MRC with its voxel size in the header, atomically."""
+    import mrcfile
+
+    with atomic_path(Path(path), overwrite=overwrite) as tmp:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
+            mrc.voxel_size = float(voxel_size)
+
+
+def write_ome_zarr(
+    path: Path,
+    data: np.ndarray,
+    *,
+    voxel_size: float,
+    levels: int = 3,
+    chunks: int = 256,
+    overwrite: bool = False,
+) -> None:
+    """Write an OME-NGFF 0.4 multiscale image in zarr format 2, as copick stores tomograms.
+
+    Level 0 is full resolution; each further level halves every axis by 2x2x2 mean.
+    """
+    import zarr
+    from zarr.storage import LocalStore
+
+    with atomic_path(Path(path), overwrite=overwrite) as tmp:
+        group = zarr.open_group(store=LocalStore(tmp), mode="w", zarr_format=2)
+        datasets = []
+        level_data = np.asarray(data, dtype=np.float32)
+        for level in range(levels):
+            if level > 0:
+                level_data = downsample2(level_data)
+            array = group.create_array(
+                str(level),
+                shape=level_data.shape,
+                dtype=np.float32,
+                chunks=tuple(min(chunks, s) for s in level_data.shape),
+            )
+            array[...] = level_data
+            scale = float(voxel_size) * 2**level
+            datasets.append(
+                {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": [scale] * 3}]}
+            )
+        group.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "name": Path(path).stem,
+                "axes": [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"],
+                "datasets": datasets,
+                "metadata": {"description": "written by czii"},
+            }
+        ]
+
+
+def downsample2(data: np.ndarray) -> np.ndarray:
+    """Halve each axis by averaging 2x2x2 blocks (odd trailing planes are dropped)."""
+    z, y, x = (s // 2 * 2 for s in data.shape)
+    trimmed = data[:z, :y, :x]
+    return trimmed.reshape(z // 2, 2, y // 2, 2, x // 2, 2).mean(axis=(1, 3, 5), dtype=np.float32)
+
+
+def write_json(path: Path, document: dict, *, overwrite: bool = False) -> None:
+    """Write a JSON document atomically."""
+    with atomic_path(Path(path), overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(document, indent=2))

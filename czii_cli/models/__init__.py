@@ -1,0 +1,1 @@
+"""Networks, losses, the training loop and the safe model-file format."""
