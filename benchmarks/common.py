@@ -1,0 +1,69 @@
+"""Shared helpers for benchmarks: results, timers, peak memory of a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Result:
+    """One benchmark figure.
+
+    ``value`` is measured, ``baseline_value`` is the named baseline measured in the same
+    run; ``ratio`` is what the target is stated on.
+    """
+
+    benchmark: str
+    value: str
+    baseline: str
+    baseline_value: str
+    ratio: float | None
+    target: str
+    ok: bool
+
+
+def timed(function: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
+    """Best wall time (s) of ``repeat`` calls, and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def run_isolated(code: str, *, env: dict | None = None) -> dict:
+    """Run Python ``code`` in a fresh interpreter; it must print one JSON object last.
+
+    Returns that object plus ``peak_rss_bytes`` of the child (from ``wait4``), so memory
+    figures are not polluted by the benchmark runner itself.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        text=True,
+    )
+    stdout, _ = process.communicate()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode != 0:
+        raise RuntimeError(f"benchmark child failed with exit code {process.returncode}")
+    document = json.loads(stdout.strip().splitlines()[-1])
+    document.setdefault("peak_rss_bytes", usage.ru_maxrss * 1024)
+    return document
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes (Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+GIB = 1024**3
