@@ -374,3 +374,24 @@ def _create_npy(path: Path, shape, dtype, meta: ArtifactMeta, overwrite: bool) -
             del array
         with atomic_path(sidecar, overwrite=True) as tmp_json:
             tmp_json.write_text(json.dumps({"czii": meta.to_json()}, indent=1))
+
+
+def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = True) -> None:
+    """Raise a DataError naming both files if two volumes do not share one voxel grid.
+
+    Compares the spatial shape, voxel size and origin (and the full shape when
+    ``spatial_only`` is false).
+    """
+    if spatial_only:
+        a, b = reference.spatial_shape, other.spatial_shape
+    else:
+        a, b = reference.shape, other.shape
+    if a != b:
+        raise DataError(f"{other.source}: shape {b} does not match {reference.source} {a}")
+    if abs(reference.meta.voxel_size - other.meta.voxel_size) > 1e-3:
+        raise DataError(
+            f"{other.source}: voxel size {other.meta.voxel_size} Å does not match "
+            f"{reference.source} {reference.meta.voxel_size} Å"
+        )
+    if any(abs(x - y) > 1e-3 for x, y in zip(reference.meta.origin, other.meta.origin)):
+        raise DataError(f"{other.source}: origin {other.meta.origin} does not match {reference.source} {reference.meta.origin}")

@@ -187,9 +187,12 @@ def write_ome_zarr(
     """Write an OME-NGFF 0.4 multiscale image in zarr format 2, as copick stores tomograms.
 
     Level 0 is full resolution; each further level halves every axis by 2x2x2 mean.
+    Missing parent folders are created (copick nests tomograms deeply).
     """
     import zarr
     from zarr.storage import LocalStore
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
 
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
         group = zarr.open_group(store=LocalStore(tmp), mode="w", zarr_format=2)
