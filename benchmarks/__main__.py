@@ -23,7 +23,7 @@ def main() -> int:
     )
     if options.names:
         modules = [m for m in modules if m.removeprefix("bench_") in options.names]
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=200)
     results, failed = [], False
     for name in modules:
         console.print(f"[bold]running {name}[/bold]")

@@ -40,24 +40,35 @@ def timed(function: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
     return best, result
 
 
-def run_isolated(code: str, *, env: dict | None = None) -> dict:
-    """Run Python ``code`` in a fresh interpreter; it must print one JSON object last.
+PEAK_FOOTER = """
+def _czii_peak_rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+print("CZII_PEAK_RSS", _czii_peak_rss())
+"""
 
-    Returns that object plus ``peak_rss_bytes`` of the child (from ``wait4``), so memory
-    figures are not polluted by the benchmark runner itself.
+
+def run_isolated(code: str, *, env: dict | None = None) -> dict:
+    """Run Python ``code`` in a fresh interpreter; it must print one JSON object.
+
+    Returns that object plus ``peak_rss_bytes``: the child's own high-water mark read
+    from ``/proc/self/status`` (``VmHWM``) after its code ran.  (``ru_maxrss`` of a
+    child would include the parent's memory from before ``exec``.)
     """
-    process = subprocess.Popen(
-        [sys.executable, "-c", code],
+    completed = subprocess.run(
+        [sys.executable, "-c", code + PEAK_FOOTER],
         stdout=subprocess.PIPE,
         env={**os.environ, **(env or {})},
         text=True,
+        check=False,
     )
-    stdout, _ = process.communicate()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if process.returncode != 0:
-        raise RuntimeError(f"benchmark child failed with exit code {process.returncode}")
-    document = json.loads(stdout.strip().splitlines()[-1])
-    document.setdefault("peak_rss_bytes", usage.ru_maxrss * 1024)
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark child failed with exit code {completed.returncode}")
+    lines = completed.stdout.strip().splitlines()
+    peak = int(lines[-1].split()[1])
+    document = json.loads(lines[-2])
+    document.setdefault("peak_rss_bytes", peak)
     return document
 
 

@@ -82,26 +82,73 @@ def list_runs(path: Path, request: VolumeRequest) -> list[str | None]:
     return [request.run]
 
 
+class RawVolumeReader:
+    """Read z-slabs of a raw C-ordered volume from a file on demand.
+
+    Unlike a memory map, pages read once do not stay resident, so streaming over a
+    large MRC keeps memory bounded.  Supports ``reader[z0:z1, ...]`` and ``reader[...]``.
+    """
+
+    def __init__(self, path: Path, *, offset: int, shape: tuple[int, int, int], dtype: np.dtype):
+        self.path, self.offset, self.shape, self.dtype = Path(path), int(offset), tuple(shape), np.dtype(dtype)
+        self.ndim = 3
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[...]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        first = key[0] if key and key[0] is not Ellipsis else slice(None)
+        rest = key[1:] if key and key[0] is not Ellipsis else key
+        if isinstance(first, (int, np.integer)):
+            first = int(first) % self.shape[0]
+            planes, squeeze = (first, first + 1), True
+        elif isinstance(first, slice) and first.step in (None, 1):
+            planes, squeeze = first.indices(self.shape[0])[:2], False
+        else:
+            raise TypeError("RawVolumeReader supports z slices with step 1 only")
+        start, stop = planes[0], max(planes[0], planes[1])
+        plane = self.shape[1] * self.shape[2]
+        count = (stop - start) * plane
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset + start * plane * self.dtype.itemsize)
+            block = np.fromfile(handle, dtype=self.dtype, count=count)
+        if block.size != count:
+            raise DataError(f"{self.path}: file is shorter than its header says")
+        block = block.reshape(stop - start, *self.shape[1:])
+        if squeeze:
+            return block[0][rest] if rest else block[0]
+        return block[(slice(None),) + rest] if rest else block
+
+
 def read_mrc(path: Path, *, run: str | None = None) -> Volume:
-    """Open an MRC file as a memory map; voxel size and origin come from its header."""
+    """Open an MRC file lazily; voxel size and origin come from its header."""
     import mrcfile
 
     try:
-        mrc = mrcfile.mmap(path, mode="r", permissive=False)
+        with mrcfile.mmap(path, mode="r", permissive=False) as mrc:
+            if mrc.data is None or mrc.data.ndim != 3:
+                raise DataError(f"{path}: expected a 3D MRC volume")
+            voxel = float(mrc.voxel_size.x)
+            origin = mrc.header.origin
+            origin = (float(origin.z), float(origin.y), float(origin.x))
+            offset = int(mrc.data.offset)
+            shape, dtype = tuple(mrc.data.shape), mrc.data.dtype
     except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{path}: not a readable MRC file ({err})") from None
-    if mrc.data is None or mrc.data.ndim != 3:
-        raise DataError(f"{path}: expected a 3D MRC volume")
-    voxel = float(mrc.voxel_size.x)
-    origin = mrc.header.origin
+    data = RawVolumeReader(path, offset=offset, shape=shape, dtype=dtype)
     meta = ArtifactMeta(
         kind="tomogram",
         axes="zyx",
         voxel_size=voxel,
-        origin=(float(origin.z), float(origin.y), float(origin.x)),
+        origin=origin,
         run=run or path.stem,
     )
-    return Volume(data=mrc.data, meta=meta, source=str(path))
+    return Volume(data=data, meta=meta, source=str(path))
 
 
 def read_ome_zarr(path: Path, group, *, level: int = 0, run: str | None = None) -> Volume:
