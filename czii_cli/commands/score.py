@@ -1,7 +1,115 @@
-"""Not available yet."""
+"""Score picks against reference picks with the competition's F-beta metric.
 
-from ..errors import UsageError
+PRED is a picks CSV (submission format) or a copick project/overlay; GT is a copick
+project (root or config), an overlay ExperimentRuns folder, a folder of annotation CSVs or
+a solution CSV; both are recognised by content.  By default a reference within radius x
+--distance-multiplier of any candidate is one true positive, FP = candidates - TP,
+counts are summed per class over experiments and the weighted F-beta (--beta 4) is
+divided by the sum of all class weights, exactly as in the competition; --matching
+one-to-one pairs each candidate with at most one reference.  Experiments found only in
+PRED are ignored.  The score is the last line of stdout; --format table adds a per-class
+table on stderr (the default when stderr is a terminal), --format json prints one JSON
+document (and nothing else) to stdout.
+
+[bold]Examples[/bold]
+
+  czii score submission.csv train/copick_config.json
+  czii score picks.csv solution.csv --format table --per-experiment
+  czii score picks.csv train_annotations/ --matching one-to-one --format json | jq .score
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import Classes, Quiet
+
+FORMATS = ("auto", "plain", "table", "json")
+
+Beta = Annotated[float, typer.Option("--beta", help="F-beta's recall weight.")]
+DistanceMultiplier = Annotated[
+    float, typer.Option("--distance-multiplier", help="Match distance as a fraction of the class radius.")
+]
+Matching = Annotated[str, typer.Option("--matching", help="any (competition) or one-to-one.")]
 
 
-def command() -> None:
-    raise UsageError("this command is not available yet")
+def command(
+    pred: Annotated[Path, typer.Argument(help="Candidate picks: CSV, copick project or overlay; '-' reads CSV.")],
+    gt: Annotated[Path, typer.Argument(help="Reference picks: copick project, overlay, annotation folder, CSV.")],
+    beta: Beta = 4.0,
+    distance_multiplier: DistanceMultiplier = 0.5,
+    matching: Matching = "any",
+    output_format: Annotated[
+        str, typer.Option("--format", help="auto (table on a terminal, else plain), plain, table or json.")
+    ] = "auto",
+    per_experiment: Annotated[
+        bool, typer.Option("--per-experiment", help="Add the breakdown of each experiment (table or json).")
+    ] = False,
+    classes: Classes = None,
+    quiet: Quiet = False,
+) -> None:
+    from ..console import console, set_verbosity
+    from ..errors import UsageError
+    from ..metric import check_metric_options, score_picks
+
+    set_verbosity(quiet=quiet)
+    check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    if output_format not in FORMATS:
+        raise UsageError(f"unknown --format {output_format!r} (choose from {', '.join(FORMATS)})")
+    if output_format == "plain" and per_experiment:
+        raise UsageError("--per-experiment needs --format table or json")
+    if output_format == "auto":
+        output_format = "table" if (console.is_terminal and not quiet) or per_experiment else "plain"
+    catalog, pred_picks, gt_picks = read_inputs(pred, gt, classes)
+    report = score_picks(
+        pred_picks, gt_picks, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching
+    )
+    if output_format == "json":
+        document = {"pred": str(pred), "gt": str(gt), **report.to_json()}
+        if not per_experiment:
+            document.pop("per_experiment", None)
+        typer.echo(json.dumps(document, indent=2))
+        return
+    if output_format == "table":
+        print_score_table(report, title=f"{pred} vs {gt}")
+        if per_experiment:
+            for name, part in report.per_experiment.items():
+                print_score_table(part, title=f"experiment {name}")
+    typer.echo(f"{report.score:.6f}")
+
+
+def read_inputs(pred: Path, gt: Path, classes: Path | None):
+    """The catalog and both picks tables, each checked for unknown class names."""
+    from ..io.catalog_file import load_catalog
+    from ..io.picks import read_picks
+    from ..picks import check_classes
+
+    catalog = load_catalog(classes)
+    pred_picks = read_picks(pred, catalog=catalog)
+    check_classes(pred_picks, catalog.names, source="<stdin>" if str(pred) == "-" else str(pred))
+    gt_picks = read_picks(gt, catalog=catalog)
+    check_classes(gt_picks, catalog.names, source=str(gt))
+    return catalog, pred_picks, gt_picks
+
+
+def print_score_table(report, *, title: str) -> None:
+    """Per-class tp, fp, fn, precision, recall, F-beta and weight on stderr."""
+    from rich.table import Table
+
+    from ..console import console
+
+    table = Table(title=title, title_justify="left")
+    for column in ("class", "tp", "fp", "fn", "precision", "recall", f"F{report.beta:g}", "weight"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, part in report.per_class.items():
+        table.add_row(
+            name, str(part.tp), str(part.fp), str(part.fn),
+            f"{part.precision:.4f}", f"{part.recall:.4f}", f"{part.fbeta:.4f}", f"{part.weight:g}",
+        )
+    table.add_section()
+    table.add_row("score", "", "", "", "", "", f"{report.score:.4f}", "", style="bold")
+    console.print(table)

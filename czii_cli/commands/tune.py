@@ -1,7 +1,105 @@
-"""Not available yet."""
+"""Find the per-class score cutoffs that maximise the F-beta score, and write them as JSON.
 
-from ..errors import UsageError
+PRED must carry a score column (czii postprocess writes one); GT is read like in
+[bold]czii score[/bold].  For each class the search tries every distinct score as a cutoff
+(keep picks with score >= cutoff) under the chosen metric and keeps the best, the highest
+cutoff among ties; the written cutoff sits about halfway to the next lower score, so rounded
+scores keep the same picks.  A table of F-beta before and after goes to stderr and the
+tuned score is the last line of stdout.  --cv also reports the leave-one-experiment-out
+score (tune on all experiments but one, count on the held-out one, sum the counts), which
+shows how much of the gain carries over to unseen tomograms.  The file holds
+{"thresholds": {class: cutoff}, "metric", "score_before", "score_after", "cv_score",
+"provenance"} and is what [bold]czii postprocess --thresholds[/bold] reads; '-o -' prints it
+to stdout instead of the score.
+
+[bold]Examples[/bold]
+
+  czii tune oof_picks.csv train/copick_config.json -o thresholds.json
+  czii tune oof_picks.csv solution.csv --cv -o thresholds.json -f
+  czii postprocess probs.zarr --thresholds thresholds.json > picks.csv
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import Classes, Output, Overwrite, Quiet
+from .score import Beta, DistanceMultiplier, Matching
 
 
-def command() -> None:
-    raise UsageError("this command is not available yet")
+def command(
+    pred: Annotated[Path, typer.Argument(help="Scored candidate picks (CSV with a score column, copick overlay).")],
+    gt: Annotated[Path, typer.Argument(help="Reference picks: copick project, overlay, annotation folder, CSV.")],
+    output: Output = None,
+    beta: Beta = 4.0,
+    distance_multiplier: DistanceMultiplier = 0.5,
+    matching: Matching = "any",
+    cv: Annotated[bool, typer.Option("--cv", help="Also report the leave-one-experiment-out score.")] = False,
+    overwrite: Overwrite = False,
+    classes: Classes = None,
+    quiet: Quiet = False,
+) -> None:
+    import numpy as np
+
+    from ..console import set_verbosity
+    from ..errors import DataError, UsageError
+    from ..io.artifacts import provenance_entry
+    from ..io.atomic import check_output, is_stdout
+    from ..io.thresholds import write_thresholds
+    from ..metric import check_metric_options
+    from ..tune import tune_thresholds
+    from .score import read_inputs
+
+    set_verbosity(quiet=quiet)
+    check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    if output is None:
+        raise UsageError("no output given; pass -o thresholds.json (or -o - for stdout)")
+    check_output(output, overwrite=overwrite)
+    catalog, pred_picks, gt_picks = read_inputs(pred, gt, classes)
+    if pred_picks.score is None:
+        raise DataError(f"{pred}: no score column; tuning needs scored picks (czii postprocess writes them)")
+    if not np.isfinite(pred_picks.score).all():
+        raise DataError(f"{pred}: non-finite values in the score column")
+    if cv and len(gt_picks.experiments) < 2:
+        raise UsageError(f"{gt}: --cv needs references in at least two experiments, found {len(gt_picks.experiments)}")
+    metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
+    result = tune_thresholds(pred_picks, gt_picks, catalog, cross_validation=cv, **metric)
+    extra = {"metric": metric, "score_before": result.before.score, "score_after": result.after.score}
+    if result.cv is not None:
+        extra["cv_score"] = result.cv.score
+    extra["provenance"] = [provenance_entry("tune", {**metric, "cv": cv}, [str(pred), str(gt)])]
+    write_thresholds(output, result.thresholds, extra=extra, overwrite=overwrite)
+    if not quiet:
+        print_tune_table(result)
+    if not is_stdout(output):
+        typer.echo(f"{result.after.score:.6f}")
+
+
+def print_tune_table(result) -> None:
+    """Per class: cutoff, picks kept, F-beta before and after (and under --cv) on stderr."""
+    from rich import box
+    from rich.table import Table
+
+    from ..console import console
+
+    title = f"F{result.after.beta:g} per class before and after tuning ({result.after.matching} matching)"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ["class", "cutoff", "kept", "before", "after", "tp/fp/fn"] + (["cv"] if result.cv else []):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, after in result.after.per_class.items():
+        before = result.before.per_class[name]
+        cutoff = result.thresholds.get(name)
+        table.add_row(
+            name, "-" if cutoff is None else f"{cutoff:.6g}", f"{after.tp + after.fp}/{before.tp + before.fp}",
+            f"{before.fbeta:.4f}", f"{after.fbeta:.4f}", f"{after.tp}/{after.fp}/{after.fn}",
+            *([f"{result.cv.per_class[name].fbeta:.4f}"] if result.cv else []),
+        )
+    table.add_section()
+    table.add_row(
+        "score", "", "", f"{result.before.score:.4f}", f"{result.after.score:.4f}", "",
+        *([f"{result.cv.score:.4f}"] if result.cv else []), style="bold",
+    )
+    console.print(table)

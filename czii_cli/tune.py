@@ -1,0 +1,323 @@
+"""Per-class score cutoffs that maximise the F-beta metric, searched exactly.
+
+For each class the search runs over every distinct score of its candidates (keep picks
+with ``score >= cutoff``), not over a grid.  Candidates are taken in descending score
+order and each one either adds a true positive or not:
+
+* ``any`` matching: a reference becomes matched at the highest score among the
+  candidates within its reach, so ``TP(cutoff)`` counts references whose best reaching
+  score is ``>= cutoff``; O(N log N) overall.
+* ``one-to-one`` matching: a maximum matching grows by at most one when a candidate is
+  added, exactly when an augmenting path starts at that candidate; one depth-first search
+  per candidate keeps the matching maximum.  The cost is O(candidates x size of the
+  within-reach component), small for picks, but slower than ``any``.
+
+Among cutoffs reaching the best F-beta the highest wins (fewest picks).  The reported
+cutoff is the midpoint between that score and the next lower distinct score, rounded to
+the fewest decimals that stay within the middle half of that gap: it keeps the same picks
+with ``>=`` while tolerating rounding of the scores (picks CSVs store six significant
+digits).  When a class's best F-beta is 0 (no cutoff finds a reference) only its
+top-scoring picks are kept.  Classes are independent in the final score, so per-class optima maximise
+the total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from .catalog import Catalog
+from .errors import DataError
+from .metric import (
+    MatchCounts,
+    ScoreReport,
+    check_metric_options,
+    fbeta_score,
+    reach_pairs,
+    score_counts,
+    score_picks,
+    split_groups,
+)
+from .picks import Picks
+
+
+@dataclass(frozen=True)
+class GroupEvents:
+    """What tuning needs of one experiment and class.
+
+    Attributes
+    ----------
+    candidate_scores : ndarray
+        Score of every candidate.
+    match_scores : ndarray
+        One entry per true positive: the cutoff at or below which it is counted.
+    n_references : int
+        Number of references.
+    """
+
+    candidate_scores: np.ndarray
+    match_scores: np.ndarray
+    n_references: int
+
+    def counts_at(self, cutoff: float) -> tuple[int, int, int]:
+        """TP, FP and FN when picks with ``score >= cutoff`` are kept."""
+        tp = int(np.count_nonzero(self.match_scores >= cutoff))
+        return tp, int(np.count_nonzero(self.candidate_scores >= cutoff)) - tp, self.n_references - tp
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Tuned cutoffs and the scores before, after and under cross-validation.
+
+    ``thresholds`` holds a cutoff for every class that has candidates in a reference
+    experiment.  ``cv`` is the leave-one-experiment-out score (its ``per_experiment`` holds
+    each held-out fold), or None when not asked for.
+    """
+
+    thresholds: dict[str, float]
+    before: ScoreReport
+    after: ScoreReport
+    cv: ScoreReport | None
+
+
+def best_cutoff(candidate_scores: np.ndarray, match_scores: np.ndarray, n_references: int, *, beta: float) -> float:
+    """The cutoff maximising F-beta for one class, given its tuning events.
+
+    Parameters
+    ----------
+    candidate_scores : ndarray
+        Scores of all candidates of the class (all experiments together); not empty.
+    match_scores : ndarray
+        One score per potential true positive (see :class:`GroupEvents`).
+    n_references : int
+        References of the class over all experiments.
+    beta : float
+        Recall weight of F-beta.
+
+    Returns
+    -------
+    float
+        Keeping ``score >= cutoff`` reaches the best F-beta; ties go to the highest cutoff.
+
+    Examples
+    --------
+    >>> best_cutoff(np.array([0.9, 0.8, 0.2]), np.array([0.9, 0.8]), 2, beta=4.0)
+    0.5
+    """
+    cutoffs = np.unique(candidate_scores)[::-1]
+    kept = len(candidate_scores) - np.searchsorted(np.sort(candidate_scores), cutoffs, side="left")
+    tp = len(match_scores) - np.searchsorted(np.sort(match_scores), cutoffs, side="left")
+    fbeta = fbeta_score(tp, kept - tp, n_references - tp, beta=beta)[2]
+    best = int(np.argmax(fbeta))
+    if best + 1 == len(cutoffs):
+        return float(cutoffs[best])
+    return _short_decimal_between(float(cutoffs[best + 1]), float(cutoffs[best]))
+
+
+def _short_decimal_between(low: float, high: float) -> float:
+    """The midpoint of ``low < high`` with the fewest decimals that keep it in the middle half."""
+    midpoint, margin = low / 2 + high / 2, (high - low) / 4
+    for decimals in range(18):
+        value = round(midpoint, decimals)
+        if low < value <= high and abs(value - midpoint) <= margin:
+            return value
+    return high
+
+
+def group_events(
+    pred: Picks, gt: Picks, catalog: Catalog, *, distance_multiplier: float = 0.5, matching: str = "any"
+) -> dict[tuple[str, str], GroupEvents]:
+    """Tuning events of every (reference experiment, class) group."""
+    check_metric_options(distance_multiplier=distance_multiplier, matching=matching)
+    scores = _scores_of(pred)
+    events = {}
+    for group in split_groups(pred, gt, catalog):
+        candidates, references = pred.xyz[group.candidates], gt.xyz[group.references]
+        group_scores = scores[group.candidates]
+        distance = catalog.get(group.particle_type).radius * distance_multiplier
+        cand, ref = reach_pairs(candidates, references, distance)
+        if matching == "any":
+            best = np.full(len(references), -np.inf)
+            np.maximum.at(best, ref, group_scores[cand])
+            match_scores = best[np.bincount(ref, minlength=len(references)) > 0]
+        else:
+            grew = _augmenting_candidates(group_scores, cand, ref, len(candidates), len(references))
+            match_scores = group_scores[grew]
+        events[group.experiment, group.particle_type] = GroupEvents(group_scores, match_scores, len(references))
+    return events
+
+
+def _scores_of(picks: Picks) -> np.ndarray:
+    if picks.score is None:
+        raise DataError("the predictions have no score column; tuning needs scored picks")
+    if not np.isfinite(picks.score).all():
+        raise DataError("the predictions have non-finite scores")
+    return picks.score
+
+
+def _augmenting_candidates(
+    scores: np.ndarray, cand: np.ndarray, ref: np.ndarray, n_candidates: int, n_references: int
+) -> np.ndarray:
+    """Indices of candidates that grow a maximum matching when added in descending score order."""
+    graph = csr_matrix((np.ones(len(cand)), (cand, ref)), shape=(n_candidates, n_references))
+    starts, neighbours = graph.indptr.tolist(), graph.indices.tolist()
+    partner_of_reference = [-1] * n_references
+    grew = []
+    for candidate in np.argsort(-scores, kind="stable").tolist():
+        if starts[candidate] < starts[candidate + 1] and _augment(candidate, starts, neighbours, partner_of_reference):
+            grew.append(candidate)
+    return np.array(grew, dtype=np.int64)
+
+
+def _augment(start: int, starts: list[int], neighbours: list[int], partner_of_reference: list[int]) -> bool:
+    """Find an augmenting path from an unmatched candidate (iterative DFS) and flip it."""
+    for reference in neighbours[starts[start] : starts[start + 1]]:
+        if partner_of_reference[reference] < 0:
+            partner_of_reference[reference] = start
+            return True
+    visited: set[int] = set()
+    path = [start]  # candidates on the current alternating path
+    through: list[int] = []  # the reference leading to each candidate after the first
+    position = [starts[start]]
+    while path:
+        candidate = path[-1]
+        if position[-1] == starts[candidate + 1]:
+            path.pop()
+            position.pop()
+            if through:
+                through.pop()
+            continue
+        reference = neighbours[position[-1]]
+        position[-1] += 1
+        if reference in visited:
+            continue
+        visited.add(reference)
+        partner = partner_of_reference[reference]
+        if partner < 0:
+            for step, matched_reference in enumerate([*through, reference]):
+                partner_of_reference[matched_reference] = path[step]
+            return True
+        path.append(partner)
+        through.append(reference)
+        position.append(starts[partner])
+    return False
+
+
+def thresholds_from_events(
+    events: Mapping[tuple[str, str], GroupEvents], catalog: Catalog, *, beta: float, experiments: set[str] | None = None
+) -> dict[str, float]:
+    """Best cutoff per class over the given experiments (all by default).
+
+    Classes without candidates there get no cutoff.
+    """
+    thresholds = {}
+    for name in catalog.names:
+        parts = [
+            part
+            for (experiment, particle), part in events.items()
+            if particle == name and (experiments is None or experiment in experiments)
+        ]
+        candidate_scores = np.concatenate([p.candidate_scores for p in parts]) if parts else np.empty(0)
+        if len(candidate_scores) == 0:
+            continue
+        thresholds[name] = best_cutoff(
+            candidate_scores,
+            np.concatenate([p.match_scores for p in parts]),
+            sum(p.n_references for p in parts),
+            beta=beta,
+        )
+    return thresholds
+
+
+def apply_thresholds(picks: Picks, thresholds: Mapping[str, float]) -> Picks:
+    """Keep picks with ``score >= thresholds[class]``; classes without a cutoff are kept whole.
+
+    Examples
+    --------
+    >>> picks = Picks.from_points("TS_1", "ribosome", np.zeros((3, 3)), score=[0.1, 0.5, 0.9])
+    >>> apply_thresholds(picks, {"ribosome": 0.5}).score.tolist()
+    [0.5, 0.9]
+    """
+    scores = _scores_of(picks)
+    cutoff = np.array([thresholds.get(str(name), -np.inf) for name in picks.particle_type], dtype=np.float64)
+    return picks.subset(scores >= cutoff)
+
+
+def cross_validate(
+    events: Mapping[tuple[str, str], GroupEvents],
+    catalog: Catalog,
+    *,
+    beta: float,
+    distance_multiplier: float,
+    matching: str,
+) -> ScoreReport:
+    """Leave-one-experiment-out score: tune on the other experiments, count on the held-out one.
+
+    TP, FP and FN of the held-out evaluations are summed per class before F-beta.  A class
+    without candidates in the training experiments keeps all its held-out picks.
+    """
+    experiments = list(dict.fromkeys(experiment for experiment, _ in events))
+    if len(experiments) < 2:
+        raise DataError("cross-validation needs references in at least two experiments")
+    shape = (len(experiments), len(catalog))
+    tp, fp, fn = (np.zeros(shape, dtype=np.int64) for _ in range(3))
+    for row, held_out in enumerate(experiments):
+        thresholds = thresholds_from_events(events, catalog, beta=beta, experiments=set(experiments) - {held_out})
+        for column, name in enumerate(catalog.names):
+            counts = events[held_out, name].counts_at(thresholds.get(name, -np.inf))
+            tp[row, column], fp[row, column], fn[row, column] = counts
+    counts = MatchCounts(tuple(experiments), tuple(catalog.names), tp, fp, fn)
+    return score_counts(counts, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+
+
+def tune_thresholds(
+    pred: Picks,
+    gt: Picks,
+    catalog: Catalog,
+    *,
+    beta: float = 4.0,
+    distance_multiplier: float = 0.5,
+    matching: str = "any",
+    cross_validation: bool = False,
+) -> TuneResult:
+    """Find the per-class score cutoffs that maximise the F-beta score.
+
+    Parameters
+    ----------
+    pred : Picks
+        Scored candidates (a ``score`` column is required).
+    gt : Picks
+        References.
+    catalog : Catalog
+        Radii and weights.
+    beta, distance_multiplier, matching
+        The metric, as in :func:`czii_cli.metric.score_picks`.
+    cross_validation : bool
+        Also compute the leave-one-experiment-out score.
+
+    Returns
+    -------
+    TuneResult
+
+    Examples
+    --------
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> gt = Picks.from_points("TS_1", "ribosome", [[0, 0, 0], [500, 0, 0]])
+    >>> pred = Picks.from_points("TS_1", "ribosome", [[10, 0, 0], [20, 0, 0], [900, 0, 0]], score=[0.9, 0.4, 0.2])
+    >>> result = tune_thresholds(pred, gt, DEFAULT_CATALOG)
+    >>> result.thresholds, result.after.per_class["ribosome"].fp
+    ({'ribosome': 0.7}, 0)
+    """
+    check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
+    events = group_events(pred, gt, catalog, distance_multiplier=distance_multiplier, matching=matching)
+    thresholds = thresholds_from_events(events, catalog, beta=beta)
+    return TuneResult(
+        thresholds=thresholds,
+        before=score_picks(pred, gt, catalog, **metric),
+        after=score_picks(apply_thresholds(pred, thresholds), gt, catalog, **metric),
+        cv=cross_validate(events, catalog, **metric) if cross_validation else None,
+    )
