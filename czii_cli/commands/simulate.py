@@ -1,7 +1,145 @@
-"""Not available yet."""
+"""Make synthetic tomograms with their true particle picks, for tests, demos and pre-training.
 
-from ..errors import UsageError
+Each run is a crowded volume of class-specific particle shapes (a hollow apo-ferritin
+shell, a two-subunit ribosome, a capsid with bumps, ...) in random orientations, with
+off-target proteins and membranes as distractors, imaged through a CTF band pass and a
++-60 degree missing wedge, with noise at --snr (variance of the noise-free tomogram over
+that of the noise, over the whole volume).  Particle counts follow the competition's
+data (about 180 per 184x630x630 run), scaled with the volume and --density.  --layout
+copick writes a copick project (copick_config.json,
+static/ExperimentRuns/<run>/VoxelSpacing10.000/denoised.zarr,
+overlay/ExperimentRuns/<run>/Picks/curation_0_<particle>.json); mrc writes
+train_images/<run>.mrc and train_annotations/<run>.csv; both writes both.  --picks puts
+the particles of its runs at its coordinates instead.  The same --seed gives identical
+files.
+
+[bold]Examples[/bold]
+
+  czii simulate sim --runs 4 --shape 96 192 192 --seed 1
+  czii simulate sim --runs 7 --layout both --snr 0.05 -f
+  czii simulate sim --picks truth.csv --shape 184 630 630
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .common import Classes, Overwrite, Quiet, Seed
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..simulate import SimulatedRun
+
+DEFAULT_SNR = 0.1  # mirrors czii_cli.simulate.DEFAULT_SNR, which is not imported at start-up
+TOMO_TYPE = "denoised"
 
 
-def command() -> None:
-    raise UsageError("this command is not available yet")
+class Layout(str, Enum):
+    """Where the runs go: a copick project, competition-style MRC + CSV files, or both."""
+
+    copick = "copick"
+    mrc = "mrc"
+    both = "both"
+
+
+def command(
+    out: Annotated[Path, typer.Argument(help="Output folder (must not exist unless -f).")],
+    runs: Annotated[
+        int | None, typer.Option("--runs", min=1, help="Number of runs (default 1).", show_default=False)
+    ] = None,
+    shape: Annotated[
+        tuple[int, int, int], typer.Option("--shape", metavar="Z Y X", help="Run size in voxels.")
+    ] = (184, 630, 630),
+    seed: Seed = 0,
+    layout: Annotated[Layout, typer.Option("--layout", help="Output layout.")] = Layout.copick,
+    snr: Annotated[float, typer.Option("--snr", help="Signal variance / noise variance.")] = DEFAULT_SNR,
+    picks: Annotated[
+        Path | None,
+        typer.Option("--picks", help="Place particles at these picks (any picks file); its runs replace --runs.",
+                     show_default=False),
+    ] = None,
+    voxel_size: Annotated[float, typer.Option("--voxel-size", help="Voxel size in Å.")] = 10.0,
+    density: Annotated[
+        float, typer.Option("--density", help="Scale the number of particles and off-target proteins.")
+    ] = 1.0,
+    classes: Classes = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    import numpy as np
+
+    from ..console import info, set_verbosity, track
+    from ..errors import DataError, UsageError
+    from ..io.atomic import atomic_path, check_output
+    from ..io.catalog_file import load_catalog
+    from ..io.picks import read_picks
+    from ..simulate import MIN_SIDE, check_positions, simulate_run
+
+    set_verbosity(quiet=quiet)
+    if min(shape) < MIN_SIDE:
+        raise UsageError(f"--shape: each side must be at least {MIN_SIDE} voxels, got {' '.join(map(str, shape))}")
+    for flag, value in (("--snr", snr), ("--voxel-size", voxel_size), ("--density", density)):
+        if not 0 < value < float("inf"):
+            raise UsageError(f"{flag} must be a positive number, got {value}")
+    check_output(out, overwrite=overwrite)
+    catalog = load_catalog(classes)
+    given = None
+    if picks is not None:
+        if runs is not None:
+            raise UsageError("--runs and --picks exclude each other: the picks file names the runs")
+        given = read_picks(picks, catalog=catalog)
+        if len(given) == 0:
+            raise DataError(f"{picks}: no picks to place")
+        try:
+            check_positions(given, shape, voxel_size=voxel_size, catalog=catalog)
+        except DataError as err:
+            raise DataError(f"{picks}: {err}") from None
+    names = given.experiments if given is not None else [f"TS_sim_{i}" for i in range(runs or 1)]
+
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        tmp.mkdir()
+        for index, run in enumerate(track(names, description="simulating", total=len(names))):
+            sim = simulate_run(
+                shape,
+                catalog=catalog,
+                voxel_size=voxel_size,
+                rng=np.random.default_rng(np.random.SeedSequence([seed, index])),
+                snr=snr,
+                positions=None if given is None else given.where(experiment=run),
+                density_scale=density,
+                run=run,
+            )
+            _write_run(tmp, sim, layout=layout, voxel_size=voxel_size)
+            info(f"{run}: {sim.summary()}")
+        if layout is not Layout.mrc:
+            _write_copick_config(tmp, catalog, final=out)
+    info(f"wrote {len(names)} simulated run(s) to {out} ({layout.value} layout)")
+
+
+def _write_run(root: Path, sim: SimulatedRun, *, layout: Layout, voxel_size: float) -> None:
+    from ..io.picks import write_annotation_csv, write_copick_picks
+    from ..io.volumes import write_mrc, write_ome_zarr
+
+    run = sim.run
+    if layout is not Layout.mrc:
+        spacing = root / "static" / "ExperimentRuns" / run / f"VoxelSpacing{voxel_size:.3f}"
+        write_ome_zarr(spacing / f"{TOMO_TYPE}.zarr", sim.tomogram, voxel_size=voxel_size)
+        (root / "overlay" / "ExperimentRuns" / run / "Picks").mkdir(parents=True, exist_ok=True)
+        write_copick_picks(root / "overlay", sim.picks, user="curation", session="0")
+    if layout is not Layout.copick:
+        (root / "train_images").mkdir(exist_ok=True)
+        (root / "train_annotations").mkdir(exist_ok=True)
+        write_mrc(root / "train_images" / f"{run}.mrc", sim.tomogram, voxel_size=voxel_size)
+        write_annotation_csv(root / "train_annotations" / f"{run}.csv", sim.picks)
+
+
+def _write_copick_config(root: Path, catalog: Catalog, *, final: Path) -> None:
+    """The project config, pointing at where the project will be once renamed into place."""
+    from ..io.copick import config_document
+    from ..io.volumes import write_json
+
+    write_json(root / "copick_config.json", config_document(final.name, catalog.to_json(), final))

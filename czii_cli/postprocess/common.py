@@ -1,0 +1,268 @@
+"""Helpers every post-processing method shares: thresholds, sizes, components, centroids.
+
+Sizes and distances are in voxels of the map; a class's particle radius in voxels is its
+catalog radius (Å) divided by the voxel size.  The *blob radius* is the radius a network
+draws a particle with: ``radius_scale`` times the particle radius (default 0.5, the
+training spheres of most top solutions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import UsageError
+
+DEFAULT_THRESHOLD = 0.15
+DEFAULT_RADIUS_SCALE = 0.5
+DEFAULT_MIN_SIZE_FRACTION = 1.0 / 7.0  # 5th place: training-sphere volume / 7
+CONNECTIVITIES = (6, 18, 26)
+
+
+class Detections(NamedTuple):
+    """Picks of one class channel, in voxel units.
+
+    Attributes
+    ----------
+    centres : ndarray of float64, shape (N, 3)
+        Fractional voxel positions, z/y/x.
+    scores : ndarray of float64, shape (N,)
+        Confidence of each pick (each method documents which).
+    """
+
+    centres: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Detections:
+        """No picks."""
+        return cls(np.empty((0, 3)), np.empty(0))
+
+
+class ComponentStats(NamedTuple):
+    """Per-label statistics of a label image, index 0 unused (background).
+
+    Attributes
+    ----------
+    size : ndarray of int64, shape (n + 1,)
+        Voxel count.
+    mass : ndarray of float64, shape (n + 1,)
+        Sum of the weights.
+    centroid : ndarray of float64, shape (n + 1, 3)
+        Weight-weighted centroid, z/y/x.
+    peak : ndarray of float64, shape (n + 1,)
+        Largest weight.
+    """
+
+    size: np.ndarray
+    mass: np.ndarray
+    centroid: np.ndarray
+    peak: np.ndarray
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+
+def parse_threshold_spec(spec: str) -> tuple[float | None, dict[str, float]]:
+    """Parse ``--threshold``: a default, per-class values, or both.
+
+    Parameters
+    ----------
+    spec : str
+        ``0.1``, ``ribosome=0.2,apo-ferritin=0.1`` or ``0.1,ribosome=0.2``.
+
+    Returns
+    -------
+    default : float or None
+        The bare number, if one was given.
+    per_class : dict of str to float
+        The ``class=value`` entries.
+
+    Examples
+    --------
+    >>> parse_threshold_spec("0.1,ribosome=0.2")
+    (0.1, {'ribosome': 0.2})
+    """
+    default, per_class = None, {}
+    for item in (part.strip() for part in spec.split(",")):
+        name, _, text = item.rpartition("=")
+        value = _finite(text, spec)
+        if not item.count("="):
+            if default is not None:
+                raise UsageError(f"--threshold {spec!r}: more than one default value")
+            default = value
+        elif not name.strip() or name.strip() in per_class:
+            raise UsageError(f"--threshold {spec!r}: expected class=value with each class once")
+        else:
+            per_class[name.strip()] = value
+    return default, per_class
+
+
+def _finite(text: str, spec: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--threshold {spec!r}: {text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"--threshold {spec!r}: {text.strip()!r} is not a finite number")
+    return value
+
+
+def class_thresholds(thresholds: float | Mapping[str, float], names: Sequence[str]) -> dict[str, float]:
+    """One threshold per class name: a float for all, or a mapping (missing names take 0.15).
+
+    Examples
+    --------
+    >>> class_thresholds({"ribosome": 0.3}, ["apo-ferritin", "ribosome"])
+    {'apo-ferritin': 0.15, 'ribosome': 0.3}
+    """
+    if isinstance(thresholds, Mapping):
+        return {name: float(thresholds.get(name, DEFAULT_THRESHOLD)) for name in names}
+    return {name: float(thresholds) for name in names}
+
+
+# ----------------------------------------------------------------------------- sizes
+
+
+def blob_radius(radius: float, radius_scale: float) -> float:
+    """The radius (voxels) a network draws a particle of ``radius`` voxels with."""
+    if not radius_scale > 0:
+        raise UsageError(f"radius scale must be positive, got {radius_scale}")
+    return radius_scale * radius
+
+
+def min_component_size(
+    radius: float,
+    *,
+    radius_scale: float = DEFAULT_RADIUS_SCALE,
+    min_size_fraction: float = DEFAULT_MIN_SIZE_FRACTION,
+    min_size: int | None = None,
+) -> int:
+    """Smallest component (voxels) worth a pick for a class of ``radius`` voxels.
+
+    ``min_size`` wins when given; otherwise ``min_size_fraction`` of the volume of the
+    training sphere (radius ``radius_scale * radius``), at least 1.
+
+    Examples
+    --------
+    >>> min_component_size(12.0)  # sphere of radius 6: 904.8 voxels, / 7
+    129
+    """
+    if min_size is not None:
+        if min_size < 0:
+            raise UsageError(f"min size must not be negative, got {min_size}")
+        return max(1, int(min_size))
+    if min_size_fraction < 0:
+        raise UsageError(f"min size fraction must not be negative, got {min_size_fraction}")
+    sphere = 4.0 / 3.0 * math.pi * blob_radius(radius, radius_scale) ** 3
+    return max(1, int(min_size_fraction * sphere))
+
+
+def ball(radius: float) -> np.ndarray:
+    """Boolean ball of voxels within ``radius`` of the centre, shape ``(2k+1,)*3``, k = floor(radius).
+
+    Examples
+    --------
+    >>> int(ball(1.0).sum())
+    7
+    """
+    half = int(math.floor(radius))
+    axis = np.arange(-half, half + 1)
+    z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
+    return z * z + y * y + x * x <= radius * radius + 1e-9
+
+
+# ----------------------------------------------------------------------------- components
+
+
+def check_connectivity(connectivity: int) -> int:
+    """Return ``connectivity`` if it is 6, 18 or 26, else raise a UsageError."""
+    if connectivity not in CONNECTIVITIES:
+        raise UsageError(f"connectivity must be 6, 18 or 26, got {connectivity}")
+    return int(connectivity)
+
+
+def label_components(mask: np.ndarray, *, connectivity: int = 26) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean volume (cc3d): labels 1..n and n."""
+    import cc3d
+
+    labels, count = cc3d.connected_components(
+        np.ascontiguousarray(mask), connectivity=check_connectivity(connectivity), return_N=True, binary_image=True
+    )
+    return labels, int(count)
+
+
+def component_stats(labels: np.ndarray, count: int, weights: np.ndarray) -> ComponentStats:
+    """Size, mass, weighted centroid and peak of each label in one pass over the foreground.
+
+    Examples
+    --------
+    >>> labels = np.array([[[1, 1, 0, 2]]])
+    >>> stats = component_stats(labels, 2, np.array([[[1.0, 3.0, 9.0, 2.0]]]))
+    >>> stats.size[1:], stats.centroid[1].tolist(), stats.peak[1:]
+    (array([2, 1]), [0.0, 0.0, 0.75], array([3., 2.]))
+    """
+    flat = np.flatnonzero(labels)
+    ids = labels.ravel()[flat].astype(np.intp)
+    w = weights.ravel()[flat].astype(np.float64)
+    size = np.bincount(ids, minlength=count + 1)
+    mass = np.bincount(ids, weights=w, minlength=count + 1)
+    centroid = np.zeros((count + 1, 3))
+    for axis, coordinate in enumerate(np.unravel_index(flat, labels.shape)):
+        centroid[:, axis] = np.bincount(ids, weights=w * coordinate, minlength=count + 1)
+    np.divide(centroid, mass[:, None], out=centroid, where=mass[:, None] > 0)
+    peak = np.zeros(count + 1)
+    np.maximum.at(peak, ids, w)
+    return ComponentStats(size, mass, centroid, peak)
+
+
+def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, tuple[slice, ...]]]:
+    """``(label, size, bounding box)`` of each component, reading only the foreground for sizes.
+
+    Examples
+    --------
+    >>> boxes = component_boxes(np.array([[[0, 2, 2, 0, 1]]]), 2)
+    >>> [(label, size) for label, size, _ in boxes]
+    [(1, 1), (2, 2)]
+    >>> boxes[1][2]
+    (slice(0, 1, None), slice(0, 1, None), slice(1, 3, None))
+    """
+    from scipy import ndimage
+
+    sizes = np.bincount(labels.ravel()[np.flatnonzero(labels)], minlength=count + 1)
+    boxes = ndimage.find_objects(labels, max_label=count)
+    return [(index, int(sizes[index]), box) for index, box in enumerate(boxes, start=1) if box is not None]
+
+
+def padded_box(box: tuple[slice, ...], shape: Sequence[int], pad: int) -> tuple[slice, ...]:
+    """A bounding box grown by ``pad`` voxels on every side, clipped to ``shape``."""
+    return tuple(slice(max(0, s.start - pad), min(n, s.stop + pad)) for s, n in zip(box, shape))
+
+
+def greedy_nms(centres: np.ndarray, scores: np.ndarray, distance: float) -> np.ndarray:
+    """Indices of picks kept by greedy suppression: strongest first, drop others within ``distance``.
+
+    Ties in score keep the earlier pick.
+
+    Examples
+    --------
+    >>> greedy_nms(np.array([[0.0, 0, 0], [0, 0, 2], [0, 0, 9]]), np.array([0.5, 0.9, 0.1]), 3.0)
+    array([1, 2])
+    """
+    from scipy.spatial import cKDTree
+
+    order = np.argsort(-scores, kind="stable")
+    if distance <= 0 or len(order) < 2:
+        return np.sort(order)
+    neighbours = cKDTree(centres).query_ball_point(centres, r=distance)
+    removed = np.zeros(len(centres), dtype=bool)
+    kept = []
+    for index in order:
+        if removed[index]:
+            continue
+        kept.append(index)
+        removed[neighbours[index]] = True
+    return np.sort(np.array(kept, dtype=np.intp))

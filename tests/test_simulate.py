@@ -1,0 +1,346 @@
+"""czii simulate: shapes, placement, imaging, determinism, layouts and error paths."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.fft
+
+from czii_cli.catalog import DEFAULT_CATALOG, Catalog, ParticleClass
+from czii_cli.commands import simulate as simulate_command
+from czii_cli.coords import angstrom_to_voxel
+from czii_cli.errors import DataError
+from czii_cli.io.picks import read_picks, write_picks_csv
+from czii_cli.io.volumes import VolumeRequest, read_volume
+from czii_cli.picks import Picks, concat
+from czii_cli.simulate import DEFAULT_SNR, check_positions, simulate_run
+from czii_cli.simulate.imaging import form_image, spectral_variance, wedge_mask
+from czii_cli.simulate.membranes import Membrane, render_membrane
+from czii_cli.simulate.placement import (
+    BORDER_FRACTION,
+    MIN_SEPARATION,
+    REAL_COUNTS,
+    ExclusionSampler,
+    expected_counts,
+)
+from czii_cli.simulate.shapes import CLASS_SHAPES, GENERIC_SHAPE, class_template, render_template
+
+SMALL = (32, 64, 64)
+
+
+def _simulate(seed: int = 0, shape=SMALL, **options):
+    options.setdefault("density_scale", 20.0)
+    return simulate_run(
+        shape, catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(seed), **options
+    )
+
+
+def _render(name: str, radius: float = 10.0, size: int = 31) -> np.ndarray:
+    volume = np.zeros((size, size, size), np.float32)
+    centre = np.full(3, size // 2, dtype=float)
+    render_template(volume, class_template(name), centre_zyx=centre, radius=radius, rotation=np.eye(3))
+    return volume
+
+
+# ----------------------------------------------------------------------------- library
+
+
+def test_same_seed_gives_identical_runs():
+    a, b = _simulate(7), _simulate(7)
+    assert a.tomogram.dtype == np.float32 and a.tomogram.shape == SMALL
+    np.testing.assert_array_equal(a.tomogram, b.tomogram)
+    np.testing.assert_array_equal(a.picks.xyz, b.picks.xyz)
+    assert list(a.picks.particle_type) == list(b.picks.particle_type)
+    assert len(a.picks) > 0
+
+
+def test_different_seeds_differ():
+    a, b = _simulate(1), _simulate(2)
+    assert not np.array_equal(a.tomogram, b.tomogram)
+    assert a.picks.xyz.shape != b.picks.xyz.shape or not np.allclose(a.picks.xyz, b.picks.xyz)
+
+
+def test_tomogram_is_standardized_and_picks_carry_the_run_name():
+    sim = _simulate(3, run="TS_x")
+    assert abs(float(sim.tomogram.mean())) < 1e-4
+    assert float(sim.tomogram.std()) == pytest.approx(1.0, abs=1e-4)
+    assert set(sim.picks.experiment) == {"TS_x"}
+    assert sim.run == "TS_x"
+
+
+def test_picks_lie_inside_and_never_overlap():
+    shape = (48, 96, 96)
+    sim = _simulate(5, shape=shape, density_scale=40.0)
+    assert len(sim.picks) > 20  # crowded: some of the ~44 drawn find no room
+    radii = np.array([DEFAULT_CATALOG.get(n).radius for n in sim.picks.particle_type]) / 10.0
+    voxels = angstrom_to_voxel(sim.picks.xyz, voxel_size=10.0)
+    margin = np.minimum(BORDER_FRACTION * radii[:, None], (np.array(shape) - 1) / 2)
+    assert np.all(voxels >= margin - 1e-3) and np.all(voxels <= np.array(shape) - 1 - margin + 1e-3)
+    distance = np.linalg.norm(voxels[:, None] - voxels[None], axis=-1)
+    needed = MIN_SEPARATION * (radii[:, None] + radii[None])
+    off_diagonal = ~np.eye(len(radii), dtype=bool)
+    assert np.all(distance[off_diagonal] >= needed[off_diagonal] - 1e-3)
+
+
+def test_sampler_refuses_overlaps_and_membranes():
+    sampler = ExclusionSampler((20, 20, 20), membranes=[Membrane((10.0, 10.0, 10.0), 6.0, 2.0)], rng=np.random.default_rng(0))
+    sampler.add(np.array([3.0, 3.0, 3.0]), 2.0)
+    assert not sampler.fits(np.array([3.0, 3.0, 6.0]), 2.0)  # 3 apart, needs 4
+    assert sampler.fits(np.array([3.0, 3.0, 7.5]), 2.0)
+    assert not sampler.fits(np.array([10.0, 10.0, 15.0]), 1.0)  # 5 from the centre: touches the wall (5..7)
+    assert sampler.fits(np.array([10.0, 10.0, 10.0]), 1.0)  # inside the vesicle, clear of its wall
+
+
+def test_counts_scale_with_volume_and_match_the_real_data():
+    full = expected_counts(DEFAULT_CATALOG, (184, 630, 630), voxel_size=10.0)
+    assert sum(full.values()) * 7 == pytest.approx(sum(REAL_COUNTS.values()))
+    half = expected_counts(DEFAULT_CATALOG, (92, 630, 630), voxel_size=10.0, density_scale=3.0)
+    assert half["ribosome"] == pytest.approx(full["ribosome"] * 1.5)
+    custom = Catalog((ParticleClass("my-protein", 80.0, 1.0, 1),))
+    mean = sum(REAL_COUNTS.values()) / 6 / 7
+    assert expected_counts(custom, (184, 630, 630), voxel_size=10.0)["my-protein"] == pytest.approx(mean)
+
+
+def test_apo_ferritin_is_hollow_and_dense_in_its_wall():
+    volume = _render("apo-ferritin")
+    centre = volume[15, 15, 15]
+    wall = volume[15, 15, 15 + 8]  # 0.8 r: between the inner (0.62 r) and outer (0.95 r) radii
+    assert centre == 0.0
+    assert wall > 0.5
+    assert volume[15, 15, 15 + 12] == 0.0  # outside the particle
+
+
+def test_virus_like_particle_is_a_thin_shell_with_a_faint_core():
+    volume = _render("virus-like-particle", radius=12.0, size=33)
+    profile = volume[16, 16, 16:]
+    assert profile[0] < 0.5 * profile[10]  # core (0.25) vs capsid wall at 0.83 r
+    assert profile[0] > 0.0
+
+
+def test_each_known_class_has_its_own_shape_and_unknown_names_a_globule():
+    shapes = [CLASS_SHAPES[n] for n in DEFAULT_CATALOG.names]
+    assert len({repr(s) for s in shapes}) == 6
+    assert class_template("not-a-known-protein").primitives == GENERIC_SHAPE
+    volumes = {n: _render(n) for n in DEFAULT_CATALOG.names}
+    sums = {n: float(v.sum()) for n, v in volumes.items()}
+    assert sums["ribosome"] > sums["beta-amylase"]  # the same radius here: shapes fill it differently
+    assert len({round(s) for s in sums.values()}) == 6
+
+
+def test_rotation_turns_an_elongated_particle():
+    volume = np.zeros((31, 31, 31), np.float32)
+    quarter_turn = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # y <-> x in the particle frame
+    render_template(volume, class_template("thyroglobulin"), centre_zyx=np.full(3, 15.0), radius=10.0, rotation=quarter_turn)
+    upright = _render("thyroglobulin")
+    # The two lobes lie along y upright, along x after the turn.
+    assert upright[15, 15 - 4, 15] > 0.3 and upright[15, 15, 15 - 4] < 0.3
+    assert volume[15, 15, 15 - 4] > 0.3 and volume[15, 15 - 4, 15] < 0.3
+
+
+def test_membrane_wall_is_dense_only_at_its_radius():
+    volume = np.zeros((40, 40, 40), np.float32)
+    render_membrane(volume, Membrane((20.0, 20.0, 20.0), 12.0, 4.0))
+    assert volume[20, 20, 20] == 0.0
+    assert volume[20, 20, 32] > 0.5
+    assert volume[20, 20, 39] == 0.0
+
+
+def test_missing_wedge_is_empty_in_fourier_space():
+    density = np.random.default_rng(0).random((32, 32, 32), dtype=np.float32)
+    image = form_image(density, voxel_size=10.0, snr=1.0, rng=np.random.default_rng(1), defocus_um=3.0)
+    amplitude = np.abs(scipy.fft.rfftn(image))
+    missing = ~wedge_mask(image.shape, tilt_max_deg=60.0)
+    missing = np.broadcast_to(missing, amplitude.shape)
+    assert missing.sum() > 1000
+    assert amplitude[missing].max() < 1e-4 * amplitude[~missing].max()
+
+
+def test_wedge_mask_follows_the_tilt_range():
+    mask = wedge_mask((64, 4, 64), tilt_max_deg=60.0)[:, 0, :]  # [kz, kx]
+    tan60 = math.tan(math.radians(60.0))
+    assert mask[int(10 * tan60) - 1, 10] and not mask[int(10 * tan60) + 1, 10]
+    assert mask[0, 0] and not mask[1, 0]
+
+
+def test_snr_is_the_ratio_of_signal_to_noise_variance():
+    density = np.zeros((32, 48, 48), np.float32)
+    density[10:20, 10:30, 15:35] = 1.0
+    clean = form_image(density, voxel_size=10.0, snr=np.inf, rng=np.random.default_rng(0), defocus_um=3.0)
+    noisy = form_image(density, voxel_size=10.0, snr=0.25, rng=np.random.default_rng(0), defocus_um=3.0)
+    noise = noisy - clean
+    assert clean.var() / noise.var() == pytest.approx(0.25, rel=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(8, 9, 10), (8, 9, 11)])
+def test_spectral_variance_is_parseval_for_odd_and_even_sides(shape):
+    volume = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    assert spectral_variance(scipy.fft.rfftn(volume), shape_zyx=shape) == pytest.approx(volume.var(dtype=np.float64), rel=1e-5)
+
+
+def test_proteins_appear_darker_than_solvent():
+    picks = Picks.from_points("r", "ribosome", np.array([[320.0, 320.0, 240.0]]))
+    sim = simulate_run((48, 64, 64), catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(0),
+                       snr=1e6, positions=picks, density_scale=0.0)
+    z, y, x = np.round(angstrom_to_voxel(picks.xyz, voxel_size=10.0)[0]).astype(int)
+    core = sim.tomogram[z - 8 : z + 9, y - 8 : y + 9, x - 8 : x + 9].mean()
+    assert core < -1.0  # well below the solvent (the volume mean is 0)
+
+
+def test_given_positions_are_kept_exactly():
+    positions = concat(
+        [
+            Picks.from_points("any", "ribosome", np.array([[300.0, 310.0, 150.0]])),
+            Picks.from_points("any", "apo-ferritin", np.array([[100.5, 520.25, 60.0]])),
+        ]
+    )
+    sim = _simulate(0, positions=positions, run="TS_given")
+    assert sorted(sim.picks.particle_type) == ["apo-ferritin", "ribosome"]
+    np.testing.assert_array_equal(sim.picks.where(particle_type="apo-ferritin").xyz, [[100.5, 520.25, 60.0]])
+    assert set(sim.picks.experiment) == {"TS_given"}
+
+
+def test_positions_outside_or_of_unknown_class_are_refused():
+    outside = Picks.from_points("TS_1", "ribosome", np.array([[100.0, 100.0, 320.0]]))  # z = 32 voxels of 32
+    with pytest.raises(DataError, match="outside the volume.*z=320"):
+        check_positions(outside, SMALL, voxel_size=10.0, catalog=DEFAULT_CATALOG)
+    unknown = Picks.from_points("TS_1", "proteasome", np.array([[100.0, 100.0, 100.0]]))
+    with pytest.raises(DataError, match="proteasome"):
+        check_positions(unknown, SMALL, voxel_size=10.0, catalog=DEFAULT_CATALOG)
+
+
+def test_custom_catalog_classes_get_the_generic_shape():
+    catalog = Catalog((ParticleClass("my-protein", 70.0, 1.0, 1),))
+    sim = simulate_run(SMALL, catalog=catalog, voxel_size=10.0, rng=np.random.default_rng(0), density_scale=200)
+    assert len(sim.picks) > 0 and set(sim.picks.particle_type) == {"my-protein"}
+
+
+def test_command_default_snr_is_the_library_default():
+    assert simulate_command.DEFAULT_SNR == DEFAULT_SNR
+
+
+# ----------------------------------------------------------------------------- command
+
+
+def _zarr_level0(root, run: str) -> np.ndarray:
+    return np.asarray(read_volume(root, VolumeRequest(run=run)).data[...])
+
+
+def test_copick_layout_is_readable_and_matches_the_library(cli, tmp_path):
+    out = tmp_path / "sim"
+    r = cli("simulate", out, "--runs", 2, "--shape", *SMALL, "--seed", 4, "--density", 20)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == ""
+    assert "TS_sim_1:" in r.stderr and "particles" in r.stderr
+    config = json.loads((out / "copick_config.json").read_text())
+    assert [o["name"] for o in config["pickable_objects"]] == DEFAULT_CATALOG.names
+    assert config["static_root"] == f"local://{out.resolve() / 'static'}"
+    zarr_dir = out / "static/ExperimentRuns/TS_sim_0/VoxelSpacing10.000/denoised.zarr"
+    assert sorted(p.name for p in zarr_dir.iterdir() if p.is_dir()) == ["0", "1", "2"]
+    picks_files = sorted(p.name for p in (out / "overlay/ExperimentRuns/TS_sim_0/Picks").iterdir())
+    assert picks_files and all(name.startswith("curation_0_") for name in picks_files)
+
+    volume = read_volume(out, VolumeRequest(run="TS_sim_1"))
+    assert volume.meta.voxel_size == 10.0 and volume.shape == SMALL
+    expected = simulate_run(SMALL, catalog=DEFAULT_CATALOG, voxel_size=10.0, density_scale=20.0, run="TS_sim_1",
+                            rng=np.random.default_rng(np.random.SeedSequence([4, 1])))
+    np.testing.assert_array_equal(np.asarray(volume.data[...]), expected.tomogram)
+    picks = read_picks(out).where(experiment="TS_sim_1").sorted()
+    assert list(picks.particle_type) == list(expected.picks.particle_type)
+    np.testing.assert_allclose(picks.xyz, expected.picks.xyz)
+
+
+def test_same_seed_gives_identical_files_and_another_seed_does_not(cli, tmp_path):
+    for name, seed in (("a", 9), ("b", 9), ("c", 10)):
+        assert cli("simulate", tmp_path / name, "--shape", *SMALL, "--seed", seed, "--density", 20, "-q").exit_code == 0
+    a, b, c = (_zarr_level0(tmp_path / n, "TS_sim_0") for n in "abc")
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    picks_a, picks_b = read_picks(tmp_path / "a"), read_picks(tmp_path / "b")
+    np.testing.assert_array_equal(picks_a.xyz, picks_b.xyz)
+    assert list(picks_a.particle_type) == list(picks_b.particle_type)
+
+
+def test_mrc_and_both_layouts_hold_the_same_run(cli, tmp_path):
+    assert cli("simulate", tmp_path / "m", "--shape", *SMALL, "--layout", "mrc", "--density", 20, "-q").exit_code == 0
+    assert cli("simulate", tmp_path / "b", "--shape", *SMALL, "--layout", "both", "--density", 20, "-q").exit_code == 0
+    assert not (tmp_path / "m" / "copick_config.json").exists()
+    mrc = read_volume(tmp_path / "m" / "train_images" / "TS_sim_0.mrc")
+    assert mrc.meta.voxel_size == pytest.approx(10.0) and mrc.meta.run == "TS_sim_0"
+    np.testing.assert_array_equal(np.asarray(mrc.data), _zarr_level0(tmp_path / "b", "TS_sim_0"))
+    csv_picks = read_picks(tmp_path / "m").sorted()
+    copick_picks = read_picks(tmp_path / "b").sorted()
+    assert len(csv_picks) > 0
+    assert list(csv_picks.experiment) == ["TS_sim_0"] * len(csv_picks)
+    assert list(csv_picks.particle_type) == list(copick_picks.particle_type)
+    np.testing.assert_allclose(csv_picks.xyz, copick_picks.xyz, atol=1e-3)
+
+
+def test_picks_option_places_particles_and_names_the_runs(cli, tmp_path):
+    given = concat(
+        [
+            Picks.from_points("TS_a", "ribosome", np.array([[300.0, 310.0, 150.0], [100.0, 100.0, 100.0]])),
+            Picks.from_points("TS_b", "thyroglobulin", np.array([[400.0, 200.0, 160.0]])),
+        ]
+    )
+    write_picks_csv(tmp_path / "truth.csv", given)
+    r = cli("simulate", tmp_path / "sim", "--picks", tmp_path / "truth.csv", "--shape", *SMALL)
+    assert r.exit_code == 0, r.stderr
+    back = read_picks(tmp_path / "sim").sorted()
+    assert back.experiments == ["TS_a", "TS_b"]
+    np.testing.assert_allclose(back.xyz, given.sorted().xyz)
+    assert list(back.particle_type) == list(given.sorted().particle_type)
+
+
+def test_existing_output_needs_overwrite(cli, tmp_path):
+    out = tmp_path / "sim"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    r = cli("simulate", out, "--shape", *SMALL)
+    assert r.exit_code == 2
+    assert "output exists" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "keep.txt").exists()
+    assert cli("simulate", out, "--shape", *SMALL, "-f", "-q").exit_code == 0
+    assert not (out / "keep.txt").exists() and (out / "copick_config.json").exists()
+
+
+@pytest.mark.parametrize("args", [["--shape", 8, 64, 64], ["--shape", 0, 64, 64], ["--snr", 0], ["--density", -1]])
+def test_bad_options_are_usage_errors(cli, tmp_path, args):
+    r = cli("simulate", tmp_path / "sim", *args)
+    assert r.exit_code == 2
+    assert r.stderr.startswith("czii: error: --")
+    assert not (tmp_path / "sim").exists()
+
+
+def test_picks_outside_the_volume_name_the_file_and_write_nothing(cli, tmp_path):
+    write_picks_csv(tmp_path / "truth.csv", Picks.from_points("TS_a", "ribosome", np.array([[100.0, 100.0, 900.0]])))
+    r = cli("simulate", tmp_path / "sim", "--picks", tmp_path / "truth.csv", "--shape", *SMALL)
+    assert r.exit_code == 1
+    assert "truth.csv" in r.stderr and "outside the volume" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["truth.csv"]
+
+
+def test_runs_and_picks_exclude_each_other(cli, tmp_path):
+    write_picks_csv(tmp_path / "truth.csv", Picks.from_points("TS_a", "ribosome", np.array([[100.0, 100.0, 100.0]])))
+    r = cli("simulate", tmp_path / "sim", "--picks", tmp_path / "truth.csv", "--runs", 2, "--shape", *SMALL)
+    assert r.exit_code == 2 and "--runs and --picks" in r.stderr
+
+
+def test_a_failure_mid_way_leaves_no_output(cli, tmp_path, monkeypatch):
+    import czii_cli.simulate as library
+
+    real = library.simulate_run
+    calls = []
+
+    def failing_second_run(*args, **kwargs):
+        calls.append(kwargs["run"])
+        if len(calls) == 2:
+            raise DataError("simulated failure")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(library, "simulate_run", failing_second_run)
+    r = cli("simulate", tmp_path / "sim", "--runs", 3, "--shape", *SMALL)
+    assert r.exit_code == 1 and "simulated failure" in r.stderr
+    assert list(tmp_path.iterdir()) == []
