@@ -66,8 +66,28 @@ COMMANDS = [
     ("view", view),
     ("info", info),
 ]
+
+
+def reflow(doc: str) -> str:
+    r"""Join the wrapped lines of each prose paragraph; keep indented (example) lines as they are.
+
+    Examples
+    --------
+    >>> reflow("One\ntwo.\n\n  czii a\n  czii b\n")
+    'One two.\n\n  czii a\n  czii b'
+    """
+    paragraphs = []
+    for block in doc.strip().split("\n\n"):
+        lines = block.splitlines()
+        if all(line.startswith("  ") for line in lines):
+            paragraphs.append("\n".join(lines))
+        else:
+            paragraphs.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(paragraphs)
+
+
 for _name, _module in COMMANDS:
-    app.command(_name, help=_module.__doc__, no_args_is_help=True)(_module.command)
+    app.command(_name, help=reflow(_module.__doc__ or ""), no_args_is_help=True)(_module.command)
 
 
 def _version(value: bool) -> None:
