@@ -1,7 +1,95 @@
-"""Not available yet."""
+"""Paint training targets from picks on a tomogram's voxel grid.
 
-from ..errors import UsageError
+[bold]spheres[/bold] (default) writes a uint8 label map (0 background, i for the i-th class
+in label order) with a ball of radius scale x class radius per particle; where balls
+overlap, the nearest centre wins.  [bold]heatmap[/bold] writes one float16 Gaussian channel
+per class (czyx), sigma = scale x radius / 2 voxels unless --sigma fixes it; overlaps take
+the maximum.  [bold]points[/bold] marks the voxel at each centre, optionally dilated to a
+(2N+1)^3 cube with --dilate N.  The output has the shape, voxel size, origin and run of
+--like (any readable volume); picks of other runs are ignored.  The artifact records the
+classes, the target settings, the picks used and its provenance, so [italic]czii train[/italic]
+can use it directly.
+
+[bold]Examples[/bold]
+
+  czii make-labels picks.csv --like TS_5_4.zarr -o TS_5_4.labels.zarr
+  czii make-labels project/ --like TS_5_4.zarr --radius-scale 0.5,ribosome=0.33 -o TS_5_4.labels.zarr
+  czii make-labels picks.csv --like TS_5_4.mrc --target heatmap --sigma 3 -o TS_5_4.heat.zarr
+  czii make-labels picks.csv --like TS_5_4.mrc --target points --dilate 1 -o TS_5_4.points.zarr
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import Output, Overwrite, Quiet, Run, TomoType, VoxelSize
+from .output import artifact_target
 
 
-def command() -> None:
-    raise UsageError("this command is not available yet")
+def command(
+    picks_path: Annotated[Path, typer.Argument(metavar="PICKS", help="Picks: CSV, copick project or overlay, '-'.")],
+    like: Annotated[Path, typer.Option("--like", help="Tomogram whose grid the labels take (any readable volume).")],
+    output: Output = None,
+    target: Annotated[str, typer.Option("--target", help="spheres, heatmap or points.")] = "spheres",
+    radius_scale: Annotated[
+        str, typer.Option("--radius-scale", help="Fraction of the class radius: 0.5, or 0.5,ribosome=0.33,...")
+    ] = "0.5",
+    sigma: Annotated[
+        float | None, typer.Option("--sigma", help="Heatmap sigma in voxels (default scale x radius / 2).",
+                                   show_default=False)
+    ] = None,
+    dilate: Annotated[int, typer.Option("--dilate", help="Points: dilate each centre to a (2N+1)^3 cube.")] = 0,
+    classes: Annotated[
+        Path | None,
+        typer.Option("--classes", help="Particle catalog (copick config or JSON class list). Default: the copick "
+                     "project's own classes when PICKS is one, else the six competition classes.",
+                     show_default=False),
+    ] = None,
+    run: Run = None,
+    tomo_type: TomoType = None,
+    voxel_size: VoxelSize = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    from ..console import info, set_verbosity
+    from ..errors import DataError
+    from ..io import copick
+    from ..io.artifacts import write_artifact
+    from ..io.catalog_file import load_catalog
+    from ..io.picks import read_picks
+    from ..io.volumes import VolumeRequest, read_volume
+    from ..picks import check_classes
+    from ..targets import TargetSpec, label_metadata, make_target, parse_radius_scale
+
+    set_verbosity(quiet=quiet)
+    own_classes = picks_path if str(picks_path) != "-" and copick.find_config(picks_path) else None
+    catalog = load_catalog(classes or own_classes)
+    default_scale, class_scales = parse_radius_scale(radius_scale, catalog=catalog)
+    spec = TargetSpec(target, radius_scale=default_scale, class_scales=class_scales, sigma=sigma, dilate=dilate)
+    destination = artifact_target(output)
+    volume = read_volume(like, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
+    all_picks = read_picks(picks_path, catalog=catalog)
+    picks = all_picks.where(experiment=volume.meta.run)
+    if len(all_picks) and not len(picks):
+        raise DataError(
+            f"{picks_path}: no picks of run {volume.meta.run!r} (runs: {', '.join(all_picks.experiments)}); "
+            "name the tomogram's run with --run"
+        )
+    check_classes(picks, catalog.names, source=str(picks_path))
+    data = make_target(
+        volume.spatial_shape, picks, catalog=catalog, spec=spec,
+        voxel_size=volume.meta.voxel_size, origin_zyx=volume.meta.origin,
+    )
+    meta = volume.meta.evolve(
+        kind="heatmap" if spec.kind == "heatmap" else "labels",
+        axes="czyx" if spec.kind == "heatmap" else "zyx",
+        classes=tuple(catalog.names),
+        extra=label_metadata(picks, catalog=catalog, spec=spec),
+    )
+    meta = meta.with_step("make-labels", args=spec.to_json(), inputs=[str(picks_path), volume.source])
+    write_artifact(destination, data, meta, overwrite=overwrite)
+    grid = "x".join(map(str, volume.spatial_shape))
+    info(f"{spec.kind}: {len(picks)} picks of run {volume.meta.run} on a {grid} grid -> {destination}")

@@ -1,7 +1,151 @@
-"""Not available yet."""
+"""Train a 3D segmentation network on tomograms with particle picks.
 
-from ..errors import UsageError
+DATA is one or more of: a folder of artifact pairs from [italic]normalize[/italic] and
+[italic]make-labels[/italic] (a tomogram and a labels/heatmap artifact paired by their run,
+e.g. TS_5_4.zarr + TS_5_4.labels.zarr); a copick project; a folder with train_images/*.mrc
+and train_annotations/*.csv.  Copick and MRC data are normalized and labelled on the fly.
+Architectures: light (~0.3 M parameters, the CPU default), unet, segresnet, dynunet (MONAI),
+flexunet (FlexibleUNet, resnet/efficientnet encoders, random init).  Training uses
+class-balanced random crops, flips, x-y rot90, small z rotations, intensity and noise
+augmentation, AdamW with warm-up and cosine decay, gradient clipping, an EMA of the weights
+and AMP on a GPU.  After every epoch the held-out runs (--val-runs or --fold K/N) are
+predicted, picked and scored with the competition metric; MODEL keeps the best weights,
+MODEL.last.pt everything --resume needs (also written on Ctrl-C), and MODEL.metrics.csv and
+MODEL.curves.png the history.  Defaults: see --config (a JSON of the same settings).
+
+[bold]Examples[/bold]
+
+  czii train sim/ -o light.pt --val-runs TS_sim_3 --max-time 600
+  czii train labelled/ -o unet.pt --arch unet --loss ce:1,tversky:0.5 --fold 0/7
+  czii train train/ -o pts.pt --target points --class-weights 256 --arch flexunet --patch 96 96 96
+  czii train sim/ -o tuned.pt --init pretrained.pt --lr 3e-4
+  czii train sim/ -o light.pt --resume light.last.pt --max-steps 2000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..models.config import TrainConfig
+from .common import Classes, Output, Overwrite, Quiet, TomoType, Verbose
+
+Opt = typer.Option
+DEFAULTS = TrainConfig()
 
 
-def command() -> None:
-    raise UsageError("this command is not available yet")
+def command(
+    data: Annotated[list[Path], typer.Argument(help="Artifact folders, copick projects or MRC+CSV folders.")],
+    output: Output = None,
+    config_file: Annotated[Path | None, Opt("--config", help="JSON file of training settings.")] = None,
+    arch: Annotated[str | None, Opt("--arch", help="light, unet, segresnet, dynunet or flexunet.",
+                                    show_default=DEFAULTS.arch)] = None,
+    arch_param: Annotated[list[str] | None, Opt("--arch-param", help="KEY=JSON network override, repeatable.")] = None,
+    loss: Annotated[str | None, Opt("--loss", help="ce, dice, dicece, tversky, focaltversky, bce, mse with "
+                                    "weights, e.g. ce:1,tversky:0.5.", show_default="by target")] = None,
+    class_weights: Annotated[str | None, Opt("--class-weights", help="ce/bce weights: 256, or "
+                                             "background=1,ribosome=2.", show_default="by target")] = None,
+    target: Annotated[str | None, Opt("--target", help="spheres, heatmap or points (labelled on the fly).",
+                                      show_default="spheres")] = None,
+    radius_scale: Annotated[str | None, Opt("--radius-scale", help="Sphere/heatmap radius fraction: 0.5 or "
+                                            "0.5,CLASS=X,...", show_default="0.5")] = None,
+    sigma: Annotated[float | None, Opt("--sigma", help="Fixed heatmap sigma in voxels.")] = None,
+    dilate: Annotated[int | None, Opt("--dilate", help="Points: cube half-width in voxels.")] = None,
+    patch: Annotated[tuple[int, int, int] | None, Opt("--patch", help="Crop Z Y X.",
+                                                      show_default=" ".join(map(str, DEFAULTS.patch)))] = None,
+    batch_size: Annotated[int | None, Opt("--batch-size", show_default=str(DEFAULTS.batch_size))] = None,
+    epochs: Annotated[int | None, Opt("--epochs", help="Rounds of steps, each followed by validation.",
+                                      show_default=str(DEFAULTS.epochs))] = None,
+    steps_per_epoch: Annotated[int | None, Opt("--steps-per-epoch", show_default=str(DEFAULTS.steps_per_epoch))] = None,
+    max_steps: Annotated[int | None, Opt("--max-steps", help="Stop after this many steps in all.")] = None,
+    max_time: Annotated[float | None, Opt("--max-time", help="Time budget in seconds, validation included.")] = None,
+    lr: Annotated[float | None, Opt("--lr", help="Peak learning rate.", show_default=str(DEFAULTS.lr))] = None,
+    val_runs: Annotated[str | None, Opt("--val-runs", help="Comma-separated runs to validate on.")] = None,
+    fold: Annotated[str | None, Opt("--fold", help="K/N: validate on every N-th run from the K-th (sorted).")] = None,
+    seed: Annotated[int | None, Opt("--seed", help="Random seed; the same seed gives the same weights.",
+                                    show_default=str(DEFAULTS.seed))] = None,
+    device: Annotated[str, Opt("--device", help="auto, cpu or cuda.")] = "auto",
+    init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
+    resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
+    classes: Classes = None,
+    tomo_type: TomoType = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    import json
+
+    from ..console import info, make_progress, set_verbosity
+    from ..errors import DataError, UsageError
+    from ..inference import resolve_device
+    from ..io.atomic import check_output
+    from ..io.catalog_file import load_catalog
+    from ..models.checkpoint import load_model_file
+    from ..models.dataset import find_runs
+    from ..models.launch import TrainRequest, launch
+    from ..models.plan import parse_arch_params, parse_fold
+    from ..models.session import OutputPaths
+    from ..targets import DEFAULT_RADIUS_SCALE, TargetSpec, parse_radius_scale
+
+    set_verbosity(quiet=quiet, verbose=verbose)
+    if output is None or str(output) == "-":
+        raise UsageError("train writes a model file: pass -o MODEL.pt")
+    paths = OutputPaths.beside(output)
+    if resume is None:
+        for path in paths.all():
+            check_output(path, overwrite=overwrite)
+    settings = {}
+    if config_file is not None:
+        try:
+            settings = json.loads(config_file.read_text())
+        except (OSError, ValueError) as err:
+            raise DataError(f"{config_file}: not a readable JSON file ({err})") from None
+    flags = {"arch": arch, "loss": loss, "class_weights": class_weights, "patch": patch, "batch_size": batch_size,
+             "epochs": epochs, "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "max_time": max_time,
+             "lr": lr, "seed": seed, "arch_params": parse_arch_params(arch_param) if arch_param else None}
+    given = {k: v for k, v in flags.items() if v is not None}
+    config = TrainConfig.from_json({**settings, **given}, source=str(config_file or "flags"))
+    catalog = load_catalog(classes) if classes is not None else None
+    spec = None
+    if any(v is not None for v in (target, radius_scale, sigma, dilate)):
+        default_scale, scales = parse_radius_scale(radius_scale or str(DEFAULT_RADIUS_SCALE))
+        spec = TargetSpec(target or "spheres", radius_scale=default_scale, class_scales=scales, sigma=sigma,
+                          dilate=dilate or 0)
+    if init is not None and resume is not None:
+        raise UsageError("--init starts a new run and --resume continues one: give only one")
+    request = TrainRequest(
+        sources=find_runs(data, tomo_type=tomo_type, catalog=catalog), paths=paths, config=config,
+        device=resolve_device(device), spec=spec, catalog=catalog,
+        val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
+        fold=parse_fold(fold) if fold else None,
+        init=load_model_file(init) if init else None, init_source=str(init or ""),
+        resume=load_model_file(resume) if resume else None, resume_limits={**settings, **given} if resume else {},
+    )
+    with make_progress() as progress:
+        tasks = {}
+        record = launch(
+            request, log=info,
+            track_loading=lambda sources: _tracked(progress, sources, "loading runs"),
+            on_start=lambda first, total: tasks.update(
+                train=progress.add_task("training", total=total, completed=first, status="")),
+            on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
+            on_round=lambda row: info(_round_line(row)),
+        )
+    best = "-" if record.best_score is None else f"{record.best_score:.4f} at step {record.best_step}"
+    info(f"done: {record.history[-1]['step'] if record.history else 0} steps, best val F4 {best} -> {paths.model}")
+
+
+def _tracked(progress, items, description: str):
+    task = progress.add_task(description, total=len(items), status="")
+    for item in items:
+        yield item
+        progress.advance(task)
+
+
+def _round_line(row: dict) -> str:
+    scores = " ".join(f"{k[3:]} {v:.2f}" for k, v in row.items() if k.startswith("f4_"))
+    loss = "-" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
+    score = "" if row["val_score"] is None else f" val F4 {row['val_score']:.4f} ({scores})"
+    return f"step {row['step']}: loss {loss}{score}"

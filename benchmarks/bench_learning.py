@@ -1,0 +1,75 @@
+"""Does ``czii train`` learn on a CPU?  The light net on simulated data, 10 minutes.
+
+``czii simulate`` makes 4 runs of 96x192x192 at 10 Å (seed 0); ``czii train`` with its
+defaults (light net, spheres at 0.5 r, CE + Tversky, class-balanced 64^3 crops) trains on
+3 runs for ``--max-time 600`` and validates on the 4th with the real pipeline.  Target:
+validation F4 >= 0.5.  Baseline: the same network untrained, scored the same way in the
+same run.  Takes about 11 minutes; wall time is inflated when other work shares the CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import Result
+
+SHAPE = ("96", "192", "192")
+VALIDATION_RUN = "TS_sim_3"
+MAX_TIME = 600
+
+
+def czii(*args: str) -> None:
+    command = [sys.executable, "-c", "from czii_cli.main import run; run()", *args]
+    completed = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"czii {args[0]} failed: {completed.stderr.strip().splitlines()[-1:]}")
+
+
+def untrained_score(data: Path) -> float:
+    import torch
+
+    from czii_cli.models.dataset import find_runs, load_run
+    from czii_cli.models.plan import output_channels
+    from czii_cli.models.registry import build_network, patch_multiple
+    from czii_cli.models.validation import validate
+    from czii_cli.targets import TargetSpec
+
+    source = next(s for s in find_runs([data]) if s.run == VALIDATION_RUN)
+    volume = load_run(source, catalog=source.catalog, spec=TargetSpec(),
+                      normalization={"method": "zscore", "clip": None})
+    channels, activation = output_channels(source.catalog, "spheres")
+    torch.manual_seed(0)
+    network = build_network("light", in_channels=1, out_channels=len(channels)).eval()
+    report = validate(network, [volume], classes=channels, catalog=source.catalog, activation=activation,
+                      patch_size=None, multiple=patch_multiple("light"), minimum=(64, 64, 64), overlap=0.25,
+                      threshold=0.15, device=torch.device("cpu"))
+    return report.score
+
+
+def run() -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="czii-learning-") as tmp:
+        data, model = Path(tmp) / "sim", Path(tmp) / "light.pt"
+        czii("simulate", str(data), "--runs", "4", "--shape", *SHAPE, "--seed", "0", "-q")
+        baseline = untrained_score(data)
+        czii("train", str(data), "-o", str(model), "--val-runs", VALIDATION_RUN, "--max-time", str(MAX_TIME), "-q")
+        with open(model.with_name("light.metrics.csv")) as handle:
+            rows = list(csv.DictReader(handle))
+    best = max(rows, key=lambda row: float(row["val_score"]))
+    curve = " ".join(f"{float(row['val_score']):.2f}@{row['step']}" for row in rows)
+    per_class = " ".join(f"{k[3:]} {float(v):.2f}" for k, v in best.items() if k.startswith("f4_"))
+    score = float(best["val_score"])
+    return [
+        Result(
+            benchmark=f"train light on simulate data, {MAX_TIME} s CPU: validation F4",
+            value=f"best {score:.3f} at step {best['step']} (curve {curve}; {per_class})",
+            baseline="the untrained light net",
+            baseline_value=f"{baseline:.3f}",
+            ratio=None,
+            target=">= 0.5",
+            ok=score >= 0.5,
+        )
+    ]

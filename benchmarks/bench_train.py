@@ -1,0 +1,112 @@
+"""CPU training throughput of every architecture at a 64^3 patch, batch 2.
+
+Measured: patches per second through the real training step (class-balanced crops,
+augmentation, one-hot targets, CE + Tversky loss, AdamW, clipping, EMA).  Baseline: the
+bare forward + backward + optimizer step of the same network on one fixed random batch,
+in the same run, alternated step by step with the measured one (median step times).  The
+ratio (pipeline / bare) shows what the data pipeline and the bookkeeping cost; target
+>= 0.8.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from benchmarks.common import Result
+
+PATCH = (64, 64, 64)
+BATCH = 2
+WARMUP, TIMED = 1, 3
+VOLUME = (96, 160, 160)
+ARCHS = ("light", "unet", "segresnet", "dynunet", "flexunet")
+
+
+def training_volumes(rng: np.random.Generator):
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.models.dataset import TrainingVolume
+    from czii_cli.picks import Picks, concat
+    from czii_cli.targets import TargetSpec, make_target
+
+    volumes = []
+    for index in range(3):
+        run = f"bench_{index}"
+        picks = concat(
+            Picks.from_points(run, c.name, rng.uniform([0, 0, 0], np.array(VOLUME[::-1]) * 10.0, size=(6, 3)))
+            for c in DEFAULT_CATALOG
+        )
+        target = make_target(VOLUME, picks, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
+        image = rng.normal(size=VOLUME).astype(np.float32)
+        volumes.append(TrainingVolume(run, image, target, picks, 10.0, (0.0, 0.0, 0.0),
+                                      {"method": "zscore", "clip": None}, run))
+    return volumes
+
+
+def interleaved_rates(first, second, *, warmup: int = WARMUP, timed: int = TIMED) -> tuple[float, float]:
+    """Patches/s of two step functions, alternated so both meet the same machine load.
+
+    Each is warmed up first; the median step time is used, so one disturbed step (other
+    work on the CPU) does not decide the ratio.
+    """
+    for _ in range(warmup):
+        first()
+        second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(timed):
+        for step, samples in ((first, times[0]), (second, times[1])):
+            start = time.perf_counter()
+            step()
+            samples.append(time.perf_counter() - start)
+    return BATCH / float(np.median(times[0])), BATCH / float(np.median(times[1]))
+
+
+def measure(arch: str, volumes) -> tuple[float, float, int]:
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.models.registry import build_network
+    from czii_cli.models.config import TrainConfig
+    from czii_cli.models.training import BatchMaker, Trainer
+    from czii_cli.targets import centres_from_picks
+
+    config = TrainConfig(arch=arch, loss="ce:1,tversky:0.5", patch=PATCH, batch_size=BATCH)
+    torch.manual_seed(0)
+    network = build_network(arch, in_channels=1, out_channels=7)
+    parameters = sum(p.numel() for p in network.parameters())
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
+    x = torch.randn(BATCH, 1, *PATCH)
+    y = torch.randint(0, 7, (BATCH, *PATCH))
+
+    def bare_step() -> None:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(network(x), y).backward()
+        optimizer.step()
+
+    torch.manual_seed(0)
+    trainer = Trainer(build_network(arch, in_channels=1, out_channels=7), config=config, activation="softmax",
+                      class_weights=[1.0] + [4.0] * 6, device=torch.device("cpu"))
+    centres = [centres_from_picks(v.picks, catalog=DEFAULT_CATALOG, voxel_size=10.0) for v in volumes]
+    batches = BatchMaker(volumes, config=config, n_channels=7, centres=centres)
+    rng = np.random.default_rng(0)
+    pipeline, bare = interleaved_rates(lambda: trainer.train_step(*batches.batch(rng)), bare_step)
+    return pipeline, bare, parameters
+
+
+def run() -> list[Result]:
+    volumes = training_volumes(np.random.default_rng(0))
+    results = []
+    for arch in ARCHS:
+        pipeline, bare, parameters = measure(arch, volumes)
+        ratio = pipeline / bare
+        results.append(
+            Result(
+                benchmark=f"train {arch} ({parameters / 1e6:.2f} M params) 64^3 x 2, CPU: patches/s",
+                value=f"{pipeline:.2f} patches/s",
+                baseline="bare forward+backward+AdamW on a fixed batch",
+                baseline_value=f"{bare:.2f} patches/s",
+                ratio=ratio,
+                target=">= 0.8x bare",
+                ok=ratio >= 0.8,
+            )
+        )
+    return results

@@ -1,0 +1,34 @@
+"""The file side of ``ensemble``: open probability maps and refuse ones that do not match."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import DataError, UsageError
+from ..io.artifacts import Volume, check_same_grid, read_artifact, stdin_to_tempfile
+
+
+def read_matching_maps(paths: Sequence[Path]) -> list[Volume]:
+    """Open czyx artifacts lazily; all must share classes, run, shape, voxel size and origin.
+
+    The first mismatch is a DataError naming both files and what differs.
+    """
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise UsageError("only one input can be read from stdin ('-')")
+    maps = []
+    for path in paths:
+        volume = read_artifact(stdin_to_tempfile() if str(path) == "-" else Path(path))
+        if volume.meta.axes != "czyx":
+            raise DataError(f"{path}: not a probability map (kind {volume.meta.kind}, axes {volume.meta.axes})")
+        maps.append(volume)
+    first = maps[0]
+    for other in maps[1:]:
+        if other.meta.classes != first.meta.classes:
+            raise DataError(
+                f"{other.source}: classes {list(other.meta.classes)} differ from {first.source} {list(first.meta.classes)}"
+            )
+        if other.meta.run != first.meta.run:
+            raise DataError(f"{other.source}: run {other.meta.run!r} differs from {first.source} run {first.meta.run!r}")
+        check_same_grid(first, other, spatial_only=False)
+    return maps

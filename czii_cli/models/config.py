@@ -1,0 +1,175 @@
+"""Settings of a training run, with their defaults in one place (no torch import).
+
+:class:`TrainConfig` is what ``czii train`` resolves from its flags and ``--config`` file
+and stores in every model file; :class:`AugmentConfig` the augmentation part of it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities and ranges of each augmentation (0 disables one).
+
+    Attributes
+    ----------
+    flip : float
+        Probability of flipping each axis.
+    rot90 : bool
+        Rotate by a random multiple of 90 degrees in x-y.
+    rotate_degrees : float
+        Largest rotation about z in degrees; applied with probability ``rotate_p``.
+    rotate_p : float
+    scale, shift : float
+        Intensity is multiplied by ``U(1 - scale, 1 + scale)`` and shifted by
+        ``U(-shift, shift)`` (units of the normalized image).
+    noise : float
+        Largest standard deviation of added Gaussian noise, applied with probability ``noise_p``.
+    noise_p : float
+    mixup_p : float
+        Probability that a sample is blended with another sample of its batch.
+    mixup_alpha : float
+        Beta(alpha, alpha) distribution of the blend factor.
+    """
+
+    flip: float = 0.5
+    rot90: bool = True
+    rotate_degrees: float = 10.0
+    rotate_p: float = 0.3
+    scale: float = 0.1
+    shift: float = 0.1
+    noise: float = 0.1
+    noise_p: float = 0.3
+    mixup_p: float = 0.0
+    mixup_alpha: float = 0.4
+
+    def rotation_margin(self, patch_yx: tuple[int, int]) -> int:
+        """Extra voxels to crop on each side in y and x so a rotated patch has no empty corners."""
+        if self.rotate_p <= 0 or self.rotate_degrees <= 0:
+            return 0
+        angle = math.radians(min(self.rotate_degrees, 45.0))
+        half = max(patch_yx) / 2.0
+        return math.ceil(half * (math.cos(angle) + math.sin(angle)) - half) + 1
+
+
+DEFAULT_LOSS = {"spheres": "ce:1,tversky:0.5", "points": "ce:1", "heatmap": "bce:1"}
+DEFAULT_PARTICLE_WEIGHT = {"spheres": 4.0, "points": 256.0, "heatmap": 8.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (the defaults of ``czii train``).
+
+    Attributes
+    ----------
+    arch, arch_params : network name and parameter overrides (see the registry).
+    loss : str
+        Loss specification (``ce:1,tversky:0.5``); empty picks the target's default.
+    class_weights : str
+        ``ce``/``bce`` weights: a number for every particle class, and/or
+        ``name=value`` pairs (``background`` included); empty picks the target's default
+        (particles 4 for spheres, 256 for points, 8 for heatmaps; background 1).
+    patch : (Z, Y, X)
+        Training crop in voxels.
+    batch_size, epochs, steps_per_epoch : an epoch is ``steps_per_epoch`` optimizer
+        steps, followed by a validation round.
+    max_steps : int or None
+        Stop after this many steps in all (caps ``epochs * steps_per_epoch``).
+    max_time : float or None
+        Time budget in seconds, validation included: training stops early enough for the
+        final validation round, and the learning-rate decay follows the time used.
+    lr, weight_decay, warmup_steps, grad_clip : AdamW, linear warm-up then cosine decay
+        to 1 % of ``lr``, gradient-norm clipping.
+    ema_decay : float
+        EMA of the weights (0 disables it); saved models hold the EMA weights.
+    balanced, jitter : fraction of class-balanced crops; particle offset from the crop
+        centre as a fraction of half the patch.
+    augment : AugmentConfig
+    normalization : dict
+        ``{"method", "clip"}`` for tomograms that are not normalized yet.
+    val_overlap, val_threshold, val_patch : sliding-window overlap, pick threshold and
+        window of validation rounds (default window: the largest of at most 4 M voxels,
+        see :func:`czii_cli.models.validation.validation_window`).
+    seed : int
+    """
+
+    arch: str = "light"
+    arch_params: dict = field(default_factory=dict)
+    loss: str = ""
+    class_weights: str = ""
+    patch: tuple[int, int, int] = (64, 64, 64)
+    batch_size: int = 2
+    epochs: int = 10
+    steps_per_epoch: int = 50
+    max_steps: int | None = None
+    max_time: float | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99
+    balanced: float = 0.8
+    jitter: float = 0.75
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    normalization: dict = field(default_factory=lambda: {"method": "zscore", "clip": None})
+    val_overlap: float = 0.25
+    val_threshold: float = 0.15
+    val_patch: tuple[int, int, int] | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.patch) != 3 or min(self.patch) < 1:
+            raise UsageError(f"--patch needs three positive sizes, got {self.patch}")
+        for name in ("batch_size", "epochs", "steps_per_epoch"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
+        if not self.lr > 0:
+            raise UsageError(f"--lr must be positive, got {self.lr}")
+        if not 0 <= self.balanced <= 1:
+            raise UsageError(f"balanced crop fraction must lie in [0, 1], got {self.balanced}")
+        if not 0 <= self.ema_decay < 1:
+            raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of the whole run: ``epochs * steps_per_epoch``, capped by ``max_steps``."""
+        planned = self.epochs * self.steps_per_epoch
+        return planned if self.max_steps is None else min(planned, self.max_steps)
+
+    def to_json(self) -> dict:
+        """Plain-JSON form (stored in model files and provenance)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, document: dict, *, source: str = "config") -> TrainConfig:
+        """Build a config from JSON (a ``--config`` file or a checkpoint); unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(document) - known)
+        if unknown:
+            raise UsageError(f"{source}: unknown training setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        values = dict(document)
+        if "augment" in values and isinstance(values["augment"], dict):
+            augment_known = {f.name for f in fields(AugmentConfig)}
+            extra = sorted(set(values["augment"]) - augment_known)
+            if extra:
+                raise UsageError(f"{source}: unknown augmentation setting {extra[0]!r}")
+            values["augment"] = AugmentConfig(**values["augment"])
+        for key in ("patch", "val_patch"):
+            if values.get(key) is not None:
+                values[key] = tuple(int(v) for v in values[key])
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise UsageError(f"{source}: malformed training settings ({err})") from None
+
+    def evolve(self, **changes) -> TrainConfig:
+        """A copy with some settings replaced."""
+        return replace(self, **changes)

@@ -1,0 +1,158 @@
+"""Start or resume a training run: load data, build the network, restore state, fit.
+
+The ``train`` command resolves its flags into a :class:`TrainRequest` and calls
+:func:`launch`; everything people see goes through the ``log`` and progress callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..catalog import Catalog, catalog_from_mapping
+from ..errors import UsageError
+from ..targets import TargetSpec, centres_from_picks
+from .checkpoint import ModelFile
+from .dataset import RunSource, TrainingVolume, load_run
+from .plan import (
+    check_patch,
+    common_normalization,
+    common_voxel_size,
+    load_initial_weights,
+    model_template,
+    output_channels,
+    resolve_catalog,
+    resolve_spec,
+    split_runs,
+)
+from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
+from .registry import build_network, patch_multiple
+from .session import OutputPaths, RunRecord, Validation, fit
+from .training import BatchMaker, Trainer, parse_class_weights, restore_rng_state
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """A resolved ``czii train`` invocation (``sources`` from :func:`~.dataset.find_runs`).
+
+    ``resume`` is the loaded ``model.last.pt``: its stored settings replace ``config``,
+    ``spec``, ``catalog`` and the split, and ``resume_limits`` may change its ``epochs``,
+    ``max_steps`` and ``max_time``.  ``init`` is a model whose weights start a new run.
+    """
+
+    sources: Sequence[RunSource]
+    paths: OutputPaths
+    config: TrainConfig
+    device: torch.device
+    spec: TargetSpec | None = None
+    catalog: Catalog | None = None
+    val_runs: Sequence[str] = ()
+    fold: tuple[int, int] | None = None
+    init: ModelFile | None = None
+    init_source: str = ""
+    resume: ModelFile | None = None
+    resume_limits: dict = field(default_factory=dict)
+
+
+LoadCallback = Callable[[Sequence], Sequence]
+
+
+def _settings(request: TrainRequest, runs: Sequence[str]
+              ) -> tuple[TrainConfig, TargetSpec, Catalog, list[str], list[str]]:
+    """Config, target, classes, training and validation runs: stored ones when resuming."""
+    if request.resume is None:
+        catalog = resolve_catalog(request.sources, request.catalog)
+        spec = resolve_spec(request.sources, request.spec)
+        spec.check_classes(catalog.names)
+        training, validation = split_runs(runs, val_runs=request.val_runs, fold=request.fold)
+        config = request.config
+    else:
+        stored = request.resume.train
+        if "resume" not in stored:
+            raise UsageError("--resume needs the run's .last.pt checkpoint (this model file has no resume state)")
+        unknown = sorted(set(request.resume_limits) - {"epochs", "max_steps", "max_time"})
+        if unknown:
+            raise UsageError("--resume keeps the run's settings; only --epochs, --max-steps and --max-time may "
+                             f"change (got {unknown[0].replace('_', '-')})")
+        config = TrainConfig.from_json({**stored["config"], **request.resume_limits}, source="--resume")
+        spec = TargetSpec.from_json(stored["target"])
+        catalog = catalog_from_mapping(request.resume.catalog, source="--resume")
+        validation = list(stored["val_runs"])
+        training = [r for r in runs if r not in set(validation)]
+    check_patch(config)
+    if not config.loss:
+        config = config.evolve(loss=DEFAULT_LOSS[spec.kind])
+    return config, spec, catalog, training, validation
+
+
+def _network(config: TrainConfig, request: TrainRequest, n_channels: int, log: Callable[[str], None]):
+    torch.manual_seed(config.seed)
+    network = build_network(config.arch, in_channels=1, out_channels=n_channels, params=config.arch_params)
+    if request.init is not None:
+        for note in load_initial_weights(network, request.init, arch=config.arch, source=request.init_source):
+            log(f"--init: {note}")
+    return network
+
+
+def launch(
+    request: TrainRequest,
+    *,
+    log: Callable[[str], None],
+    track_loading: LoadCallback,
+    on_step: Callable[[int, str], None] | None = None,
+    on_round: Callable[[dict], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+) -> RunRecord:
+    """Run (or continue) training as ``request`` says; returns the run's record.
+
+    ``track_loading`` wraps the list of runs while they load (a progress bar);
+    ``on_start(first_step, total_steps)`` is called once before the first step.
+    """
+    config, spec, catalog, train_names, val_names = _settings(request, [s.run for s in request.sources])
+    volumes: list[TrainingVolume] = [
+        load_run(source, catalog=catalog, spec=spec, normalization=config.normalization)
+        for source in track_loading(request.sources)
+    ]
+    training = [v for v in volumes if v.run in set(train_names)]
+    validating = [v for v in volumes if v.run in set(val_names)]
+    if not training:
+        raise UsageError("no training runs among the data")
+    channels, activation = output_channels(catalog, spec.kind)
+    weights = parse_class_weights(config.class_weights, channels=channels,
+                                  default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
+    network = _network(config, request, len(channels), log)
+    if request.device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    trainer = Trainer(network, config=config, activation=activation, class_weights=weights, device=request.device)
+    rng = np.random.default_rng(config.seed)
+    record = RunRecord()
+    if request.resume is not None:
+        state = request.resume.train["resume"]
+        trainer.load_state(state)
+        restore_rng_state(rng, state["rng"])
+        record = RunRecord.from_json(state["record"])
+    template = model_template(
+        config, catalog=catalog, spec=spec, normalization=common_normalization(volumes),
+        voxel_size=common_voxel_size(volumes), train_runs=[v.run for v in training], val_runs=val_names,
+        class_weights=weights,
+    )
+    centres = [centres_from_picks(v.picks, catalog=catalog, voxel_size=v.voxel_size, origin_zyx=v.origin)
+               for v in training]
+    batches = BatchMaker(training, config=config, n_channels=len(channels), centres=centres)
+    validation = None
+    if validating:
+        validation = Validation(
+            validating, catalog, patch_size=tuple(config.val_patch) if config.val_patch else None,
+            multiple=patch_multiple(config.arch, config.arch_params), minimum=tuple(config.patch),
+            overlap=config.val_overlap, threshold=config.val_threshold,
+        )
+    log(f"{config.arch}: {sum(p.numel() for p in network.parameters()):,} parameters; {spec.kind} target; "
+        f"loss {config.loss}; train {', '.join(v.run for v in training)}; "
+        f"validate {', '.join(val_names) or '-'}; device {request.device}")
+    if on_start:
+        on_start(trainer.step, config.total_steps)
+    return fit(trainer, batches, rng=rng, template=template, paths=request.paths, record=record,
+               validation=validation, on_step=on_step, on_round=on_round)

@@ -1,0 +1,256 @@
+"""Drive a training run and keep its files: best model, resumable last checkpoint, curves.
+
+Next to ``model.pt`` (the best EMA weights by validation F-beta, or the latest when there
+is no validation) a run writes ``model.last.pt`` (everything ``--resume`` needs),
+``model.metrics.csv`` (one row per round) and ``model.curves.png`` (loss and validation
+F-beta).  Ctrl-C saves ``model.last.pt`` before the interrupt propagates.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..io.atomic import atomic_path, atomic_text
+from .checkpoint import ModelFile, save_model
+from .dataset import TrainingVolume
+from .training import BatchMaker, Trainer, rng_state
+from .validation import validate
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """The files of one training run, named after the model file."""
+
+    model: Path
+    last: Path
+    metrics: Path
+    curves: Path
+
+    @classmethod
+    def beside(cls, model: Path) -> OutputPaths:
+        """``model.pt`` -> ``model.last.pt``, ``model.metrics.csv``, ``model.curves.png``.
+
+        Examples
+        --------
+        >>> OutputPaths.beside(Path("runs/unet.pt")).last.as_posix()
+        'runs/unet.last.pt'
+        """
+        model = Path(model)
+        stem = model.name[: -len(model.suffix)] if model.suffix else model.name
+        return cls(model, model.with_name(f"{stem}.last.pt"), model.with_name(f"{stem}.metrics.csv"),
+                   model.with_name(f"{stem}.curves.png"))
+
+    def all(self) -> list[Path]:
+        return [self.model, self.last, self.metrics, self.curves]
+
+
+@dataclass
+class RunRecord:
+    """What a run has achieved so far; survives ``--resume``."""
+
+    history: list[dict] = field(default_factory=list)
+    best_score: float | None = None
+    best_step: int | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"history": self.history, "best_score": self.best_score, "best_step": self.best_step,
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, document: dict) -> RunRecord:
+        return cls(list(document.get("history", [])), document.get("best_score"), document.get("best_step"),
+                   float(document.get("seconds", 0.0)))
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Validation volumes and how to score them."""
+
+    volumes: Sequence[TrainingVolume]
+    catalog: Catalog
+    patch_size: tuple[int, int, int] | None
+    multiple: int
+    minimum: tuple[int, int, int]
+    overlap: float
+    threshold: float
+
+
+StepCallback = Callable[[int, str], None]
+RoundCallback = Callable[[dict], None]
+
+
+def fit(
+    trainer: Trainer,
+    batches: BatchMaker,
+    *,
+    rng: np.random.Generator,
+    template: ModelFile,
+    paths: OutputPaths,
+    record: RunRecord,
+    validation: Validation | None,
+    on_step: StepCallback | None = None,
+    on_round: RoundCallback | None = None,
+) -> RunRecord:
+    """Train until the configured steps (or time) are done, validating after every epoch.
+
+    Parameters
+    ----------
+    trainer : Trainer
+        Possibly restored from a checkpoint (its ``step`` says where to continue).
+    batches : BatchMaker
+    rng : numpy.random.Generator
+        The data generator (its state is saved with each checkpoint).
+    template : ModelFile
+        Everything of the model file except ``state_dict``; ``train`` holds the summary
+        every checkpoint repeats.
+    paths : OutputPaths
+    record : RunRecord
+        History so far (empty for a new run); updated in place and returned.
+    validation : Validation or None
+    on_step : callable(step, status), optional
+        Called after every step (progress display).
+    on_round : callable(row), optional
+        Called with each metrics row.
+    """
+    config = trainer.config
+    total = config.total_steps
+    started = time.perf_counter()
+    base_seconds = record.seconds
+    losses: list[float] = []
+    status = _status(record)
+    resume_rng = None  # random state from before the batch of a step that has not finished
+    last_round_seconds = 0.0  # a time budget keeps room for the final validation round
+    try:
+        while trainer.step < total:
+            resume_rng = rng_state(rng)
+            images, targets = batches.batch(rng)
+            budget = config.max_time - last_round_seconds if config.max_time else None
+            time_used = (time.perf_counter() - started) / budget if budget else 0.0
+            losses.append(trainer.train_step(images, targets, time_used=time_used))
+            resume_rng = None
+            elapsed = time.perf_counter() - started
+            record.seconds = base_seconds + elapsed
+            out_of_time = budget is not None and elapsed >= budget
+            if trainer.step % config.steps_per_epoch == 0 or trainer.step == total or out_of_time:
+                row = _round(trainer, record, losses, validation, template, paths, rng)
+                last_round_seconds = time.perf_counter() - started - elapsed
+                losses = []
+                status = _status(record)
+                if on_round:
+                    on_round(row)
+            if on_step:
+                on_step(trainer.step, f"loss {losses[-1]:.4f} · {status}" if losses else status)
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        record.seconds = base_seconds + time.perf_counter() - started
+        if validation is None:
+            save_model(paths.model, _model(template, trainer, record), overwrite=True)
+        _save_last(trainer, record, template, paths, resume_rng or rng_state(rng))
+        raise
+    return record
+
+
+def _status(record: RunRecord) -> str:
+    scored = [row for row in record.history if row.get("val_score") is not None]
+    if not scored:
+        return "val F4 -"
+    return f"val F4 {scored[-1]['val_score']:.3f} (best {record.best_score:.3f})"
+
+
+def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation: Validation | None,
+           template: ModelFile, paths: OutputPaths, rng: np.random.Generator) -> dict:
+    config = trainer.config
+    row = {
+        "step": trainer.step,
+        "epoch": round(trainer.step / config.steps_per_epoch, 3),
+        "seconds": round(record.seconds, 1),
+        "lr": trainer.optimizer.param_groups[0]["lr"],
+        "train_loss": float(np.mean(losses)) if losses else None,
+        "val_score": None,
+    }
+    if validation is not None:
+        report = validate(
+            trainer.evaluation_network(), validation.volumes, classes=template.classes, catalog=validation.catalog,
+            activation=template.activation, patch_size=validation.patch_size, multiple=validation.multiple,
+            minimum=validation.minimum, overlap=validation.overlap,
+            threshold=validation.threshold, device=trainer.device,
+        )
+        row["val_score"] = float(report.score)
+        row.update({f"f4_{name}": float(score.fbeta) for name, score in report.per_class.items()})
+    record.history.append(row)
+    improved = validation is None or record.best_score is None or row["val_score"] > record.best_score
+    if improved:
+        if validation is not None:
+            record.best_score, record.best_step = row["val_score"], trainer.step
+        save_model(paths.model, _model(template, trainer, record), overwrite=True)
+    _save_last(trainer, record, template, paths, rng_state(rng))
+    write_metrics(paths.metrics, record.history)
+    plot_curves(paths.curves, record.history)
+    return row
+
+
+def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
+    per_class = {}
+    if record.best_step is not None:
+        best = next(row for row in record.history if row["step"] == record.best_step)
+        per_class = {k[len("f4_"):]: v for k, v in best.items() if k.startswith("f4_")}
+    return {**template.train, "steps": trainer.step, "best_score": record.best_score, "best_step": record.best_step,
+            "best_per_class": per_class, "seconds": round(record.seconds, 1)}
+
+
+def _model(template: ModelFile, trainer: Trainer, record: RunRecord) -> ModelFile:
+    return replace(template, train=_summary(template, trainer, record), state_dict=trainer.weights())
+
+
+def _save_last(trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths,
+               random_state: dict) -> None:
+    resume = {**trainer.state(), "rng": random_state, "record": record.to_json()}
+    last = replace(_model(template, trainer, record), train={**_summary(template, trainer, record), "resume": resume})
+    save_model(paths.last, last, overwrite=True)
+
+
+def write_metrics(path: Path, history: Sequence[dict]) -> None:
+    """One CSV row per round: step, epoch, seconds, lr, train_loss, val_score, f4 per class."""
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    with atomic_text(path, overwrite=True) as handle:
+        handle.write(buffer.getvalue())
+
+
+def plot_curves(path: Path, history: Sequence[dict]) -> None:
+    """Training loss and validation F-beta (overall and per class) against the step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), dpi=100)
+    loss_axes, score_axes = figure.subplots(1, 2)
+    steps = [row["step"] for row in history]
+    loss_axes.plot(steps, [np.nan if row["train_loss"] is None else row["train_loss"] for row in history], marker="o")
+    loss_axes.set(xlabel="step", ylabel="training loss", title="loss")
+    scored = [row for row in history if row.get("val_score") is not None]
+    if scored:
+        x = [row["step"] for row in scored]
+        score_axes.plot(x, [row["val_score"] for row in scored], marker="o", linewidth=2, label="score", color="black")
+        for key in [k for k in scored[-1] if k.startswith("f4_")]:
+            score_axes.plot(x, [row.get(key, np.nan) for row in scored], linewidth=1, label=key[len("f4_"):])
+        score_axes.legend(fontsize=7)
+    score_axes.set(xlabel="step", ylabel="validation F4", title="validation", ylim=(0, 1))
+    figure.tight_layout()
+    with atomic_path(path, overwrite=True) as tmp:
+        figure.savefig(tmp, format="png")

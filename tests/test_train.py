@@ -1,0 +1,254 @@
+"""`czii train`: data sources, every architecture, determinism, resume, Ctrl-C, validation."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from czii_cli.catalog import Catalog, ParticleClass
+from czii_cli.inference import predict_volume
+from czii_cli.io.copick import config_document
+from czii_cli.io.picks import write_copick_picks, write_picks_csv
+from czii_cli.io.volumes import write_mrc, write_ome_zarr
+from czii_cli.models.checkpoint import load_model_file
+from czii_cli.models.training import Trainer
+from czii_cli.picks import Picks, concat
+
+torch.set_num_threads(1)
+
+CATALOG = Catalog((ParticleClass("small", 30.0, 1.0, 1), ParticleClass("large", 50.0, 2.0, 2)))
+SHAPE = (16, 32, 32)
+RUNS = ("r1", "r2", "r3")
+TINY = ["--arch-param", "channels=[4,8]", "--patch", "16", "16", "16", "--batch-size", "1"]
+
+
+def simulate_run(run: str, rng: np.random.Generator) -> tuple[np.ndarray, Picks]:
+    """Bright balls of the class radius in noise, two per class."""
+    data = rng.normal(size=SHAPE).astype(np.float32)
+    grid = np.indices(SHAPE).reshape(3, -1).T
+    parts = []
+    for cls in CATALOG:
+        centres = rng.uniform([4, 6, 6], [12, 26, 26], size=(2, 3))
+        for c in centres:
+            inside = np.linalg.norm(grid - c, axis=1) <= cls.radius / 10
+            data.reshape(-1)[inside] += 3.0
+        parts.append(Picks.from_points(run, cls.name, centres[:, ::-1] * 10.0))
+    return data, concat(parts)
+
+
+@pytest.fixture(scope="module")
+def mrc_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mrc")
+    (root / "train_images").mkdir()
+    (root / "train_annotations").mkdir()
+    rng = np.random.default_rng(7)
+    for run in RUNS:
+        data, picks = simulate_run(run, rng)
+        write_mrc(root / "train_images" / f"{run}.mrc", data, voxel_size=10.0)
+        write_picks_csv(root / "train_annotations" / f"{run}.csv", picks)
+    (root / "classes.json").write_text(json.dumps({"classes": CATALOG.to_json()}))
+    return root
+
+
+def train(cli, data, out, *args):
+    """Train the tiny light net on the MRC + CSV dataset."""
+    return cli("train", data, "-o", out, "--classes", data / "classes.json", *TINY, *args)
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return load_model_file(path).state_dict
+
+
+def test_train_writes_a_safe_self_describing_model(cli, mrc_dataset, tmp_path):
+    out = tmp_path / "m.pt"
+    result = train(cli, mrc_dataset, out, "--max-steps", "2", "--steps-per-epoch", "2", "--val-runs", "r3")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    document = torch.load(out, weights_only=True)
+    assert document["format"] == "czii-model" and document["arch"] == "light"
+    model = load_model_file(out)
+    assert model.classes == ["background", "small", "large"]
+    assert (model.target, model.activation, model.voxel_size) == ("spheres", "softmax", 10.0)
+    assert model.patch_size == [16, 16, 16]
+    assert model.normalization == {"method": "zscore", "clip": None}
+    assert model.train["train_runs"] == ["r1", "r2"] and model.train["val_runs"] == ["r3"]
+    assert model.train["steps"] == 2 and model.train["best_step"] == 2
+    assert set(model.train["best_per_class"]) == {"small", "large"}
+    assert "resume" not in model.train
+    assert "resume" in torch.load(tmp_path / "m.last.pt", weights_only=True)["train"]
+    with open(tmp_path / "m.metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["step"] for r in rows] == ["2"]
+    assert {"train_loss", "val_score", "f4_small", "f4_large"} <= set(rows[0])
+    assert (tmp_path / "m.curves.png").read_bytes()[:4] == b"\x89PNG"
+    with torch.no_grad():
+        probs = torch.softmax(model.build()(torch.zeros(1, 1, 16, 16, 16)), dim=1)
+    assert probs.shape == (1, 3, 16, 16, 16)
+
+
+@pytest.mark.parametrize(
+    "arch, params, patch",
+    [
+        ("light", ["channels=[4,8,8]", "stem_stride=1"], 16),
+        ("unet", ["channels=[4,8,8]", "strides=[2,1]"], 16),
+        ("segresnet", ["init_filters=8", "blocks_down=[1,1]", "blocks_up=[1]"], 16),
+        ("dynunet", ["filters=[4,8,8]", "kernel_size=[3,3,3]", "strides=[1,2,2]"], 16),
+        ("flexunet", ["backbone=resnet10", "decoder_channels=[8,8,8,8,8]"], 32),
+    ],
+)
+def test_every_architecture_trains_two_steps_and_predicts(cli, mrc_dataset, tmp_path, arch, params, patch):
+    out = tmp_path / f"{arch}.pt"
+    args = ["--arch", arch, "--max-steps", "2", "--patch", str(patch), str(patch), str(patch)]
+    for p in params:
+        args += ["--arch-param", p]
+    result = cli("train", mrc_dataset, "-o", out, "--classes", mrc_dataset / "classes.json", "--batch-size", "2", *args)
+    assert result.exit_code == 0, result.stderr
+    assert torch.load(out, weights_only=True)["arch"] == arch
+    model = load_model_file(out)
+    volume = np.random.default_rng(0).normal(size=SHAPE).astype(np.float32)
+    probs = predict_volume(model.build(), volume, patch_size=model.patch_size, activation=model.activation)
+    assert probs.shape == (3, *SHAPE)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-4)
+
+
+def test_same_seed_same_weights_other_seed_other_weights(cli, mrc_dataset, tmp_path):
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        result = train(cli, mrc_dataset, tmp_path / f"{name}.pt", "--max-steps", "3", "--seed", seed)
+        assert result.exit_code == 0, result.stderr
+    a, b, c = (weights(tmp_path / f"{n}.pt") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_ctrl_c_saves_and_resume_continues_exactly(cli, mrc_dataset, tmp_path, monkeypatch):
+    common = ["--max-steps", "4", "--steps-per-epoch", "2", "--val-runs", "r3"]
+    result = train(cli, mrc_dataset, tmp_path / "straight.pt", *common)
+    assert result.exit_code == 0, result.stderr
+
+    original = Trainer.train_step
+
+    def interrupted(self, images, targets, **options):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return original(self, images, targets, **options)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    result = train(cli, mrc_dataset, tmp_path / "cut.pt", *common)
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+    last = tmp_path / "cut.last.pt"
+    assert torch.load(last, weights_only=True)["train"]["resume"]["step"] == 3
+    monkeypatch.setattr(Trainer, "train_step", original)
+
+    result = cli("train", mrc_dataset, "-o", tmp_path / "cut.pt", "--resume", last)
+    assert result.exit_code == 0, result.stderr
+    resumed = load_model_file(last)
+    assert resumed.train["steps"] == 4
+    assert [row["step"] for row in resumed.train["resume"]["record"]["history"]] == [2, 4]
+    straight = load_model_file(tmp_path / "straight.last.pt")
+    assert all(torch.equal(straight.state_dict[k], resumed.state_dict[k]) for k in straight.state_dict)
+    assert straight.train["best_score"] == resumed.train["best_score"]
+
+
+def test_resume_extends_the_run_with_more_steps(cli, mrc_dataset, tmp_path):
+    assert train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "2").exit_code == 0
+    result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.last.pt", "--max-steps", "3")
+    assert result.exit_code == 0, result.stderr
+    assert load_model_file(tmp_path / "m.last.pt").train["steps"] == 3
+    result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.last.pt", "--lr", "1")
+    assert result.exit_code == 2
+    assert "only --epochs, --max-steps and --max-time may change (got lr)" in result.stderr
+    result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.pt")
+    assert result.exit_code == 2
+    assert "has no resume state" in result.stderr
+
+
+def test_artifact_pairs_from_normalize_and_make_labels(cli, mrc_dataset, tmp_path):
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    for run in RUNS:
+        mrc = mrc_dataset / "train_images" / f"{run}.mrc"
+        assert cli("normalize", mrc, "-o", pairs / f"{run}.zarr").exit_code == 0
+        result = cli("make-labels", mrc_dataset / "train_annotations" / f"{run}.csv", "--like", pairs / f"{run}.zarr",
+                     "--classes", mrc_dataset / "classes.json", "--target", "points", "--dilate", "1",
+                     "-o", pairs / f"{run}.labels.zarr")
+        assert result.exit_code == 0, result.stderr
+    (pairs / "notes.txt").write_text("ignored")
+    result = cli("train", pairs, "-o", tmp_path / "p.pt", *TINY, "--max-steps", "2", "--fold", "0/3")
+    assert result.exit_code == 0, result.stderr
+    model = load_model_file(tmp_path / "p.pt")
+    assert model.target == "points" and model.classes == ["background", "small", "large"]
+    assert model.train["val_runs"] == ["r1"] and model.train["config"]["loss"] == "ce:1"
+    result = cli("train", pairs, "-o", tmp_path / "q.pt", *TINY, "--max-steps", "1", "--target", "spheres")
+    assert result.exit_code == 1
+    assert "a points target, but training uses spheres" in result.stderr
+
+
+def test_copick_project_with_heatmap_target(cli, mrc_dataset, tmp_path):
+    root = tmp_path / "project"
+    rng = np.random.default_rng(3)
+    picks = []
+    for run in RUNS[:2]:
+        data, run_picks = simulate_run(run, rng)
+        write_ome_zarr(root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr", data,
+                       voxel_size=10.0, levels=1)
+        picks.append(run_picks)
+    write_copick_picks(root / "overlay", concat(picks))
+    (root / "copick_config.json").write_text(json.dumps(config_document("t", CATALOG.to_json(), root)))
+    result = cli("train", root, "-o", tmp_path / "h.pt", *TINY, "--max-steps", "2", "--target", "heatmap",
+                 "--loss", "bce:1,mse:1,tversky:0.5", "--val-runs", "r2")
+    assert result.exit_code == 0, result.stderr
+    model = load_model_file(tmp_path / "h.pt")
+    assert (model.target, model.activation, model.classes) == ("heatmap", "sigmoid", ["small", "large"])
+    assert model.train["best_step"] == 2
+
+
+def test_init_fine_tunes_and_reports_a_different_head(cli, mrc_dataset, tmp_path):
+    assert train(cli, mrc_dataset, tmp_path / "base.pt", "--max-steps", "1").exit_code == 0
+    result = train(cli, mrc_dataset, tmp_path / "tuned.pt", "--max-steps", "1", "--init", tmp_path / "base.pt",
+                   "--target", "heatmap", "--loss", "mse")
+    assert result.exit_code == 0, result.stderr
+    assert "--init: shape differs, kept the new initialisation: head.bias, head.weight" in result.stderr
+    base, tuned = weights(tmp_path / "base.pt"), weights(tmp_path / "tuned.pt")
+    assert tuned["head.weight"].shape[0] == 2 and base["head.weight"].shape[0] == 3
+    result = train(cli, mrc_dataset, tmp_path / "other.pt", "--max-steps", "1", "--init", tmp_path / "base.pt",
+                   "--arch", "unet", "--arch-param", "strides=[2]")
+    assert result.exit_code == 2
+    assert "a light model cannot initialise a unet network" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--val-runs", "r9"], 2, "--val-runs: unknown run 'r9' (runs: r1, r2, r3)"),
+        (["--fold", "3/3"], 2, "--fold '3/3': need N >= 2 and 0 <= K < N"),
+        (["--patch", "16", "16", "18"], 2, "--patch 16 16 18: sides must be multiples of 4 for light"),
+        (["--loss", "mse"], 2, "--loss mse does not apply to label-map (spheres, points) targets"),
+        (["--loss", "ce:x"], 2, "--loss: weight of 'ce' is not a number"),
+        (["--arch-param", "depth=3"], 2, "light has no parameter 'depth'"),
+        (["--arch-param", "channels=oops"], 2, "cannot build light"),
+        (["--class-weights", "huge=3"], 2, "--class-weights: unknown class 'huge'"),
+    ],
+)
+def test_train_usage_errors(cli, mrc_dataset, tmp_path, args, code, message):
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1", *args)
+    assert result.exit_code == code
+    assert message in result.stderr
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_train_data_errors(cli, mrc_dataset, tmp_path):
+    result = cli("train", tmp_path / "missing", "-o", tmp_path / "m.pt")
+    assert result.exit_code == 1 and f"{tmp_path / 'missing'}: no such file or directory" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = cli("train", tmp_path / "empty", "-o", tmp_path / "m.pt")
+    assert result.exit_code == 1 and "no training runs found" in result.stderr
+    result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--max-steps", "1")  # default catalog
+    assert result.exit_code == 1 and "unknown particle class 'large'" in result.stderr
+    (tmp_path / "m.pt").write_text("x")
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1")
+    assert result.exit_code == 2 and "output exists; pass --overwrite" in result.stderr
