@@ -7,19 +7,29 @@ can trust what it finds.  A failing job is reported by name and the others go on
 ``scheduler`` is the address of an existing Dask distributed scheduler (for SLURM or
 PBS, start one with dask-jobqueue); each input is one task, and outputs are written
 where the task runs, so they must be on a filesystem all workers share.
+
+Workers split the cores: each of ``workers`` local processes gets cores / workers
+threads, and a Dask task shares its worker's cores with the tasks that may run beside
+it.  A local worker that dies fails only the job it was running.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from .errors import CziiError, UsageError
+
+WORKER_DIED = "its worker process died (killed, or out of memory)"
 
 
 @dataclass(frozen=True)
@@ -109,33 +119,112 @@ def _record(report: BatchReport, name: str, ok: bool, value: Any) -> None:
 
 
 def _run_pool(todo: list[Job], workers: int, report: BatchReport, on_progress) -> None:
+    """Run jobs in spawned local processes, at most ``workers`` at a time.
+
+    A worker that dies (killed, out of memory) breaks the pool and takes the jobs in
+    flight with it.  A job that was alone in flight is the culprit and fails; when
+    several were, each is rerun alone in a fresh pool, so only the culprit fails and
+    the batch goes on.
+    """
+    total = len(todo)
+
+    def progress() -> None:
+        if on_progress:
+            on_progress(report, total - len(report.done) - len(report.failed))
+
+    queue = deque(todo)
+    while queue:
+        lost = _pool_round(queue, workers, report, progress)
+        if len(lost) == 1:
+            _record(report, lost[0].name, False, WORKER_DIED)
+            progress()
+        elif lost:
+            for job in lost:
+                if _pool_round(deque([job]), 1, report, progress):
+                    _record(report, job.name, False, WORKER_DIED)
+                    progress()
+
+
+def _pool_round(queue: deque, workers: int, report: BatchReport, progress: Callable[[], None]) -> list[Job]:
+    """Run jobs from ``queue`` in one process pool until it is empty or the pool breaks.
+
+    Returns the jobs that were in flight when a worker died (none if none did).
+    """
     # spawn: torch and BLAS thread pools do not survive fork safely.
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, _cpu_count() // workers)
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)
     ) as pool:
-        futures = {pool.submit(_call, job): job for job in todo}
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+        running: dict = {}
+        lost: list[Job] = []
+        while (queue or running) and not lost:
+            while queue and len(running) < workers:  # nothing queued in the pool: in flight = running
+                job = queue.popleft()
+                running[pool.submit(_call, job)] = job
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            if any(isinstance(future.exception(), BrokenProcessPool) for future in finished):
+                finished, _ = wait(running)  # a broken pool fails every future in flight
             for future in finished:
-                job = futures[future]
-                try:
+                job = running.pop(future)
+                error = future.exception()
+                if isinstance(error, BrokenProcessPool):
+                    lost.append(job)
+                    continue
+                if error is None:
                     _record(report, job.name, *future.result())
-                except Exception as err:  # the worker process itself died
-                    _record(report, job.name, False, f"worker died: {type(err).__name__}: {err}")
-                if on_progress:
-                    on_progress(report, len(remaining))
+                else:  # the result could not come back (e.g. it does not pickle)
+                    _record(report, job.name, False, f"worker failed: {type(error).__name__}: {error}")
+                progress()
+    return lost
+
+
+def _cpu_count() -> int:
+    """CPU cores this process may use (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _limit_threads(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    try:
-        import torch
+    """Size the thread pools of a worker: OpenMP/BLAS through the environment, torch directly.
 
+    Set before torch is first imported, the environment sizes its pool; a torch that is
+    already imported is told directly.
+    """
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
         torch.set_num_threads(threads)
-    except ImportError:
-        pass
+
+
+def _call_on_dask(job: Job, slots_per_host: dict[str, int]) -> tuple[bool, Any]:
+    """Run one job in a Dask worker, its cores shared among the tasks that may run beside it.
+
+    A worker bound to part of the machine (as batch systems bind their jobs) shares its
+    cores among its own threads; one that sees the whole machine shares it with the
+    threads of every worker on its host (``slots_per_host``, from the client).
+    """
+    from distributed import get_worker
+    from distributed.comm import get_address_host
+
+    worker = get_worker()
+    cores, slots = _cpu_count(), worker.state.nthreads
+    if cores >= (os.cpu_count() or cores):
+        slots = max(slots, slots_per_host.get(get_address_host(worker.address), slots))
+    _limit_threads(max(1, cores // slots))
+    return _call(job)
+
+
+def _slots_per_host(nthreads: dict[str, int]) -> dict[str, int]:
+    """Worker threads (task slots) per host, from ``Client.nthreads()``."""
+    from distributed.comm import get_address_host
+
+    slots: dict[str, int] = {}
+    for address, count in nthreads.items():
+        host = get_address_host(address)
+        slots[host] = slots.get(host, 0) + count
+    return slots
 
 
 def _run_dask(todo: list[Job], address: str, report: BatchReport, on_progress) -> None:
@@ -147,8 +236,10 @@ def _run_dask(todo: list[Job], address: str, report: BatchReport, on_progress) -
         client = Client(address, timeout="30s")
     except (OSError, TimeoutError) as err:
         raise UsageError(f"cannot reach the Dask scheduler at {address} ({err})") from None
+    run = uuid.uuid4().hex[:8]  # keys unique per run: another run's same-named job is another task
     with client:
-        futures = {client.submit(_call, job, key=f"czii-{job.name}-{index}", pure=False): job
+        slots = _slots_per_host(client.nthreads())
+        futures = {client.submit(_call_on_dask, job, slots, key=f"czii-{job.name}-{run}-{index}", pure=False): job
                    for index, job in enumerate(todo)}
         remaining = len(futures)
         for future in as_completed(futures):

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from batch_jobs import write_square  # noqa: E402
 
-from czii_cli.batch import Job, run_jobs  # noqa: E402
+from czii_cli.batch import WORKER_DIED, Job, run_jobs  # noqa: E402
+from czii_cli.io.atomic import atomic_path  # noqa: E402
 
 
 def _jobs(folder: Path, values) -> list[Job]:
@@ -49,4 +52,31 @@ def test_dask_local_cluster_matches_serial(tmp_path):
         report = run_jobs(_jobs(tmp_path, [1, 2, 13]), scheduler=cluster.scheduler_address)
     assert sorted(report.done) == ["input-1", "input-2"]
     assert report.failed == {"input-13": "input-13: unlucky input"}
+    assert (tmp_path / "2.txt").read_text() == "4"
+
+
+def write_half_then_die(value: int, output: Path) -> None:
+    """A job whose worker is killed part-way through writing its output."""
+    with atomic_path(Path(output), overwrite=False) as tmp:
+        tmp.write_text("half")
+        os._exit(9)
+
+
+def slow_square(value: int, output: Path) -> int:
+    """write_square, slow enough to be in flight when its neighbour's worker dies."""
+    time.sleep(0.5)
+    return write_square(value, output)
+
+
+def test_a_killed_local_worker_fails_only_its_job_and_leaves_no_output(tmp_path):
+    jobs = _jobs(tmp_path, [1, 2, 3, 4])
+    jobs[0] = Job("input-1", tmp_path / "1.txt", slow_square, {"value": 1, "output": tmp_path / "1.txt"})
+    jobs[1] = Job("input-2", tmp_path / "2.txt", write_half_then_die, {"value": 2, "output": tmp_path / "2.txt"})
+    report = run_jobs(jobs, workers=2)
+    assert sorted(report.done) == ["input-1", "input-3", "input-4"]
+    assert report.failed == {"input-2": WORKER_DIED}
+    assert not (tmp_path / "2.txt").exists()
+    assert [p.name for p in tmp_path.glob(".2.txt.partial-*")]  # the leftover is not an output
+    again = run_jobs(_jobs(tmp_path, [1, 2, 3, 4]), workers=2, skip_existing=True)
+    assert again.skipped == ["input-1", "input-3", "input-4"] and again.done == ["input-2"]
     assert (tmp_path / "2.txt").read_text() == "4"

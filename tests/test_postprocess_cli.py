@@ -134,3 +134,22 @@ def test_two_workers_give_the_serial_output(cli, tmp_path):
     assert serial.exit_code == 0 and pooled.exit_code == 0, pooled.stderr
     assert pooled.stdout == serial.stdout
     assert serial.stdout.count("\n") == 7
+
+
+def test_a_folder_output_gets_one_csv_per_experiment(cli, tmp_path):
+    inputs = [save(tmp_path / f"run{i}.zarr", probs_map(shift=i), run=f"TS_{i}") for i in range(3)]
+    result = cli("postprocess", *inputs[:2], "-o", f"{tmp_path}/picks/")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert (tmp_path / "picks" / "TS_0.csv").read_text() == EXPECTED.replace("TS_a", "TS_0")
+    merged = cli("postprocess", *inputs).stdout
+    (tmp_path / "picks" / "TS_0.csv").write_text("kept")
+    again = cli("postprocess", *inputs, "-o", tmp_path / "picks", "--skip-existing")
+    assert again.exit_code == 0, again.stderr
+    assert "skipped " in again.stderr and (tmp_path / "picks" / "TS_0.csv").read_text() == "kept"
+    parts = [(tmp_path / "picks" / f"TS_{i}.csv").read_text().splitlines()[1:] for i in (1, 2)]
+    assert [line.split(",", 1)[1] for part in parts for line in part] == [
+        line.split(",", 1)[1] for line in merged.splitlines()[3:]
+    ]
+    clash = cli("postprocess", inputs[0], save(tmp_path / "other.zarr", run="TS_0"), "-o", f"{tmp_path}/clash/")
+    assert clash.exit_code == 2 and "several inputs are experiment 'TS_0'" in clash.stderr

@@ -118,6 +118,15 @@ def test_several_tomograms_give_one_artifact_each(cli, tomogram, model_path, tmp
     assert again.exit_code == 2 and "output exists" in again.stderr
 
 
+def test_one_tomogram_goes_into_a_folder_named_with_a_trailing_slash(cli, tomogram, model_path, tmp_path):
+    path, _ = tomogram
+    result = cli("predict-probs", path, "-m", model_path, "-o", f"{tmp_path}/out/")
+    assert result.exit_code == 0, result.stderr
+    assert read_artifact(tmp_path / "out" / "TS_1.zarr").meta.run == "TS_1"
+    skipped = cli("predict-probs", path, "-m", model_path, "-o", f"{tmp_path}/out/", "--skip-existing")
+    assert skipped.exit_code == 0 and "skipped TS_1: output exists" in skipped.stderr
+
+
 def test_several_tomograms_need_an_output_folder(cli, tomogram, model_path, tmp_path):
     path, _ = tomogram
     result = cli("predict-probs", path, path, "-m", model_path, "-o", "-")

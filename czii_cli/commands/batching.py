@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from ..batch import BatchReport, Job, run_jobs
+from ..errors import UsageError
+from ..io.atomic import is_stdout
 
 Scheduler = Annotated[
     str | None,
@@ -22,25 +25,84 @@ SkipExisting = Annotated[
     bool, typer.Option("--skip-existing", help="Skip inputs whose output is already complete.")
 ]
 
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
+
+
+def output_folder(output: str | None) -> Path | None:
+    """The folder ``-o`` names for one output per input, or None for a single output.
+
+    A folder is a path written with a trailing ``/`` or an existing directory, but never
+    an existing zarr store (``-o p.zarr/`` with ``--overwrite`` replaces the store).
+
+    Examples
+    --------
+    >>> output_folder("picks/"), output_folder("picks.csv"), output_folder("-")
+    (PosixPath('picks'), None, None)
+    """
+    if output is None or is_stdout(output):
+        return None
+    path = Path(output)
+    if path.is_dir() and any((path / name).exists() for name in ZARR_MARKERS):
+        return None
+    return path if output.endswith("/") or path.is_dir() else None
+
+
+def check_batch_options(*, scheduler: str | None, skip_existing: bool, overwrite: bool, stdin: bool) -> None:
+    """Refuse batch options that contradict each other or the inputs (a UsageError)."""
+    if skip_existing and overwrite:
+        raise UsageError("--skip-existing keeps complete outputs and --overwrite replaces them; choose one")
+    if scheduler is not None and stdin:
+        raise UsageError("--scheduler workers cannot read this process's stdin; pass input files")
+
+
+def absolute(path: Path | str) -> Path | str:
+    """``path`` made absolute (``-`` kept), so that workers elsewhere find it."""
+    return path if is_stdout(path) else Path(path).absolute()
+
 
 def run_with_progress(
-    jobs: Sequence[Job], *, workers: int, scheduler: str | None, skip_existing: bool, description: str
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    scheduler: str | None,
+    skip_existing: bool,
+    description: str,
+    on_done: Callable[[str, Any], None] | None = None,
 ) -> BatchReport:
     """Run jobs under one progress bar (done, failed, remaining); report failures by name.
 
-    Raises a DataError (exit 1) after all jobs ended if any failed.
+    Skipped inputs are logged; each failure is a warning with its reason (shown even
+    with ``-q``), and the others go on.
+
+    Parameters
+    ----------
+    jobs : sequence of Job
+        One per input, with unique names.
+    workers, scheduler, skip_existing :
+        As in :func:`czii_cli.batch.run_jobs`.
+    description : str
+        The progress bar's label.
+    on_done : callable, optional
+        Called as ``on_done(name, result)`` for each finished job, in the order of
+        ``jobs``, once the bar is closed (to log what each job made).
+
+    Returns
+    -------
+    BatchReport
+        Raises a DataError (exit 1) instead, after all jobs ended, if any failed.
     """
-    from ..console import info, make_progress
+    from ..console import info, make_progress, warn
     from ..errors import DataError
 
     with make_progress() as progress:
         task = progress.add_task(description, total=len(jobs), status="")
 
         def update(report: BatchReport, remaining: int) -> None:
+            skipped = f" · skipped {len(report.skipped)}" if report.skipped else ""
             progress.update(
                 task,
                 completed=len(report.done) + len(report.failed) + len(report.skipped),
-                status=f"done {len(report.done)} · failed {len(report.failed)} · remaining {remaining}",
+                status=f"done {len(report.done)}{skipped} · failed {len(report.failed)} · remaining {remaining}",
             )
 
         report = run_jobs(
@@ -48,10 +110,13 @@ def run_with_progress(
             description=description, on_progress=update,
         )
         update(report, 0)
+    for job in jobs:
+        if job.name in report.results and on_done is not None:
+            on_done(job.name, report.results[job.name])
     for name in report.skipped:
         info(f"skipped {name}: output exists")
-    for name, message in report.failed.items():
-        info(f"[red]failed[/red] {name}: {message}")
+    for name, message in report.failed.items():  # shown even with -q
+        warn(f"[red]failed[/red] {name}: {message}")
     if report.failed:
         names = ", ".join(report.failed)
         raise DataError(f"{len(report.failed)} of {len(jobs)} inputs failed: {names}")

@@ -11,6 +11,17 @@ Output = Annotated[
     Path | None,
     typer.Option("-o", "--output", help="Output path; '-' writes to stdout.", show_default=False),
 ]
+Outputs = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="<path>",
+        help="Output path; a folder (existing, or written with a trailing '/') gets one output per input; "
+        "'-' writes to stdout.",
+        show_default=False,
+    ),
+]
 Overwrite = Annotated[bool, typer.Option("-f", "--overwrite", help="Replace an existing output.")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Only errors and warnings on stderr.")]
 Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr.")]

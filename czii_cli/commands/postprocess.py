@@ -11,7 +11,17 @@ on the component boundary).  Thresholds: one number, per class, or both
 (--threshold 0.1,ribosome=0.2; unlisted classes take 0.15), and/or the file `czii tune`
 writes (--thresholds; --threshold entries override it).  Radii come from --classes, else
 the map's own catalog, else the six competition classes.  The score column (peak or mean
-probability, see the method) is what `czii tune` cuts on.  The CSV goes to -o or stdout.
+probability, see the method) is what `czii tune` cuts on.
+
+The picks of all inputs go to one CSV, -o FILE or stdout; with -o DIR/ (or an existing
+folder) each input gets its own, DIR/<experiment>.csv.  -j N works on N inputs at a time
+in local processes; --scheduler ADDRESS sends each input to an existing Dask cluster as
+one task (with -o DIR/ the workers write the CSVs themselves, so it must be on a
+filesystem they share; see docs/cluster.md).  An input that fails is reported by name
+and the others go on; the command then exits 1, writing the per-input CSVs of the others
+but no merged CSV.  --skip-existing skips inputs whose DIR/<experiment>.csv exists; with
+one merged CSV it skips the whole command when that CSV exists (it is written only once
+every input is done).  Outputs appear under their names only when complete.
 
 [bold]Examples[/bold]
 
@@ -19,16 +29,22 @@ probability, see the method) is what `czii tune` cuts on.  The CSV goes to -o or
   czii predict-probs a.mrc -m unet.pt > p.zarr; czii postprocess p.zarr
   czii postprocess maps/*.zarr --method watershed --threshold 0.1,ribosome=0.2 -j 4 -o picks.csv
   czii postprocess p.zarr --method kl-fit --thresholds thresholds.json > picks.csv
+  czii postprocess probs/*.zarr --scheduler tcp://head:8786 --skip-existing -o /shared/picks/
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import Classes, Jobs, Output, Overwrite, Quiet, Seed, Verbose, VoxelSize
+from .batching import Scheduler, SkipExisting
+from .common import Classes, Jobs, Outputs, Overwrite, Quiet, Seed, Verbose, VoxelSize
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+    from ..picks import Picks
 
 METHOD = "Method options (each applies to the methods named)"
 BACKGROUND = "background"
@@ -40,7 +56,7 @@ def _option(flag: str, help: str):
 
 def command(
     probs: Annotated[list[Path], typer.Argument(help="Probability maps, one experiment each ('-' reads stdin).")],
-    output: Output = None,
+    output: Outputs = None,
     method: Annotated[str, typer.Option("--method", help="cc, peaks, watershed, dbscan or kl-fit.")] = "cc",
     threshold: Annotated[
         str | None, typer.Option("--threshold", help="0.15, ribosome=0.2,apo-ferritin=0.1 or 0.1,ribosome=0.2.")
@@ -72,19 +88,22 @@ def command(
     classes: Classes = None,
     voxel_size: VoxelSize = None,
     jobs: Jobs = 1,
+    scheduler: Scheduler = None,
+    skip_existing: SkipExisting = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     from ..batch import Job
     from ..console import info, set_verbosity, warn
-    from ..errors import UsageError
+    from ..errors import DataError, UsageError
     from ..io.artifacts import stdin_to_tempfile
     from ..io.atomic import check_output, is_stdout
+    from ..io.catalog_file import load_catalog
     from ..io.picks import write_picks_csv
     from ..picks import concat
     from ..postprocess import check_method_options, option_names
-    from .batching import run_with_progress
+    from .batching import absolute, check_batch_options, output_folder, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
     given = {"connectivity": connectivity, "radius_scale": radius_scale, "min_size_fraction": min_size_fraction,
@@ -100,26 +119,71 @@ def command(
     check_method_options(method, options)
     if sum(str(p) == "-" for p in probs) > 1 or len(set(map(str, probs))) != len(probs):
         raise UsageError("each input, '-' (stdin) included, may be given only once")
-    target = "-" if output is None or is_stdout(output) else output
-    check_output(Path(target), overwrite=overwrite)
+    check_batch_options(scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite,
+                        stdin=any(is_stdout(p) for p in probs))
+    folder = output_folder(output)
+    target = "-" if output is None or is_stdout(output) else Path(output)
+    if folder is None and skip_existing:  # one merged CSV: written once every input is done
+        if is_stdout(target):
+            raise UsageError("--skip-existing needs an output on disk; pass -o FILE or -o DIR/")
+        if target.exists():
+            info(f"skipped {len(probs)} input(s): {target} exists")
+            return
+    if folder is None:
+        check_output(target, overwrite=overwrite)
+    elif not folder.parent.exists():
+        raise UsageError(f"{output}: the folder {folder.parent} does not exist")
     default, per_class = _threshold_table(threshold, thresholds)
+    catalog = None if classes is None else load_catalog(classes)
     inputs = [(str(p), stdin_to_tempfile() if str(p) == "-" else p) for p in probs]
-    for name, path in inputs:  # fail fast, before any work, on a bad input or class name
-        _, catalog, _ = open_probs(path, name=name, classes=classes, voxel_size=voxel_size)
-        _check_names(per_class, catalog, threshold, thresholds)
-    settings = {"method": method, "default": default, "per_class": per_class, "classes": classes,
+    experiments = {}
+    for name, path in inputs:  # fail fast on a bad class name; an unreadable input fails as its own job
+        try:
+            _, known, experiments[name] = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
+        except DataError:
+            if len(inputs) == 1:
+                raise
+            experiments[name] = experiment_of(name)
+            continue
+        _check_names(per_class, known, threshold, thresholds)
+    place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
+    settings = {"method": method, "default": default, "per_class": per_class, "catalog": catalog,
                 "voxel_size": voxel_size, "options": options}
-    batch = [Job(name, None, picks_of_input, {"path": path, "name": name, **settings}) for name, path in inputs]
-    report = run_with_progress(batch, workers=jobs, scheduler=None, skip_existing=False, description="postprocess")
+    if folder is not None:
+        targets = _plan_csvs(folder, experiments, overwrite=overwrite or skip_existing)
+        batch = [Job(name, place(targets[name]), write_picks_of_input,
+                     {"path": place(path), "name": name, "output": place(targets[name]), "overwrite": overwrite,
+                      **settings}) for name, path in inputs]
+        run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=skip_existing,
+                          description="postprocess",
+                          on_done=lambda name, count: info(f"{name}: {count} picks -> {targets[name]}"))
+        return
+    batch = [Job(name, None, picks_of_input, {"path": place(path), "name": name, **settings}) for name, path in inputs]
+    report = run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=False, description="postprocess",
+                               on_done=lambda name, found: info(f"{name}: {len(found)} picks"))
     results = [report.results[name] for name, _ in inputs]
-    for (name, _), found in zip(inputs, results):
-        info(f"{name}: {len(found)} picks")
     runs = [found.experiments for found in results if len(found)]
     if len({run for names in runs for run in names}) < len(runs):
         warn("several inputs share an experiment name; their picks are merged")
     picks = concat(results).sorted()
     write_picks_csv(target, picks, overwrite=overwrite)
     info(f"{len(picks)} picks from {len(inputs)} input(s) ({method}) -> {'stdout' if target == '-' else target}")
+
+
+def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) -> dict[str, Path]:
+    """DIR/<experiment>.csv for each input; two inputs of one experiment are a UsageError."""
+    from ..errors import UsageError
+    from ..io.atomic import check_output
+
+    names = list(experiments.values())
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise UsageError(f"several inputs are experiment {repeated[0]!r}; their CSVs in {folder} would collide")
+    folder.mkdir(exist_ok=True)
+    targets = {name: folder / f"{experiment}.csv" for name, experiment in experiments.items()}
+    for target in targets.values():
+        check_output(target, overwrite=overwrite)
+    return targets
 
 
 def _threshold_table(spec: str | None, path: Path | None) -> tuple[float, dict[str, float]]:
@@ -144,43 +208,80 @@ def _check_names(per_class: dict, catalog, spec: str | None, path: Path | None) 
         raise UsageError(f"{source}: unknown class {unknown[0]!r} (known: {', '.join(catalog.names)})")
 
 
-def open_probs(path: Path, *, name: str, classes: Path | None, voxel_size: float | None):
-    """Open one probability map lazily: (volume, catalog, experiment name)."""
+def experiment_of(name: str, run: str | None = None) -> str:
+    """An input's experiment: its run, else its file stem (``stdin`` for ``-``).
+
+    Examples
+    --------
+    >>> experiment_of("maps/TS_5_4.zarr"), experiment_of("-"), experiment_of("p.zarr", "TS_6_4")
+    ('TS_5_4', 'stdin', 'TS_6_4')
+    """
+    return run or ("stdin" if name == "-" else Path(name).stem)
+
+
+def open_probs(path: Path, *, name: str, catalog: Catalog | None, voxel_size: float | None):
+    """Open one probability map lazily: (volume, catalog, experiment name).
+
+    The catalog is ``catalog`` if given, else the map's own, else the six competition classes.
+    """
     from ..catalog import DEFAULT_CATALOG, catalog_from_mapping
     from ..errors import DataError
-    from ..io.catalog_file import load_catalog
     from ..io.volumes import VolumeRequest, read_volume
 
     volume = read_volume(path, VolumeRequest(voxel_size=voxel_size))
     meta = volume.meta
     if meta.kind not in ("probs", "heatmap") or meta.axes != "czyx":
         raise DataError(f"{name}: expected a probs or heatmap artifact with axes czyx, found {meta.kind} {meta.axes}")
-    if classes is not None:
-        catalog = load_catalog(classes)
-    elif "catalog" in meta.extra:
-        catalog = catalog_from_mapping(meta.extra["catalog"], source=name)
-    else:
-        catalog = DEFAULT_CATALOG
+    if catalog is None:
+        catalog = catalog_from_mapping(meta.extra["catalog"], source=name) if "catalog" in meta.extra else DEFAULT_CATALOG
     if len(meta.classes) != volume.shape[0]:
         raise DataError(f"{name}: {len(meta.classes)} channel names for {volume.shape[0]} channels")
     for channel in meta.classes:
         if channel != BACKGROUND and channel not in catalog.names:
             raise DataError(f"{name}: channel {channel!r} is not a known class (known: {', '.join(catalog.names)})")
-    run = meta.run or ("stdin" if name == "-" else Path(name).stem)
-    return volume, catalog, run
+    return volume, catalog, experiment_of(name, meta.run)
 
 
 def picks_of_input(
-    path: Path, *, name: str, method: str, default: float, per_class: dict, classes: Path | None,
+    path: Path, *, name: str, method: str, default: float, per_class: dict, catalog: Catalog | None,
     voxel_size: float | None, options: dict,
-):
-    """Picks of one probability map (the batch job; runs in a worker with -j)."""
+) -> Picks:
+    """Picks of one probability map (the batch job for one merged CSV).
+
+    Parameters
+    ----------
+    path : Path
+        The map: a probs or heatmap artifact.
+    name : str
+        The input as given (for messages; ``-`` names stdin).
+    method, options :
+        The postprocessing method and its options (:func:`czii_cli.postprocess.extract_picks`).
+    default, per_class :
+        The threshold of classes not in ``per_class``, and those of the classes in it.
+    catalog : Catalog, optional
+        Particle classes (radii); default: the map's own, else the competition's.
+    voxel_size : float, optional
+        Overrides the map's voxel size.
+    """
     from ..postprocess import extract_picks
 
-    volume, catalog, run = open_probs(path, name=name, classes=classes, voxel_size=voxel_size)
+    volume, catalog, run = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
     names = list(volume.meta.classes)
     return extract_picks(
         volume.data, classes=names, catalog=catalog, method=method,
         thresholds={c: per_class.get(c, default) for c in names}, voxel_size=volume.meta.voxel_size,
         origin_zyx=volume.meta.origin, run=run, **options,
     )
+
+
+def write_picks_of_input(path: Path, *, output: Path, overwrite: bool = False, **settings) -> int:
+    """Write the picks of one probability map to its own CSV (the batch job for ``-o DIR/``).
+
+    ``settings`` are those of :func:`picks_of_input`; the CSV appears at ``output`` only
+    when complete.  Returns the number of picks.
+    """
+    from ..io.picks import write_picks_csv
+
+    picks = picks_of_input(path, **settings).sorted()
+    write_picks_csv(output, picks, overwrite=overwrite)
+    return len(picks)

@@ -10,7 +10,16 @@ flips (identity + 3 flips), rot90 (identity + 3 turns) or all (7-way: identity, 
 --logits.  Memory stays bounded (finished z-ranges stream into the output), so a full
 tomogram fits a laptop; the GPU is used when there is one (fp16 autocast), else every CPU
 core.  One tomogram goes to -o OUT or, piped, to stdout as a zip; several (or every run of
-a copick project without --run) go to -o DIR as DIR/<run>.zarr.
+a copick project without --run) go to -o DIR as DIR/<run>.zarr, as does one with -o DIR/.
+
+Batches: -j N predicts N tomograms at a time in local processes (the cores are shared
+among them); --scheduler ADDRESS sends each tomogram to an existing Dask cluster as one
+task, which loads the models and writes its artifact itself, so inputs, models and -o DIR
+must be on a filesystem the workers share (see docs/cluster.md).  One progress bar covers
+the batch; a tomogram that fails is reported by name, the others go on, and the command
+exits 1 at the end.  Artifacts appear under their names only when complete, so
+--skip-existing (which skips tomograms whose artifact exists) can rerun a batch that was
+killed and redo just what is missing.
 
 [bold]Examples[/bold]
 
@@ -18,6 +27,8 @@ a copick project without --run) go to -o DIR as DIR/<run>.zarr.
   czii predict-probs TS_5_4.mrc -m unet.pt > p.zarr && czii postprocess p.zarr
   czii predict-probs project/copick_config.json --tomo-type denoised -m a.pt -m b.pt --tta all -o probs/
   czii predict-probs a.mrc b.mrc -m unet.pt --logits --window 64 128 128 -o probs/
+  czii predict-probs tomos/*.mrc -m unet.pt -j 4 --skip-existing -o probs/
+  czii predict-probs project/ -m unet.pt --scheduler tcp://head:8786 -o /shared/probs/
 """
 
 from __future__ import annotations
@@ -27,13 +38,14 @@ from typing import Annotated
 
 import typer
 
-from .common import Output, Overwrite, Quiet, Run, TomoType, Verbose, VoxelSize
+from .batching import Scheduler, SkipExisting
+from .common import Jobs, Outputs, Overwrite, Quiet, Run, TomoType, Verbose, VoxelSize
 
 
 def command(
     tomograms: Annotated[list[Path], typer.Argument(help="Tomograms: MRC, OME-Zarr, czii artifact or copick project.")],
     model: Annotated[list[Path], typer.Option("-m", "--model", help="Model file; repeat to ensemble.")],
-    output: Output = None,
+    output: Outputs = None,
     tta: Annotated[str, typer.Option("--tta", help="none, flips, rot90 or all.")] = "none",
     overlap: Annotated[float, typer.Option("--overlap", min=0.0, max=0.95, help="Minimum window overlap.")] = 0.25,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per network call.")] = 1,
@@ -47,61 +59,69 @@ def command(
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
+    jobs: Jobs = 1,
+    scheduler: Scheduler = None,
+    skip_existing: SkipExisting = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     import os
+    from dataclasses import replace
 
     import torch
 
+    from ..batch import Job
     from ..console import debug, info, make_progress, set_verbosity, warn
-    from ..errors import DataError, UsageError
-    from ..inference import Tiling, predict_into, resolve_device, tta_transforms
-    from ..inference.models import choose_window, load_models, members_for
-    from ..io.artifacts import create_artifact
+    from ..errors import UsageError
+    from ..inference import Tiling, resolve_device, tta_transforms
+    from ..inference.io import find_tomograms, plan_outputs
+    from ..inference.job import PredictSettings, predict_job, predict_tomogram
+    from ..inference.models import choose_window, load_models
+    from ..io.atomic import is_stdout
     from ..io.volumes import VolumeRequest
-    from ..inference.io import plan_outputs, read_tomograms
+    from .batching import absolute, check_batch_options, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
     tta_transforms(tta)
     if dtype not in ("float16", "float32"):
         raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
-    torch_device = resolve_device(device)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    resolve_device(device)
+    check_batch_options(scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite,
+                        stdin=any(is_stdout(p) for p in tomograms))
     models = load_models(model)
-    chosen_window = choose_window(models, model, window)
-    volumes = read_tomograms(tomograms, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    targets = plan_outputs(volumes, output, overwrite=overwrite)
-    networks = [m.build() for m in models]
-    activation = "logits" if logits else models[0].activation
-    for volume, target in zip(volumes, targets):
-        if abs(volume.meta.voxel_size - models[0].voxel_size) > 0.05 * models[0].voxel_size:
-            warn(f"{volume.source}: voxel size {volume.meta.voxel_size} Å, the model was trained at "
-                 f"{models[0].voxel_size} Å")
-        members, normalization = members_for(networks, models, volume)
-        extra = {"activation": activation, "catalog": models[0].catalog, "tta": tta,
-                 "models": [{"path": str(p), "arch": m.arch, "target": m.target} for p, m in zip(model, models)]}
-        if logits:
-            extra["logits_of"] = models[0].activation
-        args = {"tta": tta, "overlap": overlap, "window": list(chosen_window), "batch_size": batch_size,
-                "device": str(torch_device), "dtype": dtype, "logits": logits, "normalization": normalization}
-        meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra)
-        meta = meta.with_step("predict-probs", args=args, inputs=[volume.source, *map(str, model)])
-        count = Tiling.plan(volume.shape, chosen_window, overlap=overlap).count
-        shape = (len(models[0].classes), *volume.shape)
-        with make_progress() as progress, create_artifact(
-            target, shape=shape, dtype=dtype, meta=meta, overwrite=overwrite
-        ) as out:
-            task = progress.add_task(str(volume.meta.run), total=count, status="")
-            try:
-                report = predict_into(
-                    members, volume.data, lambda channels: out, patch_size=chosen_window, overlap=overlap,
-                    batch_size=batch_size, tta=tta, activation=activation, device=torch_device,
-                    on_windows=lambda n: progress.advance(task, n),
-                )
-            except torch.cuda.OutOfMemoryError:
-                raise DataError(f"{volume.source}: out of GPU memory; try a smaller --batch-size or --window") from None
-        debug(f"memory layout per model: {', '.join(report['layouts'])}")
-        destination = "stdout" if str(target) == "-" else target
-        info(f"{volume.source}: {count} windows x {len(models)} model(s) x {tta} TTA -> {destination}")
+    settings = PredictSettings(models=tuple(model), window=choose_window(models, model, window), overlap=overlap,
+                               batch_size=batch_size, tta=tta, device=device, dtype=dtype, logits=logits)
+    found = find_tomograms(tomograms, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
+    targets = plan_outputs([t.name for t in found], output, overwrite=overwrite, skip_existing=skip_existing)
+    if is_stdout(targets[0]) and (skip_existing or scheduler is not None):
+        raise UsageError("--skip-existing and --scheduler need an output on disk; pass -o OUT or -o DIR/")
+    trained = models[0].voxel_size
+    for volume in (item.volume for item in found if item.volume is not None):
+        if abs(volume.meta.voxel_size - trained) > 0.05 * trained:
+            warn(f"{volume.source}: voxel size {volume.meta.voxel_size} Å, the model was trained at {trained} Å")
+
+    def log(result: dict) -> None:
+        debug(f"memory layout per model: {', '.join(result['layouts'])}")
+        info(f"{result['source']}: {result['windows']} windows x {len(models)} model(s) x {tta} TTA -> {result['target']}")
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows
+        (item,), (target,) = found, targets
+        if skip_existing and Path(target).exists():
+            info(f"skipped {item.name}: output exists")
+            return
+        count = Tiling.plan(item.volume.shape, settings.window, overlap=overlap).count
+        with make_progress() as progress:
+            task = progress.add_task(item.name, total=count, status="")
+            log(predict_tomogram(item.volume, target, models=models, networks=[m.build() for m in models],
+                                 settings=settings, overwrite=overwrite, on_windows=lambda n: progress.advance(task, n)))
+        return
+    place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
+    settings = replace(settings, models=tuple(map(place, settings.models)))
+    batch = [Job(item.name, place(target), predict_job, {"path": place(item.path), "request": item.request,
+                                                         "target": place(target), "settings": settings,
+                                                         "overwrite": overwrite})
+             for item, target in zip(found, targets)]
+    run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=skip_existing,
+                      description="predict-probs", on_done=lambda name, result: log(result))

@@ -1,59 +1,105 @@
 """The file side of ``predict-probs``: which tomograms to read, where each artifact goes.
 
-One tomogram goes to ``-o OUT`` (or stdout, piped); several, or ``-o`` naming an existing
-folder that is not a zarr store, go to ``DIR/<run>.zarr``.  Every output is checked
-before any prediction starts, so a long batch does not fail half-way on an existing file.
+One tomogram goes to ``-o OUT`` (or stdout, piped); several, or ``-o`` naming a folder
+(an existing one that is not a zarr store, or a path ending in ``/``), go to
+``DIR/<run>.zarr``.  Every output is checked before any prediction starts, so a long
+batch does not fail half-way on an existing file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..commands.batching import output_folder
 from ..commands.output import artifact_target
 from ..errors import DataError, UsageError
-from ..io.artifacts import Volume
+from ..io.artifacts import Volume, stdin_to_tempfile
 from ..io.atomic import check_output, is_stdout
 from ..io.volumes import VolumeRequest, list_runs, read_volume
 
 
-def read_tomograms(paths: Sequence[Path], request: VolumeRequest) -> list[Volume]:
-    """Open every tomogram lazily: each path, and every run of a copick project without ``--run``."""
-    volumes = []
-    for path in paths:
+@dataclass(frozen=True)
+class TomogramInput:
+    """One tomogram to predict.
+
+    Attributes
+    ----------
+    path : Path
+        The file or copick project it is read from (stdin already copied to a file).
+    request : VolumeRequest
+        Run, tomogram type and voxel-size override to read it with.
+    name : str
+        Its run name, else the file stem: the output's name and what reports call it.
+    volume : Volume or None
+        The tomogram, opened lazily; None when it could not be opened (its job then
+        fails with the reason, by name, and the batch goes on).
+    """
+
+    path: Path
+    request: VolumeRequest
+    name: str
+    volume: Volume | None
+
+
+def open_tomogram(path: Path, request: VolumeRequest) -> Volume:
+    """Open one single-channel tomogram lazily; anything else is a DataError."""
+    volume = read_volume(path, request)
+    if volume.meta.axes != "zyx":
+        raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
+    return volume
+
+
+def find_tomograms(paths: Sequence[Path], request: VolumeRequest) -> list[TomogramInput]:
+    """Every tomogram to predict: each path, and every run of a copick project without ``--run``.
+
+    A tomogram that cannot be opened is kept (``volume`` None) so that a batch reports
+    it by name and goes on with the others; when it is the only one, its error is
+    raised here.
+    """
+    found, errors = [], []
+    for given in paths:
+        path = stdin_to_tempfile() if is_stdout(given) else Path(given)
         for run in list_runs(path, request):
-            volume = read_volume(path, replace(request, run=run))
-            if volume.meta.axes != "zyx":
-                raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
-            volumes.append(volume)
-    return volumes
+            wanted = replace(request, run=run)
+            try:
+                volume, error = open_tomogram(path, wanted), None
+            except DataError as err:
+                volume, error = None, err
+            name = (volume.meta.run if volume is not None else run) or path.stem
+            found.append(TomogramInput(path, wanted, name, volume))
+            errors.append(error)
+    if len(found) == 1 and errors[0] is not None:
+        raise errors[0]
+    return found
 
 
-def plan_outputs(volumes: Sequence[Volume], output: Path | None, *, overwrite: bool) -> list[Path | str]:
-    """The target of each volume's artifact (a path, or ``-`` for stdout)."""
-    if len(volumes) == 1 and not _is_plain_folder(output):
-        target = artifact_target(output)
+def plan_outputs(
+    names: Sequence[str], output: str | None, *, overwrite: bool, skip_existing: bool = False
+) -> list[Path | str]:
+    """The target of each named tomogram's artifact (a path, or ``-`` for stdout).
+
+    An existing output is an error unless ``overwrite`` (it is replaced) or
+    ``skip_existing`` (its tomogram is skipped) is set.
+    """
+    existing_ok = overwrite or skip_existing
+    folder = output_folder(output)
+    if len(names) == 1 and folder is None:
+        target = artifact_target(None if output is None else Path(output))
         if not is_stdout(target):
-            check_output(Path(target), overwrite=overwrite)
+            check_output(Path(target), overwrite=existing_ok)
         return [target]
     if output is None or is_stdout(output):
-        raise UsageError(f"{len(volumes)} tomograms give one artifact each; pass -o DIR")
-    if not output.parent.exists():
-        raise UsageError(f"{output}: the folder {output.parent} does not exist")
-    names = [f"{volume.meta.run}.zarr" for volume in volumes]
+        raise UsageError(f"{len(names)} tomograms give one artifact each; pass -o DIR")
+    folder = folder or Path(output)
+    if not folder.parent.exists():
+        raise UsageError(f"{output}: the folder {folder.parent} does not exist")
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise UsageError(f"several tomograms are named {repeated[0].removesuffix('.zarr')!r}; their outputs would collide")
-    output.mkdir(exist_ok=True)
-    targets = [output / name for name in names]
+        raise UsageError(f"several tomograms are named {repeated[0]!r}; their outputs would collide")
+    folder.mkdir(exist_ok=True)
+    targets = [folder / f"{name}.zarr" for name in names]
     for target in targets:
-        check_output(target, overwrite=overwrite)
+        check_output(target, overwrite=existing_ok)
     return targets
-
-
-def _is_plain_folder(path: Path | None) -> bool:
-    """An existing folder that is not a zarr store (so outputs go inside it)."""
-    if path is None or is_stdout(path) or not path.is_dir():
-        return False
-    return not any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zarray"))

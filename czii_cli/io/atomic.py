@@ -1,7 +1,11 @@
 """Atomic outputs: write to a temporary sibling, rename into place on success.
 
 A killed process or a failed command leaves either the old output or none, never a
-half-written one; an existing output is only replaced with ``--overwrite``.
+half-written one; an existing output is only replaced with ``--overwrite``.  So an
+output that exists under its name is complete, which is what ``--skip-existing``
+trusts.  The temporary is a hidden sibling, ``.NAME.partial-PID-RANDOM`` (a file or a
+directory, such as a zarr store), never taken for the output; one left by a killed
+process can be deleted once nothing writes to the folder.
 """
 
 from __future__ import annotations

@@ -1,0 +1,151 @@
+"""One tomogram into one probability map: the unit of work of ``predict-probs``.
+
+:func:`predict_tomogram` predicts an opened tomogram with loaded networks (the serial
+command calls it with a per-window progress callback); :func:`predict_job` is the
+batch job around it, a top-level function of plain, picklable arguments that opens the
+tomogram and loads the models itself, so it runs the same in this process, in a local
+worker process or as a task on a Dask worker.  The artifact is written atomically: it
+appears under its name only when complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from ..io.artifacts import Volume, create_artifact
+from ..io.atomic import is_stdout
+from ..io.volumes import VolumeRequest
+from ..models.checkpoint import ModelFile
+from .io import open_tomogram
+from .models import load_models, members_for
+from .predict import predict_into
+from .runner import resolve_device
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """The resolved options of one ``predict-probs`` run, the same for every tomogram.
+
+    Attributes
+    ----------
+    models : tuple of Path
+        Model files, averaged as an ensemble.
+    window : tuple of 3 int
+        Window shape (z, y, x) in voxels.
+    overlap : float
+        Minimum overlap between neighbouring windows, fraction of the window.
+    batch_size : int
+        Windows per network call.
+    tta : str
+        ``none``, ``flips``, ``rot90`` or ``all``.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``, resolved where the tomogram is predicted.
+    dtype : str
+        Output dtype, ``float16`` or ``float32``.
+    logits : bool
+        Write averaged raw logits instead of probabilities.
+    """
+
+    models: tuple[Path, ...]
+    window: tuple[int, int, int]
+    overlap: float = 0.25
+    batch_size: int = 1
+    tta: str = "none"
+    device: str = "auto"
+    dtype: str = "float16"
+    logits: bool = False
+
+
+def predict_tomogram(
+    volume: Volume,
+    target: Path | str,
+    *,
+    models: Sequence[ModelFile],
+    networks: Sequence[torch.nn.Module],
+    settings: PredictSettings,
+    overwrite: bool = False,
+    on_windows: Callable[[int], None] | None = None,
+) -> dict:
+    """Predict one tomogram into a probs artifact at ``target``.
+
+    Parameters
+    ----------
+    volume : Volume
+        The tomogram, ``[z, y, x]``, raw or normalized by ``czii normalize``.
+    target : path or "-"
+        The artifact (see :func:`czii_cli.io.artifacts.create_artifact`); ``-`` streams
+        a zip to stdout.
+    models, networks : sequences
+        The loaded model files (:func:`czii_cli.inference.models.load_models`) and the
+        networks built from them, in the order of ``settings.models``.
+    settings : PredictSettings
+        How to predict.
+    overwrite : bool
+        Replace an existing artifact.
+    on_windows : callable, optional
+        Called with the number of windows finished after each batch (for progress).
+
+    Returns
+    -------
+    dict
+        ``source``, ``target`` (``stdout`` when streamed), ``windows`` and ``layouts``
+        (the memory layout per network).
+    """
+    device = resolve_device(settings.device)
+    activation = "logits" if settings.logits else models[0].activation
+    members, normalization = members_for(networks, models, volume)
+    extra = {"activation": activation, "catalog": models[0].catalog, "tta": settings.tta,
+             "models": [{"path": str(p), "arch": m.arch, "target": m.target} for p, m in zip(settings.models, models)]}
+    if settings.logits:
+        extra["logits_of"] = models[0].activation
+    args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(settings.window),
+            "batch_size": settings.batch_size, "device": str(device), "dtype": settings.dtype,
+            "logits": settings.logits, "normalization": normalization}
+    meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra)
+    meta = meta.with_step("predict-probs", args=args, inputs=[volume.source, *map(str, settings.models)])
+    shape = (len(models[0].classes), *volume.shape)
+    with create_artifact(target, shape=shape, dtype=settings.dtype, meta=meta, overwrite=overwrite) as out:
+        try:
+            report = predict_into(
+                members, volume.data, lambda channels: out, patch_size=settings.window, overlap=settings.overlap,
+                batch_size=settings.batch_size, tta=settings.tta, activation=activation, device=device,
+                on_windows=on_windows,
+            )
+        except torch.cuda.OutOfMemoryError:
+            raise DataError(f"{volume.source}: out of GPU memory; try a smaller --batch-size or --window") from None
+    return {"source": volume.source, "target": "stdout" if is_stdout(target) else str(target),
+            "windows": report["windows"], "layouts": report["layouts"]}
+
+
+def predict_job(
+    path: Path, *, request: VolumeRequest, target: Path | str, settings: PredictSettings, overwrite: bool = False
+) -> dict:
+    """Open a tomogram, load the models and predict it into ``target`` (the batch job).
+
+    Parameters
+    ----------
+    path : Path
+        A tomogram file or a copick project.
+    request : VolumeRequest
+        Which run and tomogram type to read, and any voxel-size override.
+    target : path
+        Where the artifact goes; it appears there only when complete.
+    settings : PredictSettings
+        How to predict; its model paths must be readable where the job runs.
+    overwrite : bool
+        Replace an existing artifact.
+
+    Returns
+    -------
+    dict
+        As :func:`predict_tomogram`.
+    """
+    models = load_models(settings.models)
+    networks = [model.build() for model in models]
+    volume = open_tomogram(path, request)
+    return predict_tomogram(volume, target, models=models, networks=networks, settings=settings, overwrite=overwrite)
