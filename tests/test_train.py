@@ -252,3 +252,15 @@ def test_train_data_errors(cli, mrc_dataset, tmp_path):
     (tmp_path / "m.pt").write_text("x")
     result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1")
     assert result.exit_code == 2 and "output exists; pass --overwrite" in result.stderr
+
+
+def test_torchrun_with_one_process_trains_the_same_weights(cli, mrc_dataset, tmp_path, monkeypatch):
+    assert train(cli, mrc_dataset, tmp_path / "plain.pt", "--max-steps", "2").exit_code == 0
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    result = train(cli, mrc_dataset, tmp_path / "torchrun.pt", "--max-steps", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "global batch" not in result.stderr
+    plain, torchrun = weights(tmp_path / "plain.pt"), weights(tmp_path / "torchrun.pt")
+    assert plain.keys() == torchrun.keys()
+    assert all(torch.equal(plain[k], torchrun[k]) for k in plain)

@@ -13,6 +13,14 @@ predicted, picked and scored with the competition metric; MODEL keeps the best w
 MODEL.last.pt everything --resume needs (also written on Ctrl-C), and MODEL.metrics.csv and
 MODEL.curves.png the history.  Defaults: see --config (a JSON of the same settings).
 
+Several GPUs: start the same command under torchrun, e.g. [italic]torchrun --nproc-per-node 4
+--no-python czii train sim/ -o light.pt[/italic].  Each process trains on its own GPU
+(cuda:LOCAL_RANK, NCCL; gloo on the CPU) through DistributedDataParallel and draws its own
+patches (seed + rank), so the global batch is --batch-size x processes; steps, epochs and
+the learning rate are not rescaled.  Only rank 0 validates, logs and writes files, and the
+model file is the same kind as from one process.  One process, with or without torchrun,
+trains exactly as without it.
+
 [bold]Examples[/bold]
 
   czii train sim/ -o light.pt --val-runs TS_sim_3 --max-time 600
@@ -20,6 +28,7 @@ MODEL.curves.png the history.  Defaults: see --config (a JSON of the same settin
   czii train train/ -o pts.pt --target points --class-weights 256 --arch flexunet --patch 96 96 96
   czii train sim/ -o tuned.pt --init pretrained.pt --lr 3e-4
   czii train sim/ -o light.pt --resume light.last.pt --max-steps 2000
+  torchrun --nproc-per-node 4 --no-python czii train sim/ -o unet.pt --arch unet --val-runs TS_sim_3
 """
 
 from __future__ import annotations
@@ -55,7 +64,8 @@ def command(
     dilate: Annotated[int | None, Opt("--dilate", help="Points: cube half-width in voxels.")] = None,
     patch: Annotated[tuple[int, int, int] | None, Opt("--patch", help="Crop Z Y X.",
                                                       show_default=" ".join(map(str, DEFAULTS.patch)))] = None,
-    batch_size: Annotated[int | None, Opt("--batch-size", show_default=str(DEFAULTS.batch_size))] = None,
+    batch_size: Annotated[int | None, Opt("--batch-size", help="Patches per step (per process under torchrun).",
+                                          show_default=str(DEFAULTS.batch_size))] = None,
     epochs: Annotated[int | None, Opt("--epochs", help="Rounds of steps, each followed by validation.",
                                       show_default=str(DEFAULTS.epochs))] = None,
     steps_per_epoch: Annotated[int | None, Opt("--steps-per-epoch", show_default=str(DEFAULTS.steps_per_epoch))] = None,
@@ -84,12 +94,14 @@ def command(
     from ..io.catalog_file import load_catalog
     from ..models.checkpoint import load_model_file
     from ..models.dataset import find_runs
+    from ..models.distributed import World, process_group
     from ..models.launch import TrainRequest, launch
     from ..models.plan import parse_arch_params, parse_fold
     from ..models.session import OutputPaths
     from ..targets import DEFAULT_RADIUS_SCALE, TargetSpec, parse_radius_scale
 
-    set_verbosity(quiet=quiet, verbose=verbose)
+    world = World.from_env()
+    set_verbosity(quiet=quiet or not world.is_main, verbose=verbose and world.is_main)
     if output is None or str(output) == "-":
         raise UsageError("train writes a model file: pass -o MODEL.pt")
     paths = OutputPaths.beside(output)
@@ -115,24 +127,26 @@ def command(
                           dilate=dilate or 0)
     if init is not None and resume is not None:
         raise UsageError("--init starts a new run and --resume continues one: give only one")
-    request = TrainRequest(
-        sources=find_runs(data, tomo_type=tomo_type, catalog=catalog), paths=paths, config=config,
-        device=resolve_device(device), spec=spec, catalog=catalog,
-        val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
-        fold=parse_fold(fold) if fold else None,
-        init=load_model_file(init) if init else None, init_source=str(init or ""),
-        resume=load_model_file(resume) if resume else None, resume_limits={**settings, **given} if resume else {},
-    )
-    with make_progress() as progress:
-        tasks = {}
-        record = launch(
-            request, log=info,
-            track_loading=lambda sources: _tracked(progress, sources, "loading runs"),
-            on_start=lambda first, total: tasks.update(
-                train=progress.add_task("training", total=total, completed=first, status="")),
-            on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
-            on_round=lambda row: info(_round_line(row)),
+    with process_group(world, resolve_device(device)) as rank_device:
+        request = TrainRequest(
+            sources=find_runs(data, tomo_type=tomo_type, catalog=catalog), paths=paths, config=config,
+            device=rank_device, spec=spec, catalog=catalog,
+            val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
+            fold=parse_fold(fold) if fold else None,
+            init=load_model_file(init) if init else None, init_source=str(init or ""),
+            resume=load_model_file(resume) if resume else None, resume_limits={**settings, **given} if resume else {},
+            world=world,
         )
+        with make_progress() as progress:
+            tasks = {}
+            record = launch(
+                request, log=info,
+                track_loading=lambda sources: _tracked(progress, sources, "loading runs"),
+                on_start=lambda first, total: tasks.update(
+                    train=progress.add_task("training", total=total, completed=first, status="")),
+                on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
+                on_round=lambda row: info(_round_line(row)),
+            )
     best = "-" if record.best_score is None else f"{record.best_score:.4f} at step {record.best_step}"
     info(f"done: {record.history[-1]['step'] if record.history else 0} steps, best val F4 {best} -> {paths.model}")
 

@@ -2,6 +2,9 @@
 
 The ``train`` command resolves its flags into a :class:`TrainRequest` and calls
 :func:`launch`; everything people see goes through the ``log`` and progress callbacks.
+Under ``torchrun`` every rank calls :func:`launch` with its own :class:`~.distributed.World`:
+all load the same data and build the same network, and rank ``r`` draws its patches
+from the seed ``seed + r``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .plan import (
     split_runs,
 )
 from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
+from .distributed import World
 from .registry import build_network, patch_multiple
 from .session import OutputPaths, RunRecord, Validation, fit
 from .training import BatchMaker, Trainer, parse_class_weights, restore_rng_state
@@ -41,6 +45,7 @@ class TrainRequest:
     ``resume`` is the loaded ``model.last.pt``: its stored settings replace ``config``,
     ``spec``, ``catalog`` and the split, and ``resume_limits`` may change its ``epochs``,
     ``max_steps`` and ``max_time``.  ``init`` is a model whose weights start a new run.
+    ``world`` is this process among the ``torchrun`` ranks (``device`` is its own).
     """
 
     sources: Sequence[RunSource]
@@ -55,6 +60,7 @@ class TrainRequest:
     init_source: str = ""
     resume: ModelFile | None = None
     resume_limits: dict = field(default_factory=dict)
+    world: World = World()
 
 
 LoadCallback = Callable[[Sequence], Sequence]
@@ -97,6 +103,24 @@ def _network(config: TrainConfig, request: TrainRequest, n_channels: int, log: C
     return network
 
 
+def _data_rng(config: TrainConfig, request: TrainRequest, log: Callable[[str], None]) -> np.random.Generator:
+    """Rank ``r``'s patch generator: seeded with ``seed + r``, or restored from ``--resume``."""
+    world = request.world
+    rng = np.random.default_rng(config.seed + world.rank)
+    if world.size > 1:
+        torch.manual_seed(config.seed + world.rank)  # dropout and other torch randomness differ by rank too
+    if request.resume is None:
+        return rng
+    state = request.resume.train["resume"]
+    saved = [state["rng"], *state.get("rank_rngs", [])]
+    if world.rank < len(saved):
+        restore_rng_state(rng, saved[world.rank])
+    if len(saved) != world.size:
+        log(f"--resume: the run was saved by {len(saved)} process(es) and continues on {world.size}; "
+            "its batches will differ from an uninterrupted run")
+    return rng
+
+
 def launch(
     request: TrainRequest,
     *,
@@ -126,13 +150,13 @@ def launch(
     network = _network(config, request, len(channels), log)
     if request.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    trainer = Trainer(network, config=config, activation=activation, class_weights=weights, device=request.device)
-    rng = np.random.default_rng(config.seed)
+    trainer = Trainer(network, config=config, activation=activation, class_weights=weights, device=request.device,
+                      world=request.world)
+    rng = _data_rng(config, request, log)
     record = RunRecord()
     if request.resume is not None:
         state = request.resume.train["resume"]
         trainer.load_state(state)
-        restore_rng_state(rng, state["rng"])
         record = RunRecord.from_json(state["record"])
     template = model_template(
         config, catalog=catalog, spec=spec, normalization=common_normalization(volumes),
@@ -149,10 +173,13 @@ def launch(
             multiple=patch_multiple(config.arch, config.arch_params), minimum=tuple(config.patch),
             overlap=config.val_overlap, threshold=config.val_threshold,
         )
+    processes = request.world.size
+    parallel = (f"; {processes} processes x batch {config.batch_size} = global batch {config.batch_size * processes}"
+                if processes > 1 else "")
     log(f"{config.arch}: {sum(p.numel() for p in network.parameters()):,} parameters; {spec.kind} target; "
         f"loss {config.loss}; train {', '.join(v.run for v in training)}; "
-        f"validate {', '.join(val_names) or '-'}; device {request.device}")
+        f"validate {', '.join(val_names) or '-'}; device {request.device}{parallel}")
     if on_start:
         on_start(trainer.step, config.total_steps)
     return fit(trainer, batches, rng=rng, template=template, paths=request.paths, record=record,
-               validation=validation, on_step=on_step, on_round=on_round)
+               validation=validation, on_step=on_step, on_round=on_round, world=request.world)

@@ -4,6 +4,10 @@ Next to ``model.pt`` (the best EMA weights by validation F-beta, or the latest w
 is no validation) a run writes ``model.last.pt`` (everything ``--resume`` needs),
 ``model.metrics.csv`` (one row per round) and ``model.curves.png`` (loss and validation
 F-beta).  Ctrl-C saves ``model.last.pt`` before the interrupt propagates.
+
+Under ``torchrun`` every rank trains and only rank 0 validates and writes; the others
+wait at a barrier after each round.  The ranks agree on the elapsed time (the slowest
+clock) and on Ctrl-C after every step, so they stop at the same step.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ..catalog import Catalog
 from ..io.atomic import atomic_path, atomic_text
 from .checkpoint import ModelFile, save_model
 from .dataset import TrainingVolume
+from .distributed import World
 from .training import BatchMaker, Trainer, rng_state
 from .validation import validate
 
@@ -99,6 +104,7 @@ def fit(
     validation: Validation | None,
     on_step: StepCallback | None = None,
     on_round: RoundCallback | None = None,
+    world: World = World(),
 ) -> RunRecord:
     """Train until the configured steps (or time) are done, validating after every epoch.
 
@@ -120,6 +126,8 @@ def fit(
         Called after every step (progress display).
     on_round : callable(row), optional
         Called with each metrics row.
+    world : World, optional
+        This process among the ``torchrun`` ranks; the record is kept by rank 0 only.
     """
     config = trainer.config
     total = config.total_steps
@@ -130,32 +138,38 @@ def fit(
     resume_rng = None  # random state from before the batch of a step that has not finished
     last_round_seconds = 0.0  # a time budget keeps room for the final validation round
     try:
-        while trainer.step < total:
-            resume_rng = rng_state(rng)
-            images, targets = batches.batch(rng)
-            budget = config.max_time - last_round_seconds if config.max_time else None
-            time_used = (time.perf_counter() - started) / budget if budget else 0.0
-            losses.append(trainer.train_step(images, targets, time_used=time_used))
-            resume_rng = None
-            elapsed = time.perf_counter() - started
-            record.seconds = base_seconds + elapsed
-            out_of_time = budget is not None and elapsed >= budget
-            if trainer.step % config.steps_per_epoch == 0 or trainer.step == total or out_of_time:
-                row = _round(trainer, record, losses, validation, template, paths, rng)
-                last_round_seconds = time.perf_counter() - started - elapsed
-                losses = []
-                status = _status(record)
-                if on_round:
-                    on_round(row)
-            if on_step:
-                on_step(trainer.step, f"loss {losses[-1]:.4f} · {status}" if losses else status)
-            if out_of_time:
-                break
+        with world.deferred_interrupts() as interrupted:
+            while trainer.step < total:
+                resume_rng = rng_state(rng)
+                images, targets = batches.batch(rng)
+                budget = config.max_time - last_round_seconds if config.max_time else None
+                time_used = world.maximum(time.perf_counter() - started)[0] / budget if budget else 0.0
+                losses.append(trainer.train_step(images, targets, time_used=time_used))
+                resume_rng = None
+                elapsed, stop = world.maximum(time.perf_counter() - started, float(interrupted()))
+                record.seconds = base_seconds + elapsed
+                out_of_time = budget is not None and elapsed >= budget
+                if trainer.step % config.steps_per_epoch == 0 or trainer.step == total or out_of_time:
+                    row = _round(trainer, record, losses, validation, template, paths, rng, world)
+                    last_round_seconds = world.maximum(time.perf_counter() - started - elapsed)[0]
+                    losses = []
+                    status = _status(record)
+                    if on_round:
+                        on_round(row)
+                if on_step:
+                    on_step(trainer.step, f"loss {losses[-1]:.4f} · {status}" if losses else status)
+                if stop:
+                    raise KeyboardInterrupt
+                if out_of_time:
+                    break
     except KeyboardInterrupt:
         record.seconds = base_seconds + time.perf_counter() - started
-        if validation is None:
-            save_model(paths.model, _model(template, trainer, record), overwrite=True)
-        _save_last(trainer, record, template, paths, resume_rng or rng_state(rng))
+        random_states = world.gather(resume_rng or rng_state(rng))
+        if world.is_main:
+            if validation is None:
+                save_model(paths.model, _model(template, trainer, record), overwrite=True)
+            _save_last(trainer, record, template, paths, random_states)
+        world.barrier()
         raise
     return record
 
@@ -168,16 +182,27 @@ def _status(record: RunRecord) -> str:
 
 
 def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation: Validation | None,
-           template: ModelFile, paths: OutputPaths, rng: np.random.Generator) -> dict:
+           template: ModelFile, paths: OutputPaths, rng: np.random.Generator, world: World) -> dict:
+    """Close a round on every rank: average the loss, gather the random states; rank 0 keeps the files."""
     config = trainer.config
     row = {
         "step": trainer.step,
         "epoch": round(trainer.step / config.steps_per_epoch, 3),
         "seconds": round(record.seconds, 1),
         "lr": trainer.optimizer.param_groups[0]["lr"],
-        "train_loss": float(np.mean(losses)) if losses else None,
+        "train_loss": world.mean(float(np.mean(losses))) if losses else None,
         "val_score": None,
     }
+    random_states = world.gather(rng_state(rng))
+    if world.is_main:
+        _keep_round(row, trainer, record, validation, template, paths, random_states)
+    world.barrier()
+    return row
+
+
+def _keep_round(row: dict, trainer: Trainer, record: RunRecord, validation: Validation | None,
+                template: ModelFile, paths: OutputPaths, random_states: list[dict]) -> None:
+    """Validate, record the row, write the best model, the last checkpoint, metrics and curves."""
     if validation is not None:
         report = validate(
             trainer.evaluation_network(), validation.volumes, classes=template.classes, catalog=validation.catalog,
@@ -193,10 +218,9 @@ def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation:
         if validation is not None:
             record.best_score, record.best_step = row["val_score"], trainer.step
         save_model(paths.model, _model(template, trainer, record), overwrite=True)
-    _save_last(trainer, record, template, paths, rng_state(rng))
+    _save_last(trainer, record, template, paths, random_states)
     write_metrics(paths.metrics, record.history)
     plot_curves(paths.curves, record.history)
-    return row
 
 
 def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
@@ -213,8 +237,9 @@ def _model(template: ModelFile, trainer: Trainer, record: RunRecord) -> ModelFil
 
 
 def _save_last(trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths,
-               random_state: dict) -> None:
-    resume = {**trainer.state(), "rng": random_state, "record": record.to_json()}
+               random_states: list[dict]) -> None:
+    """``rng`` is rank 0's random state, ``rank_rngs`` those of the other ranks."""
+    resume = {**trainer.state(), "rng": random_states[0], "rank_rngs": random_states[1:], "record": record.to_json()}
     last = replace(_model(template, trainer, record), train={**_summary(template, trainer, record), "resume": resume})
     save_model(paths.last, last, overwrite=True)
 

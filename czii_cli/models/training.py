@@ -21,6 +21,7 @@ from ..errors import UsageError
 from .augment import augment_pair, mixup
 from .config import TrainConfig
 from .dataset import TrainingVolume
+from .distributed import World
 from .losses import build_loss
 from .sampling import PatchSampler, extract_crop
 
@@ -143,16 +144,20 @@ class Trainer:
     class_weights : list of float
         One per output channel.
     device : torch.device
+    world : World, optional
+        With several processes the forward pass goes through DistributedDataParallel,
+        which averages the gradients; ``network`` stays the plain module that is saved.
     """
 
     def __init__(self, network: nn.Module, *, config: TrainConfig, activation: str, class_weights: Sequence[float],
-                 device: torch.device):
+                 device: torch.device, world: World = World()):
         self.config = config
         self.device = device
         self.network = network.to(device)
         self.ema = copy.deepcopy(self.network).eval()
         for parameter in self.ema.parameters():
             parameter.requires_grad_(False)
+        self.model = world.wrap(self.network)
         self.loss = build_loss(config.loss, activation=activation, class_weights=class_weights)
         self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.step = 0
@@ -173,13 +178,13 @@ class Trainer:
                            total=self.config.total_steps, time_used=self.time_used)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.network.train()
+        self.model.train()
         x = torch.from_numpy(images).to(self.device)
         y = torch.from_numpy(targets).to(self.device)
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                 enabled=self.amp_dtype is not None):
-                loss = self.loss(self.network(x), y)
+                loss = self.loss(self.model(x), y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
         except (ValueError, RuntimeError) as err:  # shape, memory and normalisation failures of the network
