@@ -73,6 +73,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 from scipy.signal import fftconvolve
 
 from ..errors import UsageError
@@ -210,26 +211,41 @@ def place_templates(density: np.ndarray, template: np.ndarray, *, min_gap: float
         Placed centres in the density's voxel indices (K >= 1 for a non-empty density).
     """
     floor = FLOOR * float(density.max())
+    half = template.shape[0] // 2
     support = template > 0
     residual = density.astype(np.float64)
+    fit = _masked_fit(residual, template, floor)
+    remaining = float(residual.sum())
     placed, explained = [], []
-    while True:
-        unexplained = residual > 0
-        if not unexplained.any() or (explained and residual.sum() < min_mass * np.mean(explained)):
+    while remaining > 0 and not (explained and remaining < min_mass * np.mean(explained)):
+        best = int(np.argmax(fit))
+        if fit.flat[best] == -np.inf:
             break
-        fit = fftconvolve(np.log1p(residual / floor), template, mode="same")
-        fit[~unexplained] = -np.inf
-        centre = np.array(np.unravel_index(np.argmax(fit), fit.shape))
+        centre = np.array(np.unravel_index(best, fit.shape))
         if placed and np.min(np.linalg.norm(np.array(placed) - centre, axis=1)) < min_gap:
             break
-        window, inner = _window(centre, support.shape[0] // 2, residual.shape)
+        window, inner = _window(centre, half, residual.shape)
         covered = residual[window] * support[inner]
         if explained and covered.sum() < min_mass * np.mean(explained):
             break
         explained.append(float(covered.sum()))
+        remaining -= explained[-1]
         residual[window] -= covered
         placed.append(centre)
+        # Only centres within 2 half-widths see the change: refit there, from a crop
+        # 3 half-widths wide (the crop's zero padding matches the whole box's at its edges).
+        source, _ = _window(centre, 3 * half, residual.shape)
+        changed, _ = _window(centre, 2 * half, residual.shape)
+        local = _masked_fit(residual[source], template, floor)
+        fit[changed] = local[tuple(slice(c.start - s.start, c.stop - s.start) for c, s in zip(changed, source))]
     return np.array(placed, dtype=np.intp).reshape(-1, 3)
+
+
+def _masked_fit(residual: np.ndarray, template: np.ndarray, floor: float) -> np.ndarray:
+    """Correlation of log(1 + residual / floor) with the template, -inf where nothing is left."""
+    fit = fftconvolve(np.log1p(residual / floor), template, mode="same")
+    fit[residual <= 0] = -np.inf
+    return fit
 
 
 def refine_centres(
@@ -269,7 +285,7 @@ def refine_centres(
     refined = centres.copy()
     if len(points) < 4:
         return refined
-    owner = np.argmin(((points[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2), axis=1)
+    owner = cKDTree(centres).query(points)[1]
     for k, centre in enumerate(centres):
         share = points[owner == k]
         if len(share) < 4:
