@@ -36,13 +36,13 @@ step "5/9 predict probabilities with flip test-time augmentation"
 czii predict-probs "$out/data/TS_sim_3.zarr" -m "$out/light.pt" --tta flips -o "$out/val-probs.zarr"
 czii predict-probs "$out/unseen-data/TS_sim_0.zarr" -m "$out/light.pt" --tta flips -o "$out/unseen-probs.zarr"
 
-step "6/9 postprocess the validation run at a low threshold, keeping candidates for tuning"
-czii postprocess "$out/val-probs.zarr" --threshold 0.1 -o "$out/val-picks.csv"
+step "6/9 postprocess the validation run into candidate picks (connected components, threshold 0.15)"
+czii postprocess "$out/val-probs.zarr" -o "$out/val-picks.csv"
 
-step "7/9 tune per-class thresholds on the validation run"
+step "7/9 tune per-class score cutoffs on the validation run"
 czii tune "$out/val-picks.csv" "$out/sim/train_annotations/TS_sim_3.csv" -o "$out/thresholds.json" >/dev/null
 
-step "8/9 pick the unseen tomogram with the tuned thresholds"
+step "8/9 pick the unseen tomogram the same way, keeping the picks above the tuned cutoffs"
 czii postprocess "$out/unseen-probs.zarr" --thresholds "$out/thresholds.json" -o "$out/picks.csv"
 
 step "9/9 score the unseen tomogram"

@@ -111,13 +111,21 @@ def test_catalog_comes_from_the_artifact_then_classes_flag(cli, tmp_path):
     assert cli("postprocess", path, "--classes", tmp_path / "classes.json").stdout == EXPECTED
 
 
-def test_thresholds_file_and_threshold_overrides(cli, tmp_path):
+def test_thresholds_file_cuts_scores_and_threshold_binarizes(cli, tmp_path):
     path = save(tmp_path / "p.zarr")
     write_thresholds(tmp_path / "t.json", {"apo-ferritin": 0.6, "ribosome": 0.2}, extra={"score": 0.7})
     only_ribosome = cli("postprocess", path, "--thresholds", tmp_path / "t.json").stdout
     assert only_ribosome == f"{HEADER}\n0,TS_a,ribosome,220,120,80,0.75\n"
-    both = cli("postprocess", path, "--thresholds", tmp_path / "t.json", "--threshold", "apo-ferritin=0.4").stdout
-    assert both == EXPECTED
+    # The cutoffs filter scores (apo-ferritin scores 0.5 < 0.6) whatever the binarization threshold.
+    low = cli("postprocess", path, "--thresholds", tmp_path / "t.json", "--threshold", "apo-ferritin=0.4").stdout
+    assert low == only_ribosome
+    write_thresholds(tmp_path / "t2.json", {"apo-ferritin": 0.5, "ribosome": 0.76}, extra={})
+    assert cli("postprocess", path, "--thresholds", tmp_path / "t2.json").stdout == (
+        f"{HEADER}\n0,TS_a,apo-ferritin,60,100,80,0.5\n"
+    )
+    write_thresholds(tmp_path / "bad.json", {"lysosome": 0.5}, extra={})
+    result = cli("postprocess", path, "--thresholds", tmp_path / "bad.json")
+    assert result.exit_code == 2 and "bad.json: unknown class 'lysosome'" in result.stderr
     only_apo = cli("postprocess", path, "--threshold", "0.8,apo-ferritin=0.3").stdout
     assert only_apo == f"{HEADER}\n0,TS_a,apo-ferritin,60,100,80,0.5\n"
 

@@ -7,11 +7,12 @@ background is thresholded and turned into picks by one method: [bold]cc[/bold] (
 components, weighted centroids), [bold]peaks[/bold] (max-pool non-maximum suppression),
 [bold]watershed[/bold] (splits touching particles), [bold]dbscan[/bold] (clusters voxels or
 component centroids) or [bold]kl-fit[/bold] (fits particle templates, then re-centres them
-on the component boundary).  Thresholds: one number, per class, or both
-(--threshold 0.1,ribosome=0.2; unlisted classes take 0.15), and/or the file `czii tune`
-writes (--thresholds; --threshold entries override it).  Radii come from --classes, else
-the map's own catalog, else the six competition classes.  The score column (peak or mean
-probability, see the method) is what `czii tune` cuts on.
+on the component boundary).  --threshold binarizes the map: one number, per class, or both
+(--threshold 0.1,ribosome=0.2; unlisted classes take 0.15).  The score column (peak or mean
+probability, see the method) is what `czii tune` cuts on, and --thresholds applies the
+per-class score cutoffs it writes to the picks; make the picks you tune and the picks you
+cut with the same method and --threshold.  Radii come from --classes, else the map's own
+catalog, else the six competition classes.
 
 The picks of all inputs go to one CSV, -o FILE or stdout; with -o DIR/ (or an existing
 folder) each input gets its own, DIR/<experiment>.csv.  -j N works on N inputs at a time
@@ -28,7 +29,8 @@ every input is done).  Outputs appear under their names only when complete.
   czii postprocess probs.zarr -o picks.csv
   czii predict-probs a.mrc -m unet.pt > p.zarr; czii postprocess p.zarr
   czii postprocess maps/*.zarr --method watershed --threshold 0.1,ribosome=0.2 -j 4 -o picks.csv
-  czii postprocess p.zarr --method kl-fit --thresholds thresholds.json > picks.csv
+  czii postprocess val.zarr --threshold 0.1 -o val.csv; czii tune val.csv truth/ -o cutoffs.json
+  czii postprocess p.zarr --threshold 0.1 --thresholds cutoffs.json > picks.csv
   czii postprocess probs/*.zarr --scheduler tcp://head:8786 --skip-existing -o /shared/picks/
 """
 
@@ -61,7 +63,7 @@ def command(
     threshold: Annotated[
         str | None, typer.Option("--threshold", help="0.15, ribosome=0.2,apo-ferritin=0.1 or 0.1,ribosome=0.2.")
     ] = None,
-    thresholds: Annotated[Path | None, typer.Option("--thresholds", help="Thresholds JSON from czii tune.")] = None,
+    thresholds: Annotated[Path | None, typer.Option("--thresholds", help="Per-class score cutoffs: the JSON czii tune writes.")] = None,
     connectivity: Annotated[int | None, _option("--connectivity", "6, 18 or 26 (all but peaks; default 26).")] = None,
     radius_scale: Annotated[
         float | None, _option("--radius-scale", "Blob radius / particle radius (all; default 0.5).")
@@ -101,6 +103,7 @@ def command(
     from ..io.atomic import check_output, is_stdout
     from ..io.catalog_file import load_catalog
     from ..io.picks import write_picks_csv
+    from ..io.thresholds import read_thresholds
     from ..picks import concat
     from ..postprocess import check_method_options, option_names
     from .batching import absolute, check_batch_options, output_folder, run_with_progress
@@ -133,7 +136,8 @@ def command(
         check_output(target, overwrite=overwrite)
     elif not folder.parent.exists():
         raise UsageError(f"{output}: the folder {folder.parent} does not exist")
-    default, per_class = _threshold_table(threshold, thresholds)
+    default, per_class = _threshold_table(threshold)
+    cutoffs = read_thresholds(thresholds) if thresholds is not None else {}
     catalog = None if classes is None else load_catalog(classes)
     inputs = [(str(p), stdin_to_tempfile() if str(p) == "-" else p) for p in probs]
     experiments = {}
@@ -145,9 +149,10 @@ def command(
                 raise
             experiments[name] = experiment_of(name)
             continue
-        _check_names(per_class, known, threshold, thresholds)
+        _check_names(per_class, known, f"--threshold {threshold!r}")
+        _check_names(cutoffs, known, str(thresholds))
     place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
-    settings = {"method": method, "default": default, "per_class": per_class, "catalog": catalog,
+    settings = {"method": method, "default": default, "per_class": per_class, "cutoffs": cutoffs, "catalog": catalog,
                 "voxel_size": voxel_size, "options": options}
     if folder is not None:
         targets = _plan_csvs(folder, experiments, overwrite=overwrite or skip_existing)
@@ -186,25 +191,21 @@ def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) ->
     return targets
 
 
-def _threshold_table(spec: str | None, path: Path | None) -> tuple[float, dict[str, float]]:
-    """The default threshold and the per-class ones from --thresholds, then --threshold."""
-    from ..io.thresholds import read_thresholds
+def _threshold_table(spec: str | None) -> tuple[float, dict[str, float]]:
+    """The default binarization threshold and the per-class ones, from --threshold."""
     from ..postprocess.common import DEFAULT_THRESHOLD, parse_threshold_spec
 
-    per_class = read_thresholds(path) if path is not None else {}
-    default = None
-    if spec is not None:
-        default, overrides = parse_threshold_spec(spec)
-        per_class.update(overrides)
+    if spec is None:
+        return DEFAULT_THRESHOLD, {}
+    default, per_class = parse_threshold_spec(spec)
     return (DEFAULT_THRESHOLD if default is None else default), per_class
 
 
-def _check_names(per_class: dict, catalog, spec: str | None, path: Path | None) -> None:
+def _check_names(per_class: dict, catalog, source: str) -> None:
     from ..errors import UsageError
 
     unknown = sorted(set(per_class) - set(catalog.names))
     if unknown:
-        source = f"--threshold {spec!r}" if spec is not None else str(path)
         raise UsageError(f"{source}: unknown class {unknown[0]!r} (known: {', '.join(catalog.names)})")
 
 
@@ -243,7 +244,7 @@ def open_probs(path: Path, *, name: str, catalog: Catalog | None, voxel_size: fl
 
 
 def picks_of_input(
-    path: Path, *, name: str, method: str, default: float, per_class: dict, catalog: Catalog | None,
+    path: Path, *, name: str, method: str, default: float, per_class: dict, cutoffs: dict, catalog: Catalog | None,
     voxel_size: float | None, options: dict,
 ) -> Picks:
     """Picks of one probability map (the batch job for one merged CSV).
@@ -257,21 +258,25 @@ def picks_of_input(
     method, options :
         The postprocessing method and its options (:func:`czii_cli.postprocess.extract_picks`).
     default, per_class :
-        The threshold of classes not in ``per_class``, and those of the classes in it.
+        The binarization threshold of classes not in ``per_class``, and those of the classes in it.
+    cutoffs : dict
+        Per-class minimum pick score (from ``czii tune``); classes not in it keep every pick.
     catalog : Catalog, optional
         Particle classes (radii); default: the map's own, else the competition's.
     voxel_size : float, optional
         Overrides the map's voxel size.
     """
     from ..postprocess import extract_picks
+    from ..tune import apply_thresholds
 
     volume, catalog, run = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
     names = list(volume.meta.classes)
-    return extract_picks(
+    picks = extract_picks(
         volume.data, classes=names, catalog=catalog, method=method,
         thresholds={c: per_class.get(c, default) for c in names}, voxel_size=volume.meta.voxel_size,
         origin_zyx=volume.meta.origin, run=run, **options,
     )
+    return apply_thresholds(picks, cutoffs) if cutoffs else picks
 
 
 def write_picks_of_input(path: Path, *, output: Path, overwrite: bool = False, **settings) -> int:

@@ -9,14 +9,15 @@ tuned score is the last line of stdout.  --cv also reports the leave-one-experim
 score (tune on all experiments but one, count on the held-out one, sum the counts), which
 shows how much of the gain carries over to unseen tomograms.  The file holds
 {"thresholds": {class: cutoff}, "metric", "score_before", "score_after", "cv_score",
-"provenance"} and is what [bold]czii postprocess --thresholds[/bold] reads; '-o -' prints it
+"provenance"} and is what [bold]czii postprocess --thresholds[/bold] applies to its picks'
+scores (make those picks with the same method and --threshold as PRED); '-o -' prints it
 to stdout instead of the score.
 
 [bold]Examples[/bold]
 
   czii tune oof_picks.csv train/copick_config.json -o thresholds.json
   czii tune oof_picks.csv solution.csv --cv -o thresholds.json -f
-  czii postprocess probs.zarr --thresholds thresholds.json > picks.csv
+  czii postprocess probs.zarr --threshold 0.1 --thresholds thresholds.json > picks.csv
 """
 
 from __future__ import annotations
