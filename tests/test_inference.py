@@ -1,4 +1,4 @@
-"""Sliding-window inference: tiling, Gaussian blending, TTA inversion, streaming output."""
+"""Sliding-window inference: tiling, Gaussian blending, TTA inversion, precision, streaming output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import zarr
 from torch import nn
 
 from czii_cli.errors import DataError, UsageError
-from czii_cli.inference import Member, Tiling, predict_into, predict_volume, tta_transforms, window_starts
+from czii_cli.inference import (
+    Member,
+    Tiling,
+    predict_into,
+    predict_volume,
+    resolve_precision,
+    tta_transforms,
+    window_starts,
+)
+from czii_cli.inference import runner as runner_module
 from czii_cli.inference.runner import NetworkRunner
 from czii_cli.models.registry import build_network
 
@@ -45,6 +54,20 @@ class RampX(nn.Module):
     def forward(self, x):
         ramp = torch.arange(x.shape[-1], dtype=torch.float32)
         return ramp.expand(x.shape).clone()
+
+
+class Probe(nn.Module):
+    """A 1x1x1 convolution that records the autocast dtype of each call (None: no autocast)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(1, 2, 1)
+        self.autocast = []
+
+    def forward(self, x):
+        enabled = torch.is_autocast_enabled("cpu")
+        self.autocast.append(torch.get_autocast_dtype("cpu") if enabled else None)
+        return self.conv(x)
 
 
 @pytest.fixture
@@ -135,11 +158,49 @@ def test_a_real_network_on_one_window_matches_its_forward(rng):
     with torch.inference_mode():
         expected = torch.softmax(network(torch.from_numpy(volume)[None, None]), dim=1)[0].numpy()
     # "all" runs seven passes, enough to finish the layout trial and use the chosen layout.
-    out = predict_volume(network, volume, patch_size=(8, 8, 8), tta="all")
+    out = predict_volume(network, volume, patch_size=(8, 8, 8), tta="all", precision="float32")
     np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-5)
     assert np.abs(out - expected).max() < 0.05  # flips change an untrained net's output a little
-    plain = predict_volume(network, volume, patch_size=(8, 8, 8))
+    plain = predict_volume(network, volume, patch_size=(8, 8, 8), precision="float32")
     np.testing.assert_allclose(plain, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_bfloat16_stays_within_its_rounding_of_float32_the_same_run_to_run(rng):
+    torch.manual_seed(0)
+    network = build_network("light", in_channels=1, out_channels=3, params={"channels": [4, 8]}).eval()
+    volume = rng.normal(size=(12, 20, 20)).astype(np.float32)
+    exact = predict_volume(network, volume, patch_size=(8, 8, 8), tta="flips", precision="float32")
+    bf16 = predict_volume(network, volume, patch_size=(8, 8, 8), tta="flips", precision="bfloat16")
+    assert 0 < np.abs(bf16 - exact).max() < 5e-3  # bfloat16 logits (8-bit mantissa), blended in float32
+    np.testing.assert_allclose(bf16.sum(axis=0), 1.0, rtol=1e-5)
+    again = predict_volume(network, volume, patch_size=(8, 8, 8), tta="flips", precision="bfloat16")
+    np.testing.assert_array_equal(again, bf16)
+
+
+def test_float32_runs_the_network_as_it_is_and_bfloat16_under_autocast(volume):
+    probe = Probe()
+    logits = predict_volume(probe, volume, patch_size=(8, 8, 8), activation="logits", precision="float32")
+    assert set(probe.autocast) == {None}
+    with torch.inference_mode():
+        expected = probe.conv(torch.from_numpy(volume)[None, None])[0].numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+    probe.autocast.clear()
+    predict_volume(probe, volume, patch_size=(8, 8, 8), activation="logits", precision="bfloat16")
+    assert set(probe.autocast) == {torch.bfloat16}
+
+
+def test_auto_precision_follows_the_hardware_and_is_reported(volume, monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", torch.device("cuda")) == "float16"
+    assert resolve_precision("float32", torch.device("cuda")) == "float32"
+    monkeypatch.setattr(runner_module, "native_bfloat16", lambda: True)
+    assert resolve_precision("auto", cpu) == "bfloat16"
+    monkeypatch.setattr(runner_module, "native_bfloat16", lambda: False)
+    assert resolve_precision("auto", cpu) == "float32"
+    probe = Probe()
+    report = predict_into([Member(probe)], volume, lambda c: np.zeros((c, *volume.shape), np.float32),
+                          patch_size=(8, 8, 8), activation="logits")
+    assert report["precision"] == "float32" and set(probe.autocast) == {None}
 
 
 def test_network_state_is_restored_after_prediction(volume):
@@ -197,6 +258,8 @@ def test_bad_options_are_usage_errors(volume):
         predict_volume(Repeat(), volume, patch_size=(8, 8, 8), activation="relu")
     with pytest.raises(UsageError, match="batch-size"):
         predict_volume(Repeat(), volume, patch_size=(8, 8, 8), batch_size=0)
+    with pytest.raises(UsageError, match="unknown precision 'half'"):
+        predict_volume(Repeat(), volume, patch_size=(8, 8, 8), precision="half")
 
 
 def test_tta_sets_are_defined_as_documented():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from czii_cli.catalog import DEFAULT_CATALOG
-from czii_cli.inference import predict_volume
+from czii_cli.inference import predict_volume, resolve_precision
 from czii_cli.io.artifacts import read_artifact
 from czii_cli.io.copick import config_document
 from czii_cli.io.volumes import write_mrc, write_ome_zarr
@@ -204,6 +204,23 @@ def test_a_window_the_network_cannot_take_is_a_usage_error(cli, tomogram, model_
     result = cli("predict-probs", path, "-m", model_path, "--window", "8", "9", "8", "-o", tmp_path / "p.zarr")
     assert result.exit_code == 2
     assert "window 8x9x8 is not a multiple of" in result.stderr and "light network" in result.stderr
+
+
+def test_precision_is_recorded_resolved_and_a_bad_one_is_a_usage_error(cli, tomogram, model_path, tmp_path):
+    path, data = tomogram
+    assert cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "auto.zarr").exit_code == 0
+    auto = read_artifact(tmp_path / "auto.zarr").meta.provenance[-1]["args"]["precision"]
+    assert auto == resolve_precision("auto", torch.device("cpu"))
+    result = cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "p.zarr", "--precision", "float32",
+                 "--dtype", "float32")
+    assert result.exit_code == 0, result.stderr
+    volume = read_artifact(tmp_path / "p.zarr")
+    assert volume.meta.provenance[-1]["args"]["precision"] == "float32"
+    np.testing.assert_allclose(volume.load(), expected_probs(model_path, data, precision="float32"), atol=1e-6)
+    result = cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "q.zarr", "--precision", "half")
+    assert result.exit_code == 2
+    assert "unknown precision 'half'" in result.stderr
+    assert not (tmp_path / "q.zarr").exists()
 
 
 def test_bad_options_are_usage_errors(cli, tomogram, model_path, tmp_path):

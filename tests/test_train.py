@@ -1,4 +1,4 @@
-"""`czii train`: data sources, every architecture, determinism, resume, Ctrl-C, validation."""
+"""`czii train`: data sources, every architecture, determinism, resume, Ctrl-C, validation, selection."""
 
 from __future__ import annotations
 
@@ -13,16 +13,22 @@ from czii_cli.catalog import Catalog, ParticleClass
 from czii_cli.inference import predict_volume
 from czii_cli.io.copick import config_document
 from czii_cli.io.picks import write_copick_picks, write_picks_csv
+from czii_cli.io.thresholds import read_thresholds
 from czii_cli.io.volumes import write_mrc, write_ome_zarr
+from czii_cli.metric import ClassScore, ScoreReport, score_picks
+from czii_cli.models import session
 from czii_cli.models.checkpoint import load_model_file
 from czii_cli.models.training import Trainer
+from czii_cli.models.validation import RoundScores, score_round
 from czii_cli.picks import Picks, concat
+from czii_cli.tune import apply_thresholds
 
 torch.set_num_threads(1)
 
 CATALOG = Catalog((ParticleClass("small", 30.0, 1.0, 1), ParticleClass("large", 50.0, 2.0, 2)))
 SHAPE = (16, 32, 32)
 RUNS = ("r1", "r2", "r3")
+CLASSES = ("small", "large")
 TINY = ["--arch-param", "channels=[4,8]", "--patch", "16", "16", "16", "--batch-size", "1"]
 
 
@@ -63,6 +69,11 @@ def weights(path) -> dict[str, torch.Tensor]:
     return load_model_file(path).state_dict
 
 
+def metrics(path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_train_writes_a_safe_self_describing_model(cli, mrc_dataset, tmp_path):
     out = tmp_path / "m.pt"
     result = train(cli, mrc_dataset, out, "--max-steps", "2", "--steps-per-epoch", "2", "--val-runs", "r3")
@@ -80,10 +91,28 @@ def test_train_writes_a_safe_self_describing_model(cli, mrc_dataset, tmp_path):
     assert set(model.train["best_per_class"]) == {"small", "large"}
     assert "resume" not in model.train
     assert "resume" in torch.load(tmp_path / "m.last.pt", weights_only=True)["train"]
-    with open(tmp_path / "m.metrics.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = metrics(tmp_path / "m.metrics.csv")
     assert [r["step"] for r in rows] == ["2"]
     assert {"train_loss", "val_score", "f4_small", "f4_large"} <= set(rows[0])
+    row = rows[0]
+    tuned_columns = ["tuned_score", *(f"{column}_{c}" for column in ("tuned_f4", "pick_threshold", "cutoff")
+                                      for c in CLASSES)]
+    assert set(tuned_columns) <= set(row)
+    assert all(0 <= float(row[column]) <= 1 for column in tuned_columns if row[column])
+    assert row["tuned_score"] and row["tuned_f4_small"] and row["tuned_f4_large"]
+    fixed, tuned = model.train["best_fixed"], model.train["best_tuned"]
+    assert model.train["best_score"] == tuned["score"] == float(row["tuned_score"])
+    assert fixed == {"score": float(row["val_score"]), "per_class": {c: float(row[f"f4_{c}"]) for c in CLASSES},
+                     "method": "cc", "threshold": 0.15}
+    assert tuned["per_class"] == model.train["best_per_class"] == {c: float(row[f"tuned_f4_{c}"]) for c in CLASSES}
+    assert tuned["thresholds"] == {c: float(row[f"cutoff_{c}"]) for c in CLASSES if row[f"cutoff_{c}"]}
+    assert tuned["pick_thresholds"] == {c: float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"cutoff_{c}"]}
+    assert set(tuned["pick_thresholds"].values()) <= {0.02, 0.05, 0.15}
+    assert torch.load(out, weights_only=True)["train"]["best_tuned"] == tuned
+    described = json.loads(cli("info", out, "--json").stdout)
+    assert described["train"]["best_tuned"] == tuned
+    (tmp_path / "cutoffs.json").write_text(json.dumps(tuned))
+    assert read_thresholds(tmp_path / "cutoffs.json") == tuned["thresholds"]  # a thresholds file for postprocess
     assert (tmp_path / "m.curves.png").read_bytes()[:4] == b"\x89PNG"
     with torch.no_grad():
         probs = torch.softmax(model.build()(torch.zeros(1, 1, 16, 16, 16)), dim=1)
@@ -232,6 +261,7 @@ def test_init_fine_tunes_and_reports_a_different_head(cli, mrc_dataset, tmp_path
         (["--arch-param", "depth=3"], 2, "light has no parameter 'depth'"),
         (["--arch-param", "channels=oops"], 2, "cannot build light"),
         (["--class-weights", "huge=3"], 2, "--class-weights: unknown class 'huge'"),
+        (["--select", "best"], 2, "--select must be one of tuned, fixed, got 'best'"),
     ],
 )
 def test_train_usage_errors(cli, mrc_dataset, tmp_path, args, code, message):
@@ -264,3 +294,117 @@ def test_torchrun_with_one_process_trains_the_same_weights(cli, mrc_dataset, tmp
     plain, torchrun = weights(tmp_path / "plain.pt"), weights(tmp_path / "torchrun.pt")
     assert plain.keys() == torchrun.keys()
     assert all(torch.equal(plain[k], torchrun[k]) for k in plain)
+
+
+def random_round(rng: np.random.Generator) -> tuple[Picks, dict[float, Picks]]:
+    """References in two experiments, and scored picks near them (some far off, some doubled) at two thresholds."""
+    references, picks = [], {0.15: [], 0.05: []}
+    for run in ("r1", "r2"):
+        for cls in CATALOG:
+            centres = rng.uniform(0, 600, size=(12, 3))
+            references.append(Picks.from_points(run, cls.name, centres))
+            for level in picks:
+                near = centres[rng.random(12) < 0.7] + rng.normal(scale=cls.radius / 3, size=(1, 3))
+                far = rng.uniform(0, 600, size=(int(rng.integers(0, 10)), 3))
+                points = np.concatenate([near, near[:2], far])
+                scores = rng.uniform(level, 1, size=len(points))
+                picks[level].append(Picks.from_points(run, cls.name, points, score=scores))
+    return concat(references), {level: concat(parts) for level, parts in picks.items()}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_tuned_scores_beat_every_candidate_set_at_any_cutoff(seed):
+    references, picks = random_round(np.random.default_rng(seed))
+    result = score_round(picks, references, CATALOG, threshold=0.15)
+    assert result.fixed == score_picks(picks[0.15], references, CATALOG)
+    assert set(result.cutoffs) == set(result.pick_thresholds) == set(CLASSES)
+    assert set(result.pick_thresholds.values()) <= {0.15, 0.05}
+    for candidates in picks.values():
+        for cutoff in (0.0, 0.15, 0.3, 0.5, 0.8):
+            single = score_picks(apply_thresholds(candidates, {c: cutoff for c in CLASSES}), references, CATALOG)
+            assert result.tuned.score >= single.score - 1e-12
+            assert all(result.tuned.per_class[c].fbeta >= single.per_class[c].fbeta - 1e-12 for c in CLASSES)
+    for name in CLASSES:  # the tuned score is that of real picks: the chosen threshold's, cut
+        chosen = picks[result.pick_thresholds[name]].where(particle_type=name)
+        part = score_picks(apply_thresholds(chosen, result.cutoffs), references, CATALOG).per_class[name]
+        assert part == result.tuned.per_class[name]
+
+
+def test_a_class_keeps_the_fixed_threshold_where_low_threshold_candidates_merge_particles():
+    references = Picks.from_points("r1", "small", [[100.0, 100, 100], [140.0, 100, 100]])
+    picks = {
+        0.15: Picks.from_points("r1", "small", [[100.0, 100, 100], [140.0, 100, 100]], score=[0.6, 0.5]),
+        0.05: Picks.from_points("r1", "small", [[120.0, 100, 100]], score=[0.6]),  # one blob between both
+    }
+    result = score_round(picks, references, CATALOG, threshold=0.15)
+    assert result.pick_thresholds == {"small": 0.15} and result.cutoffs == {"small": 0.5}
+    assert result.fixed.per_class["small"].fbeta == result.tuned.per_class["small"].fbeta == 1.0
+    assert score_round({0.05: picks[0.05]}, references, CATALOG, threshold=0.05).tuned.score == 0.0
+    empty = score_round({0.15: Picks.empty(with_score=True)}, references, CATALOG, threshold=0.15)
+    assert empty.cutoffs == empty.pick_thresholds == {} and empty.tuned.score == empty.fixed.score == 0.0
+
+
+@pytest.mark.parametrize("candidates, levels", [(None, {0.02, 0.05, 0.15}), ([], {0.15})])
+def test_tuned_score_is_never_below_the_fixed_score(cli, mrc_dataset, tmp_path, candidates, levels):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({} if candidates is None else {"val_candidate_thresholds": candidates}))
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "4", "--steps-per-epoch", "2",
+                   "--val-runs", "r3", "--config", config)
+    assert result.exit_code == 0, result.stderr
+    rows = metrics(tmp_path / "m.metrics.csv")
+    assert len(rows) == 2
+    for row in rows:
+        assert float(row["tuned_score"]) >= float(row["val_score"])
+        assert all(float(row[f"tuned_f4_{c}"]) >= float(row[f"f4_{c}"]) for c in CLASSES)
+        assert {float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"pick_threshold_{c}"]} <= levels
+    assert f"step 4: loss {float(rows[1]['train_loss']):.4f} val F4 fixed {float(rows[1]['val_score']):.4f}, " \
+           f"tuned {float(rows[1]['tuned_score']):.4f} (fixed/tuned: small " in result.stderr
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"val_candidate_thresholds": [0.0]}, "validation pick thresholds must lie in (0, 1]"),
+    ({"val_candidate_thresholds": 0.05}, "val_candidate_thresholds must be a list of numbers"),
+])
+def test_validation_settings_errors(cli, mrc_dataset, tmp_path, settings, message):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings))
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1", "--config", config)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def scripted_rounds(scores: list[tuple[float, float]]):
+    """A stand-in for ``validate_round`` returning (fixed, tuned) scores in turn, cutoff 0.1 x round."""
+    calls = iter(range(len(scores)))
+
+    def report(score: float) -> ScoreReport:
+        parts = {c: ClassScore(0, 0, 0, 0.0, 0.0, score, 1.0) for c in CLASSES}
+        return ScoreReport(score, parts, 4.0, 0.5, "any")
+
+    def fake(network, volumes, **options):
+        index = next(calls)
+        fixed, tuned = scores[index]
+        return RoundScores(report(fixed), report(tuned), {"small": 0.05}, {"small": 0.1 * (index + 1)})
+
+    return fake
+
+
+@pytest.mark.parametrize("select, kept, score", [("fixed", 2, 0.5), (None, 4, 0.6)])
+def test_select_keeps_the_best_checkpoint_by_the_chosen_score(cli, mrc_dataset, tmp_path, monkeypatch, select, kept,
+                                                              score):
+    """``--select fixed`` keeps the round with the best fixed-threshold score, as before ``tuned`` existed."""
+    monkeypatch.setattr(session, "validate_round", scripted_rounds([(0.5, 0.2), (0.3, 0.6), (0.4, 0.4)]))
+    out = tmp_path / "m.pt"
+    args = ["--max-steps", "6", "--steps-per-epoch", "2", "--val-runs", "r3"]
+    result = train(cli, mrc_dataset, out, *args, *(["--select", select] if select else []))
+    assert result.exit_code == 0, result.stderr
+    assert f"kept step {kept}" in result.stderr
+    summary = load_model_file(out).train
+    assert summary["config"]["select"] == (select or "tuned")
+    assert summary["best_step"] == summary["steps"] == kept
+    assert load_model_file(tmp_path / "m.last.pt").train["best_step"] == kept
+    assert summary["best_score"] == score
+    assert summary["best_tuned"]["thresholds"] == {"small": pytest.approx(0.1 * kept / 2)}
+    assert summary["best_tuned"]["pick_thresholds"] == {"small": 0.05}
+    rows = metrics(tmp_path / "m.metrics.csv")
+    assert [(float(r["val_score"]), float(r["tuned_score"])) for r in rows] == [(0.5, 0.2), (0.3, 0.6), (0.4, 0.4)]

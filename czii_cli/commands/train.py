@@ -9,9 +9,18 @@ flexunet (FlexibleUNet, resnet/efficientnet encoders, random init).  Training us
 class-balanced random crops, flips, x-y rot90, small z rotations, intensity and noise
 augmentation, AdamW with warm-up and cosine decay, gradient clipping, an EMA of the weights
 and AMP on a GPU.  After every epoch the held-out runs (--val-runs or --fold K/N) are
-predicted, picked and scored with the competition metric; MODEL keeps the best weights,
-MODEL.last.pt everything --resume needs (also written on Ctrl-C), and MODEL.metrics.csv and
-MODEL.curves.png the history.  Defaults: see --config (a JSON of the same settings).
+predicted, picked (connected components) and scored with the competition metric twice: at
+the fixed threshold 0.15, and at per-class thresholds tuned on those runs, which judges each
+checkpoint at its own best thresholds: every class takes the best score cutoff (as
+[italic]czii tune[/italic] finds it) on its candidates picked at 0.15, 0.05 or 0.02, whichever
+scores best, so the tuned score is never below the fixed one.  MODEL keeps the weights with the
+best tuned score (--select fixed: the best fixed score); its training summary ([italic]czii
+info MODEL[/italic]) holds both scores and the tuned thresholds of that round (best_tuned:
+pick_thresholds for [italic]czii postprocess --threshold[/italic], and a thresholds file for
+--thresholds).
+MODEL.last.pt holds everything --resume needs (also written on Ctrl-C), MODEL.metrics.csv and
+MODEL.curves.png the history of both scores.  Defaults: see --config (a JSON of the same
+settings; val_threshold and val_candidate_thresholds set the pick thresholds).
 
 Several GPUs: start the same command under torchrun, e.g. [italic]torchrun --nproc-per-node 4
 --no-python czii train sim/ -o light.pt[/italic].  Each process trains on its own GPU
@@ -24,6 +33,7 @@ trains exactly as without it.
 [bold]Examples[/bold]
 
   czii train sim/ -o light.pt --val-runs TS_sim_3 --max-time 600
+  czii train sim/ -o light.pt --val-runs TS_sim_3 --select fixed
   czii train labelled/ -o unet.pt --arch unet --loss ce:1,tversky:0.5 --fold 0/7
   czii train train/ -o pts.pt --target points --class-weights 256 --arch flexunet --patch 96 96 96
   czii train sim/ -o tuned.pt --init pretrained.pt --lr 3e-4
@@ -34,12 +44,15 @@ trains exactly as without it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..models.config import TrainConfig
 from .common import Classes, Output, Overwrite, Quiet, TomoType, Verbose
+
+if TYPE_CHECKING:
+    from ..models.session import RunRecord
 
 Opt = typer.Option
 DEFAULTS = TrainConfig()
@@ -74,6 +87,9 @@ def command(
     lr: Annotated[float | None, Opt("--lr", help="Peak learning rate.", show_default=str(DEFAULTS.lr))] = None,
     val_runs: Annotated[str | None, Opt("--val-runs", help="Comma-separated runs to validate on.")] = None,
     fold: Annotated[str | None, Opt("--fold", help="K/N: validate on every N-th run from the K-th (sorted).")] = None,
+    select: Annotated[str | None, Opt("--select", help="Keep the checkpoint with the best validation F4 at tuned "
+                                      "thresholds (tuned) or at the fixed threshold (fixed).",
+                                      show_default=DEFAULTS.select)] = None,
     seed: Annotated[int | None, Opt("--seed", help="Random seed; the same seed gives the same weights.",
                                     show_default=str(DEFAULTS.seed))] = None,
     device: Annotated[str, Opt("--device", help="auto, cpu or cuda.")] = "auto",
@@ -116,7 +132,8 @@ def command(
             raise DataError(f"{config_file}: not a readable JSON file ({err})") from None
     flags = {"arch": arch, "loss": loss, "class_weights": class_weights, "patch": patch, "batch_size": batch_size,
              "epochs": epochs, "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "max_time": max_time,
-             "lr": lr, "seed": seed, "arch_params": parse_arch_params(arch_param) if arch_param else None}
+             "lr": lr, "select": select, "seed": seed,
+             "arch_params": parse_arch_params(arch_param) if arch_param else None}
     given = {k: v for k, v in flags.items() if v is not None}
     config = TrainConfig.from_json({**settings, **given}, source=str(config_file or "flags"))
     catalog = load_catalog(classes) if classes is not None else None
@@ -147,8 +164,7 @@ def command(
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
                 on_round=lambda row: info(_round_line(row)),
             )
-    best = "-" if record.best_score is None else f"{record.best_score:.4f} at step {record.best_step}"
-    info(f"done: {record.history[-1]['step'] if record.history else 0} steps, best val F4 {best} -> {paths.model}")
+    info(f"done: {record.history[-1]['step'] if record.history else 0} steps, {_kept(record)} -> {paths.model}")
 
 
 def _tracked(progress, items, description: str):
@@ -158,8 +174,21 @@ def _tracked(progress, items, description: str):
         progress.advance(task)
 
 
+def _kept(record: RunRecord) -> str:
+    """Which checkpoint MODEL holds, with both of its validation scores."""
+    if record.best_step is None:
+        return "no validation, kept the last step"
+    row = next(row for row in record.history if row["step"] == record.best_step)
+    tuned = "-" if row.get("tuned_score") is None else f"{row['tuned_score']:.4f}"
+    return f"kept step {record.best_step} (val F4 fixed {row['val_score']:.4f}, tuned {tuned})"
+
+
 def _round_line(row: dict) -> str:
-    scores = " ".join(f"{k[3:]} {v:.2f}" for k, v in row.items() if k.startswith("f4_"))
+    """``step S: loss L val F4 fixed F, tuned T (fixed/tuned: class f/t ...)``."""
     loss = "-" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
-    score = "" if row["val_score"] is None else f" val F4 {row['val_score']:.4f} ({scores})"
-    return f"step {row['step']}: loss {loss}{score}"
+    if row["val_score"] is None:
+        return f"step {row['step']}: loss {loss}"
+    names = [key[len("f4_"):] for key in row if key.startswith("f4_")]
+    scores = " ".join(f"{name} {row[f'f4_{name}']:.2f}/{row[f'tuned_f4_{name}']:.2f}" for name in names)
+    return (f"step {row['step']}: loss {loss} val F4 fixed {row['val_score']:.4f}, tuned {row['tuned_score']:.4f} "
+            f"(fixed/tuned: {scores})")

@@ -4,11 +4,11 @@
 * :func:`predict_into`: the streaming engine behind it, writing finished z-ranges into
   any array (a zarr artifact for full tomograms) with bounded memory;
 * :mod:`.windows` (tiling and weights), :mod:`.tta` (transform sets),
-  :mod:`.runner` (device, mixed precision, memory layout), :mod:`.models` (model files).
+  :mod:`.runner` (device, precision, memory layout), :mod:`.models` (model files).
 """
 
 from .predict import Member, predict_into, predict_volume
-from .runner import resolve_device
+from .runner import resolve_device, resolve_precision
 from .tta import TTA_SETS, tta_transforms
 from .windows import Tiling, window_starts
 
@@ -19,6 +19,7 @@ __all__ = [
     "predict_into",
     "predict_volume",
     "resolve_device",
+    "resolve_precision",
     "tta_transforms",
     "window_starts",
 ]

@@ -24,7 +24,7 @@ from ..models.checkpoint import ModelFile
 from .io import open_tomogram
 from .models import load_models, members_for
 from .predict import predict_into
-from .runner import resolve_device
+from .runner import resolve_device, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,9 @@ class PredictSettings:
         Output dtype, ``float16`` or ``float32``.
     logits : bool
         Write averaged raw logits instead of probabilities.
+    precision : str
+        ``auto``, ``float32`` or ``bfloat16``, resolved where the tomogram is predicted
+        (see :func:`czii_cli.inference.runner.resolve_precision`).
     """
 
     models: tuple[Path, ...]
@@ -59,6 +62,7 @@ class PredictSettings:
     device: str = "auto"
     dtype: str = "float16"
     logits: bool = False
+    precision: str = "auto"
 
 
 def predict_tomogram(
@@ -93,8 +97,8 @@ def predict_tomogram(
     Returns
     -------
     dict
-        ``source``, ``target`` (``stdout`` when streamed), ``windows`` and ``layouts``
-        (the memory layout per network).
+        ``source``, ``target`` (``stdout`` when streamed), ``windows``, ``layouts``
+        (the memory layout per network) and ``precision`` (the networks' arithmetic).
     """
     device = resolve_device(settings.device)
     activation = "logits" if settings.logits else models[0].activation
@@ -104,7 +108,8 @@ def predict_tomogram(
     if settings.logits:
         extra["logits_of"] = models[0].activation
     args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(settings.window),
-            "batch_size": settings.batch_size, "device": str(device), "dtype": settings.dtype,
+            "batch_size": settings.batch_size, "device": str(device),
+            "precision": resolve_precision(settings.precision, device), "dtype": settings.dtype,
             "logits": settings.logits, "normalization": normalization}
     meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra)
     meta = meta.with_step("predict-probs", args=args, inputs=[volume.source, *map(str, settings.models)])
@@ -114,12 +119,12 @@ def predict_tomogram(
             report = predict_into(
                 members, volume.data, lambda channels: out, patch_size=settings.window, overlap=settings.overlap,
                 batch_size=settings.batch_size, tta=settings.tta, activation=activation, device=device,
-                on_windows=on_windows,
+                on_windows=on_windows, precision=settings.precision,
             )
         except torch.cuda.OutOfMemoryError:
             raise DataError(f"{volume.source}: out of GPU memory; try a smaller --batch-size or --window") from None
     return {"source": volume.source, "target": "stdout" if is_stdout(target) else str(target),
-            "windows": report["windows"], "layouts": report["layouts"]}
+            "windows": report["windows"], "layouts": report["layouts"], "precision": report["precision"]}
 
 
 def predict_job(

@@ -9,7 +9,9 @@ one buffer, one input band per normalization and one batch of windows, never a f
 copy of the whole map.
 
 Per batch of windows, every network and every TTA transform is run and the activated
-outputs (probabilities, or logits) are averaged; that mean is what gets blended.
+outputs (probabilities, or logits) are averaged; that mean is what gets blended.  The
+networks may run in a reduced precision (:mod:`.runner`); activation, averaging and
+blending are float32 whatever the precision.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from .runner import ACTIVATIONS, NetworkRunner, activate, network_device
+from .runner import ACTIVATIONS, NetworkRunner, activate, is_contiguous_float32, network_device, resolve_precision
 from .tta import tta_transforms
 from .windows import Tiling
 
@@ -53,6 +55,7 @@ def predict_volume(
     tta: str = "none",
     activation: str = "softmax",
     device: torch.device | None = None,
+    precision: str = "auto",
 ) -> np.ndarray:
     """Predict a whole volume in memory with a sliding window.
 
@@ -74,6 +77,10 @@ def predict_volume(
         ``softmax``, ``sigmoid`` or ``logits`` (raw, averaged logits).
     device : torch.device, optional
         Where to run; defaults to the network's device.
+    precision : str
+        ``auto``, ``float32`` or ``bfloat16``: the network's arithmetic (autocast);
+        ``auto`` is float16 on CUDA, bfloat16 on a CPU with native bfloat16, else
+        float32 (see :func:`czii_cli.inference.runner.resolve_precision`).
 
     Returns
     -------
@@ -98,7 +105,7 @@ def predict_volume(
 
     predict_into(
         [Member(network)], volume, allocate, patch_size=patch_size, overlap=overlap, batch_size=batch_size,
-        tta=tta, activation=activation, device=device,
+        tta=tta, activation=activation, device=device, precision=precision,
     )
     return arrays[0]
 
@@ -115,6 +122,7 @@ def predict_into(
     activation: str = "softmax",
     device: torch.device | None = None,
     on_windows: Callable[[int], None] | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Predict a volume with one or more networks, writing finished planes into an array.
 
@@ -132,11 +140,14 @@ def predict_into(
         As in :func:`predict_volume`; ``device`` defaults to the first network's.
     on_windows : callable, optional
         Called with the number of windows finished after each batch (for progress).
+    precision : str
+        As in :func:`predict_volume`, the same for every network.
 
     Returns
     -------
     dict
-        What was run: ``windows``, ``window``, ``layouts`` (memory layout per network).
+        What was run: ``windows``, ``window``, ``layouts`` (memory layout per network)
+        and ``precision`` (``auto`` resolved).
     """
     transforms = tta_transforms(tta)
     if activation not in ACTIVATIONS:
@@ -144,9 +155,10 @@ def predict_into(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     device = device or network_device(members[0].network)
+    resolved = resolve_precision(precision, device)
     tiling = Tiling.plan(volume.shape, patch_size, overlap=overlap)
     weights = torch.from_numpy(tiling.importance_map() / (len(members) * len(transforms))).to(device)
-    runners = [NetworkRunner(m.network, device=device) for m in members]
+    runners = [NetworkRunner(m.network, device=device, precision=precision) for m in members]
     passes = _Passes(members, runners, transforms, activation=activation, tiling=tiling, batch_size=batch_size)
     writer = None
     plane = tiling.plane_windows()
@@ -164,14 +176,16 @@ def predict_into(
                 if on_windows is not None:
                     on_windows(len(starts))
             writer.finish_band(band_index)
-    return {"windows": tiling.count, "window": list(tiling.window), "layouts": [r.layout for r in runners]}
+    return {"windows": tiling.count, "window": list(tiling.window), "layouts": [r.layout for r in runners],
+            "precision": resolved}
 
 
 class _Passes:
     """Every network x TTA pass over one batch of windows, summed into a reused buffer.
 
-    Buffers (the batch of input windows, the activated output, the sum) are allocated
-    once and reused, so a batch costs no fresh memory besides the networks' own.
+    Buffers (the batch of input windows, the logits as contiguous float32 when the network
+    gives another dtype or layout, the activated output, the sum) are allocated once and
+    reused, so a batch costs no fresh memory besides the networks' own.
     """
 
     def __init__(self, members, runners, transforms, *, activation: str, tiling: Tiling, batch_size: int):
@@ -191,10 +205,12 @@ class _Passes:
         for member, runner in zip(self.members, self.runners):
             for transform in self.transforms:
                 logits = runner(transform.apply(windows[id(member.prepare)]))
+                staging = None if is_contiguous_float32(logits) else self._buffer("staging", logits, count)
                 if total is None and transform.is_identity:
-                    total = activate(logits, self.activation, out=self._buffer("total", logits, count))
+                    total = activate(logits, self.activation, out=self._buffer("total", logits, count), staging=staging)
                     continue
-                activated = activate(logits, self.activation, out=self._buffer("activated", logits, count))
+                activated = activate(logits, self.activation, out=self._buffer("activated", logits, count),
+                                     staging=staging)
                 activated = transform.invert(activated)
                 if total is None:
                     total = self._buffer("total", activated, count).copy_(activated)
@@ -270,15 +286,14 @@ class _BandWriter:
         valid = max(0, min(end, self.tiling.shape[0]) - band_start)
         if valid:
             height, width = self.tiling.shape[1:]
-            finished = self.finished[:valid]
+            finished, stored = self.finished[:valid], self.stored[:valid]
             scale_z = self.inverse_z[band_start : band_start + valid, None, None]
-            for channel in range(self.channels):
+            for channel in range(self.channels):  # the second product is cast into the output dtype
                 torch.mul(self.buffer[channel, :valid, :height, :width], self.inverse_plane, out=finished)
-                finished.mul_(scale_z)
-                stored = self.stored[:valid]
-                stored.copy_(finished)
+                torch.mul(finished, scale_z, out=stored)
                 self.out.write(channel, band_start, stored.numpy())
-        self._shift(end - band_start)
+        if index + 1 < len(starts):
+            self._shift(end - band_start)
 
     def _shift(self, planes: int) -> None:
         """Move planes ``[planes:]`` to the top and zero the rest, in non-overlapping blocks."""

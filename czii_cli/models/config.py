@@ -58,6 +58,7 @@ class AugmentConfig:
         return math.ceil(half * (math.cos(angle) + math.sin(angle)) - half) + 1
 
 
+SELECT_SCORES = ("tuned", "fixed")
 DEFAULT_LOSS = {"spheres": "ce:1,tversky:0.5", "points": "ce:1", "heatmap": "bce:1"}
 DEFAULT_PARTICLE_WEIGHT = {"spheres": 4.0, "points": 256.0, "heatmap": 8.0}
 
@@ -96,6 +97,17 @@ class TrainConfig:
     val_overlap, val_threshold, val_patch : sliding-window overlap, pick threshold and
         window of validation rounds (default window: the largest of at most 4 M voxels,
         see :func:`czii_cli.models.validation.validation_window`).
+    val_candidate_thresholds : tuple of float
+        Pick thresholds, besides ``val_threshold``, of the candidates whose per-class
+        score cutoffs each validation round tunes; each class takes the one that tunes
+        best (see :func:`czii_cli.models.validation.validate_round`).  The default spans
+        where the best one moves while a network trains: early on, connected components
+        at a low threshold merge a whole tomogram into one; later a small class may only
+        be found at 0.02 to 0.05.  Each costs one more picking pass; empty: tune cutoffs
+        at ``val_threshold`` only.
+    select : {"tuned", "fixed"}
+        The validation score that keeps the best checkpoint: F-beta at tuned cutoffs or
+        at ``val_threshold``.
     seed : int
     """
 
@@ -121,6 +133,8 @@ class TrainConfig:
     val_overlap: float = 0.25
     val_threshold: float = 0.15
     val_patch: tuple[int, int, int] | None = None
+    val_candidate_thresholds: tuple[float, ...] = (0.05, 0.02)
+    select: str = "tuned"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -137,6 +151,11 @@ class TrainConfig:
             raise UsageError(f"balanced crop fraction must lie in [0, 1], got {self.balanced}")
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
+        if self.select not in SELECT_SCORES:
+            raise UsageError(f"--select must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}")
+        if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):
+            raise UsageError(f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
+                             f"{list(self.val_candidate_thresholds)}")
 
     @property
     def total_steps(self) -> int:
@@ -165,6 +184,11 @@ class TrainConfig:
         for key in ("patch", "val_patch"):
             if values.get(key) is not None:
                 values[key] = tuple(int(v) for v in values[key])
+        if "val_candidate_thresholds" in values:
+            try:
+                values["val_candidate_thresholds"] = tuple(float(v) for v in values["val_candidate_thresholds"])
+            except (TypeError, ValueError):
+                raise UsageError(f"{source}: val_candidate_thresholds must be a list of numbers") from None
         try:
             return cls(**values)
         except TypeError as err:

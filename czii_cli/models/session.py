@@ -5,6 +5,13 @@ is no validation) a run writes ``model.last.pt`` (everything ``--resume`` needs)
 ``model.metrics.csv`` (one row per round) and ``model.curves.png`` (loss and validation
 F-beta).  Ctrl-C saves ``model.last.pt`` before the interrupt propagates.
 
+Each validation round scores the EMA weights twice (see
+:func:`~.validation.validate_round`): picks at the fixed threshold (``val_score``,
+``f4_<class>``) and candidates at per-class thresholds tuned on the round
+(``tuned_score``, ``tuned_f4_<class>``, ``pick_threshold_<class>`` and ``cutoff_<class>``).
+The setting ``select`` says which of the two scores keeps the best checkpoint; the model
+file's ``train`` summary holds both scores of that checkpoint and its tuned thresholds.
+
 Under ``torchrun`` every rank trains and only rank 0 validates and writes; the others
 wait at a barrier after each round.  The ranks agree on the elapsed time (the slowest
 clock) and on Ctrl-C after every step, so they stop at the same step.
@@ -27,7 +34,7 @@ from .checkpoint import ModelFile, save_model
 from .dataset import TrainingVolume
 from .distributed import World
 from .training import BatchMaker, Trainer, rng_state
-from .validation import validate
+from .validation import RoundScores, validate_round
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,11 @@ class Validation:
     minimum: tuple[int, int, int]
     overlap: float
     threshold: float
+    candidate_thresholds: tuple[float, ...]
 
+
+SCORE_COLUMNS = {"fixed": "val_score", "tuned": "tuned_score"}
+"""The metrics column that each ``select`` setting keeps the best checkpoint by."""
 
 StepCallback = Callable[[int, str], None]
 RoundCallback = Callable[[dict], None]
@@ -178,7 +189,9 @@ def _status(record: RunRecord) -> str:
     scored = [row for row in record.history if row.get("val_score") is not None]
     if not scored:
         return "val F4 -"
-    return f"val F4 {scored[-1]['val_score']:.3f} (best {record.best_score:.3f})"
+    last = scored[-1]
+    tuned = "" if last.get("tuned_score") is None else f", tuned {last['tuned_score']:.3f}"
+    return f"val F4 {last['val_score']:.3f}{tuned} (best {record.best_score:.3f})"
 
 
 def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation: Validation | None,
@@ -192,6 +205,7 @@ def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation:
         "lr": trainer.optimizer.param_groups[0]["lr"],
         "train_loss": world.mean(float(np.mean(losses))) if losses else None,
         "val_score": None,
+        "tuned_score": None,
     }
     random_states = world.gather(rng_state(rng))
     if world.is_main:
@@ -203,33 +217,72 @@ def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation:
 def _keep_round(row: dict, trainer: Trainer, record: RunRecord, validation: Validation | None,
                 template: ModelFile, paths: OutputPaths, random_states: list[dict]) -> None:
     """Validate, record the row, write the best model, the last checkpoint, metrics and curves."""
+    score_column = SCORE_COLUMNS[trainer.config.select]
     if validation is not None:
-        report = validate(
+        scores = validate_round(
             trainer.evaluation_network(), validation.volumes, classes=template.classes, catalog=validation.catalog,
             activation=template.activation, patch_size=validation.patch_size, multiple=validation.multiple,
-            minimum=validation.minimum, overlap=validation.overlap,
-            threshold=validation.threshold, device=trainer.device,
+            minimum=validation.minimum, overlap=validation.overlap, threshold=validation.threshold,
+            candidate_thresholds=validation.candidate_thresholds, device=trainer.device,
         )
-        row["val_score"] = float(report.score)
-        row.update({f"f4_{name}": float(score.fbeta) for name, score in report.per_class.items()})
+        row.update(_score_columns(scores))
     record.history.append(row)
-    improved = validation is None or record.best_score is None or row["val_score"] > record.best_score
+    improved = validation is None or record.best_score is None or row[score_column] > record.best_score
     if improved:
         if validation is not None:
-            record.best_score, record.best_step = row["val_score"], trainer.step
+            record.best_score, record.best_step = row[score_column], trainer.step
         save_model(paths.model, _model(template, trainer, record), overwrite=True)
     _save_last(trainer, record, template, paths, random_states)
     write_metrics(paths.metrics, record.history)
-    plot_curves(paths.curves, record.history)
+    plot_curves(paths.curves, record.history, best_step=record.best_step)
+
+
+def _score_columns(scores: RoundScores) -> dict:
+    """The metrics columns of a validation round; a class without candidates has no thresholds (None)."""
+    names = list(scores.fixed.per_class)
+    return {
+        "val_score": float(scores.fixed.score),
+        "tuned_score": float(scores.tuned.score),
+        **{f"f4_{name}": float(scores.fixed.per_class[name].fbeta) for name in names},
+        **{f"tuned_f4_{name}": float(scores.tuned.per_class[name].fbeta) for name in names},
+        **{f"pick_threshold_{name}": scores.pick_thresholds.get(name) for name in names},
+        **{f"cutoff_{name}": scores.cutoffs.get(name) for name in names},
+    }
+
+
+def _columns(row: dict, prefix: str) -> dict:
+    """``{class: value}`` of a row's per-class columns ``<prefix><class>``."""
+    return {key[len(prefix):]: value for key, value in row.items() if key.startswith(prefix)}
 
 
 def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
-    per_class = {}
+    """The ``train`` dict of a saved model: settings, steps, and the kept checkpoint's scores.
+
+    ``best_score`` and ``best_per_class`` are the score that selected the checkpoint
+    (``select``); ``best_fixed`` and ``best_tuned`` hold both scores of that round.
+    ``best_tuned`` is also a thresholds file for ``czii postprocess --thresholds``: its
+    ``thresholds`` are the per-class score cutoffs, for picks made with ``method`` at the
+    per-class ``pick_thresholds`` (``--threshold``).
+    """
+    from ..postprocess import DEFAULT_METHOD
+
+    config = trainer.config
+    best: dict = {"best_per_class": {}}
     if record.best_step is not None:
-        best = next(row for row in record.history if row["step"] == record.best_step)
-        per_class = {k[len("f4_"):]: v for k, v in best.items() if k.startswith("f4_")}
+        row = next(row for row in record.history if row["step"] == record.best_step)
+        fixed = {"score": row["val_score"], "per_class": _columns(row, "f4_"), "method": DEFAULT_METHOD,
+                 "threshold": config.val_threshold}
+        tuned = {"score": row.get("tuned_score"), "per_class": _columns(row, "tuned_f4_"),
+                 "thresholds": _given(_columns(row, "cutoff_")), "method": DEFAULT_METHOD,
+                 "pick_thresholds": _given(_columns(row, "pick_threshold_"))}
+        best = {"best_per_class": (fixed if config.select == "fixed" else tuned)["per_class"],
+                "best_fixed": fixed, "best_tuned": tuned}
     return {**template.train, "steps": trainer.step, "best_score": record.best_score, "best_step": record.best_step,
-            "best_per_class": per_class, "seconds": round(record.seconds, 1)}
+            **best, "seconds": round(record.seconds, 1)}
+
+
+def _given(values: dict) -> dict:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _model(template: ModelFile, trainer: Trainer, record: RunRecord) -> ModelFile:
@@ -245,7 +298,12 @@ def _save_last(trainer: Trainer, record: RunRecord, template: ModelFile, paths: 
 
 
 def write_metrics(path: Path, history: Sequence[dict]) -> None:
-    """One CSV row per round: step, epoch, seconds, lr, train_loss, val_score, f4 per class."""
+    """One CSV row per round, an empty cell where a round has no value.
+
+    Columns: step, epoch, seconds, lr, train_loss, val_score, tuned_score, then per class
+    f4 (at the fixed threshold), tuned_f4, pick_threshold and cutoff (the tuned candidate
+    threshold and score cutoff).
+    """
     columns = list(dict.fromkeys(key for row in history for key in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
@@ -256,8 +314,12 @@ def write_metrics(path: Path, history: Sequence[dict]) -> None:
         handle.write(buffer.getvalue())
 
 
-def plot_curves(path: Path, history: Sequence[dict]) -> None:
-    """Training loss and validation F-beta (overall and per class) against the step, as a PNG."""
+def plot_curves(path: Path, history: Sequence[dict], *, best_step: int | None = None) -> None:
+    """Training loss and validation F-beta (overall and per class) against the step, as a PNG.
+
+    Scores at the fixed threshold are solid lines, at tuned thresholds dashed (one
+    colour per class); a dotted vertical line marks ``best_step``, the kept checkpoint.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -271,11 +333,21 @@ def plot_curves(path: Path, history: Sequence[dict]) -> None:
     scored = [row for row in history if row.get("val_score") is not None]
     if scored:
         x = [row["step"] for row in scored]
-        score_axes.plot(x, [row["val_score"] for row in scored], marker="o", linewidth=2, label="score", color="black")
-        for key in [k for k in scored[-1] if k.startswith("f4_")]:
-            score_axes.plot(x, [row.get(key, np.nan) for row in scored], linewidth=1, label=key[len("f4_"):])
+
+        def curve(key: str) -> list[float]:
+            return [np.nan if row.get(key) is None else row[key] for row in scored]
+
+        score_axes.plot(x, curve("val_score"), marker="o", linewidth=2, label="score, fixed", color="black")
+        score_axes.plot(x, curve("tuned_score"), marker="o", linewidth=2, linestyle="--", label="score, tuned",
+                        color="black")
+        for index, name in enumerate(_columns(scored[-1], "f4_")):
+            colour = f"C{index % 10}"
+            score_axes.plot(x, curve(f"f4_{name}"), linewidth=1, label=name, color=colour)
+            score_axes.plot(x, curve(f"tuned_f4_{name}"), linewidth=1, linestyle="--", color=colour)
+        if best_step is not None:
+            score_axes.axvline(best_step, color="grey", linestyle=":", linewidth=1, label=f"kept (step {best_step})")
         score_axes.legend(fontsize=7)
-    score_axes.set(xlabel="step", ylabel="validation F4", title="validation", ylim=(0, 1))
+    score_axes.set(xlabel="step", ylabel="validation F4", title="validation (solid: fixed threshold, dashed: tuned)", ylim=(0, 1))
     figure.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
         figure.savefig(tmp, format="png")

@@ -1,22 +1,34 @@
 """Validation rounds with the real pipeline: sliding-window prediction, picking, F-beta.
 
-Each held-out tomogram is predicted whole with
-:func:`czii_cli.inference.predict_volume`, picks are extracted with
-:func:`czii_cli.postprocess.extract_picks` (the library's default method) and scored
-against the reference picks with :func:`czii_cli.metric.score_picks`, so the number that
-selects the best checkpoint is the competition's metric.
+Each held-out tomogram is predicted whole with :func:`czii_cli.inference.predict_volume`
+and picked with :func:`czii_cli.postprocess.extract_picks` (the library's default
+method) at the fixed pick threshold and at a few lower candidate thresholds.  The
+competition's metric (:func:`czii_cli.metric.score_picks`) scores the picks at the fixed
+threshold as they are, and the candidates after per-class score cutoffs tuned on these
+same picks (:mod:`czii_cli.tune`), as the competition's solutions chose their thresholds.
+The tuned score judges a checkpoint at its own best thresholds, so one class that peaks
+just under the fixed threshold for a while does not decide which checkpoint is kept.
+
+Each class takes the candidate threshold that tunes best: connected components at a low
+threshold can merge neighbouring particles, and do merge whole tomograms early in
+training, while a class whose probabilities are still low is only found there.  The fixed
+threshold is always one of the candidate thresholds, so the tuned score is never below
+the fixed one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..catalog import Catalog
-from ..picks import concat
+from ..metric import ScoreReport, score_picks
+from ..picks import Picks, concat
+from ..tune import apply_thresholds, group_events, thresholds_from_events
 from .dataset import TrainingVolume
 
 
@@ -50,7 +62,87 @@ def validation_window(shape: Sequence[int], *, multiple: int, minimum: Sequence[
     return tuple(max(w, m) for w, m in zip(window, minimum))
 
 
-def validate(
+@dataclass(frozen=True)
+class RoundScores:
+    """The scores of one validation round.
+
+    Attributes
+    ----------
+    fixed : czii_cli.metric.ScoreReport
+        The picks at the fixed threshold.
+    tuned : czii_cli.metric.ScoreReport
+        Per class, the candidates at ``pick_thresholds[class]`` with ``score >= cutoffs[class]``.
+    pick_thresholds, cutoffs : dict of str to float
+        The tuned candidate threshold and score cutoff of each class that has candidates.
+    """
+
+    fixed: ScoreReport
+    tuned: ScoreReport
+    pick_thresholds: dict[str, float]
+    cutoffs: dict[str, float]
+
+
+def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalog, *, threshold: float,
+                beta: float = 4.0) -> RoundScores:
+    """Score the picks at the fixed threshold, and the candidates at their F-beta-best thresholds.
+
+    For every candidate threshold the per-class score cutoffs that maximise F-beta are
+    tuned on ``references`` themselves; each class then takes the candidate threshold
+    whose cutoff scores best (the higher threshold on ties).  Keeping every pick is one
+    of the cutoffs, so the tuned F-beta of a class is at least that of its picks at any
+    one candidate threshold and cutoff, the fixed threshold included.
+
+    Parameters
+    ----------
+    picks : mapping of float to Picks
+        Scored picks of the same maps at each candidate threshold (all classes).
+    references : Picks
+        The reference picks.
+    catalog : Catalog
+    threshold : float
+        The fixed threshold: a key of ``picks``.
+    beta : float
+        Recall weight of F-beta.
+
+    Returns
+    -------
+    RoundScores
+
+    Examples
+    --------
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> refs = Picks.from_points("TS_1", "ribosome", [[0, 0, 0], [500, 0, 0]])
+    >>> picks = {0.15: Picks.from_points("TS_1", "ribosome", [[10, 0, 0]], score=[0.9]),
+    ...          0.05: Picks.from_points("TS_1", "ribosome", [[10, 0, 0], [510, 0, 0], [900, 0, 0]],
+    ...                                  score=[0.9, 0.1, 0.06])}
+    >>> result = score_round(picks, refs, DEFAULT_CATALOG, threshold=0.15)
+    >>> result.pick_thresholds, result.cutoffs
+    ({'ribosome': 0.05}, {'ribosome': 0.08})
+    >>> round(result.fixed.score, 3), round(result.tuned.score, 3)
+    (0.074, 0.143)
+    """
+    best: dict[str, float] = {}
+    pick_thresholds: dict[str, float] = {}
+    cutoffs: dict[str, float] = {}
+    kept_of_class: dict[str, Picks] = {}
+    for level in sorted(picks, reverse=True):
+        level_cutoffs = thresholds_from_events(group_events(picks[level], references, catalog), catalog, beta=beta)
+        kept = apply_thresholds(picks[level], level_cutoffs)
+        for name, part in score_picks(kept, references, catalog, beta=beta).per_class.items():
+            if name in level_cutoffs and part.fbeta > best.get(name, -1.0):
+                best[name], pick_thresholds[name], cutoffs[name] = part.fbeta, level, level_cutoffs[name]
+                kept_of_class[name] = kept.where(particle_type=name)
+    tuned = concat([Picks.empty(with_score=True), *kept_of_class.values()])
+    in_catalog_order = [name for name in catalog.names if name in best]
+    return RoundScores(
+        fixed=score_picks(picks[threshold], references, catalog, beta=beta),
+        tuned=score_picks(tuned, references, catalog, beta=beta),
+        pick_thresholds={name: pick_thresholds[name] for name in in_catalog_order},
+        cutoffs={name: cutoffs[name] for name in in_catalog_order},
+    )
+
+
+def validation_picks(
     network: nn.Module,
     volumes: Sequence[TrainingVolume],
     *,
@@ -61,10 +153,10 @@ def validate(
     multiple: int,
     minimum: Sequence[int],
     overlap: float,
-    threshold: float,
+    thresholds: Sequence[float],
     device: torch.device,
-):
-    """Score a network on validation volumes.
+) -> list[Picks]:
+    """Predict every validation volume once and pick it at each of ``thresholds``.
 
     Parameters
     ----------
@@ -82,26 +174,60 @@ def validate(
     multiple, minimum : window sides must be multiples of ``multiple`` (the network's
         down-sampling) and at least ``minimum`` (the training patch).
     overlap : float
-    threshold : float
-        Pick threshold for every class.
+    thresholds : sequence of float
+        Pick thresholds, each applied to every class.
     device : torch.device
+
+    Returns
+    -------
+    list of Picks
+        For each threshold, the picks of all volumes (default method, with scores).
+    """
+    from ..inference import predict_volume
+    from ..postprocess import DEFAULT_METHOD, extract_picks
+
+    picked: list[list[Picks]] = [[] for _ in thresholds]
+    for volume in volumes:
+        window = patch_size or validation_window(volume.image.shape, multiple=multiple, minimum=minimum)
+        probs = predict_volume(network, volume.image, patch_size=tuple(window), overlap=overlap,
+                               activation=activation, device=device)
+        for picks, threshold in zip(picked, thresholds):
+            picks.append(
+                extract_picks(probs, classes=list(classes), catalog=catalog, method=DEFAULT_METHOD,
+                              thresholds=threshold, voxel_size=volume.voxel_size, origin_zyx=volume.origin,
+                              run=volume.run)
+            )
+    return [concat(picks) for picks in picked]
+
+
+def validate(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float,
+             **options) -> ScoreReport:
+    """Score a network on validation volumes at one pick threshold.
+
+    ``options`` are those of :func:`validation_picks` (``classes``, ``activation``,
+    ``patch_size``, ``multiple``, ``minimum``, ``overlap``, ``device``).
 
     Returns
     -------
     czii_cli.metric.ScoreReport
         ``.score`` (weighted F-beta) and ``.per_class``.
     """
-    from ..inference import predict_volume
-    from ..metric import score_picks
-    from ..postprocess import DEFAULT_METHOD, extract_picks
+    (picks,) = validation_picks(network, volumes, catalog=catalog, thresholds=[threshold], **options)
+    return score_picks(picks, concat(v.picks for v in volumes), catalog)
 
-    predicted = []
-    for volume in volumes:
-        window = patch_size or validation_window(volume.image.shape, multiple=multiple, minimum=minimum)
-        probs = predict_volume(network, volume.image, patch_size=tuple(window), overlap=overlap,
-                               activation=activation, device=device)
-        predicted.append(
-            extract_picks(probs, classes=list(classes), catalog=catalog, method=DEFAULT_METHOD, thresholds=threshold,
-                          voxel_size=volume.voxel_size, origin_zyx=volume.origin, run=volume.run)
-        )
-    return score_picks(concat(predicted), concat(v.picks for v in volumes), catalog)
+
+def validate_round(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float,
+                   candidate_thresholds: Sequence[float], **options) -> RoundScores:
+    """Score a network at the fixed ``threshold`` and at per-class tuned thresholds.
+
+    The volumes are predicted once and picked at ``threshold`` and at each of
+    ``candidate_thresholds``; :func:`score_round` scores them.  ``options`` are those of
+    :func:`validation_picks`.
+
+    Returns
+    -------
+    RoundScores
+    """
+    levels = sorted({threshold, *candidate_thresholds}, reverse=True)
+    picks = validation_picks(network, volumes, catalog=catalog, thresholds=levels, **options)
+    return score_round(dict(zip(levels, picks)), concat(v.picks for v in volumes), catalog, threshold=threshold)
