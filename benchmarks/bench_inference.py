@@ -145,7 +145,8 @@ def _throughput() -> list[Result]:
             target=">= 1.3x" if precision == default else ">= 0.95x (same arithmetic)",
             ok=speedup >= (1.3 if precision == default else 0.95),
         ))
-    for precision, label in ((default, f"czii default ({default})"), ("float32", "czii float32")):
+    for precision in precisions:
+        label = f"czii default ({default})" if precision == default else "czii float32"
         overhead = best[f"czii {precision}"] / best[f"bare {precision}"]
         results.append(Result(
             benchmark=f"{task}: {label} time / bare forward of its {tiling.count} windows",

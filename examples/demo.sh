@@ -42,10 +42,14 @@ czii postprocess "$out/val-probs.zarr" -o "$out/val-picks.csv"
 step "7/9 tune per-class score cutoffs on the validation run"
 czii tune "$out/val-picks.csv" "$out/sim/train_annotations/TS_sim_3.csv" -o "$out/thresholds.json" >/dev/null
 
-step "8/9 pick the unseen tomogram the same way, keeping the picks above the tuned cutoffs"
-czii postprocess "$out/unseen-probs.zarr" --thresholds "$out/thresholds.json" -o "$out/picks.csv"
+step "8/9 pick the unseen tomogram the same way: at the default threshold, and above the tuned cutoffs"
+czii postprocess "$out/unseen-probs.zarr" -o "$out/picks.csv"
+czii postprocess "$out/unseen-probs.zarr" --thresholds "$out/thresholds.json" -o "$out/picks-tuned.csv"
 
 step "9/9 score the unseen tomogram"
+tuned=$(czii score "$out/picks-tuned.csv" "$out/unseen/train_annotations/TS_sim_0.csv" -q)
 czii score "$out/picks.csv" "$out/unseen/train_annotations/TS_sim_0.csv" --format table >"$out/score.txt"
-printf 'F4 on the unseen tomogram: %s\n' "$(cat "$out/score.txt")" >&2
+# Cutoffs tuned on one small run rarely carry over; `czii tune --cv` on several runs tells.
+printf 'F4 on the unseen tomogram with the cutoffs tuned on TS_sim_3: %s\n' "$tuned" >&2
+printf 'F4 on the unseen tomogram at the default threshold: %s\n' "$(cat "$out/score.txt")" >&2
 cat "$out/score.txt"

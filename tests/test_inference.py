@@ -215,6 +215,18 @@ def test_network_state_is_restored_after_prediction(volume):
     assert all(p.is_contiguous() for p in network.parameters())
 
 
+def test_bfloat16_on_a_cpu_fixes_the_layout_by_the_network_layers():
+    cpu = torch.device("cpu")
+    batch_norm = build_network("light", in_channels=1, out_channels=2, params={"channels": [4, 8]})
+    instance_norm = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.InstanceNorm3d(2))
+    with NetworkRunner(batch_norm, device=cpu, precision="bfloat16") as runner:
+        assert runner.layout == "channels_last_3d"  # before any call: nothing is timed
+        runner(torch.zeros(1, 1, 8, 8, 8))
+    with NetworkRunner(instance_norm, device=cpu, precision="bfloat16") as runner:
+        assert runner.layout == "contiguous"
+    assert NetworkRunner(batch_norm, device=cpu, precision="float32").layout == "contiguous"  # until timed
+
+
 def test_an_ensemble_averages_its_members(volume):
     members = [Member(Constant([0.2])), Member(Constant([0.6]))]
     arrays = []
