@@ -288,10 +288,13 @@ class _BandWriter:
             height, width = self.tiling.shape[1:]
             finished, stored = self.finished[:valid], self.stored[:valid]
             scale_z = self.inverse_z[band_start : band_start + valid, None, None]
-            for channel in range(self.channels):  # the second product is cast into the output dtype
+            for channel in range(self.channels):
                 torch.mul(self.buffer[channel, :valid, :height, :width], self.inverse_plane, out=finished)
-                torch.mul(finished, scale_z, out=stored)
-                self.out.write(channel, band_start, stored.numpy())
+                finished.mul_(scale_z)
+                direct = self.out.planes(channel, band_start, valid)
+                (stored if direct is None else direct).copy_(finished)
+                if direct is None:
+                    self.out.write(channel, band_start, stored.numpy())
         if index + 1 < len(starts):
             self._shift(end - band_start)
 
@@ -316,7 +319,8 @@ class _ChunkAlignedWriter:
     A range that ends inside a chunk keeps its last planes (fewer than a chunk's depth,
     in the output dtype) until the next range completes the chunk; rewriting a
     compressed chunk would cost a decompress and a second compress.  Arrays without
-    chunks are written through.
+    chunks are written through; a C-contiguous numpy array (or memory map) is written
+    in place by the caller through :meth:`planes`, sparing a single-threaded copy.
     """
 
     def __init__(self, out):
@@ -327,6 +331,14 @@ class _ChunkAlignedWriter:
         chunks = getattr(out, "chunks", None)
         self.chunk_depth = int(chunks[1]) if chunks else 1
         self._held: dict[int, tuple[int, np.ndarray]] = {}
+
+    def planes(self, channel: int, start: int, count: int) -> torch.Tensor | None:
+        """Planes ``[start, start + count)`` of ``channel`` as a writable CPU tensor sharing the
+        output's memory, when the output is a C-contiguous numpy array; else None (use :meth:`write`)."""
+        out = self.out
+        if not (isinstance(out, np.ndarray) and out.flags.c_contiguous and out.flags.writeable):
+            return None
+        return torch.from_numpy(out[channel, start : start + count])
 
     def write(self, channel: int, start: int, block: np.ndarray) -> None:
         """Write planes ``[start, start + len(block))`` of ``channel`` (consecutive calls per channel)."""
