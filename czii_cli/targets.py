@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .catalog import Catalog
+from .class_values import parse_class_values
 from .coords import angstrom_to_voxel
 from .errors import UsageError
 from .picks import Picks, check_classes
@@ -116,19 +117,8 @@ def parse_radius_scale(text: str, *, catalog: Catalog | None = None) -> tuple[fl
     >>> parse_radius_scale("0.4,ribosome=0.33", catalog=DEFAULT_CATALOG)
     (0.4, {'ribosome': 0.33})
     """
-    default, per_class = DEFAULT_RADIUS_SCALE, {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, _, value = item.rpartition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            raise UsageError(f"--radius-scale: {item!r} is not NUMBER or CLASS=NUMBER") from None
-        if name:
-            per_class[name] = number
-        else:
-            default = number
+    default, per_class = parse_class_values(text, flag="--radius-scale")
+    default = DEFAULT_RADIUS_SCALE if default is None else default
     if catalog is not None:
         TargetSpec(radius_scale=default, class_scales=per_class).check_classes(catalog.names)
     return default, per_class

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -16,26 +15,15 @@ import pytest
 import torch
 
 from czii_cli.inference import predict_volume
-from czii_cli.io.picks import write_picks_csv
-from czii_cli.io.volumes import write_mrc
 from czii_cli.models.checkpoint import load_model_file
-from test_train import CATALOG, RUNS, SHAPE, TINY, simulate_run
+from test_train import SHAPE, TINY, write_mrc_dataset
 
 CZII = Path(sys.executable).with_name("czii")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ddp")
-    (root / "train_images").mkdir()
-    (root / "train_annotations").mkdir()
-    rng = np.random.default_rng(11)
-    for run in RUNS:
-        data, picks = simulate_run(run, rng)
-        write_mrc(root / "train_images" / f"{run}.mrc", data, voxel_size=10.0)
-        write_picks_csv(root / "train_annotations" / f"{run}.csv", picks)
-    (root / "classes.json").write_text(json.dumps({"classes": CATALOG.to_json()}))
-    return root
+    return write_mrc_dataset(tmp_path_factory.mktemp("ddp"), seed=11)
 
 
 def torchrun_command(*args) -> list[str]:

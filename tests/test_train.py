@@ -46,18 +46,22 @@ def simulate_run(run: str, rng: np.random.Generator) -> tuple[np.ndarray, Picks]
     return data, concat(parts)
 
 
-@pytest.fixture(scope="module")
-def mrc_dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mrc")
+def write_mrc_dataset(root, *, seed: int):
+    """train_images/*.mrc, train_annotations/*.csv and classes.json of the tiny runs."""
     (root / "train_images").mkdir()
     (root / "train_annotations").mkdir()
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     for run in RUNS:
         data, picks = simulate_run(run, rng)
         write_mrc(root / "train_images" / f"{run}.mrc", data, voxel_size=10.0)
         write_picks_csv(root / "train_annotations" / f"{run}.csv", picks)
     (root / "classes.json").write_text(json.dumps({"classes": CATALOG.to_json()}))
     return root
+
+
+@pytest.fixture(scope="module")
+def mrc_dataset(tmp_path_factory):
+    return write_mrc_dataset(tmp_path_factory.mktemp("mrc"), seed=7)
 
 
 def train(cli, data, out, *args):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..class_values import parse_class_values
 from ..errors import UsageError
 from .augment import augment_pair, mixup
 from .config import TrainConfig
@@ -39,23 +40,14 @@ def parse_class_weights(text: str, *, channels: Sequence[str], default_particle:
     >>> parse_class_weights("b=2,background=0.5", channels=["background", "a", "b"], default_particle=4)
     [0.5, 4.0, 2.0]
     """
-    particle, named = float(default_particle), {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, _, value = item.rpartition("=")
-        try:
-            number = float(value)
-        except ValueError:
-            raise UsageError(f"--class-weights: {item!r} is not NUMBER or CLASS=NUMBER") from None
-        if number < 0:
-            raise UsageError(f"--class-weights: weights must be >= 0, got {item!r}")
-        if not name:
-            particle = number
-        elif name in channels:
-            named[name] = number
-        else:
-            raise UsageError(f"--class-weights: unknown class {name!r} (known: {', '.join(channels)})")
+    particle, named = parse_class_values(text, flag="--class-weights")
+    particle = float(default_particle) if particle is None else particle
+    for value in (particle, *named.values()):
+        if value < 0:
+            raise UsageError(f"--class-weights: weights must be >= 0, got {text!r}")
+    unknown = sorted(set(named) - set(channels))
+    if unknown:
+        raise UsageError(f"--class-weights: unknown class {unknown[0]!r} (known: {', '.join(channels)})")
     return [named.get(c, 1.0 if c == "background" else particle) for c in channels]
 
 

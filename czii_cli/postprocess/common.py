@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..class_values import parse_class_values
 from ..errors import UsageError
 
 DEFAULT_THRESHOLD = 0.15
@@ -86,29 +87,7 @@ def parse_threshold_spec(spec: str) -> tuple[float | None, dict[str, float]]:
     >>> parse_threshold_spec("0.1,ribosome=0.2")
     (0.1, {'ribosome': 0.2})
     """
-    default, per_class = None, {}
-    for item in (part.strip() for part in spec.split(",")):
-        name, _, text = item.rpartition("=")
-        value = _finite(text, spec)
-        if not item.count("="):
-            if default is not None:
-                raise UsageError(f"--threshold {spec!r}: more than one default value")
-            default = value
-        elif not name.strip() or name.strip() in per_class:
-            raise UsageError(f"--threshold {spec!r}: expected class=value with each class once")
-        else:
-            per_class[name.strip()] = value
-    return default, per_class
-
-
-def _finite(text: str, spec: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"--threshold {spec!r}: {text.strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise UsageError(f"--threshold {spec!r}: {text.strip()!r} is not a finite number")
-    return value
+    return parse_class_values(spec, flag="--threshold")
 
 
 def class_thresholds(thresholds: float | Mapping[str, float], names: Sequence[str]) -> dict[str, float]:
