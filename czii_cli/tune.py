@@ -12,13 +12,27 @@ order and each one either adds a true positive or not:
   per candidate keeps the matching maximum.  The cost is O(candidates x size of the
   within-reach component), small for picks, but slower than ``any``.
 
-Among cutoffs reaching the best F-beta the highest wins (fewest picks).  The reported
-cutoff is the midpoint between that score and the next lower distinct score, rounded to
-the fewest decimals that stay within the middle half of that gap: it keeps the same picks
-with ``>=`` while tolerating rounding of the scores (picks CSVs store six significant
-digits).  When a class's best F-beta is 0 (no cutoff finds a reference) only its
-top-scoring picks are kept.  Classes are independent in the final score, so per-class optima maximise
-the total.
+Two rules choose a cutoff from the F-beta of every candidate cutoff:
+
+* ``robust`` (the default) is made to carry over to tomograms that were not tuned on.
+  A cutoff only has to be *as good as the best within one reference's worth*: the
+  tolerance is what the best F-beta would lose if one of its true positives were missed,
+  so it is wide for a class with a handful of particles and narrow for one with hundreds.
+  Among the cutoffs within that tolerance the *lowest* wins (most recall, which F-beta
+  with beta 4 favours, and the side that survives a shift of the scores on new data).
+  An isolated high cutoff that one particle decides is therefore never chosen.  A class
+  with no reference or no true positive in the tuning data gets no cutoff (its picks are
+  kept whole: there is nothing to learn from), and so does a class whose chosen cutoff
+  is its lowest candidate score.
+* ``best`` is the exact optimum on the tuning data: among cutoffs reaching the best
+  F-beta the highest wins (fewest picks); a class whose best F-beta is 0 keeps only its
+  top-scoring picks.
+
+The reported cutoff is the midpoint between the chosen score and the next lower distinct
+score, rounded to the fewest decimals that stay within the middle half of that gap: it
+keeps the same picks with ``>=`` while tolerating rounding of the scores (picks CSVs
+store six significant digits).  Classes are independent in the final score, so
+per-class choices make the total.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from .catalog import Catalog
-from .errors import DataError
+from .errors import DataError, UsageError
 from .metric import (
     MatchCounts,
     ScoreReport,
@@ -83,8 +97,20 @@ class TuneResult:
     cv: ScoreReport | None
 
 
-def best_cutoff(candidate_scores: np.ndarray, match_scores: np.ndarray, n_references: int, *, beta: float) -> float:
-    """The cutoff maximising F-beta for one class, given its tuning events.
+RULES = ("robust", "best")
+DEFAULT_RULE = "robust"
+
+
+def check_rule(rule: str) -> None:
+    """Raise :class:`UsageError` unless ``rule`` is one of :data:`RULES`."""
+    if rule not in RULES:
+        raise UsageError(f"unknown threshold rule {rule!r} (choose from {', '.join(RULES)})")
+
+
+def best_cutoff(
+    candidate_scores: np.ndarray, match_scores: np.ndarray, n_references: int, *, beta: float, rule: str = DEFAULT_RULE
+) -> float | None:
+    """The cutoff for one class under ``rule``, given its tuning events.
 
     Parameters
     ----------
@@ -96,22 +122,47 @@ def best_cutoff(candidate_scores: np.ndarray, match_scores: np.ndarray, n_refere
         References of the class over all experiments.
     beta : float
         Recall weight of F-beta.
+    rule : {"robust", "best"}
+        See the module description.
 
     Returns
     -------
-    float
-        Keeping ``score >= cutoff`` reaches the best F-beta; ties go to the highest cutoff.
+    float or None
+        Keep picks with ``score >= cutoff``; None keeps every pick (``robust`` only).
 
     Examples
     --------
-    >>> best_cutoff(np.array([0.9, 0.8, 0.2]), np.array([0.9, 0.8]), 2, beta=4.0)
-    0.5
+    Two validation particles found at 0.98 and 0.97 among three false picks: the exact
+    optimum cuts just below them; within one particle's worth the robust rule keeps all.
+
+    >>> scores, matches = np.array([0.98, 0.97, 0.6, 0.5, 0.4]), np.array([0.98, 0.97])
+    >>> best_cutoff(scores, matches, 2, beta=4.0, rule="best"), best_cutoff(scores, matches, 2, beta=4.0)
+    (0.8, None)
+
+    With many references the tolerance is narrow: forty particles above 0.5, ten false
+    picks between 0.3 and 0.5 and five weak ones among thirty false picks below 0.3: both
+    rules keep the weak ones, the robust one a little further down.
+
+    >>> scores = np.concatenate([np.linspace(0.9, 0.51, 40), np.linspace(0.49, 0.3, 10),
+    ...                          np.linspace(0.29, 0.05, 35)])
+    >>> matches = np.concatenate([scores[:40], scores[50:55]])
+    >>> best_cutoff(scores, matches, 45, beta=4.0, rule="best"), best_cutoff(scores, matches, 45, beta=4.0)
+    (0.258, 0.145)
     """
+    check_rule(rule)
     cutoffs = np.unique(candidate_scores)[::-1]
     kept = len(candidate_scores) - np.searchsorted(np.sort(candidate_scores), cutoffs, side="left")
     tp = len(match_scores) - np.searchsorted(np.sort(match_scores), cutoffs, side="left")
     fbeta = fbeta_score(tp, kept - tp, n_references - tp, beta=beta)[2]
     best = int(np.argmax(fbeta))
+    if rule == "robust":
+        if n_references == 0 or fbeta[best] <= 0:
+            return None
+        one_missed = fbeta_score(tp[best] - 1, kept[best] - tp[best], n_references - tp[best] + 1, beta=beta)[2]
+        tolerance = float(fbeta[best] - one_missed)
+        best = int(np.flatnonzero(fbeta >= fbeta[best] - tolerance - 1e-12)[-1])
+        if best + 1 == len(cutoffs):
+            return None
     if best + 1 == len(cutoffs):
         return float(cutoffs[best])
     return _short_decimal_between(float(cutoffs[best + 1]), float(cutoffs[best]))
@@ -207,11 +258,17 @@ def _augment(start: int, starts: list[int], neighbours: list[int], partner_of_re
 
 
 def thresholds_from_events(
-    events: Mapping[tuple[str, str], GroupEvents], catalog: Catalog, *, beta: float, experiments: set[str] | None = None
+    events: Mapping[tuple[str, str], GroupEvents],
+    catalog: Catalog,
+    *,
+    beta: float,
+    experiments: set[str] | None = None,
+    rule: str = DEFAULT_RULE,
 ) -> dict[str, float]:
-    """Best cutoff per class over the given experiments (all by default).
+    """The cutoff of every class over the given experiments (all by default), pooled.
 
-    Classes without candidates there get no cutoff.
+    Classes without candidates there get no cutoff, and so do those for which ``rule``
+    keeps every pick (see :func:`best_cutoff`).
     """
     thresholds = {}
     for name in catalog.names:
@@ -223,12 +280,15 @@ def thresholds_from_events(
         candidate_scores = np.concatenate([p.candidate_scores for p in parts]) if parts else np.empty(0)
         if len(candidate_scores) == 0:
             continue
-        thresholds[name] = best_cutoff(
+        cutoff = best_cutoff(
             candidate_scores,
             np.concatenate([p.match_scores for p in parts]),
             sum(p.n_references for p in parts),
             beta=beta,
+            rule=rule,
         )
+        if cutoff is not None:
+            thresholds[name] = cutoff
     return thresholds
 
 
@@ -253,6 +313,7 @@ def cross_validate(
     beta: float,
     distance_multiplier: float,
     matching: str,
+    rule: str = DEFAULT_RULE,
 ) -> ScoreReport:
     """Leave-one-experiment-out score: tune on the other experiments, count on the held-out one.
 
@@ -265,7 +326,9 @@ def cross_validate(
     shape = (len(experiments), len(catalog))
     tp, fp, fn = (np.zeros(shape, dtype=np.int64) for _ in range(3))
     for row, held_out in enumerate(experiments):
-        thresholds = thresholds_from_events(events, catalog, beta=beta, experiments=set(experiments) - {held_out})
+        thresholds = thresholds_from_events(
+            events, catalog, beta=beta, experiments=set(experiments) - {held_out}, rule=rule
+        )
         for column, name in enumerate(catalog.names):
             counts = events[held_out, name].counts_at(thresholds.get(name, -np.inf))
             tp[row, column], fp[row, column], fn[row, column] = counts
@@ -282,6 +345,7 @@ def tune_thresholds(
     distance_multiplier: float = 0.5,
     matching: str = "any",
     cross_validation: bool = False,
+    rule: str = DEFAULT_RULE,
 ) -> TuneResult:
     """Find the per-class score cutoffs that maximise the F-beta score.
 
@@ -297,6 +361,8 @@ def tune_thresholds(
         The metric, as in :func:`czii_cli.metric.score_picks`.
     cross_validation : bool
         Also compute the leave-one-experiment-out score.
+    rule : {"robust", "best"}
+        How a cutoff is chosen (see the module description).
 
     Returns
     -------
@@ -307,17 +373,18 @@ def tune_thresholds(
     >>> from czii_cli.catalog import DEFAULT_CATALOG
     >>> gt = Picks.from_points("TS_1", "ribosome", [[0, 0, 0], [500, 0, 0]])
     >>> pred = Picks.from_points("TS_1", "ribosome", [[10, 0, 0], [20, 0, 0], [900, 0, 0]], score=[0.9, 0.4, 0.2])
-    >>> result = tune_thresholds(pred, gt, DEFAULT_CATALOG)
+    >>> result = tune_thresholds(pred, gt, DEFAULT_CATALOG, rule="best")
     >>> result.thresholds, result.after.per_class["ribosome"].fp
     ({'ribosome': 0.7}, 0)
     """
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    check_rule(rule)
     metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
     events = group_events(pred, gt, catalog, distance_multiplier=distance_multiplier, matching=matching)
-    thresholds = thresholds_from_events(events, catalog, beta=beta)
+    thresholds = thresholds_from_events(events, catalog, beta=beta, rule=rule)
     return TuneResult(
         thresholds=thresholds,
         before=score_picks(pred, gt, catalog, **metric),
         after=score_picks(apply_thresholds(pred, thresholds), gt, catalog, **metric),
-        cv=cross_validate(events, catalog, **metric) if cross_validation else None,
+        cv=cross_validate(events, catalog, rule=rule, **metric) if cross_validation else None,
     )

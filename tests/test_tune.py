@@ -41,7 +41,7 @@ def brute_force_class(pred: Picks, gt: Picks, name: str, matching: str) -> tuple
 def test_tuning_matches_brute_force_over_every_cutoff(matching):
     for seed in range(12):
         pred, gt = scored_case(seed)
-        result = tune_thresholds(pred, gt, DEFAULT_CATALOG, matching=matching)
+        result = tune_thresholds(pred, gt, DEFAULT_CATALOG, matching=matching, rule="best")
         for name in DEFAULT_CATALOG.names:
             relevant = (pred.particle_type == name) & np.isin(pred.experiment, gt.experiments)
             if not relevant.any():
@@ -63,25 +63,89 @@ def test_one_to_one_tuning_in_crowded_clusters():
         gt = Picks.from_points("E", "apo-ferritin", rng.integers(0, 60, size=(6, 3)).astype(float))
         pred = Picks.from_points("E", "apo-ferritin", rng.integers(0, 60, size=(10, 3)).astype(float),
                                  score=rng.integers(0, 5, size=10) / 5)
-        result = tune_thresholds(pred, gt, DEFAULT_CATALOG, matching="one-to-one")
+        result = tune_thresholds(pred, gt, DEFAULT_CATALOG, matching="one-to-one", rule="best")
         best, best_cut = brute_force_class(pred, gt, "apo-ferritin", "one-to-one")
         np.testing.assert_array_equal(pred.score >= result.thresholds["apo-ferritin"], pred.score >= best_cut)
         assert result.after.per_class["apo-ferritin"].fbeta == pytest.approx(best, abs=1e-12)
 
 
 def test_best_cutoff_rules():
+    def best(*args):
+        return best_cutoff(*args, beta=4.0, rule="best")
+
     # ties go to the highest cutoff; the cutoff sits inside the gap below it
-    assert best_cutoff(np.array([0.9, 0.9, 0.5]), np.array([0.9]), 1, beta=4.0) == 0.7
+    assert best(np.array([0.9, 0.9, 0.5]), np.array([0.9]), 1) == 0.7
     # a single distinct score is its own cutoff
-    assert best_cutoff(np.array([0.3, 0.3]), np.array([0.3]), 1, beta=4.0) == 0.3
+    assert best(np.array([0.3, 0.3]), np.array([0.3]), 1) == 0.3
     # no reference is ever found: only the top-scoring picks are kept
-    assert best_cutoff(np.array([0.2, 0.8]), np.array([]), 3, beta=4.0) == 0.5
+    assert best(np.array([0.2, 0.8]), np.array([]), 3) == 0.5
     # adjacent floats leave no room for a midpoint
     low = 0.5
     high = float(np.nextafter(low, 1.0))
-    assert best_cutoff(np.array([high, low]), np.array([high]), 1, beta=4.0) == high
+    assert best(np.array([high, low]), np.array([high]), 1) == high
     # rounding keeps the cutoff within the middle half of the gap
-    assert best_cutoff(np.array([0.40004, 0.4]), np.array([0.40004]), 1, beta=4.0) == 0.40002
+    assert best(np.array([0.40004, 0.4]), np.array([0.40004]), 1) == 0.40002
+
+
+def plain_robust_cutoff(scores: list[float], matches: list[float], n_references: int) -> float | None:
+    """The robust rule spelled out: F4 at every distinct score, one particle's tolerance, lowest wins."""
+    cuts = sorted(set(scores), reverse=True)
+    table = []
+    for cut in cuts:
+        tp = sum(m >= cut for m in matches)
+        table.append((cut, tp, sum(s >= cut for s in scores) - tp))
+    fbetas = [plain_fbeta(tp, fp, n_references - tp, 4.0) for _, tp, fp in table]
+    top = max(fbetas)
+    if n_references == 0 or top == 0:
+        return None
+    _, tp, fp = table[fbetas.index(top)]
+    tolerance = top - plain_fbeta(tp - 1, fp, n_references - tp + 1, 4.0)
+    chosen = max(i for i, f in enumerate(fbetas) if f >= top - tolerance - 1e-12)
+    return None if chosen == len(cuts) - 1 else (cuts[chosen], cuts[chosen + 1])
+
+
+def test_robust_rule_matches_its_plain_definition():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        scores = (rng.integers(1, 40, size=n) / 40).tolist()
+        matches = [s for s in scores if rng.random() < 0.4]
+        refs = len(matches) + int(rng.integers(0, 4))
+        expected = plain_robust_cutoff(scores, matches, refs)
+        got = best_cutoff(np.array(scores), np.array(matches), refs, beta=4.0)
+        if expected is None:
+            assert got is None
+        else:
+            high, low = expected
+            assert low < got <= high  # keeps exactly the picks scored >= high
+
+
+def test_robust_rule_ignores_a_single_high_scoring_particle():
+    # one particle at 0.97 with no false pick above it; the other four sit among false picks
+    scores = np.array([0.97, 0.9, 0.85, 0.8, 0.6, 0.55, 0.5, 0.45, 0.3])
+    matches = np.array([0.97, 0.6, 0.5, 0.45, 0.3])
+    assert best_cutoff(scores, matches[:1], 1, beta=4.0, rule="best") == 0.94
+    assert best_cutoff(scores, matches[:1], 1, beta=4.0) is None  # kept whole
+    # with the other four found too, neither rule stops above them
+    assert best_cutoff(scores, matches, 5, beta=4.0, rule="best") == 0.4
+    assert best_cutoff(scores, matches, 5, beta=4.0) is None
+
+
+def test_robust_rule_on_ties_and_empty_classes():
+    # equal scores are one cutoff: a tie of a true and a false pick is kept or dropped together
+    assert best_cutoff(np.array([0.8, 0.8, 0.2, 0.2, 0.2]), np.array([0.8, 0.2]), 2, beta=4.0) is None
+    # many references make the tolerance narrow: the exact cutoff stands
+    scores = np.concatenate([np.full(60, 0.9), np.full(200, 0.1)])
+    assert best_cutoff(scores, np.full(60, 0.9), 60, beta=4.0) == 0.5
+    # no reference, or references never reached: no cutoff
+    assert best_cutoff(np.array([0.9, 0.5]), np.array([]), 0, beta=4.0) is None
+    assert best_cutoff(np.array([0.9, 0.5]), np.array([]), 3, beta=4.0) is None
+    # a class without candidates gets no entry at all
+    gt = Picks.from_points("E", "ribosome", [[0, 0, 0]])
+    pred = Picks.from_points("E", "ribosome", [[5, 0, 0]], score=[0.5])
+    assert tune_thresholds(pred, gt, DEFAULT_CATALOG).thresholds == {}
+    with pytest.raises(UsageError, match="threshold rule"):
+        tune_thresholds(pred, gt, DEFAULT_CATALOG, rule="greedy")
 
 
 def test_one_to_one_events_follow_augmenting_paths():
