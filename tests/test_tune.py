@@ -127,7 +127,7 @@ def test_robust_rule_ignores_a_single_high_scoring_particle():
     assert best_cutoff(scores, matches[:1], 1, beta=4.0, rule="best") == 0.94
     assert best_cutoff(scores, matches[:1], 1, beta=4.0) is None  # kept whole
     # with the other four found too, neither rule stops above them
-    assert best_cutoff(scores, matches, 5, beta=4.0, rule="best") == 0.4
+    assert best_cutoff(scores, matches, 5, beta=4.0, rule="best") == 0.3
     assert best_cutoff(scores, matches, 5, beta=4.0) is None
 
 
