@@ -110,7 +110,7 @@ def test_train_writes_a_safe_self_describing_model(cli, mrc_dataset, tmp_path):
                      "method": "cc", "threshold": 0.15}
     assert tuned["per_class"] == model.train["best_per_class"] == {c: float(row[f"tuned_f4_{c}"]) for c in CLASSES}
     assert tuned["thresholds"] == {c: float(row[f"cutoff_{c}"]) for c in CLASSES if row[f"cutoff_{c}"]}
-    assert tuned["pick_thresholds"] == {c: float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"cutoff_{c}"]}
+    assert tuned["pick_thresholds"] == {c: float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"pick_threshold_{c}"]}
     assert set(tuned["pick_thresholds"].values()) <= {0.02, 0.05, 0.15}
     assert torch.load(out, weights_only=True)["train"]["best_tuned"] == tuned
     described = json.loads(cli("info", out, "--json").stdout)
@@ -319,7 +319,7 @@ def random_round(rng: np.random.Generator) -> tuple[Picks, dict[float, Picks]]:
 @pytest.mark.parametrize("seed", range(5))
 def test_tuned_scores_beat_every_candidate_set_at_any_cutoff(seed):
     references, picks = random_round(np.random.default_rng(seed))
-    result = score_round(picks, references, CATALOG, threshold=0.15)
+    result = score_round(picks, references, CATALOG, threshold=0.15, rule="best")
     assert result.fixed == score_picks(picks[0.15], references, CATALOG)
     assert set(result.cutoffs) == set(result.pick_thresholds) == set(CLASSES)
     assert set(result.pick_thresholds.values()) <= {0.15, 0.05}
@@ -340,8 +340,11 @@ def test_a_class_keeps_the_fixed_threshold_where_low_threshold_candidates_merge_
         0.15: Picks.from_points("r1", "small", [[100.0, 100, 100], [140.0, 100, 100]], score=[0.6, 0.5]),
         0.05: Picks.from_points("r1", "small", [[120.0, 100, 100]], score=[0.6]),  # one blob between both
     }
-    result = score_round(picks, references, CATALOG, threshold=0.15)
+    result = score_round(picks, references, CATALOG, threshold=0.15, rule="best")
     assert result.pick_thresholds == {"small": 0.15} and result.cutoffs == {"small": 0.5}
+    robust = score_round(picks, references, CATALOG, threshold=0.15)  # two particles: no cutoff, keep both
+    assert robust.pick_thresholds == {"small": 0.15} and robust.cutoffs == {"small": None}
+    assert robust.tuned.per_class["small"].fbeta == 1.0
     assert result.fixed.per_class["small"].fbeta == result.tuned.per_class["small"].fbeta == 1.0
     assert score_round({0.05: picks[0.05]}, references, CATALOG, threshold=0.05).tuned.score == 0.0
     empty = score_round({0.15: Picks.empty(with_score=True)}, references, CATALOG, threshold=0.15)
@@ -351,7 +354,8 @@ def test_a_class_keeps_the_fixed_threshold_where_low_threshold_candidates_merge_
 @pytest.mark.parametrize("candidates, levels", [(None, {0.02, 0.05, 0.15}), ([], {0.15})])
 def test_tuned_score_is_never_below_the_fixed_score(cli, mrc_dataset, tmp_path, candidates, levels):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({} if candidates is None else {"val_candidate_thresholds": candidates}))
+    settings = {"threshold_rule": "best"} | ({} if candidates is None else {"val_candidate_thresholds": candidates})
+    config.write_text(json.dumps(settings))
     result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "4", "--steps-per-epoch", "2",
                    "--val-runs", "r3", "--config", config)
     assert result.exit_code == 0, result.stderr

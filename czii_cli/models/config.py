@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from ..errors import UsageError
+from ..tune import DEFAULT_RULE, check_rule
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,11 @@ class TrainConfig:
         at a low threshold merge a whole tomogram into one; later a small class may only
         be found at 0.02 to 0.05.  Each costs one more picking pass; empty: tune cutoffs
         at ``val_threshold`` only.
+    threshold_rule : {"robust", "best"}
+        How validation rounds tune per-class score cutoffs (:func:`czii_cli.tune.best_cutoff`):
+        ``robust`` chooses cutoffs that carry over to unseen tomograms, ``best`` the exact
+        optimum on the validation runs.  The kept checkpoint's cutoffs and pick thresholds
+        go into the model file, and from there into every probability map it predicts.
     select : {"tuned", "fixed"}
         The validation score that keeps the best checkpoint: F-beta at tuned cutoffs or
         at ``val_threshold``.
@@ -134,6 +140,7 @@ class TrainConfig:
     val_threshold: float = 0.15
     val_patch: tuple[int, int, int] | None = None
     val_candidate_thresholds: tuple[float, ...] = (0.05, 0.02)
+    threshold_rule: str = DEFAULT_RULE
     select: str = "tuned"
     seed: int = 0
 
@@ -151,6 +158,7 @@ class TrainConfig:
             raise UsageError(f"balanced crop fraction must lie in [0, 1], got {self.balanced}")
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
+        check_rule(self.threshold_rule)
         if self.select not in SELECT_SCORES:
             raise UsageError(f"--select must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}")
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):

@@ -172,7 +172,7 @@ def launch(
             validating, catalog, patch_size=tuple(config.val_patch) if config.val_patch else None,
             multiple=patch_multiple(config.arch, config.arch_params), minimum=tuple(config.patch),
             overlap=config.val_overlap, threshold=config.val_threshold,
-            candidate_thresholds=tuple(config.val_candidate_thresholds),
+            candidate_thresholds=tuple(config.val_candidate_thresholds), rule=config.threshold_rule,
         )
     processes = request.world.size
     parallel = (f"; {processes} processes x batch {config.batch_size} = global batch {config.batch_size * processes}"

@@ -95,6 +95,7 @@ class Validation:
     overlap: float
     threshold: float
     candidate_thresholds: tuple[float, ...]
+    rule: str
 
 
 SCORE_COLUMNS = {"fixed": "val_score", "tuned": "tuned_score"}
@@ -223,7 +224,7 @@ def _keep_round(row: dict, trainer: Trainer, record: RunRecord, validation: Vali
             trainer.evaluation_network(), validation.volumes, classes=template.classes, catalog=validation.catalog,
             activation=template.activation, patch_size=validation.patch_size, multiple=validation.multiple,
             minimum=validation.minimum, overlap=validation.overlap, threshold=validation.threshold,
-            candidate_thresholds=validation.candidate_thresholds, device=trainer.device,
+            candidate_thresholds=validation.candidate_thresholds, rule=validation.rule, device=trainer.device,
         )
         row.update(_score_columns(scores))
     record.history.append(row)

@@ -5,15 +5,17 @@ and picked with :func:`czii_cli.postprocess.extract_picks` (the library's defaul
 method) at the fixed pick threshold and at a few lower candidate thresholds.  The
 competition's metric (:func:`czii_cli.metric.score_picks`) scores the picks at the fixed
 threshold as they are, and the candidates after per-class score cutoffs tuned on these
-same picks (:mod:`czii_cli.tune`), as the competition's solutions chose their thresholds.
-The tuned score judges a checkpoint at its own best thresholds, so one class that peaks
-just under the fixed threshold for a while does not decide which checkpoint is kept.
+same picks (:mod:`czii_cli.tune`, by default with its ``robust`` rule, whose cutoffs are
+made to carry over to unseen tomograms), as the competition's solutions chose their
+thresholds.  The tuned score judges a checkpoint at its own thresholds, so one class that
+peaks just under the fixed threshold for a while does not decide which checkpoint is kept.
 
 Each class takes the candidate threshold that tunes best: connected components at a low
 threshold can merge neighbouring particles, and do merge whole tomograms early in
 training, while a class whose probabilities are still low is only found there.  The fixed
-threshold is always one of the candidate thresholds, so the tuned score is never below
-the fixed one.
+threshold is always one of the candidate thresholds, so with the exact rule ``best`` the
+tuned score is never below the fixed one; the robust rule trades a little of the
+validation score for cutoffs that hold elsewhere.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..catalog import Catalog
 from ..metric import ScoreReport, score_picks
 from ..picks import Picks, concat
-from ..tune import apply_thresholds, group_events, thresholds_from_events
+from ..tune import DEFAULT_RULE, apply_thresholds, group_events, thresholds_from_events
 from .dataset import TrainingVolume
 
 
@@ -72,25 +75,27 @@ class RoundScores:
         The picks at the fixed threshold.
     tuned : czii_cli.metric.ScoreReport
         Per class, the candidates at ``pick_thresholds[class]`` with ``score >= cutoffs[class]``.
-    pick_thresholds, cutoffs : dict of str to float
-        The tuned candidate threshold and score cutoff of each class that has candidates.
+    pick_thresholds : dict of str to float
+        The tuned candidate threshold of each class that has candidates.
+    cutoffs : dict of str to float or None
+        The score cutoff of each of those classes; None keeps all of its picks.
     """
 
     fixed: ScoreReport
     tuned: ScoreReport
     pick_thresholds: dict[str, float]
-    cutoffs: dict[str, float]
+    cutoffs: dict[str, float | None]
 
 
 def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalog, *, threshold: float,
-                beta: float = 4.0) -> RoundScores:
+                beta: float = 4.0, rule: str = DEFAULT_RULE) -> RoundScores:
     """Score the picks at the fixed threshold, and the candidates at their F-beta-best thresholds.
 
     For every candidate threshold the per-class score cutoffs that maximise F-beta are
     tuned on ``references`` themselves; each class then takes the candidate threshold
-    whose cutoff scores best (the higher threshold on ties).  Keeping every pick is one
-    of the cutoffs, so the tuned F-beta of a class is at least that of its picks at any
-    one candidate threshold and cutoff, the fixed threshold included.
+    whose cutoff scores best (the higher threshold on ties).  With ``rule="best"`` keeping
+    every pick is one of the cutoffs, so the tuned F-beta of a class is at least that of
+    its picks at any one candidate threshold and cutoff, the fixed threshold included.
 
     Parameters
     ----------
@@ -103,6 +108,8 @@ def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalo
         The fixed threshold: a key of ``picks``.
     beta : float
         Recall weight of F-beta.
+    rule : {"robust", "best"}
+        How cutoffs are chosen (:func:`czii_cli.tune.best_cutoff`).
 
     Returns
     -------
@@ -115,7 +122,7 @@ def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalo
     >>> picks = {0.15: Picks.from_points("TS_1", "ribosome", [[10, 0, 0]], score=[0.9]),
     ...          0.05: Picks.from_points("TS_1", "ribosome", [[10, 0, 0], [510, 0, 0], [900, 0, 0]],
     ...                                  score=[0.9, 0.1, 0.06])}
-    >>> result = score_round(picks, refs, DEFAULT_CATALOG, threshold=0.15)
+    >>> result = score_round(picks, refs, DEFAULT_CATALOG, threshold=0.15, rule="best")
     >>> result.pick_thresholds, result.cutoffs
     ({'ribosome': 0.05}, {'ribosome': 0.08})
     >>> round(result.fixed.score, 3), round(result.tuned.score, 3)
@@ -123,14 +130,17 @@ def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalo
     """
     best: dict[str, float] = {}
     pick_thresholds: dict[str, float] = {}
-    cutoffs: dict[str, float] = {}
+    cutoffs: dict[str, float | None] = {}
     kept_of_class: dict[str, Picks] = {}
     for level in sorted(picks, reverse=True):
-        level_cutoffs = thresholds_from_events(group_events(picks[level], references, catalog), catalog, beta=beta)
+        level_cutoffs = thresholds_from_events(group_events(picks[level], references, catalog), catalog, beta=beta,
+                                               rule=rule)
         kept = apply_thresholds(picks[level], level_cutoffs)
+        level_picks = picks[level]
+        found = set(level_picks.particle_type[np.isin(level_picks.experiment, references.experiments)].tolist())
         for name, part in score_picks(kept, references, catalog, beta=beta).per_class.items():
-            if name in level_cutoffs and part.fbeta > best.get(name, -1.0):
-                best[name], pick_thresholds[name], cutoffs[name] = part.fbeta, level, level_cutoffs[name]
+            if name in found and part.fbeta > best.get(name, -1.0):
+                best[name], pick_thresholds[name], cutoffs[name] = part.fbeta, level, level_cutoffs.get(name)
                 kept_of_class[name] = kept.where(particle_type=name)
     tuned = concat([Picks.empty(with_score=True), *kept_of_class.values()])
     in_catalog_order = [name for name in catalog.names if name in best]
@@ -217,12 +227,12 @@ def validate(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: 
 
 
 def validate_round(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float,
-                   candidate_thresholds: Sequence[float], **options) -> RoundScores:
+                   candidate_thresholds: Sequence[float], rule: str = DEFAULT_RULE, **options) -> RoundScores:
     """Score a network at the fixed ``threshold`` and at per-class tuned thresholds.
 
     The volumes are predicted once and picked at ``threshold`` and at each of
-    ``candidate_thresholds``; :func:`score_round` scores them.  ``options`` are those of
-    :func:`validation_picks`.
+    ``candidate_thresholds``; :func:`score_round` scores them under ``rule``.  ``options``
+    are those of :func:`validation_picks`.
 
     Returns
     -------
@@ -230,4 +240,5 @@ def validate_round(network: nn.Module, volumes: Sequence[TrainingVolume], *, cat
     """
     levels = sorted({threshold, *candidate_thresholds}, reverse=True)
     picks = validation_picks(network, volumes, catalog=catalog, thresholds=levels, **options)
-    return score_round(dict(zip(levels, picks)), concat(v.picks for v in volumes), catalog, threshold=threshold)
+    return score_round(dict(zip(levels, picks)), concat(v.picks for v in volumes), catalog, threshold=threshold,
+                       rule=rule)
