@@ -10,13 +10,19 @@ from collections import Counter
 import numpy as np
 
 from .io.artifacts import Volume
+from .pick_settings import PickSettings, from_training_summary, recorded_settings
 from .picks import Picks
+
+NO_TUNED_THRESHOLDS = "postprocess defaults (threshold 0.15 for every class): no tuned thresholds recorded"
 
 
 def describe_volume(volume: Volume) -> dict:
     """Kind, shape, dtype, voxel size (Å), origin, run, classes, chunks and provenance."""
     meta = volume.meta
     chunks = getattr(volume.data, "chunks", None)
+    thresholds = {}
+    if meta.kind in ("probs", "heatmap"):
+        thresholds = {"thresholds": _applies(recorded_settings(meta.extra, source=volume.source))}
     return {
         "type": "volume",
         "source": volume.source,
@@ -30,6 +36,7 @@ def describe_volume(volume: Volume) -> dict:
         "run": meta.run,
         "classes": list(meta.classes),
         "extra": meta.extra,
+        **thresholds,
         "provenance": list(meta.provenance),
     }
 
@@ -56,8 +63,17 @@ def describe_picks(picks: Picks, *, source: str) -> dict:
 
 
 def describe_model(document: dict, *, source: str) -> dict:
-    """Everything in a model file except the weights, plus the parameter count."""
+    """Everything in a model file except the weights, the parameter count and the thresholds it passes on."""
     state = document.get("state_dict", {})
     parameters = int(sum(int(np.prod(tuple(t.shape))) for t in state.values() if hasattr(t, "shape")))
     summary = {k: v for k, v in document.items() if k != "state_dict"}
-    return {"type": "model", "source": source, **summary, "parameters": parameters}
+    train = document.get("train") if isinstance(document.get("train"), dict) else {}
+    thresholds = _applies(from_training_summary(train, model=source))
+    return {"type": "model", "source": source, **summary, "parameters": parameters, "thresholds": thresholds}
+
+
+def _applies(settings: PickSettings | None) -> str:
+    """Which thresholds postprocess will apply to maps of this file (without threshold options), and why."""
+    if settings is None:
+        return NO_TUNED_THRESHOLDS
+    return f"applied by postprocess unless given thresholds: {settings.describe()}"

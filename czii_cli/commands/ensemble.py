@@ -80,6 +80,7 @@ def _fuse_pick_lists(inputs, output, *, weights, classes, overwrite) -> None:
 def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
     from ..console import make_progress
     from ..ensemble import MapKind, ensemble_maps
+    from ..pick_settings import KEY as PICK_SETTINGS_KEY
     from ..ensemble.maps import block_slices, check_weights, output_kind
     from ..io.artifacts import create_artifact
     from ..ensemble.io import read_matching_maps
@@ -94,6 +95,9 @@ def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
              "ensemble": {"mode": mode, "weights": weights, "inputs": [m.source for m in maps]}}
     if kind.logits_of:
         extra["logits_of"] = kind.logits_of
+    shared = _shared_pick_settings(maps, mode=mode)
+    if shared is not None:
+        extra[PICK_SETTINGS_KEY] = shared.to_json()
     meta = first.evolve(extra=extra).with_step(
         "ensemble", args={"mode": mode, "weights": weights}, inputs=[m.source for m in maps]
     )
@@ -105,3 +109,12 @@ def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
         task = progress.add_task("ensemble", total=blocks, status="")
         ensemble_maps([m.data for m in maps], out, mode=mode, weights=weights, kinds=kinds,
                       on_block=lambda: progress.advance(task))
+
+
+def _shared_pick_settings(maps, *, mode: str):
+    """The inputs' pick thresholds when a mean keeps their meaning and all inputs agree on them."""
+    from ..pick_settings import common_settings, recorded_settings
+
+    if mode != "mean":
+        return None
+    return common_settings([recorded_settings(m.meta.extra, source=m.source) for m in maps])

@@ -11,7 +11,10 @@ on the component boundary).  --threshold binarizes the map: one number, per clas
 (--threshold 0.1,ribosome=0.2; unlisted classes take 0.15).  The score column (peak or mean
 probability, see the method) is what `czii tune` cuts on, and --thresholds applies the
 per-class score cutoffs it writes to the picks; make the picks you tune and the picks you
-cut with the same method and --threshold.  Radii come from --classes, else the map's own
+cut with the same method and --threshold.  Given neither, a map made by predict-probs
+applies the per-class thresholds and cutoffs its model tuned on its validation runs
+(`czii info MAP` shows them; they hold for the method they were tuned with, cc by
+default, and other methods use 0.15).  Radii come from --classes, else the map's own
 catalog, else the six competition classes.
 
 The picks of all inputs go to one CSV, -o FILE or stdout; with -o DIR/ (or an existing
@@ -140,10 +143,12 @@ def command(
     cutoffs = read_thresholds(thresholds) if thresholds is not None else {}
     catalog = None if classes is None else load_catalog(classes)
     inputs = [(str(p), stdin_to_tempfile() if str(p) == "-" else p) for p in probs]
-    experiments = {}
+    experiments, recorded = {}, {}
     for name, path in inputs:  # fail fast on a bad class name; an unreadable input fails as its own job
         try:
-            _, known, experiments[name] = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
+            volume, known, experiments[name] = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
+            if threshold is None and thresholds is None:
+                recorded[name] = _recorded_thresholds(volume, name=name, method=method)
         except DataError:
             if len(inputs) == 1:
                 raise
@@ -152,18 +157,26 @@ def command(
         _check_names(per_class, known, f"--threshold {threshold!r}")
         _check_names(cutoffs, known, str(thresholds))
     place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
-    settings = {"method": method, "default": default, "per_class": per_class, "cutoffs": cutoffs, "catalog": catalog,
-                "voxel_size": voxel_size, "options": options}
+    common = {"method": method, "catalog": catalog, "voxel_size": voxel_size, "options": options}
+    given = {"default": default, "per_class": per_class, "cutoffs": cutoffs}
+
+    def settings_of(name: str) -> dict:
+        tuned = recorded.get(name)
+        if tuned is None:
+            return {**common, **given}
+        return {**common, "default": tuned.default_threshold, "per_class": tuned.pick_thresholds,
+                "cutoffs": tuned.cutoffs}
     if folder is not None:
         targets = _plan_csvs(folder, experiments, overwrite=overwrite or skip_existing)
         batch = [Job(name, place(targets[name]), write_picks_of_input,
                      {"path": place(path), "name": name, "output": place(targets[name]), "overwrite": overwrite,
-                      **settings}) for name, path in inputs]
+                      **settings_of(name)}) for name, path in inputs]
         run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=skip_existing,
                           description="postprocess",
                           on_done=lambda name, count: info(f"{name}: {count} picks -> {targets[name]}"))
         return
-    batch = [Job(name, None, picks_of_input, {"path": place(path), "name": name, **settings}) for name, path in inputs]
+    batch = [Job(name, None, picks_of_input, {"path": place(path), "name": name, **settings_of(name)})
+             for name, path in inputs]
     report = run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=False, description="postprocess",
                                on_done=lambda name, found: info(f"{name}: {len(found)} picks"))
     results = [report.results[name] for name, _ in inputs]
@@ -189,6 +202,21 @@ def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) ->
     for target in targets.values():
         check_output(target, overwrite=overwrite)
     return targets
+
+
+def _recorded_thresholds(volume, *, name: str, method: str):
+    """The pick thresholds a map records (from its model's validation), if they suit ``method``."""
+    from ..console import info
+    from ..pick_settings import recorded_settings
+
+    tuned = recorded_settings(volume.meta.extra, source=name)
+    if tuned is None:
+        return None
+    if tuned.method != method:
+        info(f"{name}: its thresholds were tuned for --method {tuned.method}; --method {method} uses the defaults")
+        return None
+    info(f"{name}: thresholds recorded in the map: {tuned.describe()}")
+    return tuned
 
 
 def _threshold_table(spec: str | None) -> tuple[float, dict[str, float]]:

@@ -5,7 +5,9 @@ command calls it with a per-window progress callback); :func:`predict_job` is th
 batch job around it, a top-level function of plain, picklable arguments that opens the
 tomogram and loads the models itself, so it runs the same in this process, in a local
 worker process or as a task on a Dask worker.  The artifact is written atomically: it
-appears under its name only when complete.
+appears under its name only when complete.  The map's metadata carries the pick
+thresholds its model tuned (:mod:`czii_cli.pick_settings`) when the models agree on them,
+so ``postprocess`` configures itself from the map.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
 from ..io.volumes import VolumeRequest
 from ..models.checkpoint import ModelFile
+from ..pick_settings import KEY as PICK_SETTINGS_KEY
+from ..pick_settings import common_settings, from_training_summary
 from .io import open_tomogram
 from .models import load_models, members_for
 from .predict import predict_into
@@ -107,6 +111,10 @@ def predict_tomogram(
              "models": [{"path": str(p), "arch": m.arch, "target": m.target} for p, m in zip(settings.models, models)]}
     if settings.logits:
         extra["logits_of"] = models[0].activation
+    else:
+        tuned = common_settings([from_training_summary(m.train, model=str(p)) for p, m in zip(settings.models, models)])
+        if tuned is not None:
+            extra[PICK_SETTINGS_KEY] = tuned.to_json()
     args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(settings.window),
             "batch_size": settings.batch_size, "device": str(device),
             "precision": resolve_precision(settings.precision, device), "dtype": settings.dtype,
