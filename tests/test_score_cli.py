@@ -103,12 +103,13 @@ def test_score_errors(cli, case):
 def test_tune_writes_thresholds_that_read_back(cli, case):
     tmp_path, pred, gt = case
     out = tmp_path / "thresholds.json"
-    result = cli("tune", tmp_path / "pred.csv", tmp_path / "project", "-o", out, "--cv")
+    result = cli("tune", tmp_path / "pred.csv", tmp_path / "project", "-o", out, "--cv", "--rule", "best")
     assert result.exit_code == 0, result.stderr
     thresholds = read_thresholds(out)
     document = json.loads(out.read_text())
     assert set(thresholds) <= set(DEFAULT_CATALOG.names) and thresholds
     assert document["metric"] == {"beta": 4.0, "distance_multiplier": 0.5, "matching": "any"}
+    assert document["rule"] == "best"
     assert document["provenance"][0]["command"] == "tune"
     assert result.stdout.splitlines()[-1] == f"{document['score_after']:.6f}"
     kept = pred.subset(pred.score >= np.array([thresholds.get(t, -np.inf) for t in pred.particle_type]))
@@ -116,6 +117,14 @@ def test_tune_writes_thresholds_that_read_back(cli, case):
     assert document["score_after"] >= document["score_before"]
     assert 0.0 <= document["cv_score"] <= 1.0
     assert "before" in result.stderr and "cv" in result.stderr
+    # the default rule: the same picks and metric, cutoffs no higher than the exact optimum's
+    robust = cli("tune", tmp_path / "pred.csv", tmp_path / "project", "-o", tmp_path / "robust.json", "--cv")
+    assert robust.exit_code == 0, robust.stderr
+    document = json.loads((tmp_path / "robust.json").read_text())
+    assert document["rule"] == "robust" and 0.0 <= document["cv_score"] <= 1.0
+    assert all(value <= thresholds[name] for name, value in read_thresholds(tmp_path / "robust.json").items())
+    result = cli("tune", tmp_path / "pred.csv", tmp_path / "project", "-o", tmp_path / "x.json", "--rule", "greedy")
+    assert result.exit_code == 2 and "--rule must be one of robust, best, got 'greedy'" in result.stderr
 
 
 def test_tune_refuses_to_overwrite_without_f(cli, case):
@@ -127,7 +136,7 @@ def test_tune_refuses_to_overwrite_without_f(cli, case):
     assert out.read_text() == "keep me"
     result = cli("tune", tmp_path / "pred.csv", tmp_path / "solution.csv", "-o", out, "-f")
     assert result.exit_code == 0, result.stderr
-    assert read_thresholds(out)
+    assert "thresholds" in json.loads(out.read_text())
 
 
 def test_tune_to_stdout_prints_only_the_document(cli, case):

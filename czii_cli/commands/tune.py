@@ -1,10 +1,14 @@
-"""Find the per-class score cutoffs that maximise the F-beta score, and write them as JSON.
+"""Find per-class score cutoffs for the F-beta score that carry over, and write them as JSON.
 
 PRED must carry a score column (czii postprocess writes one); GT is read like in
 [bold]czii score[/bold].  For each class the search tries every distinct score as a cutoff
-(keep picks with score >= cutoff) under the chosen metric and keeps the best, the highest
-cutoff among ties; the written cutoff sits about halfway to the next lower score, so rounded
-scores keep the same picks.  A table of F-beta before and after goes to stderr and the
+(keep picks with score >= cutoff) under the chosen metric.  --rule robust (the default)
+keeps the lowest cutoff whose F-beta is within one reference's worth of the best (what the
+best would lose if one of its particles were missed), so a handful of particles never set
+an isolated high cutoff and recall, which F-beta favours, is kept; a class with no
+reference or no true positive gets no cutoff (all its picks are kept).  --rule best keeps
+the exact optimum on PRED, the highest cutoff among ties.  The written cutoff sits about
+halfway to the next lower score, so rounded scores keep the same picks.  A table of F-beta before and after goes to stderr and the
 tuned score is the last line of stdout.  --cv also reports the leave-one-experiment-out
 score (tune on all experiments but one, count on the held-out one, sum the counts), which
 shows how much of the gain carries over to unseen tomograms.  The file holds
@@ -17,6 +21,7 @@ to stdout instead of the score.
 
   czii tune oof_picks.csv train/copick_config.json -o thresholds.json
   czii tune oof_picks.csv solution.csv --cv -o thresholds.json -f
+  czii tune val_picks.csv truth/ --rule best -o exact.json
   czii postprocess probs.zarr --threshold 0.1 --thresholds thresholds.json > picks.csv
 """
 
@@ -39,6 +44,7 @@ def command(
     distance_multiplier: DistanceMultiplier = 0.5,
     matching: Matching = "any",
     cv: Annotated[bool, typer.Option("--cv", help="Also report the leave-one-experiment-out score.")] = False,
+    rule: Annotated[str, typer.Option("--rule", help="robust (carries over) or best (exact optimum on PRED).")] = "robust",
     overwrite: Overwrite = False,
     classes: Classes = None,
     quiet: Quiet = False,
@@ -51,11 +57,13 @@ def command(
     from ..io.atomic import check_output, is_stdout
     from ..io.thresholds import write_thresholds
     from ..metric import check_metric_options
-    from ..tune import tune_thresholds
+    from ..tune import RULES, tune_thresholds
     from .score import read_inputs
 
     set_verbosity(quiet=quiet)
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    if rule not in RULES:
+        raise UsageError(f"--rule must be one of {', '.join(RULES)}, got {rule!r}")
     if output is None:
         raise UsageError("no output given; pass -o thresholds.json (or -o - for stdout)")
     check_output(output, overwrite=overwrite)
@@ -67,11 +75,11 @@ def command(
     if cv and len(gt_picks.experiments) < 2:
         raise UsageError(f"{gt}: --cv needs references in at least two experiments, found {len(gt_picks.experiments)}")
     metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
-    result = tune_thresholds(pred_picks, gt_picks, catalog, cross_validation=cv, **metric)
-    extra = {"metric": metric, "score_before": result.before.score, "score_after": result.after.score}
+    result = tune_thresholds(pred_picks, gt_picks, catalog, cross_validation=cv, rule=rule, **metric)
+    extra = {"metric": metric, "rule": rule, "score_before": result.before.score, "score_after": result.after.score}
     if result.cv is not None:
         extra["cv_score"] = result.cv.score
-    extra["provenance"] = [provenance_entry("tune", {**metric, "cv": cv}, [str(pred), str(gt)])]
+    extra["provenance"] = [provenance_entry("tune", {**metric, "cv": cv, "rule": rule}, [str(pred), str(gt)])]
     write_thresholds(output, result.thresholds, extra=extra, overwrite=overwrite)
     if not quiet:
         print_tune_table(result)
@@ -87,6 +95,7 @@ def print_tune_table(result) -> None:
     from ..console import console
 
     title = f"F{result.after.beta:g} per class before and after tuning ({result.after.matching} matching)"
+    keeps_all = "all"  # a class with candidates but no cutoff keeps all its picks
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ["class", "cutoff", "kept", "before", "after", "tp/fp/fn"] + (["cv"] if result.cv else []):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -94,7 +103,7 @@ def print_tune_table(result) -> None:
         before = result.before.per_class[name]
         cutoff = result.thresholds.get(name)
         table.add_row(
-            name, "-" if cutoff is None else f"{cutoff:.6g}", f"{after.tp + after.fp}/{before.tp + before.fp}",
+            name, keeps_all if cutoff is None else f"{cutoff:.6g}", f"{after.tp + after.fp}/{before.tp + before.fp}",
             f"{before.fbeta:.4f}", f"{after.fbeta:.4f}", f"{after.tp}/{after.fp}/{after.fn}",
             *([f"{result.cv.per_class[name].fbeta:.4f}"] if result.cv else []),
         )
