@@ -2,6 +2,12 @@
 
 * ``zscore``: subtract the tomogram's mean and divide by its standard deviation
   (optionally clip the result to ``clip = (lo, hi)`` standard deviations);
+* ``robust``: subtract the median and divide by the standard deviation that the median
+  absolute deviation implies (1.4826 MAD), both from an even subsample of at most
+  :data:`ROBUST_SAMPLE_VOXELS` voxels, then clip to ``clip`` (default -5, 5).  A few
+  very dark objects (gold beads, vesicles, carbon edges) move the mean and inflate the
+  standard deviation, and with them every particle's contrast; they barely move the
+  median and the MAD, and the clip keeps them from dominating a network's input.
 * ``percentile``: clip to the ``clip = (lo, hi)`` percentiles (default 5, 99, the 5th
   place's choice), then min-max scale to [0, 1].
 
@@ -18,8 +24,11 @@ import numpy as np
 
 from .errors import UsageError
 
-METHODS = ("zscore", "percentile")
+METHODS = ("zscore", "robust", "percentile")
 DEFAULT_PERCENTILE_CLIP = (5.0, 99.0)
+DEFAULT_ROBUST_CLIP = (-5.0, 5.0)
+ROBUST_SAMPLE_VOXELS = 1 << 23
+MAD_TO_STD = 1.4826  # the standard deviation of a normal distribution per unit of MAD
 
 
 def normalization_method(method: str = "zscore", clip: Sequence[float] | None = None) -> dict:
@@ -28,6 +37,8 @@ def normalization_method(method: str = "zscore", clip: Sequence[float] | None = 
         raise UsageError(f"unknown normalization {method!r} (choose from {', '.join(METHODS)})")
     if method == "percentile" and clip is None:
         clip = DEFAULT_PERCENTILE_CLIP
+    if method == "robust" and clip is None:
+        clip = DEFAULT_ROBUST_CLIP
     if clip is not None:
         lo, hi = (float(v) for v in clip)
         if not lo < hi:
@@ -50,17 +61,27 @@ def normalization_stats(data, *, method: str = "zscore", clip: Sequence[float] |
     Returns
     -------
     dict
-        The method description plus ``mean``/``std`` (zscore) or ``low``/``high``
-        (percentile), ready for :func:`apply_normalization`.
+        The method description plus ``mean``/``std`` (zscore), ``center``/``scale``
+        (robust) or ``low``/``high`` (percentile), ready for :func:`apply_normalization`.
 
     Examples
     --------
     >>> s = normalization_stats(np.array([[[1.0, 3.0]]]))
     >>> s["mean"], s["std"]
     (2.0, 1.0)
+
+    One very dark voxel among a thousand moves the z-score statistics, not the robust ones:
+
+    >>> values = np.tile([-1.0, 0.0, 1.0], 334)[:1000].reshape(10, 10, 10)
+    >>> values[0, 0, 0] = -1000.0
+    >>> z, r = normalization_stats(values), normalization_stats(values, method="robust")
+    >>> round(z["mean"], 2), round(z["std"], 1), r["center"], r["scale"]
+    (-1.0, 31.6, 0.0, 1.4826)
     """
     spec = normalization_method(method, clip)
     depth = data.shape[0]
+    if spec["method"] == "robust":
+        return {**spec, **_robust_center_scale(data, slab=slab)}
     if spec["method"] == "zscore":
         count, mean, m2 = 0, 0.0, 0.0
         for start in range(0, depth, slab):
@@ -84,11 +105,26 @@ def normalization_stats(data, *, method: str = "zscore", clip: Sequence[float] |
     return {**spec, "low": float(low), "high": float(high)}
 
 
+def _robust_center_scale(data, *, slab: int) -> dict:
+    """Median and MAD-implied standard deviation of an even subsample (every k-th voxel in y and x)."""
+    depth, height, width = data.shape
+    step = max(1, int(np.ceil(np.sqrt(depth * height * width / ROBUST_SAMPLE_VOXELS))))
+    parts = [np.asarray(data[start : start + slab, ::step, ::step], dtype=np.float32).ravel()
+             for start in range(0, depth, slab)]
+    sample = np.concatenate(parts) if parts else np.zeros(1, np.float32)
+    center = float(np.median(sample))
+    scale = MAD_TO_STD * float(np.median(np.abs(sample - np.float32(center))))
+    if scale <= 0:  # more than half the voxels share one value: fall back to the spread
+        scale = float(sample.std())
+    return {"center": center, "scale": scale if scale > 0 else 1.0}
+
+
 def apply_normalization(block: np.ndarray, stats: dict) -> np.ndarray:
     """Normalize a block of voxels with precomputed statistics; returns float32."""
     block = np.asarray(block, dtype=np.float32)
-    if stats["method"] == "zscore":
-        out = (block - np.float32(stats["mean"])) / np.float32(stats["std"])
+    if stats["method"] in ("zscore", "robust"):
+        center, scale = (stats["mean"], stats["std"]) if stats["method"] == "zscore" else (stats["center"], stats["scale"])
+        out = (block - np.float32(center)) / np.float32(scale)
         if stats.get("clip") is not None:
             np.clip(out, stats["clip"][0], stats["clip"][1], out=out)
         return out

@@ -192,13 +192,35 @@ def test_augmentation_moves_image_and_target_together():
     rng = np.random.default_rng(3)
     image = rng.normal(size=(6, 10, 10)).astype(np.float32)
     labels = (image > 1).astype(np.uint8)
-    config = AugmentConfig(rotate_p=0.0, scale=0.0, shift=0.0, noise_p=0.0)
+    config = AugmentConfig(rotate_p=0.0, scale=0.0, shift=0.0, noise_p=0.0, contrast_p=0.0, gamma_p=0.0, blur_p=0.0)
     for seed in range(8):
         out_image, out_target = augment_pair(image, one_hot(labels, 2), config=config, rng=np.random.default_rng(seed))
         assert np.array_equal(out_image > 1, out_target[1] == 1)
     first = augment_pair(image, one_hot(labels, 2), config=AugmentConfig(), rng=np.random.default_rng(5))
     again = augment_pair(image, one_hot(labels, 2), config=AugmentConfig(), rng=np.random.default_rng(5))
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_intensity_augmentation_spans_the_configured_ranges():
+    from czii_cli.models.augment import augment_intensity
+
+    patch = np.random.default_rng(4).normal(size=(6, 10, 10)).astype(np.float32)
+    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, scale=0.0, shift=0.0)
+    factors = []
+    for seed in range(200):
+        out = augment_intensity(patch.copy(), config=AugmentConfig(**{**off, "contrast_p": 1.0}),
+                                rng=np.random.default_rng(seed))
+        factor = out / patch
+        np.testing.assert_allclose(factor, factor.flat[0], rtol=1e-5)  # one factor for the whole patch
+        factors.append(float(factor.flat[0]))
+    assert 0.5 <= min(factors) < 0.6 and 1.8 < max(factors) <= 2.0
+    for change in ({"gamma_p": 1.0}, {"blur_p": 1.0}, {"noise_p": 1.0}):
+        out = augment_intensity(patch.copy(), config=AugmentConfig(**{**off, **change}), rng=np.random.default_rng(0))
+        assert not np.allclose(out, patch), change
+        assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
+    flat = np.full((2, 3, 3), 0.5, np.float32)  # nothing to rescale: left as it is
+    assert np.array_equal(augment_intensity(flat.copy(), config=AugmentConfig(**{**off, "gamma_p": 1.0}),
+                                            rng=np.random.default_rng(0)), flat)
 
 
 def test_rotation_uses_the_margin_and_keeps_probabilities():

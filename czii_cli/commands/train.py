@@ -152,7 +152,7 @@ def command(
             fold=parse_fold(fold) if fold else None,
             init=load_model_file(init) if init else None, init_source=str(init or ""),
             resume=load_model_file(resume) if resume else None, resume_limits={**settings, **given} if resume else {},
-            world=world,
+            world=world, given=frozenset(settings) | frozenset(given),
         )
         with make_progress() as progress:
             tasks = {}

@@ -2,7 +2,9 @@
 
 Geometric transforms act on the image and its target together: flips on all three axes,
 rot90 in the x-y plane only (the missing wedge makes z special), and small rotations
-about z.  Intensity transforms act on the image only: scale and shift, Gaussian noise.
+about z.  Intensity transforms act on the image only and model what differs between
+tomograms (:func:`augment_intensity`): contrast, gamma, blur (defocus, resolution),
+noise level (SNR), then a small scale and shift.
 Mixup blends two samples of a batch.  Targets are class-first (``[C, Z, Y, X]``), one-hot
 or heatmap, so mixup and rotation keep them meaningful.
 """
@@ -40,8 +42,8 @@ def augment_pair(
     --------
     >>> img = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
     >>> tgt = np.stack([img == 0, img != 0]).astype(np.float32)
-    >>> a, t = augment_pair(img, tgt, config=AugmentConfig(rotate_p=0, scale=0, shift=0, noise_p=0),
-    ...                     rng=np.random.default_rng(0))
+    >>> still = AugmentConfig(rotate_p=0, scale=0, shift=0, noise_p=0, contrast_p=0, gamma_p=0, blur_p=0)
+    >>> a, t = augment_pair(img, tgt, config=still, rng=np.random.default_rng(0))
     >>> sorted(a.ravel().tolist()) == list(range(8)), bool(((a == 0) == (t[0] == 1)).all())
     (True, True)
     """
@@ -60,14 +62,71 @@ def augment_pair(
         turns = int(rng.integers(4)) if image.shape[1] == image.shape[2] else 2 * int(rng.integers(2))
         image = np.rot90(image, turns, axes=(1, 2))
         target = np.rot90(target, turns, axes=(2, 3))
-    image = np.array(image, dtype=np.float32)
+    return augment_intensity(np.array(image, dtype=np.float32), config=config, rng=rng), np.array(
+        target, dtype=np.float32
+    )
+
+
+def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Change a normalized patch as another tomogram's normalized voxels would differ.
+
+    In turn, each with its probability: contrast (a log-uniform factor), gamma on the
+    patch rescaled to [0, 1], Gaussian blur and Gaussian noise (both keeping the patch's
+    mean and spread, as a blurrier or noisier tomogram does after its own normalization),
+    then scale and shift.
+
+    Parameters
+    ----------
+    image : float32 ndarray, shape (Z, Y, X)
+        Modified in place where possible.
+    config : AugmentConfig
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    float32 ndarray
+
+    Examples
+    --------
+    >>> patch = np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32)
+    >>> off = AugmentConfig(contrast_p=0, gamma_p=0, blur_p=0, noise_p=0, scale=0, shift=0)
+    >>> bool(np.array_equal(augment_intensity(patch.copy(), config=off, rng=np.random.default_rng(1)), patch))
+    True
+    >>> noisy = augment_intensity(patch.copy(), config=AugmentConfig(contrast_p=0, gamma_p=0, blur_p=0, noise_p=1,
+    ...                           scale=0, shift=0), rng=np.random.default_rng(1))
+    >>> bool(abs(noisy.std() - patch.std()) < 1e-3 and not np.allclose(noisy, patch))
+    True
+    """
+    if rng.random() < config.contrast_p and config.contrast > 1:
+        image *= np.float32(np.exp(rng.uniform(-np.log(config.contrast), np.log(config.contrast))))
+    if rng.random() < config.gamma_p and config.gamma > 0:
+        image = _keeping_spread(image, _gamma(image, float(np.exp(rng.uniform(-config.gamma, config.gamma)))))
+    if rng.random() < config.blur_p and config.blur > 0:
+        sigma = float(rng.uniform(0.25, max(config.blur, 0.25)))
+        image = _keeping_spread(image, ndimage.gaussian_filter(image, sigma, mode="nearest"))
+    if rng.random() < config.noise_p and config.noise > 0:
+        sigma = float(rng.uniform(0, config.noise)) * float(image.std())
+        image = _keeping_spread(image, image + rng.normal(0.0, sigma, size=image.shape).astype(np.float32))
     if config.scale or config.shift:
         image *= np.float32(rng.uniform(1 - config.scale, 1 + config.scale))
         image += np.float32(rng.uniform(-config.shift, config.shift))
-    if rng.random() < config.noise_p:
-        sigma = rng.uniform(0, config.noise)
-        image += rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
-    return image, np.array(target, dtype=np.float32)
+    return image
+
+
+def _gamma(image: np.ndarray, exponent: float) -> np.ndarray:
+    low, high = float(image.min()), float(image.max())
+    if high <= low:
+        return image
+    return np.power((image - low) / (high - low), exponent, dtype=np.float32)
+
+
+def _keeping_spread(reference: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """``changed`` shifted and scaled to the mean and standard deviation of ``reference``."""
+    spread = float(changed.std())
+    if spread == 0:
+        return changed.astype(np.float32, copy=False)
+    out = (changed - np.float32(changed.mean())) * np.float32(float(reference.std()) / spread)
+    return (out + np.float32(reference.mean())).astype(np.float32, copy=False)
 
 
 def mixup(

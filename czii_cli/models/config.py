@@ -30,8 +30,24 @@ class AugmentConfig:
     scale, shift : float
         Intensity is multiplied by ``U(1 - scale, 1 + scale)`` and shifted by
         ``U(-shift, shift)`` (units of the normalized image).
+    contrast : float
+        Largest contrast factor: with probability ``contrast_p`` the image is multiplied
+        by a log-uniform factor in ``[1 / contrast, contrast]`` (tomograms of another
+        session, microscope or crowding show particles up to about twice as dark, or
+        half as dark, in units of their own standard deviation).
+    contrast_p : float
+    gamma : float
+        With probability ``gamma_p`` the patch, rescaled to [0, 1], is raised to the
+        power ``exp(U(-gamma, gamma))`` and mapped back to its mean and spread.
+    gamma_p : float
+    blur : float
+        Largest Gaussian blur in voxels, applied with probability ``blur_p`` (defocus and
+        resolution vary between tomograms); the patch keeps its mean and spread.
+    blur_p : float
     noise : float
-        Largest standard deviation of added Gaussian noise, applied with probability ``noise_p``.
+        Largest standard deviation of added Gaussian noise, applied with probability
+        ``noise_p``; the patch is then rescaled to its former spread, as a noisier
+        tomogram looks after its own normalization (particles fainter).
     noise_p : float
     mixup_p : float
         Probability that a sample is blended with another sample of its batch.
@@ -45,7 +61,13 @@ class AugmentConfig:
     rotate_p: float = 0.3
     scale: float = 0.1
     shift: float = 0.1
-    noise: float = 0.1
+    contrast: float = 2.0
+    contrast_p: float = 0.5
+    gamma: float = 0.4
+    gamma_p: float = 0.3
+    blur: float = 1.0
+    blur_p: float = 0.2
+    noise: float = 0.7
     noise_p: float = 0.3
     mixup_p: float = 0.0
     mixup_alpha: float = 0.4

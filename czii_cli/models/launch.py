@@ -10,7 +10,7 @@ from the seed ``seed + r``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from .plan import (
 )
 from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
 from .distributed import World
+from .recipe import UNBOUNDED_EPOCHS, TrainPlan, fingerprint_of, plan_training
 from .registry import build_network, patch_multiple
 from .session import OutputPaths, RunRecord, Validation, fit
 from .training import BatchMaker, Trainer, parse_class_weights, restore_rng_state
@@ -46,6 +47,8 @@ class TrainRequest:
     ``spec``, ``catalog`` and the split, and ``resume_limits`` may change its ``epochs``,
     ``max_steps`` and ``max_time``.  ``init`` is a model whose weights start a new run.
     ``world`` is this process among the ``torchrun`` ranks (``device`` is its own).
+    ``given`` names the settings of ``config`` the user set; a new run's plan
+    (:mod:`~.recipe`) chooses the others.
     """
 
     sources: Sequence[RunSource]
@@ -61,6 +64,7 @@ class TrainRequest:
     resume: ModelFile | None = None
     resume_limits: dict = field(default_factory=dict)
     world: World = World()
+    given: frozenset[str] = frozenset()
 
 
 LoadCallback = Callable[[Sequence], Sequence]
@@ -133,7 +137,8 @@ def launch(
     """Run (or continue) training as ``request`` says; returns the run's record.
 
     ``track_loading`` wraps the list of runs while they load (a progress bar);
-    ``on_start(first_step, total_steps)`` is called once before the first step.
+    ``on_start(first_step, total_steps)`` is called once before the first step (``total_steps``
+    None when the time budget alone ends the run).
     """
     config, spec, catalog, train_names, val_names = _settings(request, [s.run for s in request.sources])
     volumes: list[TrainingVolume] = [
@@ -144,6 +149,13 @@ def launch(
     validating = [v for v in volumes if v.run in set(val_names)]
     if not training:
         raise UsageError("no training runs among the data")
+    plan = None
+    if request.resume is None:
+        plan = _plan(config, request, training, catalog=catalog, spec=spec)
+        config = plan.apply(config)
+        check_patch(config)
+        for line in plan.lines():
+            log(f"plan: {line}")
     channels, activation = output_channels(catalog, spec.kind)
     weights = parse_class_weights(config.class_weights, channels=channels,
                                   default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
@@ -163,6 +175,8 @@ def launch(
         voxel_size=common_voxel_size(volumes), train_runs=[v.run for v in training], val_runs=val_names,
         class_weights=weights,
     )
+    stored_plan = plan.to_json() if plan is not None else request.resume.train.get("plan")
+    template = replace(template, train={**template.train, "plan": stored_plan})
     centres = [centres_from_picks(v.picks, catalog=catalog, voxel_size=v.voxel_size, origin_zyx=v.origin)
                for v in training]
     batches = BatchMaker(training, config=config, n_channels=len(channels), centres=centres)
@@ -181,6 +195,17 @@ def launch(
         f"loss {config.loss}; train {', '.join(v.run for v in training)}; "
         f"validate {', '.join(val_names) or '-'}; device {request.device}{parallel}")
     if on_start:
-        on_start(trainer.step, config.total_steps)
+        on_start(trainer.step, None if config.epochs == UNBOUNDED_EPOCHS else config.total_steps)
     return fit(trainer, batches, rng=rng, template=template, paths=request.paths, record=record,
                validation=validation, on_step=on_step, on_round=on_round, world=request.world)
+
+
+def _plan(config: TrainConfig, request: TrainRequest, training: Sequence[TrainingVolume], *, catalog: Catalog,
+          spec: TargetSpec) -> TrainPlan:
+    """The plan of a new run from its training volumes and device."""
+    names = np.concatenate([v.picks.particle_type for v in training]) if training else np.empty(0, dtype=str)
+    counts = {name: int(np.count_nonzero(names == name)) for name in catalog.names}
+    fingerprint = fingerprint_of([v.image.shape for v in training], counts, catalog=catalog, spec=spec,
+                                 voxel_size=common_voxel_size(training))
+    return plan_training(fingerprint, config=config, given=request.given, device=request.device.type,
+                         multiple=patch_multiple(config.arch, config.arch_params), target=spec.kind)

@@ -1,0 +1,223 @@
+"""The default recipe, configured from the data and the device before the first step.
+
+Like nnU-Net's plans, a training run first takes a fingerprint of its data (voxel size,
+volume shapes, particle radii in voxels, particles per class) and then chooses the
+settings the user left open.  Every choice carries its reason; the plan is printed and
+stored in the model file (``train["plan"]``), and any setting given by the user, as a
+flag or in a configuration file, is kept as given and marked so.
+
+What the plan decides:
+
+* ``epochs``: with a time budget and no step limit, train until the budget is spent
+  (the learning rate follows the time used), instead of stopping at the default steps;
+* ``patch``: at least twice the largest particle's diameter (so a crop holds it whole
+  with context around), a multiple of the network's down-sampling, at most the smallest
+  training volume; larger on a GPU;
+* ``batch_size``: 2 patches on a CPU, 4 on a GPU;
+* ``class_weights``: cross-entropy weight per class, the target's particle weight scaled
+  by the square root of how much smaller the class's training blob is than the largest
+  one, so small particles (apo-ferritin, beta-amylase) are not drowned by the large ones
+  that fill most foreground voxels.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..catalog import Catalog
+from ..targets import TargetSpec
+from .config import DEFAULT_PARTICLE_WEIGHT, TrainConfig
+
+UNBOUNDED_EPOCHS = 1_000_000  # a time budget ends the run long before
+MAX_WEIGHT_GAIN = 4.0  # the smallest class's weight is at most this many times the largest's
+GPU_PATCH_SIDE = 96
+CPU_PATCH_SIDE = 64
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """What the plan knows of the training data.
+
+    Attributes
+    ----------
+    voxel_size : float
+        Å per voxel.
+    shapes : tuple of (Z, Y, X)
+        Training volume shapes in voxels.
+    radii_voxels : dict of str to float
+        Particle radius of each class in voxels.
+    blob_radii_voxels : dict of str to float
+        Radius of each class's training target (sphere or heatmap) in voxels.
+    counts : dict of str to int
+        Training particles per class.
+    """
+
+    voxel_size: float
+    shapes: tuple[tuple[int, int, int], ...]
+    radii_voxels: dict[str, float]
+    blob_radii_voxels: dict[str, float]
+    counts: dict[str, int]
+
+    def to_json(self) -> dict:
+        return {"voxel_size": self.voxel_size, "shapes": [list(s) for s in self.shapes],
+                "radii_voxels": {k: round(v, 3) for k, v in self.radii_voxels.items()},
+                "blob_radii_voxels": {k: round(v, 3) for k, v in self.blob_radii_voxels.items()},
+                "counts": dict(self.counts)}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One setting of the plan: its value, and why (``given`` when the user set it)."""
+
+    setting: str
+    value: object
+    reason: str
+    given: bool = False
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """The chosen settings of a run, with the fingerprint they were chosen from."""
+
+    fingerprint: DataFingerprint
+    device: str
+    choices: tuple[Choice, ...]
+
+    def apply(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with every chosen (not user-given) setting replaced."""
+        return config.evolve(**{c.setting: c.value for c in self.choices if not c.given})
+
+    def lines(self) -> list[str]:
+        """The plan for people, one line per setting."""
+        return [f"{c.setting} = {_shown(c.value)}: {c.reason}" for c in self.choices]
+
+    def to_json(self) -> dict:
+        return {"fingerprint": self.fingerprint.to_json(), "device": self.device,
+                "choices": [{"setting": c.setting, "value": _plain(c.value), "reason": c.reason, "given": c.given}
+                            for c in self.choices]}
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _shown(value: object) -> str:
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def fingerprint_of(shapes: Sequence[Sequence[int]], counts: Mapping[str, int], *, catalog: Catalog,
+                   spec: TargetSpec, voxel_size: float) -> DataFingerprint:
+    """The fingerprint of training volumes of ``shapes`` holding ``counts`` particles per class.
+
+    Examples
+    --------
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> f = fingerprint_of([(96, 192, 192)], {"ribosome": 3}, catalog=DEFAULT_CATALOG, spec=TargetSpec(),
+    ...                    voxel_size=10.0)
+    >>> f.radii_voxels["ribosome"], f.blob_radii_voxels["apo-ferritin"], f.counts["apo-ferritin"]
+    (15.0, 3.0, 0)
+    """
+    radii = {c.name: c.radius / voxel_size for c in catalog}
+    blobs = {name: radius * spec.scale_of(name) for name, radius in radii.items()}
+    return DataFingerprint(
+        voxel_size=float(voxel_size), shapes=tuple(tuple(int(s) for s in shape) for shape in shapes),
+        radii_voxels=radii, blob_radii_voxels=blobs, counts={c.name: int(counts.get(c.name, 0)) for c in catalog},
+    )
+
+
+def plan_training(fingerprint: DataFingerprint, *, config: TrainConfig, given: Collection[str], device: str,
+                  multiple: int, target: str) -> TrainPlan:
+    """Choose the open settings of a run from its data and device.
+
+    Parameters
+    ----------
+    fingerprint : DataFingerprint
+    config : TrainConfig
+        The settings so far (defaults, configuration file and flags).
+    given : collection of str
+        Settings the user gave; the plan keeps them.
+    device : str
+        ``cpu`` or ``cuda``.
+    multiple : int
+        The network's required patch-side multiple.
+    target : str
+        ``spheres``, ``heatmap`` or ``points``.
+
+    Returns
+    -------
+    TrainPlan
+
+    Examples
+    --------
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> f = fingerprint_of([(96, 192, 192)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
+    >>> plan = plan_training(f, config=TrainConfig(max_time=600.0), given={"max_time"}, device="cpu", multiple=8,
+    ...                      target="spheres")
+    >>> [c.setting for c in plan.choices]
+    ['epochs', 'patch', 'batch_size', 'class_weights']
+    >>> plan.apply(TrainConfig(max_time=600.0)).patch
+    (64, 64, 64)
+    """
+    given = set(given)
+    choices = [
+        _epochs(config, given),
+        _patch(fingerprint, config, given, device=device, multiple=multiple),
+        _batch_size(config, given, device=device),
+        _class_weights(fingerprint, config, given, target=target),
+    ]
+    return TrainPlan(fingerprint=fingerprint, device=device, choices=tuple(choices))
+
+
+def _epochs(config: TrainConfig, given: set[str]) -> Choice:
+    if "epochs" in given:
+        return Choice("epochs", config.epochs, "given", given=True)
+    if config.max_time is None:
+        return Choice("epochs", config.epochs, "no time budget: the default number of rounds")
+    if "max_steps" in given:
+        return Choice("epochs", config.epochs, "a step limit is given: the default rounds, capped by it")
+    return Choice("epochs", UNBOUNDED_EPOCHS,
+                  f"a time budget of {config.max_time:g} s: train until it is spent (the learning rate follows it)")
+
+
+def _patch(fingerprint: DataFingerprint, config: TrainConfig, given: set[str], *, device: str,
+           multiple: int) -> Choice:
+    if "patch" in given:
+        return Choice("patch", tuple(config.patch), "given", given=True)
+    diameter = 2 * max(fingerprint.radii_voxels.values(), default=0.0)
+    preferred = GPU_PATCH_SIDE if device == "cuda" else CPU_PATCH_SIDE
+    side = max(preferred, _round_up(2 * diameter, multiple))
+    smallest = np.min(np.array(fingerprint.shapes), axis=0) if fingerprint.shapes else np.array([side] * 3)
+    patch = tuple(int(max(multiple, min(side, (int(s) // multiple) * multiple))) for s in smallest)
+    return Choice("patch", patch, f"twice the largest particle diameter ({diameter:.0f} voxels) and at least "
+                  f"{preferred} on {device}, within the smallest volume ({' '.join(map(str, smallest))})")
+
+
+def _batch_size(config: TrainConfig, given: set[str], *, device: str) -> Choice:
+    if "batch_size" in given:
+        return Choice("batch_size", config.batch_size, "given", given=True)
+    size = 4 if device == "cuda" else 2
+    return Choice("batch_size", size, f"{size} patches per step on {device}")
+
+
+def _class_weights(fingerprint: DataFingerprint, config: TrainConfig, given: set[str], *, target: str) -> Choice:
+    if "class_weights" in given:
+        return Choice("class_weights", config.class_weights, "given", given=True)
+    base = DEFAULT_PARTICLE_WEIGHT[target]
+    volumes = {name: _blob_voxels(radius) for name, radius in fingerprint.blob_radii_voxels.items()}
+    largest = max(volumes.values(), default=1.0)
+    weights = {name: base * min(MAX_WEIGHT_GAIN, math.sqrt(largest / volume)) for name, volume in volumes.items()}
+    text = ",".join(f"{name}={weight:.3g}" for name, weight in weights.items())
+    return Choice("class_weights", text, f"particle weight {base:g} times sqrt(largest blob / class blob volume), "
+                  f"at most x{MAX_WEIGHT_GAIN:g}: small particles weigh as much as large ones")
+
+
+def _blob_voxels(radius: float) -> float:
+    return max(4.0 / 3.0 * math.pi * radius**3, 1.0)
+
+
+def _round_up(value: float, multiple: int) -> int:
+    return int(math.ceil(value / multiple) * multiple)

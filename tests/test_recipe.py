@@ -1,0 +1,78 @@
+"""The training plan: choices from the data and device, user settings kept, recorded in the model file."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_train import TINY, mrc_dataset, train  # noqa: F401  (the fixture is used by name)
+
+from czii_cli.catalog import DEFAULT_CATALOG
+from czii_cli.models.checkpoint import load_model_file
+from czii_cli.models.config import TrainConfig
+from czii_cli.models.recipe import UNBOUNDED_EPOCHS, fingerprint_of, plan_training
+from czii_cli.targets import TargetSpec
+
+torch.set_num_threads(1)
+
+
+def plan_for(shapes, *, config=TrainConfig(), given=(), device="cpu"):
+    fingerprint = fingerprint_of(shapes, {"ribosome": 4, "apo-ferritin": 1}, catalog=DEFAULT_CATALOG,
+                                 spec=TargetSpec(), voxel_size=10.0)
+    return plan_training(fingerprint, config=config, given=given, device=device, multiple=8, target="spheres")
+
+
+def chosen(plan) -> dict:
+    return {c.setting: c.value for c in plan.choices}
+
+
+def test_class_weights_follow_the_blob_volumes():
+    # spheres of 0.5 r: radii 3, 3.25, 4.5, 7.5, 6.5 and 6.75 voxels; the ribosome's is the largest
+    weights = chosen(plan_for([(96, 192, 192)]))["class_weights"]
+    assert weights == ("apo-ferritin=15.8,beta-amylase=14,beta-galactosidase=8.61,ribosome=4,"
+                       "thyroglobulin=4.96,virus-like-particle=4.68")
+    # the gain is capped: a tiny class weighs at most four times the largest
+    fingerprint = fingerprint_of([(64, 64, 64)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(radius_scale=0.05),
+                                 voxel_size=10.0)
+    fingerprint = fingerprint.__class__(**{**fingerprint.__dict__,
+                                           "blob_radii_voxels": {"ribosome": 8.0, "apo-ferritin": 0.5}})
+    plan = plan_training(fingerprint, config=TrainConfig(), given=(), device="cpu", multiple=8, target="spheres")
+    assert chosen(plan)["class_weights"] == "ribosome=4,apo-ferritin=16"
+
+
+def test_patch_and_batch_follow_particles_volumes_and_device():
+    assert chosen(plan_for([(184, 630, 630)]))["patch"] == (64, 64, 64)
+    assert chosen(plan_for([(184, 630, 630)], device="cuda"))["patch"] == (96, 96, 96)
+    assert chosen(plan_for([(184, 630, 630)], device="cuda"))["batch_size"] == 4
+    # the smallest volume bounds each side, rounded down to the network's multiple
+    assert chosen(plan_for([(184, 630, 630), (43, 200, 60)]))["patch"] == (40, 64, 56)
+    assert chosen(plan_for([(96, 192, 192)]))["batch_size"] == 2
+
+
+def test_a_time_budget_binds_unless_steps_are_limited():
+    assert chosen(plan_for([(96, 192, 192)], config=TrainConfig(max_time=60.0)))["epochs"] == UNBOUNDED_EPOCHS
+    limited = plan_for([(96, 192, 192)], config=TrainConfig(max_time=60.0, max_steps=5), given={"max_steps"})
+    assert chosen(limited)["epochs"] == TrainConfig().epochs
+    assert chosen(plan_for([(96, 192, 192)]))["epochs"] == TrainConfig().epochs
+
+
+def test_given_settings_are_kept_and_marked():
+    config = TrainConfig(patch=(32, 32, 32), batch_size=3, class_weights="8", epochs=2)
+    plan = plan_for([(96, 192, 192)], config=config, given={"patch", "batch_size", "class_weights", "epochs"})
+    assert all(c.given and c.reason == "given" for c in plan.choices)
+    assert plan.apply(config) == config
+    assert plan.lines()[1] == "patch = 32 32 32: given"
+
+
+def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_path):  # noqa: F811
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1")
+    assert result.exit_code == 0, result.stderr
+    recorded = load_model_file(tmp_path / "m.pt").train["plan"]
+    assert recorded["device"] == "cpu"
+    assert recorded["fingerprint"]["shapes"] == [[16, 32, 32]] * 3 and recorded["fingerprint"]["voxel_size"] == 10.0
+    by_setting = {c["setting"]: c for c in recorded["choices"]}
+    assert by_setting["patch"] == {"setting": "patch", "value": [16, 16, 16], "reason": "given", "given": True}
+    assert by_setting["class_weights"]["given"] is False
+    # the weights the run trained with are the plan's: small (r 1.5 voxels) gains sqrt((2.5 / 1.5) ** 3)
+    assert by_setting["class_weights"]["value"] == "small=8.61,large=4"
+    assert load_model_file(tmp_path / "m.pt").train["class_weights"] == pytest.approx([1.0, 8.61, 4.0])
+    assert "plan: class_weights = small=8.61,large=4: particle weight 4" in result.stderr
