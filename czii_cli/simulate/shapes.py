@@ -39,7 +39,7 @@ EDGE_VOXELS = 1.0  # width of the soft edge of every primitive
 TEXTURE_WAVES = 8
 TEXTURE_WAVELENGTHS_VOXELS = (3.0, 6.0)
 TEXTURE_AMPLITUDE = 0.3
-GOLD_DENSITY = 5.0  # relative to protein (1.0): gold scatters far more strongly
+GOLD_DENSITY = 10.0  # relative to protein (1.0): about the ratio of their mean inner potentials over ice
 
 
 @dataclass(frozen=True)
