@@ -121,6 +121,14 @@ def _shape(text: str) -> tuple[int, int, int]:
     return sides  # type: ignore[return-value]
 
 
+_START = time.perf_counter()
+
+
+def log(message: str) -> None:
+    """Progress on stderr (the benchmark runs for a long time)."""
+    print(f"  accuracy [{time.perf_counter() - _START:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+
 def czii(*args: object, stdout: Path | None = None) -> str:
     """Run one czii command in a fresh interpreter; return its stdout."""
     command = [sys.executable, "-c", "from czii_cli.main import run; run()", *map(str, args)]
@@ -369,7 +377,9 @@ def measure(settings: Settings) -> dict:
     work = Path(tempfile.mkdtemp(prefix="accuracy-work-", dir=settings.output))
     try:
         start = time.perf_counter()
+        log(f"simulating, normalizing and labelling into {work}")
         data, runs, sets = prepare_data(work, settings)
+        log(f"scoring sets: {', '.join(s.name for s in sets)}")
         results = {
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in settings.__dict__.items()},
             "sets": [s.name for s in sets],
@@ -377,16 +387,25 @@ def measure(settings: Settings) -> dict:
             "budgets": {},
         }
         for budget in settings.budgets:
+            log(f"budget {budget} s: czii train with the default recipe")
             models = {"czii": run_czii(data, runs[-1], sets, budget=budget, folder=work / f"czii-{budget}")}
+            log(f"budget {budget} s: czii " + _summary(models["czii"]))
             if settings.baseline:
+                log(f"budget {budget} s: plain MONAI UNet baseline")
                 models["baseline"] = run_baseline(work / "sim", data, runs, sets, budget=budget,
                                                   folder=work / f"baseline-{budget}")
+                log(f"budget {budget} s: baseline {models['baseline']['steps']} steps, " + _summary(models["baseline"]))
             results["budgets"][str(budget)] = models
         results["total_seconds"] = time.perf_counter() - start
         return results
     finally:
         if not settings.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _summary(outcome: dict) -> str:
+    scores = ", ".join(f"{name} {part['score']:.3f}" for name, part in outcome["scores"].items())
+    return f"trained {outcome['train_seconds']:.0f} s; F4 {scores}"
 
 
 def results_of(results: dict) -> list[Result]:
