@@ -36,6 +36,9 @@ the whole benchmark can be smoke-run in a few minutes::
 ``DENSITY`` (3), ``UNSEEN_SNR`` (0.07), ``UNSEEN_CONTRAST`` (1.4), ``FULL_SHAPE``
 (184 630 630: picks outside a smaller shape are dropped), ``FULL_RUN`` (TS_5_4; empty
 skips it), ``FULL_CONTRAST`` (2), ``PICKS_CSV``, ``BASELINE`` (1; 0 skips it),
+``TRAIN_SIMULATE`` (extra ``czii simulate`` options for the training and validation
+runs, e.g. ``"--snr 0.04:0.2 --contrast 0.7:2"`` to measure training on varied runs;
+empty by default),
 ``OUTPUT`` (bench-output), ``KEEP`` (1 keeps the working folder there).
 
 Wall time: about 2 x the sum of the budgets plus simulation and inference (a few
@@ -48,6 +51,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -90,6 +94,7 @@ class Settings:
     full_contrast: float
     picks_csv: Path
     baseline: bool
+    train_simulate: tuple[str, ...]
     output: Path
     keep: bool
 
@@ -109,6 +114,7 @@ class Settings:
             full_contrast=float(env.get("FULL_CONTRAST", "2")),
             picks_csv=Path(env.get("PICKS_CSV", str(DEFAULT_PICKS))),
             baseline=env.get("BASELINE", "1") != "0",
+            train_simulate=tuple(shlex.split(env.get("TRAIN_SIMULATE", ""))),
             output=Path(env.get("OUTPUT", str(REPO / "bench-output"))),
             keep=env.get("KEEP", "0") == "1",
         )
@@ -159,7 +165,7 @@ def prepare_data(work: Path, settings: Settings) -> tuple[Path, list[str], list[
     data = work / "data"
     data.mkdir(parents=True)
     czii("simulate", work / "sim", "--runs", len(runs), "--shape", *shape, "--density", settings.density,
-         "--layout", "mrc", "--seed", 0, "-q")
+         "--layout", "mrc", "--seed", 0, *settings.train_simulate, "-q")
     for run in runs:
         czii("normalize", work / "sim" / "train_images" / f"{run}.mrc", "-o", data / f"{run}.zarr", "-q")
         czii("make-labels", work / "sim" / "train_annotations" / f"{run}.csv", "--like", data / f"{run}.zarr",
