@@ -12,7 +12,7 @@ STAMP      := $(VENV)/.czii-installed
 DEMO_DIR   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-slow bench clean
+.PHONY: all install demo test test-slow bench bench-accuracy clean
 
 all: test
 
@@ -36,6 +36,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Part of `make bench`; alone with e.g. `make bench-accuracy BUDGETS="60"` (seconds).
+bench-accuracy: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_accuracy $(BUDGETS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-output .pytest_cache

@@ -12,12 +12,20 @@ import scipy.fft
 from czii_cli.catalog import DEFAULT_CATALOG, Catalog, ParticleClass
 from czii_cli.commands import simulate as simulate_command
 from czii_cli.coords import angstrom_to_voxel
-from czii_cli.errors import DataError
+from czii_cli.errors import DataError, UsageError
 from czii_cli.io.picks import read_picks, write_picks_csv
 from czii_cli.io.volumes import VolumeRequest, read_volume
 from czii_cli.picks import Picks, concat
-from czii_cli.simulate import DEFAULT_SNR, check_positions, simulate_run
-from czii_cli.simulate.imaging import form_image, spectral_variance, wedge_mask
+from czii_cli.simulate import (
+    DEFAULT_SNR,
+    ImagingParameters,
+    RunConditions,
+    SimulationRanges,
+    check_positions,
+    parameter_rng,
+    simulate_run,
+)
+from czii_cli.simulate.imaging import filtered_variance, form_image, ice_profile, spectral_variance, wedge_mask
 from czii_cli.simulate.membranes import Membrane, render_membrane
 from czii_cli.simulate.placement import (
     BORDER_FRACTION,
@@ -344,3 +352,177 @@ def test_a_failure_mid_way_leaves_no_output(cli, tmp_path, monkeypatch):
     r = cli("simulate", tmp_path / "sim", "--runs", 3, "--shape", *SMALL)
     assert r.exit_code == 1 and "simulated failure" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- variation between runs
+
+
+def _core_darkness(sim) -> float:
+    """Mean z-score over a cube of half-side 0.5 r around each particle of r >= 100 Å."""
+    values = []
+    for name, centre in zip(sim.picks.particle_type, angstrom_to_voxel(sim.picks.xyz, voxel_size=10.0)):
+        half = int(0.5 * DEFAULT_CATALOG.get(name).radius / 10.0)
+        if half >= 5:
+            low = np.maximum(np.round(centre).astype(int) - half, 0)
+            values.append(sim.tomogram[tuple(slice(lo, lo + 2 * half + 1) for lo in low)].mean())
+    assert len(values) >= 5
+    return float(np.mean(values))
+
+
+def test_default_conditions_are_the_historical_run():
+    plain = _simulate(11)
+    explicit = _simulate(11, conditions=RunConditions(), snr=DEFAULT_SNR)
+    np.testing.assert_array_equal(plain.tomogram, explicit.tomogram)
+    assert plain.conditions == RunConditions() and plain.gold_beads == 0
+    assert SimulationRanges().draw(np.random.default_rng(3)) == RunConditions()
+
+
+def test_contrast_darkens_the_particles_at_the_same_noise():
+    ribosome = Picks.from_points("r", "ribosome", np.array([[320.0, 320.0, 240.0]]))
+    runs = {
+        c: simulate_run((48, 64, 64), catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(0),
+                        positions=ribosome, density_scale=0.0,
+                        conditions=RunConditions(snr=1e6, contrast=c, vesicles=0.0))
+        for c in (1.0, 2.0)
+    }
+    # With nothing but the particle the whole signal scales and the nearly noise-free
+    # image, once standardized, stays the same.
+    np.testing.assert_allclose(runs[1.0].tomogram, runs[2.0].tomogram, atol=1e-2)
+    crowded = {c: _simulate(4, shape=(48, 96, 96), density_scale=10.0, conditions=RunConditions(contrast=c))
+               for c in (1.0, 2.0)}
+    np.testing.assert_array_equal(crowded[1.0].picks.xyz, crowded[2.0].picks.xyz)  # same particles, same noise
+    darkness = {c: _core_darkness(run) for c, run in crowded.items()}
+    assert darkness[1.0] < 0
+    assert 1.6 < darkness[2.0] / darkness[1.0] < 2.1  # about twice as dark, in z-score units
+
+
+def test_gold_beads_are_the_darkest_objects_and_not_in_the_truth():
+    sim = _simulate(2, shape=(48, 96, 96), conditions=RunConditions(gold=300.0))
+    assert sim.gold_beads >= 3
+    plain = _simulate(2, shape=(48, 96, 96))
+    assert sim.tomogram.min() < plain.tomogram.min() - 2.0
+    assert set(sim.picks.particle_type) <= set(DEFAULT_CATALOG.names)
+    assert sim.provenance()["gold_beads"] == sim.gold_beads
+
+
+def test_distractor_rates_scale_off_targets_and_membranes():
+    none = _simulate(6, conditions=RunConditions(off_targets=0.0, vesicles=0.0))
+    many = _simulate(6, shape=(48, 96, 96), conditions=RunConditions(off_targets=3.0, vesicles=200.0))
+    usual = _simulate(6, shape=(48, 96, 96))
+    assert none.off_targets == 0 and none.membranes == 0
+    assert many.off_targets > usual.off_targets and many.membranes > usual.membranes
+
+
+def test_ice_gradient_makes_one_side_noisier():
+    profile = ice_profile((8, 4, 9), gradient=0.5, direction_deg=90.0)  # thickening along +y
+    np.testing.assert_allclose(profile[0, :, 0], [0.75, 11 / 12, 13 / 12, 1.25], rtol=1e-6)
+    assert np.all(profile[0] == profile[0, :, :1])
+    density = np.zeros((32, 32, 64), np.float32)
+    image = form_image(density, voxel_size=10.0, snr=1.0, rng=np.random.default_rng(0), defocus_um=3.0,
+                       noise_profile=ice_profile(density.shape, gradient=1.5, direction_deg=0.0))
+    thin, thick = image[:, :, 4:16].std(), image[:, :, -16:-4].std()
+    assert thick > 2.5 * thin  # amplitudes about 0.5 and 1.5 there
+
+
+def test_form_image_reference_signal_variance_sets_the_noise():
+    density = np.zeros((32, 48, 48), np.float32)
+    density[10:20, 10:30, 15:35] = 1.0
+    reference = filtered_variance(density, voxel_size=10.0, defocus_um=3.0)
+    clean = form_image(2 * density, voxel_size=10.0, snr=np.inf, rng=np.random.default_rng(0), defocus_um=3.0)
+    noisy = form_image(2 * density, voxel_size=10.0, snr=0.25, rng=np.random.default_rng(0), defocus_um=3.0,
+                       signal_variance=reference)
+    assert (noisy - clean).var() == pytest.approx(reference / 0.25, rel=1e-3)
+
+
+def test_ranges_draw_each_run_within_bounds_reproducibly():
+    ranges = SimulationRanges(snr=(0.02, 0.5), contrast=(0.5, 2.0), ice_gradient=(0.0, 1.0), gold=(0.0, 3.0))
+    draws = [ranges.draw(parameter_rng(7, i)) for i in range(40)]
+    assert draws == [ranges.draw(parameter_rng(7, i)) for i in range(40)]
+    snrs = np.array([d.snr for d in draws])
+    assert np.all((snrs >= 0.02) & (snrs <= 0.5)) and len(set(snrs)) == 40
+    assert np.median(snrs) < 0.15  # log-uniform: the geometric middle is 0.1
+    assert all(0.5 <= d.contrast <= 2.0 and 0 <= d.ice_gradient <= 1.0 and 0 <= d.gold <= 3.0 for d in draws)
+    assert all((d.ice_direction_deg == 0.0) == (d.ice_gradient == 0.0) for d in draws)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"snr": (0.2, 0.1)}, "snr range must have low <= high"),
+        ({"contrast": (0.0, 1.0)}, "contrast must be a positive number"),
+        ({"ice_gradient": (0.0, 2.0)}, r"ice_gradient must be in \[0, 2\)"),
+        ({"gold": (-1.0, 1.0)}, "gold rate must be a non-negative number"),
+    ],
+)
+def test_invalid_ranges_name_the_parameter(options, message):
+    with pytest.raises(UsageError, match=message):
+        SimulationRanges(**options)
+
+
+def test_ranges_vary_the_runs_and_simulation_json_records_them(cli, tmp_path):
+    args = ["--runs", 3, "--shape", *SMALL, "--density", 20, "--seed", 5, "--snr", "0.05:0.5", "--contrast", "1:2",
+            "--defocus", "2:5", "--ice-gradient", "0:0.5", "--gold", "0:2", "--vesicles", "0.5", "-q"]
+    assert cli("simulate", tmp_path / "a", *args).exit_code == 0
+    assert cli("simulate", tmp_path / "b", *args).exit_code == 0
+    document = json.loads((tmp_path / "a" / "simulation.json").read_text())
+    assert document["seed"] == 5 and document["ranges"]["snr"] == [0.05, 0.5]
+    assert document["ranges"]["defocus_um"] == [2.0, 5.0] and document["ranges"]["vesicles"] == [0.5, 0.5]
+    runs = document["runs"]
+    assert sorted(runs) == ["TS_sim_0", "TS_sim_1", "TS_sim_2"]
+    assert len({r["snr"] for r in runs.values()}) == 3
+    assert all(0.05 <= r["snr"] <= 0.5 and 1 <= r["contrast"] <= 2 and 2 <= r["defocus_um"] <= 5 for r in runs.values())
+    assert all(r["vesicles"] == 0.5 for r in runs.values())
+    # The recorded draw rebuilds the run exactly, and the same seed gives the same files.
+    recorded = runs["TS_sim_1"]
+    conditions = RunConditions(**{k: recorded[k] for k in RunConditions().to_json()})
+    expected = simulate_run(SMALL, catalog=DEFAULT_CATALOG, voxel_size=10.0, density_scale=20.0, run="TS_sim_1",
+                            rng=np.random.default_rng(np.random.SeedSequence([5, 1])),
+                            imaging=ImagingParameters(defocus_um=(2.0, 5.0)), conditions=conditions)
+    np.testing.assert_array_equal(_zarr_level0(tmp_path / "a", "TS_sim_1"), expected.tomogram)
+    assert expected.defocus_um == pytest.approx(recorded["defocus_um"])
+    for run in runs:
+        np.testing.assert_array_equal(_zarr_level0(tmp_path / "a", run), _zarr_level0(tmp_path / "b", run))
+
+
+def test_default_options_record_the_single_setting(cli, tmp_path):
+    assert cli("simulate", tmp_path / "s", "--shape", *SMALL, "--density", 20, "-q").exit_code == 0
+    document = json.loads((tmp_path / "s" / "simulation.json").read_text())
+    run = document["runs"]["TS_sim_0"]
+    assert {k: run[k] for k in RunConditions().to_json()} == RunConditions().to_json()
+    assert document["ranges"]["defocus_um"] == [2.5, 4.0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--snr", "0.2:0.1"], "--snr range must have LO <= HI"),
+        (["--snr", "a:b"], "--snr must be a number or a range LO:HI"),
+        (["--contrast", "1:2:3"], "--contrast must be a number or a range"),
+        (["--contrast", "0"], "--contrast: "),
+        (["--ice-gradient", "0:3"], "--ice-gradient: "),
+        (["--gold", "-1"], "--gold: "),
+        (["--defocus", "0:2"], "--defocus must be a positive underfocus"),
+        (["--snr", "nan"], "--snr must be a number"),
+    ],
+)
+def test_bad_ranges_are_one_line_usage_errors(cli, tmp_path, args, message):
+    r = cli("simulate", tmp_path / "sim", "--shape", *SMALL, *args)
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("czii: error: ") and message in lines[0]
+    assert "Traceback" not in r.stderr and not (tmp_path / "sim").exists()
+
+
+@pytest.mark.slow
+def test_full_size_run_at_given_positions_with_the_new_conditions():
+    """A 184x630x630 run with gold, darker particles and an ice gradient (10-20 s, 1.4 GiB)."""
+    rng = np.random.default_rng(0)
+    names = list(DEFAULT_CATALOG.names)
+    xyz = np.column_stack([rng.uniform(500, 5800, 30), rng.uniform(500, 5800, 30), rng.uniform(400, 1400, 30)])
+    given = concat([Picks.from_points("TS_5_4", names[i % 6], xyz[i : i + 1]) for i in range(30)])
+    sim = simulate_run((184, 630, 630), catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(1),
+                       positions=given, run="TS_5_4",
+                       conditions=RunConditions(contrast=2.0, gold=1.0, ice_gradient=0.3, ice_direction_deg=45.0))
+    assert sim.tomogram.shape == (184, 630, 630) and sim.tomogram.dtype == np.float32
+    assert np.isfinite(sim.tomogram).all()
+    np.testing.assert_allclose(sim.picks.sorted().xyz, given.sorted().xyz)

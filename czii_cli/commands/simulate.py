@@ -13,11 +13,22 @@ train_images/<run>.mrc and train_annotations/<run>.csv; both writes both.  --pic
 the particles of its runs at its coordinates instead.  The same --seed gives identical
 files.
 
+To make runs that differ as real tomograms do, give ranges LO:HI instead of single
+values: each run draws its own SNR (log-uniform), particle contrast, defocus, ice
+gradient and distractor rates (uniform), and simulation.json in the output folder
+records what every run was made with.  --contrast multiplies the density of the true
+particles at the same noise (2: about twice as dark); --ice-gradient makes the noise
+grow by that fraction across the field of view; --off-targets and --vesicles multiply
+the default rates of off-target proteins and membranes; --gold adds very dark gold
+beads (1: about 7 per 184x630x630 run).  With the defaults a run is the same as it
+always was.
+
 [bold]Examples[/bold]
 
   czii simulate sim --runs 4 --shape 96 192 192 --seed 1
   czii simulate sim --runs 7 --layout both --snr 0.05 -f
   czii simulate sim --picks truth.csv --shape 184 630 630
+  czii simulate sim --runs 8 --snr 0.04:0.2 --contrast 0.7:2 --defocus 2:5 --ice-gradient 0:0.8 --gold 0:3
 """
 
 from __future__ import annotations
@@ -36,6 +47,11 @@ if TYPE_CHECKING:
 
 DEFAULT_SNR = 0.1  # mirrors czii_cli.simulate.DEFAULT_SNR, which is not imported at start-up
 TOMO_TYPE = "denoised"
+PROVENANCE_FILE = "simulation.json"
+
+
+def _range_option(flag: str, help: str):
+    return typer.Option(flag, metavar="X|LO:HI", help=help)
 
 
 class Layout(str, Enum):
@@ -56,7 +72,9 @@ def command(
     ] = (184, 630, 630),
     seed: Seed = 0,
     layout: Annotated[Layout, typer.Option("--layout", help="Output layout.")] = Layout.copick,
-    snr: Annotated[float, typer.Option("--snr", help="Signal variance / noise variance.")] = DEFAULT_SNR,
+    snr: Annotated[
+        str, _range_option("--snr", "Signal variance / noise variance (a range: log-uniform per run).")
+    ] = f"{DEFAULT_SNR:g}",
     picks: Annotated[
         Path | None,
         typer.Option("--picks", help="Place particles at these picks (any picks file); its runs replace --runs.",
@@ -66,6 +84,18 @@ def command(
     density: Annotated[
         float, typer.Option("--density", help="Scale the number of particles and off-target proteins.")
     ] = 1.0,
+    contrast: Annotated[
+        str, _range_option("--contrast", "Density of the true particles at the same noise (2: twice as dark).")
+    ] = "1",
+    defocus: Annotated[str, _range_option("--defocus", "Underfocus in µm, drawn uniformly per run.")] = "2.5:4",
+    ice_gradient: Annotated[
+        str, _range_option("--ice-gradient", "Noise grows by this fraction across the field of view (0: even ice).")
+    ] = "0",
+    off_targets: Annotated[
+        str, _range_option("--off-targets", "Rate of off-target proteins, times the default (0.5 per particle).")
+    ] = "1",
+    vesicles: Annotated[str, _range_option("--vesicles", "Rate of vesicles and membrane sheets, times the default.")] = "1",
+    gold: Annotated[str, _range_option("--gold", "Rate of gold beads (1: about 7 per 184x630x630 run).")] = "0",
     classes: Classes = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -77,14 +107,29 @@ def command(
     from ..io.atomic import atomic_path, check_output
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
-    from ..simulate import MIN_SIDE, check_positions, simulate_run
+    from ..simulate import MIN_SIDE, ImagingParameters, SimulationRanges, check_positions, parameter_rng, simulate_run
 
     set_verbosity(quiet=quiet)
     if min(shape) < MIN_SIDE:
         raise UsageError(f"--shape: each side must be at least {MIN_SIDE} voxels, got {' '.join(map(str, shape))}")
-    for flag, value in (("--snr", snr), ("--voxel-size", voxel_size), ("--density", density)):
+    for flag, value in (("--voxel-size", voxel_size), ("--density", density)):
         if not 0 < value < float("inf"):
             raise UsageError(f"{flag} must be a positive number, got {value}")
+    bounds = {}
+    for name, flag, text in (
+        ("snr", "--snr", snr), ("contrast", "--contrast", contrast), ("ice_gradient", "--ice-gradient", ice_gradient),
+        ("off_targets", "--off-targets", off_targets), ("vesicles", "--vesicles", vesicles), ("gold", "--gold", gold),
+    ):
+        bounds[name] = _parse_range(text, flag)
+        try:
+            SimulationRanges(**{name: bounds[name]})
+        except UsageError as err:
+            raise UsageError(f"{flag}: {err}") from None
+    ranges = SimulationRanges(**bounds)
+    defocus_um = _parse_range(defocus, "--defocus")
+    if not defocus_um[0] > 0:
+        raise UsageError(f"--defocus must be a positive underfocus in µm, got {defocus}")
+    imaging = ImagingParameters(defocus_um=defocus_um)
     check_output(out, overwrite=overwrite)
     catalog = load_catalog(classes)
     given = None
@@ -100,6 +145,16 @@ def command(
             raise DataError(f"{picks}: {err}") from None
     names = given.experiments if given is not None else [f"TS_sim_{i}" for i in range(runs or 1)]
 
+    provenance = {
+        "command": "simulate",
+        "seed": seed,
+        "shape": list(shape),
+        "voxel_size": voxel_size,
+        "density": density,
+        "picks": None if picks is None else str(picks),
+        "ranges": {**ranges.to_json(), "defocus_um": list(defocus_um)},
+        "runs": {},
+    }
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
         for index, run in enumerate(track(names, description="simulating", total=len(names))):
@@ -108,16 +163,45 @@ def command(
                 catalog=catalog,
                 voxel_size=voxel_size,
                 rng=np.random.default_rng(np.random.SeedSequence([seed, index])),
-                snr=snr,
                 positions=None if given is None else given.where(experiment=run),
                 density_scale=density,
                 run=run,
+                imaging=imaging,
+                conditions=ranges.draw(parameter_rng(seed, index)),
             )
             _write_run(tmp, sim, layout=layout, voxel_size=voxel_size)
+            provenance["runs"][run] = sim.provenance()
             info(f"{run}: {sim.summary()}")
         if layout is not Layout.mrc:
             _write_copick_config(tmp, catalog, final=out)
+        _write_provenance(tmp / PROVENANCE_FILE, provenance)
     info(f"wrote {len(names)} simulated run(s) to {out} ({layout.value} layout)")
+
+
+def _parse_range(text: str, flag: str) -> tuple[float, float]:
+    """``X`` or ``LO:HI`` as two finite numbers, ``LO <= HI``."""
+    import math
+
+    from ..errors import UsageError
+
+    parts = text.split(":")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(parts) not in (1, 2) or len(values) != len(parts) or not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{flag} must be a number or a range LO:HI, got {text!r}")
+    low, high = values[0], values[-1]
+    if low > high:
+        raise UsageError(f"{flag} range must have LO <= HI, got {text!r}")
+    return low, high
+
+
+def _write_provenance(path: Path, document: dict) -> None:
+    from .. import __version__
+    from ..io.volumes import write_json
+
+    write_json(path, {**document, "version": __version__})
 
 
 def _write_run(root: Path, sim: SimulatedRun, *, layout: Layout, voxel_size: float) -> None:

@@ -12,6 +12,9 @@ One run is built in three steps, each in its own module:
 independent by giving each its own generator, e.g.
 ``np.random.default_rng(np.random.SeedSequence([seed, run_index]))``.
 
+:mod:`.variation` describes the conditions that vary between runs (SNR, particle
+contrast, defocus, ice gradient, distractor rates) and draws them from ranges.
+
 The default SNR (0.1, see :mod:`.imaging` for the definition) was chosen by eye and by
 training: at the real particle density the ribosomes and capsids are plain, the small
 proteins faint among noise blobs and off-target proteins, and the ~0.3 M-parameter
@@ -23,7 +26,7 @@ the threshold, on a fourth run (8 particles: a small, noisy check).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -31,12 +34,23 @@ from ..catalog import Catalog
 from ..coords import angstrom_to_voxel, voxel_to_angstrom
 from ..errors import DataError, UsageError
 from ..picks import Picks
-from .imaging import ImagingParameters, form_image
+from .imaging import ImagingParameters, filtered_variance, form_image, ice_profile
 from .membranes import random_membranes, render_membrane
-from .placement import ExclusionSampler, draw_off_target_radii, expected_counts, place_random
-from .shapes import class_template, random_blob, random_rotation, render_template
+from .placement import ExclusionSampler, draw_gold_radii, draw_off_target_radii, expected_counts, place_random
+from .shapes import class_template, gold_bead, random_blob, random_rotation, render_template
+from .variation import DEFAULT_SNR, RunConditions, SimulationRanges, parameter_rng
 
-DEFAULT_SNR = 0.1
+__all__ = [
+    "DEFAULT_SNR",
+    "MIN_SIDE",
+    "ImagingParameters",
+    "RunConditions",
+    "SimulatedRun",
+    "SimulationRanges",
+    "check_positions",
+    "parameter_rng",
+    "simulate_run",
+]
 MIN_SIDE = 16  # voxels per side at least: smaller runs hold hardly a particle
 
 
@@ -58,6 +72,10 @@ class SimulatedRun:
         Number of vesicles and membrane sheets.
     defocus_um : float
         Underfocus used for the CTF.
+    conditions : RunConditions
+        SNR, contrast, ice gradient and distractor rates the run was made with.
+    gold_beads : int
+        Number of gold beads drawn into the volume.
     """
 
     run: str
@@ -66,14 +84,31 @@ class SimulatedRun:
     off_targets: int
     membranes: int
     defocus_um: float
+    conditions: RunConditions = field(default_factory=RunConditions)
+    gold_beads: int = 0
 
     def summary(self) -> str:
-        """One line for logs: particle counts per class and the distractors."""
+        """One line for logs: particle counts per class, the distractors and the conditions."""
         counts = ", ".join(f"{name} {len(self.picks.where(particle_type=name))}" for name in self.picks.particle_types)
+        c = self.conditions
+        extra = f", contrast {c.contrast:.2f}" if c.contrast != 1.0 else ""
+        extra += f", ice gradient {c.ice_gradient:.2f}" if c.ice_gradient > 0 else ""
+        gold = f", {self.gold_beads} gold" if self.gold_beads else ""
         return (
             f"{len(self.picks)} particles ({counts or 'none'}), {self.off_targets} off-target, "
-            f"{self.membranes} membranes, defocus {self.defocus_um:.2f} µm"
+            f"{self.membranes} membranes{gold}, defocus {self.defocus_um:.2f} µm, SNR {c.snr:.3g}{extra}"
         )
+
+    def provenance(self) -> dict:
+        """What the run was made with, as plain data: conditions, defocus and counts."""
+        return {
+            **self.conditions.to_json(),
+            "defocus_um": float(self.defocus_um),
+            "particles": len(self.picks),
+            "off_target_proteins": int(self.off_targets),
+            "membranes": int(self.membranes),
+            "gold_beads": int(self.gold_beads),
+        }
 
 
 def check_positions(positions: Picks, shape_zyx: Sequence[int], *, voxel_size: float, catalog: Catalog) -> None:
@@ -102,11 +137,12 @@ def simulate_run(
     catalog: Catalog,
     voxel_size: float,
     rng: np.random.Generator,
-    snr: float = DEFAULT_SNR,
+    snr: float | None = None,
     positions: Picks | None = None,
     density_scale: float = 1.0,
     run: str = "TS_sim_0",
     imaging: ImagingParameters = ImagingParameters(),
+    conditions: RunConditions = RunConditions(),
 ) -> SimulatedRun:
     """Simulate one tomogram and its true particle picks.
 
@@ -120,8 +156,9 @@ def simulate_run(
         Å per voxel.
     rng : numpy Generator
         The only source of randomness: the same generator state gives the same run.
-    snr : float
-        Signal variance over noise variance in the output (see :mod:`.imaging`).
+    snr : float, optional
+        Signal variance over noise variance in the output (see :mod:`.imaging`); a
+        shortcut that replaces ``conditions.snr``.
     positions : Picks, optional
         Place these particles (centres in Å, classes from the catalog) instead of random
         ones; orientations stay random.  All rows are used, whatever their experiment.
@@ -130,7 +167,10 @@ def simulate_run(
     run : str
         Experiment name of the returned picks.
     imaging : ImagingParameters
-        Microscope settings.
+        Microscope settings; the defocus is drawn from its range with ``rng``.
+    conditions : RunConditions
+        SNR, particle contrast, ice gradient and distractor rates of this run (see
+        :mod:`.variation`); the default is the historical single setting.
 
     Returns
     -------
@@ -149,9 +189,11 @@ def simulate_run(
     shape = tuple(int(s) for s in shape_zyx)
     if len(shape) != 3 or min(shape) < MIN_SIDE:
         raise UsageError(f"volume shape must be 3 sides of at least {MIN_SIDE} voxels, got {shape}")
-    if not snr > 0:
-        raise UsageError(f"SNR must be positive, got {snr}")
-    membranes = random_membranes(shape, voxel_size=voxel_size, rng=rng)
+    if snr is not None:
+        if not snr > 0:
+            raise UsageError(f"SNR must be positive, got {snr}")
+        conditions = replace(conditions, snr=float(snr))
+    membranes = random_membranes(shape, voxel_size=voxel_size, rng=rng, rate_scale=conditions.vesicles)
     sampler = ExclusionSampler(shape, membranes=membranes, rng=rng)
     radius_of = {c.name: c.radius / voxel_size for c in catalog}
     expected = expected_counts(catalog, shape, voxel_size=voxel_size, density_scale=density_scale)
@@ -166,25 +208,55 @@ def simulate_run(
         for name, centre in zip(names, angstrom_to_voxel(xyz, voxel_size=voxel_size)):
             sampler.add(centre, radius_of[name])
     centres = angstrom_to_voxel(xyz, voxel_size=voxel_size)
-    blob_radii = draw_off_target_radii(sum(expected.values()), voxel_size=voxel_size, rng=rng)
+    blob_radii = draw_off_target_radii(
+        sum(expected.values()), voxel_size=voxel_size, rng=rng, rate_scale=conditions.off_targets
+    )
     placed, blob_centres = place_random(sampler, blob_radii)
     blob_radii = blob_radii[placed]
+    gold_radii, gold_centres = np.empty(0), np.empty((0, 3))
+    if conditions.gold > 0:
+        gold_radii = draw_gold_radii(shape, voxel_size=voxel_size, rng=rng, rate_scale=conditions.gold)
+        placed, gold_centres = place_random(sampler, gold_radii)
+        gold_radii = gold_radii[placed]
 
     density = np.zeros(shape, dtype=np.float32)
+    separate = conditions.contrast != 1.0 or len(gold_radii) > 0
+    particles = np.zeros(shape, dtype=np.float32) if separate else density
     for membrane in membranes:
         render_membrane(density, membrane)
     for name, centre in zip(names, centres):
         rotation = random_rotation(rng)
-        render_template(density, class_template(name), centre_zyx=centre, radius=radius_of[name], rotation=rotation)
+        render_template(particles, class_template(name), centre_zyx=centre, radius=radius_of[name], rotation=rotation)
     for radius, centre in zip(blob_radii, blob_centres):
         rotation = random_rotation(rng)
         render_template(density, random_blob(rng), centre_zyx=centre, radius=radius, rotation=rotation)
 
     defocus = float(rng.uniform(*imaging.defocus_um))
-    tomogram = form_image(density, voxel_size=voxel_size, snr=snr, rng=rng, defocus_um=defocus, parameters=imaging)
+    reference = None
+    if particles is not density:
+        # The noise is set by the ordinary content (contrast 1, no gold), so darker
+        # particles and gold beads stand out of the same noise.
+        density += particles
+        reference = filtered_variance(density, voxel_size=voxel_size, defocus_um=defocus, parameters=imaging)
+        if conditions.contrast != 1.0:
+            particles *= np.float32(conditions.contrast - 1.0)
+            density += particles
+        del particles
+        for radius, centre in zip(gold_radii, gold_centres):
+            render_template(density, gold_bead(), centre_zyx=centre, radius=radius, rotation=np.eye(3))
+    profile = None
+    if conditions.ice_gradient > 0:
+        profile = ice_profile(shape, gradient=conditions.ice_gradient, direction_deg=conditions.ice_direction_deg)
+    tomogram = form_image(
+        density, voxel_size=voxel_size, snr=conditions.snr, rng=rng, defocus_um=defocus, parameters=imaging,
+        signal_variance=reference, noise_profile=profile,
+    )
     del density
     tomogram -= tomogram.mean(dtype=np.float64)
     tomogram /= tomogram.std(dtype=np.float64)
 
     picks = Picks(np.full(len(names), run, dtype=object), np.array(names, dtype=object), xyz).sorted()
-    return SimulatedRun(run, tomogram, picks, len(blob_centres), len(membranes), defocus)
+    return SimulatedRun(
+        run, tomogram, picks, len(blob_centres), len(membranes), defocus, conditions=conditions,
+        gold_beads=len(gold_centres),
+    )

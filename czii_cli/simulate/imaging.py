@@ -15,7 +15,10 @@ function on the ``rfftn`` grid:
 Noise passes through the same reconstruction as the signal, so it shares the band pass
 and the wedge.  **SNR** is the variance of the filtered signal over the variance of the
 filtered noise, both over the whole volume; ``sigma`` is set from the realised variances
-of this very volume and noise, so the output's SNR is exact.
+of this very volume and noise, so the output's SNR is exact.  Two options serve the
+variation between runs: a given reference signal variance (so that particles made
+darker, or gold beads added, do not raise the noise with them), and a spatial profile of
+the noise amplitude (thicker ice on one side of the field of view is noisier).
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ def form_image(
     rng: np.random.Generator,
     defocus_um: float,
     parameters: ImagingParameters = ImagingParameters(),
+    signal_variance: float | None = None,
+    noise_profile: np.ndarray | None = None,
 ) -> np.ndarray:
     """Image a density map: CTF band pass, missing wedge and noise at ``snr``.
 
@@ -132,6 +137,14 @@ def form_image(
     defocus_um : float
         Underfocus in µm.
     parameters : ImagingParameters
+    signal_variance : float, optional
+        Filtered-signal variance that sets the noise level (noise variance =
+        ``signal_variance / snr``); default: that of ``density`` itself.
+    noise_profile : ndarray, optional
+        Non-negative amplitude of the white noise at each voxel, broadcastable to the
+        volume (e.g. ``[1, y, x]``), applied before the transfer function; the noise is
+        then rescaled so that its filtered variance over the volume is still the one
+        ``snr`` asks for.  Default: uniform.
 
     Returns
     -------
@@ -150,8 +163,13 @@ def form_image(
     spectrum = scipy.fft.rfftn(density, workers=-1)
     spectrum *= transfer
     if np.isfinite(snr):
-        signal_variance = spectral_variance(spectrum, shape_zyx=shape)
-        noise_spectrum = scipy.fft.rfftn(rng.standard_normal(shape, dtype=np.float32), workers=-1)
+        if signal_variance is None:
+            signal_variance = spectral_variance(spectrum, shape_zyx=shape)
+        noise = rng.standard_normal(shape, dtype=np.float32)
+        if noise_profile is not None:
+            noise *= np.asarray(noise_profile, dtype=np.float32)
+        noise_spectrum = scipy.fft.rfftn(noise, workers=-1)
+        del noise
         noise_spectrum *= transfer
         noise_variance = spectral_variance(noise_spectrum, shape_zyx=shape)
         wanted = signal_variance / snr if signal_variance > 0 else 1.0
@@ -160,3 +178,53 @@ def form_image(
         del noise_spectrum
     del transfer
     return scipy.fft.irfftn(spectrum, s=shape, workers=-1, overwrite_x=True).astype(np.float32, copy=False)
+
+
+def filtered_variance(
+    density: np.ndarray, *, voxel_size: float, defocus_um: float, parameters: ImagingParameters = ImagingParameters()
+) -> float:
+    """Variance of ``density`` after the transfer function: the signal variance SNR refers to.
+
+    Examples
+    --------
+    >>> density = np.zeros((16, 16, 16), np.float32)
+    >>> density[6:10, 6:10, 6:10] = 1.0
+    >>> clean = form_image(density, voxel_size=10.0, snr=np.inf, rng=np.random.default_rng(0), defocus_um=3.0)
+    >>> bool(np.isclose(filtered_variance(density, voxel_size=10.0, defocus_um=3.0), clean.var(), rtol=1e-4))
+    True
+    """
+    transfer = transfer_function(density.shape, voxel_size=voxel_size, defocus_um=defocus_um, parameters=parameters)
+    spectrum = scipy.fft.rfftn(density, workers=-1)
+    spectrum *= transfer
+    return spectral_variance(spectrum, shape_zyx=density.shape)
+
+
+def ice_profile(shape_zyx: Sequence[int], *, gradient: float, direction_deg: float) -> np.ndarray:
+    """Noise amplitude across the field of view for an ice-thickness gradient, ``[1, y, x]``.
+
+    The amplitude grows linearly from ``1 - gradient / 2`` to ``1 + gradient / 2`` along
+    the direction ``direction_deg`` in the x-y plane (0 = +x, 90 = +y), measured over the
+    extent of the volume; z (the beam direction) is uniform.
+
+    Parameters
+    ----------
+    shape_zyx : sequence of 3 ints
+    gradient : float
+        Relative change of the noise amplitude across the field, in ``[0, 2)``.
+    direction_deg : float
+        Direction of thickening, degrees.
+
+    Examples
+    --------
+    >>> profile = ice_profile((4, 3, 5), gradient=1.0, direction_deg=0.0)
+    >>> profile.shape, [round(float(v), 3) for v in profile[0, 0]]
+    ((1, 3, 5), [0.5, 0.75, 1.0, 1.25, 1.5])
+    """
+    _, ny, nx = (int(s) for s in shape_zyx)
+    angle = math.radians(direction_deg)
+    y = np.arange(ny, dtype=np.float64)[:, None] - (ny - 1) / 2
+    x = np.arange(nx, dtype=np.float64)[None, :] - (nx - 1) / 2
+    along = math.cos(angle) * x + math.sin(angle) * y
+    span = float(along.max() - along.min())
+    position = along / span if span > 0 else np.zeros_like(along)
+    return (1.0 + gradient * position).astype(np.float32)[None]

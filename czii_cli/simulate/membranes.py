@@ -37,9 +37,12 @@ class Membrane:
 
 
 def random_membranes(
-    shape_zyx: Sequence[int], *, voxel_size: float, rng: np.random.Generator
+    shape_zyx: Sequence[int], *, voxel_size: float, rng: np.random.Generator, rate_scale: float = 1.0
 ) -> list[Membrane]:
     """Draw the vesicles and sheets of one run; counts are Poisson in the physical volume.
+
+    ``rate_scale`` multiplies both rates (``VESICLES_PER_CUBIC_MICRON``,
+    ``SHEETS_PER_CUBIC_MICRON``); 0 gives a run without membranes.
 
     Examples
     --------
@@ -51,11 +54,11 @@ def random_membranes(
     cubic_microns = float(np.prod(shape)) * (voxel_size * 1e-4) ** 3
     thickness = BILAYER_THICKNESS_A / voxel_size
     membranes = []
-    for _ in range(rng.poisson(VESICLES_PER_CUBIC_MICRON * cubic_microns)):
+    for _ in range(rng.poisson(VESICLES_PER_CUBIC_MICRON * cubic_microns * rate_scale)):
         centre = rng.uniform(0.0, shape - 1)
         radius = rng.uniform(*VESICLE_RADII_A) / voxel_size
         membranes.append(Membrane(tuple(centre), radius, thickness))
-    for _ in range(rng.poisson(SHEETS_PER_CUBIC_MICRON * cubic_microns)):
+    for _ in range(rng.poisson(SHEETS_PER_CUBIC_MICRON * cubic_microns * rate_scale)):
         through = rng.uniform(0.0, shape - 1)
         direction = rng.normal(size=3)
         radius = rng.uniform(*SHEET_RADII_A) / voxel_size

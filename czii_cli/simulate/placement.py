@@ -35,6 +35,8 @@ MIN_SEPARATION = 1.0  # centre distance >= (r_i + r_j) * this: particle spheres 
 BORDER_FRACTION = 0.5  # centres at least radius * this inside the volume
 OFF_TARGETS_PER_PARTICLE = 0.5  # off-target proteins per expected true particle
 OFF_TARGET_RADII_A = (30.0, 110.0)
+GOLD_PER_CUBIC_MICRON = 100.0  # about 7 beads in a 184x630x630 run of 10 Å voxels
+GOLD_RADII_A = (45.0, 55.0)  # 10 nm fiducials
 MAX_ATTEMPTS = 500
 
 
@@ -112,7 +114,28 @@ def place_random(sampler: ExclusionSampler, radii: Sequence[float]) -> tuple[np.
     return np.asarray(placed, dtype=int), np.asarray(centres, dtype=float).reshape(-1, 3)
 
 
-def draw_off_target_radii(expected_particles: float, *, voxel_size: float, rng: np.random.Generator) -> np.ndarray:
-    """Radii (voxels) of the off-target proteins of a run."""
-    count = rng.poisson(OFF_TARGETS_PER_PARTICLE * expected_particles)
+def draw_off_target_radii(
+    expected_particles: float, *, voxel_size: float, rng: np.random.Generator, rate_scale: float = 1.0
+) -> np.ndarray:
+    """Radii (voxels) of the off-target proteins of a run.
+
+    Their mean count is ``OFF_TARGETS_PER_PARTICLE * expected_particles * rate_scale``.
+    """
+    count = rng.poisson(OFF_TARGETS_PER_PARTICLE * expected_particles * rate_scale)
     return rng.uniform(*OFF_TARGET_RADII_A, size=count) / voxel_size
+
+
+def draw_gold_radii(
+    shape_zyx: Sequence[int], *, voxel_size: float, rng: np.random.Generator, rate_scale: float
+) -> np.ndarray:
+    """Radii (voxels) of the gold beads of a run: Poisson, ``GOLD_PER_CUBIC_MICRON * rate_scale``.
+
+    Examples
+    --------
+    >>> radii = draw_gold_radii((184, 630, 630), voxel_size=10.0, rng=np.random.default_rng(0), rate_scale=3.0)
+    >>> len(radii) > 0 and bool(np.all((radii >= 4.5) & (radii <= 5.5)))
+    True
+    """
+    cubic_microns = float(np.prod(shape_zyx)) * (voxel_size * 1e-4) ** 3
+    count = rng.poisson(GOLD_PER_CUBIC_MICRON * cubic_microns * rate_scale)
+    return rng.uniform(*GOLD_RADII_A, size=count) / voxel_size

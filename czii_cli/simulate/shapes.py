@@ -39,6 +39,7 @@ EDGE_VOXELS = 1.0  # width of the soft edge of every primitive
 TEXTURE_WAVES = 8
 TEXTURE_WAVELENGTHS_VOXELS = (3.0, 6.0)
 TEXTURE_AMPLITUDE = 0.3
+GOLD_DENSITY = 10.0  # relative to protein (1.0): about the ratio of their mean inner potentials over ice
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,20 @@ def random_blob(rng: np.random.Generator) -> Template:
         centre = direction / np.linalg.norm(direction) * reach
         lobes.append(Ellipsoid(tuple(centre), tuple(semi_axes), density=float(rng.uniform(0.7, 1.0))))
     return Template(tuple(lobes), Texture.random(rng))
+
+
+def gold_bead() -> Template:
+    """A gold fiducial: a uniform solid ball of density ``GOLD_DENSITY``, no texture.
+
+    Examples
+    --------
+    >>> volume = np.zeros((15, 15, 15), np.float32)
+    >>> render_template(volume, gold_bead(), centre_zyx=np.full(3, 7.0), radius=5.0, rotation=np.eye(3))
+    >>> float(volume[7, 7, 7]) == GOLD_DENSITY
+    True
+    """
+    flat = Texture(np.zeros((1, 3)), np.zeros(1), amplitude=0.0)
+    return Template((Ellipsoid((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), density=GOLD_DENSITY),), flat)
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
