@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Output, Overwrite, Quiet, Run, TomoType, VoxelSize
+from .common import Output, Overwrite, Quiet, Run, SessionId, TomoType, UserId, VoxelSize, truth_selection
 from .output import artifact_target
 
 
@@ -51,6 +51,8 @@ def command(
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -71,7 +73,7 @@ def command(
     spec = TargetSpec(target, radius_scale=default_scale, class_scales=class_scales, sigma=sigma, dilate=dilate)
     destination = artifact_target(output)
     volume = read_volume(like, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    all_picks = read_picks(picks_path, catalog=catalog)
+    all_picks = read_picks(picks_path, catalog=catalog, selection=truth_selection(user_id, session_id))
     picks = all_picks.where(experiment=volume.meta.run)
     if len(all_picks) and not len(picks):
         raise DataError(

@@ -26,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Classes, Quiet
+from .common import Classes, PredSessionId, PredUserId, Quiet, SessionId, UserId, pred_selection, truth_selection
 
 FORMATS = ("auto", "plain", "table", "json")
 
@@ -50,6 +50,10 @@ def command(
         bool, typer.Option("--per-experiment", help="Add the breakdown of each experiment (table or json).")
     ] = False,
     classes: Classes = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
+    pred_user_id: PredUserId = None,
+    pred_session_id: PredSessionId = None,
     quiet: Quiet = False,
 ) -> None:
     from ..console import console, set_verbosity
@@ -64,7 +68,9 @@ def command(
         raise UsageError("--per-experiment needs --format table or json")
     if output_format == "auto":
         output_format = "table" if (console.is_terminal and not quiet) or per_experiment else "plain"
-    catalog, pred_picks, gt_picks = read_inputs(pred, gt, classes)
+    catalog, pred_picks, gt_picks = read_inputs(
+        pred, gt, classes, gt_selection=truth_selection(user_id, session_id),
+        pred_selection=pred_selection(pred_user_id, pred_session_id))
     report = score_picks(
         pred_picks, gt_picks, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching
     )
@@ -82,16 +88,22 @@ def command(
     typer.echo(f"{report.score:.6f}")
 
 
-def read_inputs(pred: Path, gt: Path, classes: Path | None):
-    """The catalog and both picks tables, each checked for unknown class names."""
+def read_inputs(pred: Path, gt: Path, classes: Path | None, *, gt_selection=None, pred_selection=None):
+    """The catalog and both picks tables, each checked for unknown class names.
+
+    ``gt_selection`` and ``pred_selection`` (:class:`~czii_cli.io.copick.PicksSelection`)
+    choose whose picks a copick project contributes to each side.
+    """
+    from ..io.copick import GROUND_TRUTH, PicksSelection
+
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
     from ..picks import check_classes
 
     catalog = load_catalog(classes)
-    pred_picks = read_picks(pred, catalog=catalog)
+    pred_picks = read_picks(pred, catalog=catalog, selection=pred_selection or PicksSelection(prefer=None))
     check_classes(pred_picks, catalog.names, source="<stdin>" if str(pred) == "-" else str(pred))
-    gt_picks = read_picks(gt, catalog=catalog)
+    gt_picks = read_picks(gt, catalog=catalog, selection=gt_selection or GROUND_TRUTH)
     check_classes(gt_picks, catalog.names, source=str(gt))
     return catalog, pred_picks, gt_picks
 

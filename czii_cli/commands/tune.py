@@ -27,7 +27,9 @@ from typing import Annotated
 
 import typer
 
-from .common import Classes, Output, Overwrite, Quiet
+from .common import (
+    Classes, Output, Overwrite, PredSessionId, PredUserId, Quiet, SessionId, UserId, pred_selection, truth_selection,
+)
 from .score import Beta, DistanceMultiplier, Matching
 
 
@@ -41,6 +43,10 @@ def command(
     cv: Annotated[bool, typer.Option("--cv", help="Also report the leave-one-experiment-out score.")] = False,
     overwrite: Overwrite = False,
     classes: Classes = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
+    pred_user_id: PredUserId = None,
+    pred_session_id: PredSessionId = None,
     quiet: Quiet = False,
 ) -> None:
     import numpy as np
@@ -59,7 +65,9 @@ def command(
     if output is None:
         raise UsageError("no output given; pass -o thresholds.json (or -o - for stdout)")
     check_output(output, overwrite=overwrite)
-    catalog, pred_picks, gt_picks = read_inputs(pred, gt, classes)
+    catalog, pred_picks, gt_picks = read_inputs(
+        pred, gt, classes, gt_selection=truth_selection(user_id, session_id),
+        pred_selection=pred_selection(pred_user_id, pred_session_id))
     if pred_picks.score is None:
         raise DataError(f"{pred}: no score column; tuning needs scored picks (czii postprocess writes them)")
     if not np.isfinite(pred_picks.score).all():

@@ -18,6 +18,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ def read_picks(
         raise DataError(f"{path}: no such file or directory")
     if copick.find_config(path) is not None:
         project = copick.open_project(path)
-        return _read_experiment_runs(project.overlay_root / "ExperimentRuns", selection)
+        return _read_experiment_runs(project.overlay_root / "ExperimentRuns", selection, source=str(project.config_path))
     if path.is_dir():
         return _read_folder(path, catalog, selection)
     if path.suffix.lower() == ".json":
@@ -92,8 +93,44 @@ def copick_picks_files(runs_dir: Path) -> dict[str, list[copick.PicksFile]]:
             for run_dir in sorted(runs_dir.iterdir()) if run_dir.is_dir()}
 
 
-def _read_experiment_runs(runs_dir: Path, selection: copick.PicksSelection) -> Picks:
-    return _read_picks_files(copick_picks_files(runs_dir), selection, source=str(runs_dir.parent))
+def copick_files_of(path: Path) -> dict[str, list[copick.PicksFile]] | None:
+    """The picks files by run of a copick source (project, overlay, ``ExperimentRuns``, a
+    run folder or its ``Picks`` folder); None when ``path`` is no such source."""
+    path = Path(path)
+    if copick.find_config(path) is not None:
+        return copick_picks_files(copick.open_project(path).overlay_root / "ExperimentRuns")
+    if not path.is_dir():
+        return None
+    if path.name == "ExperimentRuns":
+        return copick_picks_files(path)
+    if (path / "ExperimentRuns").is_dir():
+        return copick_picks_files(path / "ExperimentRuns")
+    if (path / "Picks").is_dir():
+        return {path.name: copick.picks_files_in(path / "Picks")}
+    if path.name == "Picks":
+        return {path.parent.name: copick.picks_files_in(path)}
+    return None
+
+
+def read_picks_by_user(
+    path: Path, *, user_id: str | None = None, session_id: str | None = None
+) -> dict[tuple[str, str], Picks]:
+    """The picks of a copick source per (user, session), optionally only those matching
+    the glob patterns; every user and session when both are None."""
+    by_run = copick_files_of(path)
+    if by_run is None:
+        raise DataError(f"{path}: not a copick project, overlay or Picks folder")
+    entries = [(run, e) for run, files in by_run.items() for e in files
+               if (user_id is None or fnmatchcase(e.user_id, user_id))
+               and (session_id is None or fnmatchcase(e.session_id, session_id))]
+    groups: dict[tuple[str, str], list[Picks]] = {}
+    for run, entry in sorted(entries, key=lambda item: (item[1].user_id, item[1].session_id, item[0], item[1].particle)):
+        groups.setdefault((entry.user_id, entry.session_id), []).append(_read_copick_file(entry.path, run=run))
+    return {key: concat(parts) for key, parts in groups.items()}
+
+
+def _read_experiment_runs(runs_dir: Path, selection: copick.PicksSelection, *, source: str | None = None) -> Picks:
+    return _read_picks_files(copick_picks_files(runs_dir), selection, source=source or str(runs_dir.parent))
 
 
 def _read_picks_files(
