@@ -79,3 +79,7 @@ def pred_selection(user_id: str | None, session_id: str | None):
 
     return PicksSelection(user_id=user_id, session_id=session_id, prefer=None,
                           parameters="--pred-user-id / --pred-session-id")
+Preview = Annotated[
+    bool, typer.Option("--preview", help="Also store a 2x downsampled level (in the OME-Zarr multiscales) for "
+                       "quick viewing.")
+]

@@ -25,7 +25,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Output, Overwrite, Quiet, Run, SessionId, TomoType, UserId, VoxelSize, truth_selection
+from .common import Output, Overwrite, Preview, Quiet, Run, SessionId, TomoType, UserId, VoxelSize, truth_selection
 from .output import artifact_target
 
 
@@ -53,6 +53,7 @@ def command(
     voxel_size: VoxelSize = None,
     user_id: UserId = None,
     session_id: SessionId = None,
+    preview: Preview = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -92,6 +93,6 @@ def command(
         extra=label_metadata(picks, catalog=catalog, spec=spec),
     )
     meta = meta.with_step("make-labels", args=spec.to_json(), inputs=[str(picks_path), volume.source])
-    write_artifact(destination, data, meta, overwrite=overwrite)
+    write_artifact(destination, data, meta, overwrite=overwrite, preview=preview)
     grid = "x".join(map(str, volume.spatial_shape))
     info(f"{spec.kind}: {len(picks)} picks of run {volume.meta.run} on a {grid} grid -> {destination}")
