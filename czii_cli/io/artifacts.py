@@ -204,11 +204,21 @@ def read_artifact(path: Path) -> Volume:
         raise DataError(f"{path}: a zarr store without czii metadata (attrs['czii'])")
     meta = ArtifactMeta.from_json(dict(document), source=str(path))
     try:
-        data = group["data"]
+        data = group["data"] if "data" in group else group[_first_level(group)]
     except KeyError:
         raise DataError(f"{path}: the czii artifact has no 'data' array") from None
     _check_axes(meta, data.shape, path)
     return Volume(data=data, meta=meta, source=str(path))
+
+
+def _first_level(group) -> str:
+    """The path of level 0 in a group's OME-NGFF multiscales (0.4 or 0.5), or ``data``."""
+    attrs = group.attrs
+    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    try:
+        return str(multiscales[0]["datasets"][0]["path"])
+    except (TypeError, KeyError, IndexError):
+        return "data"
 
 
 def _read_npy(path: Path) -> Volume:
