@@ -225,14 +225,15 @@ def _write_into_copick(inputs, project_path: Path, *, experiments: dict, channel
         if skip_existing and all(t.exists() for t in targets[name]):
             info(f"skipped {name}: its picks are in the project")
             continue
-        if not overwrite:
+        if not (overwrite or skip_existing):  # with --skip-existing, a run left incomplete is redone
             for t in targets[name]:
                 if t.exists():
                     raise UsageError(f"{t}: output exists; pass --overwrite to replace it (or --skip-existing)")
         todo.append((name, path))
     batch = [Job(name, None, write_picks_to_copick,
                  {"path": place(path), "name": name, "project": place(project.config_path), "run": experiments[name],
-                  "user": user, "session": session, "overwrite": overwrite, **settings}) for name, path in todo]
+                  "user": user, "session": session, "overwrite": overwrite or skip_existing, **settings})
+             for name, path in todo]
     if not batch:
         return
     run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=False, description="postprocess",

@@ -184,8 +184,8 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, skip_exi
         if skip_existing and all(s.exists() for s in stores):
             info(f"skipped {item.name}: its segmentations are in the project")
             continue
-        for store in stores:
-            if store.exists() and not overwrite:
+        for store in stores:  # with --skip-existing, the stores of a run left incomplete are redone
+            if store.exists() and not (overwrite or skip_existing):
                 raise UsageError(f"{store}: output exists; pass --overwrite to replace it (or --skip-existing)")
         todo.append(item)
     if not todo:
@@ -200,7 +200,7 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, skip_exi
                     verbose=verbose, user_id=user_id, session_id=session_id)
         for item in todo:
             stores = write_probs_to_copick(project, read_artifact(staging / f"{item.name}.zarr"), run=item.name,
-                                           user=user_id, session=session_id, overwrite=overwrite)
+                                           user=user_id, session=session_id, overwrite=overwrite or skip_existing)
             info(f"{item.name}: {len(stores)} segmentations -> {stores[0].parent}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

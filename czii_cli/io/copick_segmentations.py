@@ -26,6 +26,7 @@ from .copick import CopickProject, check_identity, check_name
 
 MULTILABEL_SUFFIX = "-multilabel"
 SLAB = 64  # z-planes copied at a time
+NESTED_V2_KEYS = {"name": "v2", "separator": "/"}  # chunk keys 0/0/0: copick's store normalises keys to "/"
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def write_segmentation(
     with atomic_path(target, overwrite=overwrite) as tmp:
         group = zarr.open_group(store=LocalStore(tmp), mode="w", zarr_format=2)
         array = group.create_array("0", shape=shape, dtype=data.dtype, chunks=tuple(min(256, s) for s in shape),
-                                   fill_value=0)
+                                   fill_value=0, chunk_key_encoding=NESTED_V2_KEYS)
         for start in range(0, shape[0], SLAB):
             block = np.asarray(data[start: start + SLAB])
             if block.dtype.kind == "f" and not np.isfinite(block).all():

@@ -254,6 +254,7 @@ def write_ome_zarr(
                 shape=level_data.shape,
                 dtype=np.float32,
                 chunks=tuple(min(chunks, s) for s in level_data.shape),
+                chunk_key_encoding={"name": "v2", "separator": "/"},  # as copick's store expects
             )
             array[...] = level_data
             scale = float(voxel_size) * 2**level
