@@ -236,8 +236,11 @@ def test_predict_probs_writes_each_class_map_as_a_copick_segmentation(cli, tmp_p
     plain = cli("predict-probs", config, "-m", model, "-o", tmp_path / "probs/")
     assert plain.exit_code == 0, plain.stderr
     result = cli("predict-probs", config, "-m", model, "-o", f"copick:{config}", "--user-id", "czii",
-                 "--session-id", "3")
+                 "--session-id", "3", "--keep-maps", tmp_path / "kept")
     assert result.exit_code == 0, result.stderr
+    for run in ("TS_a", "TS_b"):  # one prediction gives the project's segmentations and czii's maps
+        np.testing.assert_array_equal(read_artifact(tmp_path / "kept" / f"{run}.zarr").load(),
+                                      read_artifact(tmp_path / "probs" / f"{run}.zarr").load())
     project = copick.open_project(config)
     for run in ("TS_a", "TS_b"):
         found = list_segmentations(project, run)

@@ -29,7 +29,9 @@ killed and redo just what is missing.
 overlay/ExperimentRuns/<run>/Segmentations/<voxel size>_<user>_<session>_<class>.zarr
 (--user-id, default czii; --session-id, default 0), which napari-copick lists.  The maps
 are staged in a hidden folder of the overlay and moved in when complete;
---skip-existing skips runs whose segmentations all exist.
+--skip-existing skips runs whose segmentations all exist.  --keep-maps DIR keeps the czii
+maps as well (DIR/<run>.zarr, what `czii postprocess` reads), so picks and maps come from
+one prediction.
 
 [bold]Examples[/bold]
 
@@ -80,12 +82,19 @@ def command(
                                          "written under.")] = "czii",
     session_id: Annotated[str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the maps "
                                             "are written under.")] = "0",
+    keep_maps: Annotated[Path | None, typer.Option("--keep-maps", help="With -o copick:CONFIG: also keep the czii "
+                                                   "maps in this folder, one <run>.zarr each.",
+                                                   show_default=False)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
     from ..io.copick import copick_target
 
+    if keep_maps is not None and copick_target(output) is None:
+        from ..errors import UsageError
+
+        raise UsageError("--keep-maps goes with -o copick:CONFIG; without it, -o DIR/ keeps the maps")
     if copick_target(output) is not None:
         arguments = dict(locals())
         arguments.pop("copick_target")
@@ -152,8 +161,8 @@ def command(
                       description="predict-probs", on_done=lambda name, result: log(result))
 
 
-def _predict_into_copick(*, output: str, user_id: str, session_id: str, skip_existing: bool, overwrite: bool,
-                         quiet: bool, verbose: bool, **options) -> None:
+def _predict_into_copick(*, output: str, user_id: str, session_id: str, keep_maps: Path | None, skip_existing: bool,
+                         overwrite: bool, quiet: bool, verbose: bool, **options) -> None:
     """``-o copick:CONFIG``: predict into a staging folder of the overlay, then write segmentations."""
     import shutil
     import tempfile
@@ -163,6 +172,7 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, skip_exi
     from ..inference.io import find_tomograms
     from ..inference.models import load_models
     from ..io.artifacts import read_artifact
+    from ..io.atomic import atomic_path
     from ..io.copick import copick_target, open_output_project
     from ..io.copick_segmentations import probs_segmentation_names, segmentation_path, write_probs_to_copick
     from ..io.volumes import VolumeRequest
@@ -190,6 +200,13 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, skip_exi
         todo.append(item)
     if not todo:
         return
+    if keep_maps is not None:
+        if not keep_maps.parent.exists():
+            raise UsageError(f"{keep_maps}: the folder {keep_maps.parent} does not exist")
+        keep_maps.mkdir(exist_ok=True)
+        for item in todo:
+            if (keep_maps / f"{item.name}.zarr").exists() and not (overwrite or skip_existing):
+                raise UsageError(f"{keep_maps / (item.name + '.zarr')}: output exists; pass --overwrite to replace it")
     project.overlay_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".czii-staging-", dir=project.overlay_root))
     try:
@@ -202,5 +219,8 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, skip_exi
             stores = write_probs_to_copick(project, read_artifact(staging / f"{item.name}.zarr"), run=item.name,
                                            user=user_id, session=session_id, overwrite=overwrite or skip_existing)
             info(f"{item.name}: {len(stores)} segmentations -> {stores[0].parent}")
+            if keep_maps is not None:
+                with atomic_path(keep_maps / f"{item.name}.zarr", overwrite=True) as kept:
+                    shutil.move(staging / f"{item.name}.zarr", kept)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
