@@ -109,6 +109,15 @@ def _print_table(description: dict) -> None:
     for key, value in description.items():
         if key in ("type", "source"):
             continue
+        if key == "picks" and description["type"] in ("copick-project", "copick-picks"):
+            for owner, runs in value.items() or [("-", {})]:
+                totals: dict[str, int] = {}
+                for counts in runs.values():
+                    for name, n in counts.items():
+                        totals[name] = totals.get(name, 0) + n
+                summary = ", ".join(f"{name} {n}" for name, n in sorted(totals.items())) or "none"
+                table.add_row(f"picks {owner}", f"{len(runs)} run(s): {summary}")
+            continue
         if key == "provenance":
             value = "\n".join(f"{p.get('command')} {p.get('version', '')} {p.get('time', '')}" for p in value) or "-"
         elif isinstance(value, (dict, list)):
