@@ -134,7 +134,8 @@ class PicksSelection:
         ``fnmatch`` patterns (``czii``, ``octopi*``); None leaves the choice to the
         default rule: ``prefer`` when that user is present, else the single user
         present, else a :class:`UsageError` listing the users and sessions found.  A
-        chosen user with several sessions must have its session named.
+        user chosen by default that has several sessions must have its session named;
+        a user named explicitly without a session contributes all its sessions.
     prefer : str or None
         The user chosen by default (``curation`` for ground truth); None for picks that
         are not ground truth, which are chosen by default only when one user is present.
