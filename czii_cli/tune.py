@@ -388,3 +388,56 @@ def tune_thresholds(
         after=score_picks(apply_thresholds(pred, thresholds), gt, catalog, **metric),
         cv=cross_validate(events, catalog, rule=rule, **metric) if cross_validation else None,
     )
+
+
+@dataclass(frozen=True)
+class CutoffCurve:
+    """Counts and scores of one class at every distinct cutoff, highest cutoff first.
+
+    Attributes
+    ----------
+    cutoffs : ndarray
+        Each distinct candidate score (keep picks with ``score >= cutoff``).
+    tp, fp, fn : ndarray of int
+    precision, recall, fbeta : ndarray of float
+    """
+
+    cutoffs: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    fbeta: np.ndarray
+
+
+def cutoff_curves(
+    events: Mapping[tuple[str, str], GroupEvents], catalog: Catalog, *, beta: float
+) -> dict[str, CutoffCurve]:
+    """F-beta, precision and recall of each class against its score cutoff (all experiments).
+
+    Classes without candidates get no curve.
+
+    Examples
+    --------
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> events = {("TS_1", "ribosome"): GroupEvents(np.array([0.9, 0.8, 0.2]), np.array([0.9, 0.8]), 2)}
+    >>> curve = cutoff_curves(events, DEFAULT_CATALOG, beta=4.0)["ribosome"]
+    >>> curve.cutoffs.tolist(), curve.tp.tolist(), curve.fp.tolist(), curve.recall.tolist()
+    ([0.9, 0.8, 0.2], [1, 2, 2], [0, 0, 1], [0.5, 1.0, 1.0])
+    """
+    curves = {}
+    for name in catalog.names:
+        parts = [part for (_, particle), part in events.items() if particle == name]
+        candidate_scores = np.concatenate([p.candidate_scores for p in parts]) if parts else np.empty(0)
+        if len(candidate_scores) == 0:
+            continue
+        match_scores = np.sort(np.concatenate([p.match_scores for p in parts]))
+        references = sum(p.n_references for p in parts)
+        cutoffs = np.unique(candidate_scores)[::-1]
+        kept = len(candidate_scores) - np.searchsorted(np.sort(candidate_scores), cutoffs, side="left")
+        tp = len(match_scores) - np.searchsorted(match_scores, cutoffs, side="left")
+        fp, fn = kept - tp, references - tp
+        precision, recall, fbeta = fbeta_score(tp, fp, fn, beta=beta)
+        curves[name] = CutoffCurve(cutoffs, tp, fp, fn, precision, recall, fbeta)
+    return curves

@@ -44,3 +44,42 @@ VoxelSize = Annotated[
     float | None,
     typer.Option("--voxel-size", help="Voxel size in Å; overrides the input's own.", show_default=False),
 ]
+UserId = Annotated[
+    str | None,
+    typer.Option("--user-id", help="copick projects: whose picks to read (glob pattern). Default: curation, "
+                 "else the single user present.", show_default=False),
+]
+SessionId = Annotated[
+    str | None,
+    typer.Option("--session-id", help="copick projects: which sessions' picks to read (glob pattern). Default: "
+                 "the chosen user's only session.", show_default=False),
+]
+PredUserId = Annotated[
+    str | None,
+    typer.Option("--pred-user-id", help="copick projects: whose picks are the predictions (glob pattern). "
+                 "Default: the single user present.", show_default=False),
+]
+PredSessionId = Annotated[
+    str | None,
+    typer.Option("--pred-session-id", help="copick projects: the predictions' sessions (glob pattern).",
+                 show_default=False),
+]
+
+
+def truth_selection(user_id: str | None, session_id: str | None):
+    """The picks a ground-truth source contributes (``--user-id`` / ``--session-id``)."""
+    from ..io.copick import PicksSelection
+
+    return PicksSelection(user_id=user_id, session_id=session_id, parameters="--user-id / --session-id")
+
+
+def pred_selection(user_id: str | None, session_id: str | None):
+    """The picks a predictions source contributes (``--pred-user-id`` / ``--pred-session-id``)."""
+    from ..io.copick import PicksSelection
+
+    return PicksSelection(user_id=user_id, session_id=session_id, prefer=None,
+                          parameters="--pred-user-id / --pred-session-id")
+Preview = Annotated[
+    bool, typer.Option("--preview", help="Also store a 2x downsampled level (in the OME-Zarr multiscales) for "
+                       "quick viewing.")
+]

@@ -22,7 +22,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Run, TomoType
+from .common import Run, SessionId, TomoType, UserId
 
 
 def command(
@@ -30,22 +30,25 @@ def command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON to stdout.")] = False,
     run: Run = None,
     tomo_type: TomoType = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
 ) -> None:
     from ..errors import DataError
 
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
-    description = _describe(path, run=run, tomo_type=tomo_type)
+    description = _describe(path, run=run, tomo_type=tomo_type, user_id=user_id, session_id=session_id)
     if as_json:
         typer.echo(json.dumps(description, indent=2, default=str))
     else:
         _print_table(description)
 
 
-def _describe(path: Path, *, run: str | None, tomo_type: str | None) -> dict:
+def _describe(path: Path, *, run: str | None, tomo_type: str | None, user_id: str | None = None,
+              session_id: str | None = None) -> dict:
     from ..describe import describe_model, describe_picks, describe_volume
     from ..io import copick
-    from ..io.picks import read_picks
+    from ..io.picks import copick_files_of, read_picks, read_picks_by_user
     from ..io.volumes import VolumeRequest, read_volume
 
     if _is_torch_file(path):
@@ -61,11 +64,27 @@ def _describe(path: Path, *, run: str | None, tomo_type: str | None) -> dict:
             "classes": [o["name"] for o in project.config["pickable_objects"]],
             "runs": runs,
             "tomo_types": {r: project.tomo_types(r) for r in runs if (project.static_root / "ExperimentRuns" / r).is_dir()},
-            "picks": describe_picks(read_picks(path), source=str(path))["counts"],
+            "picks": _picks_per_user(path, user_id, session_id),
         }
+    if path.is_dir() and not _is_zarr_dir(path) and copick_files_of(path) is not None:
+        return {"type": "copick-picks", "source": str(path), "picks": _picks_per_user(path, user_id, session_id)}
     if path.suffix.lower() in (".csv", ".json") or (path.is_dir() and not _is_zarr_dir(path)):
         return describe_picks(read_picks(path), source=str(path))
     return describe_volume(read_volume(path, VolumeRequest(run=run, tomo_type=tomo_type)))
+
+
+def _picks_per_user(path: Path, user_id: str | None, session_id: str | None) -> dict:
+    """``{"user/session": {run: {class: count}}}`` for every user and session (or those matching)."""
+    from ..describe import describe_picks
+    from ..errors import UsageError
+    from ..io.picks import read_picks_by_user
+
+    groups = read_picks_by_user(path, user_id=user_id, session_id=session_id)
+    if not groups and (user_id is not None or session_id is not None):
+        everyone = ", ".join(f"{u}/{s}" for u, s in read_picks_by_user(path)) or "none"
+        raise UsageError(f"{path}: no picks match --user-id / --session-id (users and sessions found: {everyone})")
+    return {f"{user}/{session}": describe_picks(picks, source=str(path))["counts"]
+            for (user, session), picks in groups.items()}
 
 
 def _is_torch_file(path: Path) -> bool:
@@ -89,6 +108,15 @@ def _print_table(description: dict) -> None:
     table.add_column("value")
     for key, value in description.items():
         if key in ("type", "source"):
+            continue
+        if key == "picks" and description["type"] in ("copick-project", "copick-picks"):
+            for owner, runs in value.items() or [("-", {})]:
+                totals: dict[str, int] = {}
+                for counts in runs.values():
+                    for name, n in counts.items():
+                        totals[name] = totals.get(name, 0) + n
+                summary = ", ".join(f"{name} {n}" for name, n in sorted(totals.items())) or "none"
+                table.add_row(f"picks {owner}", f"{len(runs)} run(s): {summary}")
             continue
         if key == "provenance":
             value = "\n".join(f"{p.get('command')} {p.get('version', '')} {p.get('time', '')}" for p in value) or "-"

@@ -10,12 +10,20 @@ the maximum.  [bold]points[/bold] marks the voxel at each centre, optionally dil
 classes, the target settings, the picks used and its provenance, so [italic]czii train[/italic]
 can use it directly.
 
+From a copick project, the picks of --user-id / --session-id are painted (default:
+curation, else the single user present).  -o copick:CONFIG writes the target into that
+project as a copick segmentation of the run instead: a multilabel map
+overlay/ExperimentRuns/<run>/Segmentations/<voxel size>_<user>_<session>_<spheres|points>-multilabel.zarr
+(voxel = class label), or one <class> segmentation per heatmap channel, under
+--out-user-id (default czii) and --out-session-id (default 0).
+
 [bold]Examples[/bold]
 
   czii make-labels picks.csv --like TS_5_4.zarr -o TS_5_4.labels.zarr
   czii make-labels project/ --like TS_5_4.zarr --radius-scale 0.5,ribosome=0.33 -o TS_5_4.labels.zarr
   czii make-labels picks.csv --like TS_5_4.mrc --target heatmap --sigma 3 -o TS_5_4.heat.zarr
   czii make-labels picks.csv --like TS_5_4.mrc --target points --dilate 1 -o TS_5_4.points.zarr
+  czii make-labels project/ --like project/ --run TS_5_4 --user-id curation -o copick:project/copick_config.json
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Output, Overwrite, Quiet, Run, TomoType, VoxelSize
+from .common import Output, Overwrite, Preview, Quiet, Run, SessionId, TomoType, UserId, VoxelSize, truth_selection
 from .output import artifact_target
 
 
@@ -51,6 +59,12 @@ def command(
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
+    out_user_id: Annotated[str, typer.Option("--out-user-id", help="With -o copick:CONFIG: the user the "
+                                             "segmentation is written under.")] = "czii",
+    out_session_id: Annotated[str, typer.Option("--out-session-id", help="With -o copick:CONFIG: its session.")] = "0",
+    preview: Preview = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -69,9 +83,10 @@ def command(
     catalog = load_catalog(classes or own_classes)
     default_scale, class_scales = parse_radius_scale(radius_scale, catalog=catalog)
     spec = TargetSpec(target, radius_scale=default_scale, class_scales=class_scales, sigma=sigma, dilate=dilate)
-    destination = artifact_target(output)
+    project_path = copick.copick_target(output)
+    destination = artifact_target(output) if project_path is None else None
     volume = read_volume(like, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    all_picks = read_picks(picks_path, catalog=catalog)
+    all_picks = read_picks(picks_path, catalog=catalog, selection=truth_selection(user_id, session_id))
     picks = all_picks.where(experiment=volume.meta.run)
     if len(all_picks) and not len(picks):
         raise DataError(
@@ -90,6 +105,13 @@ def command(
         extra=label_metadata(picks, catalog=catalog, spec=spec),
     )
     meta = meta.with_step("make-labels", args=spec.to_json(), inputs=[str(picks_path), volume.source])
-    write_artifact(destination, data, meta, overwrite=overwrite)
+    if project_path is not None:
+        from ..io.copick_segmentations import write_target_to_copick
+
+        stores = write_target_to_copick(copick.open_output_project(project_path), data, meta, kind=spec.kind,
+                                        user=out_user_id, session=out_session_id, overwrite=overwrite)
+        destination = ", ".join(s.name for s in stores)
+    else:
+        write_artifact(destination, data, meta, overwrite=overwrite, preview=preview)
     grid = "x".join(map(str, volume.spatial_shape))
     info(f"{spec.kind}: {len(picks)} picks of run {volume.meta.run} on a {grid} grid -> {destination}")

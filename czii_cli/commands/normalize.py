@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Output, Overwrite, Quiet, Run, TomoType, VoxelSize
+from .common import Output, Overwrite, Preview, Quiet, Run, TomoType, VoxelSize
 from .output import artifact_target
 
 
@@ -37,6 +37,7 @@ def command(
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
+    preview: Preview = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -57,7 +58,8 @@ def command(
     meta = volume.meta.evolve(kind="tomogram", extra={**volume.meta.extra, "normalization": stats})
     meta = meta.with_step("normalize", args=spec, inputs=[volume.source])
     slab = 64  # the artifact's chunk depth: each chunk is written once
-    with create_artifact(target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite) as out:
+    with create_artifact(target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite,
+                         preview=preview) as out:
         for start in range(0, volume.shape[0], slab):
             out[start : start + slab] = apply_normalization(volume.data[start : start + slab], stats)
     info(f"normalized {volume.source} ({'x'.join(map(str, volume.shape))}, {spec['method']}) -> {target}")

@@ -27,6 +27,13 @@ but no merged CSV.  --skip-existing skips inputs whose DIR/<experiment>.csv exis
 one merged CSV it skips the whole command when that CSV exists (it is written only once
 every input is done).  Outputs appear under their names only when complete.
 
+-o copick:CONFIG writes the picks into that copick project instead, as copick names
+them: one file per run and class, overlay/ExperimentRuns/<run>/Picks/<user>_<session>_<class>.json
+(--user-id, default czii; --session-id, default 0), locations in Å with each pick's
+score; a class without picks gets an empty file.  The run is the map's own and must be
+in the project.  --skip-existing skips inputs whose files all exist; --overwrite
+replaces them.
+
 [bold]Examples[/bold]
 
   czii postprocess probs.zarr -o picks.csv
@@ -35,6 +42,7 @@ every input is done).  Outputs appear under their names only when complete.
   czii postprocess val.zarr --threshold 0.1 -o val.csv; czii tune val.csv truth/ -o cutoffs.json
   czii postprocess p.zarr --threshold 0.1 --thresholds cutoffs.json > picks.csv
   czii postprocess probs/*.zarr --scheduler tcp://head:8786 --skip-existing -o /shared/picks/
+  czii postprocess probs/*.zarr -o copick:project/copick_config.json --user-id czii --session-id 0
 """
 
 from __future__ import annotations
@@ -89,6 +97,10 @@ def command(
     points: Annotated[str | None, _option("--points", "dbscan: voxels (default) or centroids.")] = None,
     template: Annotated[str | None, _option("--template", "kl-fit: ball (default) or gaussian.")] = None,
     overlap: Annotated[float | None, _option("--overlap", "kl-fit: stop at centres this many diameters apart.")] = None,
+    user_id: Annotated[str, typer.Option("--user-id", help="With -o copick:CONFIG: the user the picks are "
+                                         "written under.")] = "czii",
+    session_id: Annotated[str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the "
+                                            "picks are written under.")] = "0",
     seed: Seed = 0,
     classes: Classes = None,
     voxel_size: VoxelSize = None,
@@ -105,6 +117,7 @@ def command(
     from ..io.artifacts import stdin_to_tempfile
     from ..io.atomic import check_output, is_stdout
     from ..io.catalog_file import load_catalog
+    from ..io.copick import copick_target
     from ..io.picks import write_picks_csv
     from ..io.thresholds import read_thresholds
     from ..picks import concat
@@ -127,15 +140,18 @@ def command(
         raise UsageError("each input, '-' (stdin) included, may be given only once")
     check_batch_options(scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite,
                         stdin=any(is_stdout(p) for p in probs))
-    folder = output_folder(output)
+    project_path = copick_target(output)
+    folder = None if project_path is not None else output_folder(output)
     target = "-" if output is None or is_stdout(output) else Path(output)
-    if folder is None and skip_existing:  # one merged CSV: written once every input is done
+    if folder is None and project_path is None and skip_existing:  # one merged CSV: written once every input is done
         if is_stdout(target):
             raise UsageError("--skip-existing needs an output on disk; pass -o FILE or -o DIR/")
         if target.exists():
             info(f"skipped {len(probs)} input(s): {target} exists")
             return
-    if folder is None:
+    if project_path is not None:
+        pass
+    elif folder is None:
         check_output(target, overwrite=overwrite)
     elif not folder.parent.exists():
         raise UsageError(f"{output}: the folder {folder.parent} does not exist")
@@ -143,14 +159,15 @@ def command(
     cutoffs = read_thresholds(thresholds) if thresholds is not None else {}
     catalog = None if classes is None else load_catalog(classes)
     inputs = [(str(p), stdin_to_tempfile() if str(p) == "-" else p) for p in probs]
-    experiments, recorded = {}, {}
+    experiments, channels, recorded = {}, {}, {}
     for name, path in inputs:  # fail fast on a bad class name; an unreadable input fails as its own job
         try:
             volume, known, experiments[name] = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
+            channels[name] = [c for c in volume.meta.classes if c != BACKGROUND]
             if threshold is None and thresholds is None:
                 recorded[name] = _recorded_thresholds(volume, name=name, method=method)
         except DataError:
-            if len(inputs) == 1:
+            if len(inputs) == 1 or project_path is not None:
                 raise
             experiments[name] = experiment_of(name)
             continue
@@ -166,6 +183,12 @@ def command(
             return {**common, **given}
         return {**common, "default": tuned.default_threshold, "per_class": tuned.pick_thresholds,
                 "cutoffs": tuned.cutoffs}
+
+    if project_path is not None:
+        _write_into_copick(inputs, project_path, experiments=experiments, channels=channels, user=user_id,
+                           session=session_id, settings_of=settings_of, place=place, jobs=jobs, scheduler=scheduler,
+                           skip_existing=skip_existing, overwrite=overwrite)
+        return
     if folder is not None:
         targets = _plan_csvs(folder, experiments, overwrite=overwrite or skip_existing)
         batch = [Job(name, place(targets[name]), write_picks_of_input,
@@ -186,6 +209,50 @@ def command(
     picks = concat(results).sorted()
     write_picks_csv(target, picks, overwrite=overwrite)
     info(f"{len(picks)} picks from {len(inputs)} input(s) ({method}) -> {'stdout' if target == '-' else target}")
+
+
+def _write_into_copick(inputs, project_path: Path, *, experiments: dict, channels: dict, user: str, session: str,
+                       settings_of, place, jobs: int, scheduler: str | None, skip_existing: bool,
+                       overwrite: bool) -> None:
+    """``-o copick:CONFIG``: each input writes its run's picks files into the project."""
+    from ..batch import Job
+    from ..console import info
+    from ..errors import DataError, UsageError
+    from ..io.copick import open_output_project
+    from ..io.picks import copick_picks_targets
+    from .batching import run_with_progress
+
+    project = open_output_project(project_path)
+    runs = project.runs()
+    targets = {}
+    for name, _ in inputs:
+        run = experiments[name]
+        if run not in runs:
+            raise DataError(f"{name}: run {run!r} is not in {project.config_path} (runs: {', '.join(runs)})")
+        targets[name] = copick_picks_targets(project, run=run, particles=channels[name], user=user, session=session)
+    runs_given = list(experiments.values())
+    repeated = sorted({run for run in runs_given if runs_given.count(run) > 1})
+    if repeated:
+        raise UsageError(f"several inputs are run {repeated[0]!r}; their picks in {project.config_path} would collide")
+    todo = []
+    for name, path in inputs:
+        if skip_existing and all(t.exists() for t in targets[name]):
+            info(f"skipped {name}: its picks are in the project")
+            continue
+        if not (overwrite or skip_existing):  # with --skip-existing, a run left incomplete is redone
+            for t in targets[name]:
+                if t.exists():
+                    raise UsageError(f"{t}: output exists; pass --overwrite to replace it (or --skip-existing)")
+        todo.append((name, path))
+    batch = [Job(name, None, write_picks_to_copick,
+                 {"path": place(path), "name": name, "project": place(project.config_path), "run": experiments[name],
+                  "user": user, "session": session, "overwrite": overwrite or skip_existing, **settings_of(name)})
+             for name, path in todo]
+    if not batch:
+        return
+    run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=False, description="postprocess",
+                      on_done=lambda name, count: info(f"{name}: {count} picks -> {project.config_path} "
+                                                       f"({user}/{session}, run {experiments[name]})"))
 
 
 def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) -> dict[str, Path]:
@@ -317,4 +384,22 @@ def write_picks_of_input(path: Path, *, output: Path, overwrite: bool = False, *
 
     picks = picks_of_input(path, **settings).sorted()
     write_picks_csv(output, picks, overwrite=overwrite)
+    return len(picks)
+
+
+def write_picks_to_copick(path: Path, *, project: Path, run: str, user: str, session: str, overwrite: bool = False,
+                          **settings) -> int:
+    """Write the picks of one probability map into a copick project (the batch job for ``-o copick:``).
+
+    One ``<user>_<session>_<class>.json`` per class channel of the map (background
+    excepted), see :func:`czii_cli.io.picks.write_run_to_copick`.  Returns the number of picks.
+    """
+    from ..io.copick import open_project
+    from ..io.picks import write_run_to_copick
+
+    volume, _, _ = open_probs(path, name=settings["name"], catalog=settings["catalog"], voxel_size=settings["voxel_size"])
+    particles = [c for c in volume.meta.classes if c != BACKGROUND]
+    picks = picks_of_input(path, **settings).sorted()
+    write_run_to_copick(open_project(project), picks, run=run, particles=particles, user=user, session=session,
+                        voxel_spacing=volume.meta.voxel_size, overwrite=overwrite)
     return len(picks)

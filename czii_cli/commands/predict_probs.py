@@ -24,6 +24,15 @@ exits 1 at the end.  Artifacts appear under their names only when complete, so
 --skip-existing (which skips tomograms whose artifact exists) can rerun a batch that was
 killed and redo just what is missing.
 
+-o copick:CONFIG writes the maps into that copick project instead: each class channel
+(background excepted) of each run becomes a copick segmentation,
+overlay/ExperimentRuns/<run>/Segmentations/<voxel size>_<user>_<session>_<class>.zarr
+(--user-id, default czii; --session-id, default 0), which napari-copick lists.  The maps
+are staged in a hidden folder of the overlay and moved in when complete;
+--skip-existing skips runs whose segmentations all exist.  --keep-maps DIR keeps the czii
+maps as well (DIR/<run>.zarr, what `czii postprocess` reads), so picks and maps come from
+one prediction.
+
 [bold]Examples[/bold]
 
   czii predict-probs TS_5_4.mrc -m unet.pt -o TS_5_4.zarr
@@ -32,6 +41,7 @@ killed and redo just what is missing.
   czii predict-probs a.mrc b.mrc -m unet.pt --logits --window 64 128 128 -o probs/
   czii predict-probs tomos/*.mrc -m unet.pt -j 4 --skip-existing -o probs/
   czii predict-probs project/ -m unet.pt --scheduler tcp://head:8786 -o /shared/probs/
+  czii predict-probs project/copick_config.json -m unet.pt -o copick:project/copick_config.json --user-id czii
 """
 
 from __future__ import annotations
@@ -68,10 +78,27 @@ def command(
     jobs: Jobs = 1,
     scheduler: Scheduler = None,
     skip_existing: SkipExisting = False,
+    user_id: Annotated[str, typer.Option("--user-id", help="With -o copick:CONFIG: the user the maps are "
+                                         "written under.")] = "czii",
+    session_id: Annotated[str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the maps "
+                                            "are written under.")] = "0",
+    keep_maps: Annotated[Path | None, typer.Option("--keep-maps", help="With -o copick:CONFIG: also keep the czii "
+                                                   "maps in this folder, one <run>.zarr each.",
+                                                   show_default=False)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
+    from ..io.copick import copick_target
+
+    if keep_maps is not None and copick_target(output) is None:
+        from ..errors import UsageError
+
+        raise UsageError("--keep-maps goes with -o copick:CONFIG; without it, -o DIR/ keeps the maps")
+    if copick_target(output) is not None:
+        arguments = dict(locals())
+        arguments.pop("copick_target")
+        return _predict_into_copick(**arguments)
     import os
     from dataclasses import replace
 
@@ -132,3 +159,68 @@ def command(
              for item, target in zip(found, targets)]
     run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=skip_existing,
                       description="predict-probs", on_done=lambda name, result: log(result))
+
+
+def _predict_into_copick(*, output: str, user_id: str, session_id: str, keep_maps: Path | None, skip_existing: bool,
+                         overwrite: bool, quiet: bool, verbose: bool, **options) -> None:
+    """``-o copick:CONFIG``: predict into a staging folder of the overlay, then write segmentations."""
+    import shutil
+    import tempfile
+
+    from ..console import info, set_verbosity
+    from ..errors import UsageError
+    from ..inference.io import find_tomograms
+    from ..inference.models import load_models
+    from ..io.artifacts import read_artifact
+    from ..io.atomic import atomic_path
+    from ..io.copick import copick_target, open_output_project
+    from ..io.copick_segmentations import probs_segmentation_names, segmentation_path, write_probs_to_copick
+    from ..io.volumes import VolumeRequest
+
+    set_verbosity(quiet=quiet, verbose=verbose)
+    if skip_existing and overwrite:
+        raise UsageError("--skip-existing keeps complete outputs and --overwrite replaces them; choose one")
+    project = open_output_project(copick_target(output))
+    classes = load_models(options["model"])[0].classes
+    request = VolumeRequest(run=options["run"], tomo_type=options["tomo_type"], voxel_size=options["voxel_size"])
+    found = find_tomograms(options["tomograms"], request)
+    runs, todo = project.runs(), []
+    for item in found:
+        if item.name not in runs:
+            raise UsageError(f"{item.path}: run {item.name!r} is not in {project.config_path} (runs: {', '.join(runs)})")
+        voxel = item.volume.meta.voxel_size if item.volume is not None else 10.0
+        names = probs_segmentation_names(classes, voxel_size=voxel, user=user_id, session=session_id)
+        stores = [segmentation_path(project, item.name, n) for n in names]
+        if skip_existing and all(s.exists() for s in stores):
+            info(f"skipped {item.name}: its segmentations are in the project")
+            continue
+        for store in stores:  # with --skip-existing, the stores of a run left incomplete are redone
+            if store.exists() and not (overwrite or skip_existing):
+                raise UsageError(f"{store}: output exists; pass --overwrite to replace it (or --skip-existing)")
+        todo.append(item)
+    if not todo:
+        return
+    if keep_maps is not None:
+        if not keep_maps.parent.exists():
+            raise UsageError(f"{keep_maps}: the folder {keep_maps.parent} does not exist")
+        keep_maps.mkdir(exist_ok=True)
+        for item in todo:
+            if (keep_maps / f"{item.name}.zarr").exists() and not (overwrite or skip_existing):
+                raise UsageError(f"{keep_maps / (item.name + '.zarr')}: output exists; pass --overwrite to replace it")
+    project.overlay_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".czii-staging-", dir=project.overlay_root))
+    try:
+        calls = ([{}] if len(todo) == len(found)  # every run in one batch, else one call per remaining run
+                 else [{"tomograms": [item.path], "run": item.request.run} for item in todo])
+        for call in calls:
+            command(**{**options, **call}, output=f"{staging}/", skip_existing=False, overwrite=False, quiet=quiet,
+                    verbose=verbose, user_id=user_id, session_id=session_id)
+        for item in todo:
+            stores = write_probs_to_copick(project, read_artifact(staging / f"{item.name}.zarr"), run=item.name,
+                                           user=user_id, session=session_id, overwrite=overwrite or skip_existing)
+            info(f"{item.name}: {len(stores)} segmentations -> {stores[0].parent}")
+            if keep_maps is not None:
+                with atomic_path(keep_maps / f"{item.name}.zarr", overwrite=True) as kept:
+                    shutil.move(staging / f"{item.name}.zarr", kept)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -9,13 +9,19 @@ divided by the sum of all class weights, exactly as in the competition; --matchi
 one-to-one pairs each candidate with at most one reference.  Experiments found only in
 PRED are ignored.  The score is the last line of stdout; --format table adds a per-class
 table on stderr (the default when stderr is a terminal), --format json prints one JSON
-document (and nothing else) to stdout.
+document (and nothing else) to stdout.  --plot F.png draws the per-class bars of
+precision, recall and F-beta.  From copick projects, GT is the picks of --user-id /
+--session-id (default curation, else the single user present) and PRED those of
+--pred-user-id / --pred-session-id (default: the single user present), so predictions
+written into a project are never taken for the truth.
 
 [bold]Examples[/bold]
 
   czii score submission.csv train/copick_config.json
   czii score picks.csv solution.csv --format table --per-experiment
   czii score picks.csv train_annotations/ --matching one-to-one --format json | jq .score
+  czii score picks.csv truth/ --plot score.png
+  czii score project/copick_config.json project/copick_config.json --pred-user-id czii --user-id curation
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Annotated
 
 import typer
 
-from .common import Classes, Quiet
+from .common import Classes, Overwrite, PredSessionId, PredUserId, Quiet, SessionId, UserId, pred_selection, truth_selection
 
 FORMATS = ("auto", "plain", "table", "json")
 
@@ -49,7 +55,14 @@ def command(
     per_experiment: Annotated[
         bool, typer.Option("--per-experiment", help="Add the breakdown of each experiment (table or json).")
     ] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of per-class precision, recall and F-beta bars.",
+                                              show_default=False)] = None,
+    overwrite: Overwrite = False,
     classes: Classes = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
+    pred_user_id: PredUserId = None,
+    pred_session_id: PredSessionId = None,
     quiet: Quiet = False,
 ) -> None:
     from ..console import console, set_verbosity
@@ -64,10 +77,21 @@ def command(
         raise UsageError("--per-experiment needs --format table or json")
     if output_format == "auto":
         output_format = "table" if (console.is_terminal and not quiet) or per_experiment else "plain"
-    catalog, pred_picks, gt_picks = read_inputs(pred, gt, classes)
+    if plot is not None:
+        from ..io.atomic import check_output
+
+        check_output(plot, overwrite=overwrite)
+    catalog, pred_picks, gt_picks = read_inputs(
+        pred, gt, classes, gt_selection=truth_selection(user_id, session_id),
+        pred_selection=pred_selection(pred_user_id, pred_session_id))
     report = score_picks(
         pred_picks, gt_picks, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching
     )
+    if plot is not None:
+        from ..io.figures import write_png
+        from ..plots import score_figure
+
+        write_png(plot, score_figure(report, class_names=catalog.names, title=f"{pred} vs {gt}"), overwrite=overwrite)
     if output_format == "json":
         document = {"pred": str(pred), "gt": str(gt), **report.to_json()}
         if not per_experiment:
@@ -82,16 +106,22 @@ def command(
     typer.echo(f"{report.score:.6f}")
 
 
-def read_inputs(pred: Path, gt: Path, classes: Path | None):
-    """The catalog and both picks tables, each checked for unknown class names."""
+def read_inputs(pred: Path, gt: Path, classes: Path | None, *, gt_selection=None, pred_selection=None):
+    """The catalog and both picks tables, each checked for unknown class names.
+
+    ``gt_selection`` and ``pred_selection`` (:class:`~czii_cli.io.copick.PicksSelection`)
+    choose whose picks a copick project contributes to each side.
+    """
+    from ..io.copick import GROUND_TRUTH, PicksSelection
+
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
     from ..picks import check_classes
 
     catalog = load_catalog(classes)
-    pred_picks = read_picks(pred, catalog=catalog)
+    pred_picks = read_picks(pred, catalog=catalog, selection=pred_selection or PicksSelection(prefer=None))
     check_classes(pred_picks, catalog.names, source="<stdin>" if str(pred) == "-" else str(pred))
-    gt_picks = read_picks(gt, catalog=catalog)
+    gt_picks = read_picks(gt, catalog=catalog, selection=gt_selection or GROUND_TRUTH)
     check_classes(gt_picks, catalog.names, source=str(gt))
     return catalog, pred_picks, gt_picks
 

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..models.config import TrainConfig
-from .common import Classes, Output, Overwrite, Quiet, TomoType, Verbose
+from .common import Classes, Output, Overwrite, Quiet, SessionId, TomoType, UserId, Verbose, truth_selection
 
 if TYPE_CHECKING:
     from ..models.session import RunRecord
@@ -97,6 +97,8 @@ def command(
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
     classes: Classes = None,
     tomo_type: TomoType = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -146,7 +148,8 @@ def command(
         raise UsageError("--init starts a new run and --resume continues one: give only one")
     with process_group(world, resolve_device(device)) as rank_device:
         request = TrainRequest(
-            sources=find_runs(data, tomo_type=tomo_type, catalog=catalog), paths=paths, config=config,
+            sources=find_runs(data, tomo_type=tomo_type, catalog=catalog,
+                              selection=truth_selection(user_id, session_id)), paths=paths, config=config,
             device=rank_device, spec=spec, catalog=catalog,
             val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
             fold=parse_fold(fold) if fold else None,

@@ -15,13 +15,18 @@ shows how much of the gain carries over to unseen tomograms.  The file holds
 {"thresholds": {class: cutoff}, "metric", "score_before", "score_after", "cv_score",
 "provenance"} and is what [bold]czii postprocess --thresholds[/bold] applies to its picks'
 scores (make those picks with the same method and --threshold as PRED); '-o -' prints it
-to stdout instead of the score.
+to stdout instead of the score.  --plot F.png draws, per class, F-beta against the
+cutoff and the precision-recall curve, with the chosen cutoff marked.  From copick
+projects, GT is the picks of --user-id / --session-id (default curation, else the single
+user) and PRED those of --pred-user-id / --pred-session-id (default: the single user).
 
 [bold]Examples[/bold]
 
   czii tune oof_picks.csv train/copick_config.json -o thresholds.json
   czii tune oof_picks.csv solution.csv --cv -o thresholds.json -f
   czii tune val_picks.csv truth/ --rule best -o exact.json
+  czii tune oof_picks.csv truth/ -o thresholds.json --plot tune.png
+  czii tune project/ project/ --pred-user-id czii --user-id curation -o thresholds.json
   czii postprocess probs.zarr --threshold 0.1 --thresholds thresholds.json > picks.csv
 """
 
@@ -32,7 +37,9 @@ from typing import Annotated
 
 import typer
 
-from .common import Classes, Output, Overwrite, Quiet
+from .common import (
+    Classes, Output, Overwrite, PredSessionId, PredUserId, Quiet, SessionId, UserId, pred_selection, truth_selection,
+)
 from .score import Beta, DistanceMultiplier, Matching
 
 
@@ -45,8 +52,14 @@ def command(
     matching: Matching = "any",
     cv: Annotated[bool, typer.Option("--cv", help="Also report the leave-one-experiment-out score.")] = False,
     rule: Annotated[str, typer.Option("--rule", help="robust (carries over) or best (exact optimum on PRED).")] = "robust",
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of F-beta against the cutoff and the "
+                                              "precision-recall curve, per class.", show_default=False)] = None,
     overwrite: Overwrite = False,
     classes: Classes = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
+    pred_user_id: PredUserId = None,
+    pred_session_id: PredSessionId = None,
     quiet: Quiet = False,
 ) -> None:
     import numpy as np
@@ -67,7 +80,11 @@ def command(
     if output is None:
         raise UsageError("no output given; pass -o thresholds.json (or -o - for stdout)")
     check_output(output, overwrite=overwrite)
-    catalog, pred_picks, gt_picks = read_inputs(pred, gt, classes)
+    if plot is not None:
+        check_output(plot, overwrite=overwrite)
+    catalog, pred_picks, gt_picks = read_inputs(
+        pred, gt, classes, gt_selection=truth_selection(user_id, session_id),
+        pred_selection=pred_selection(pred_user_id, pred_session_id))
     if pred_picks.score is None:
         raise DataError(f"{pred}: no score column; tuning needs scored picks (czii postprocess writes them)")
     if not np.isfinite(pred_picks.score).all():
@@ -81,6 +98,15 @@ def command(
         extra["cv_score"] = result.cv.score
     extra["provenance"] = [provenance_entry("tune", {**metric, "cv": cv, "rule": rule}, [str(pred), str(gt)])]
     write_thresholds(output, result.thresholds, extra=extra, overwrite=overwrite)
+    if plot is not None:
+        from ..io.figures import write_png
+        from ..plots import tune_figure
+        from ..tune import cutoff_curves, group_events
+
+        events = group_events(pred_picks, gt_picks, catalog, distance_multiplier=distance_multiplier, matching=matching)
+        figure = tune_figure(cutoff_curves(events, catalog, beta=beta), result.thresholds, class_names=catalog.names,
+                             beta=beta)
+        write_png(plot, figure, overwrite=overwrite)
     if not quiet:
         print_tune_table(result)
     if not is_stdout(output):

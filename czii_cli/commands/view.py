@@ -26,7 +26,10 @@ from typing import Annotated
 
 import typer
 
-from .common import Classes, Output, Overwrite, Quiet, Run, TomoType, VoxelSize
+from .common import (
+    Classes, Output, Overwrite, PredSessionId, PredUserId, Quiet, Run, SessionId, TomoType, UserId, VoxelSize,
+    pred_selection, truth_selection,
+)
 
 
 def command(
@@ -45,6 +48,10 @@ def command(
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
     classes: Classes = None,
+    user_id: UserId = None,
+    session_id: SessionId = None,
+    pred_user_id: PredUserId = None,
+    pred_session_id: PredSessionId = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -69,8 +76,8 @@ def command(
         raise DataError(f"{tomogram}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
     meta, depth = volume.meta, volume.spatial_shape[0]
     run_name = meta.run or run
-    pick_table = _picks_of_run(picks, run_name, catalog)
-    truth_table = _picks_of_run(gt, run_name, catalog)
+    pick_table = _picks_of_run(picks, run_name, catalog, pred_selection(pred_user_id, pred_session_id))
+    truth_table = _picks_of_run(gt, run_name, catalog, truth_selection(user_id, session_id))
     probs_volume = None
     if probs is not None:
         probs_volume = read_artifact(probs)
@@ -107,7 +114,7 @@ def command(
     info(f"drew z = {', '.join(map(str, z_indices))} of {volume.source} -> {'stdout' if to_stdout else output}")
 
 
-def _picks_of_run(path: Path | None, run: str | None, catalog):
+def _picks_of_run(path: Path | None, run: str | None, catalog, selection):
     """Picks of the tomogram's run from ``path`` (None when no file was given)."""
     from ..console import warn
     from ..errors import DataError
@@ -116,7 +123,7 @@ def _picks_of_run(path: Path | None, run: str | None, catalog):
 
     if path is None:
         return None
-    table = read_picks(path, catalog=catalog)
+    table = read_picks(path, catalog=catalog, selection=selection)
     check_classes(table, catalog.names, source=str(path))
     if run is None:
         if len(table.experiments) > 1:

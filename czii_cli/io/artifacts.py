@@ -8,6 +8,13 @@ metadata of :class:`ArtifactMeta`.  It is stored as
 * a ``.npy`` file with the metadata in a sidecar ``NAME.npy.json``.
 
 Readers tell the forms apart by content, not by name.  Writers are atomic.
+
+The zarr forms (format 3) are also OME-Zarr images (OME-NGFF 0.5): the group's
+``attrs["ome"]`` holds ``multiscales`` with axes ``c`` (channel, for ``czyx``), ``z``,
+``y``, ``x`` (space, Å) and, per level, the voxel size as a ``scale`` transformation
+(and the origin as a ``translation``).  Level 0 is the array ``data`` itself; an
+optional preview level ``data_2x`` halves every spatial axis.  Artifacts written before
+this carried no ``ome`` block; they read the same.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from .atomic import atomic_path, check_output, is_stdout
 SCHEMA = 1
 KINDS = ("tomogram", "labels", "heatmap", "probs")
 ZIP_MAGIC = b"PK\x03\x04"
+NGFF_VERSION = "0.5"
+PREVIEW_PATH = "data_2x"
 NPY_MAGIC = b"\x93NUMPY"
 
 
@@ -195,11 +204,21 @@ def read_artifact(path: Path) -> Volume:
         raise DataError(f"{path}: a zarr store without czii metadata (attrs['czii'])")
     meta = ArtifactMeta.from_json(dict(document), source=str(path))
     try:
-        data = group["data"]
+        data = group["data"] if "data" in group else group[_first_level(group)]
     except KeyError:
         raise DataError(f"{path}: the czii artifact has no 'data' array") from None
     _check_axes(meta, data.shape, path)
     return Volume(data=data, meta=meta, source=str(path))
+
+
+def _first_level(group) -> str:
+    """The path of level 0 in a group's OME-NGFF multiscales (0.4 or 0.5), or ``data``."""
+    attrs = group.attrs
+    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    try:
+        return str(multiscales[0]["datasets"][0]["path"])
+    except (TypeError, KeyError, IndexError):
+        return "data"
 
 
 def _read_npy(path: Path) -> Volume:
@@ -269,6 +288,7 @@ def create_artifact(
     meta: ArtifactMeta,
     overwrite: bool = False,
     chunks: Sequence[int] | None = None,
+    preview: bool = False,
 ) -> Iterator[Any]:
     """Create an artifact and yield its writable ``data`` array (zarr array or memmap).
 
@@ -288,6 +308,9 @@ def create_artifact(
         Replace an existing output.
     chunks : sequence of int, optional
         Zarr chunk shape; defaults to :func:`default_chunks`.
+    preview : bool
+        Also store a 2x downsampled level (``data_2x``, in the OME-NGFF multiscales) for
+        quick viewing; zarr forms only.
     """
     if len(meta.axes) != len(shape):
         raise UsageError(f"axes {meta.axes!r} do not fit shape {tuple(shape)}")
@@ -295,6 +318,8 @@ def create_artifact(
     if form == "stream" and sys.stdout.isatty():
         raise UsageError("refusing to write binary data to a terminal; pass -o FILE")
     chunks = tuple(chunks) if chunks is not None else default_chunks(shape, meta.axes)
+    if preview and form == "npy":
+        raise UsageError(f"{target}: a 2x preview level needs a zarr output, not .npy")
     if form == "npy":
         yield from _create_npy(Path(target), shape, dtype, meta, overwrite)
         return
@@ -302,6 +327,8 @@ def create_artifact(
         with atomic_path(Path(target), overwrite=overwrite) as tmp:
             array = _create_zarr_dir(tmp, shape, dtype, meta, chunks)
             yield array
+            if preview:
+                _add_preview_level(tmp, array, meta)
         return
     if form == "zip":
         check_output(Path(target), overwrite=overwrite)
@@ -309,6 +336,8 @@ def create_artifact(
     try:
         array = _create_zarr_dir(workdir / "store", shape, dtype, meta, chunks)
         yield array
+        if preview:
+            _add_preview_level(workdir / "store", array, meta)
         if form == "zip":
             with atomic_path(Path(target), overwrite=overwrite) as tmp:
                 _zip_directory(workdir / "store", tmp)
@@ -328,10 +357,11 @@ def write_artifact(
     *,
     overwrite: bool = False,
     chunks: Sequence[int] | None = None,
+    preview: bool = False,
 ) -> None:
     """Write an in-memory array as an artifact (see :func:`create_artifact`)."""
     with create_artifact(
-        target, shape=data.shape, dtype=data.dtype, meta=meta, overwrite=overwrite, chunks=chunks
+        target, shape=data.shape, dtype=data.dtype, meta=meta, overwrite=overwrite, chunks=chunks, preview=preview
     ) as out:
         out[...] = data
 
@@ -347,10 +377,100 @@ def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> An
     import zarr
     from zarr.storage import LocalStore
 
-    group = zarr.open_group(store=LocalStore(path), mode="w")
-    group.attrs["czii"] = meta.to_json()
+    group = zarr.open_group(store=LocalStore(path), mode="w", zarr_format=3)
+    group.attrs.update({"ome": ngff_metadata(meta, levels=1), "czii": meta.to_json()})
     fill = 0 if np.dtype(dtype).kind in "biuf" else None
-    return group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill)
+    return group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill,
+                              dimension_names=_dimension_names(meta.axes))
+
+
+def _dimension_names(axes: str) -> tuple[str, ...]:
+    return tuple(axes)
+
+
+def ngff_metadata(meta: ArtifactMeta, *, levels: int = 1) -> dict:
+    """The OME-NGFF 0.5 ``ome`` attributes of an artifact with ``levels`` levels (1 or 2).
+
+    Level ``k`` has voxels ``2**k`` times larger; a block mean's centre moves by half the
+    block, so its translation is the origin plus ``(2**k - 1) / 2`` voxels.
+
+    Examples
+    --------
+    >>> ome = ngff_metadata(ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0), levels=2)
+    >>> [a["name"] for a in ome["multiscales"][0]["axes"]]
+    ['c', 'z', 'y', 'x']
+    >>> [d["coordinateTransformations"][0]["scale"] for d in ome["multiscales"][0]["datasets"]]
+    [[1.0, 10.0, 10.0, 10.0], [1.0, 20.0, 20.0, 20.0]]
+    """
+    channel = meta.axes == "czyx"
+    axes = ([{"name": "c", "type": "channel"}] if channel else []) + [
+        {"name": name, "type": "space", "unit": "angstrom"} for name in "zyx"
+    ]
+    datasets = []
+    for level, path in enumerate(("data", PREVIEW_PATH)[:levels]):
+        factor = 2**level
+        scale = [float(meta.voxel_size) * factor] * 3
+        shift = [float(o) + float(meta.voxel_size) * (factor - 1) / 2 for o in meta.origin]
+        transforms = [{"type": "scale", "scale": ([1.0] if channel else []) + scale}]
+        if any(shift):
+            transforms.append({"type": "translation", "translation": ([0.0] if channel else []) + shift})
+        datasets.append({"path": path, "coordinateTransformations": transforms})
+    document = {
+        "version": NGFF_VERSION,
+        "multiscales": [{"name": meta.run or meta.kind, "axes": axes, "datasets": datasets,
+                         "type": "mean" if levels > 1 else None}],
+    }
+    if document["multiscales"][0]["type"] is None:
+        del document["multiscales"][0]["type"]
+    if channel and meta.classes:
+        palette = ("808080", "0075DC", "FFA405", "2BCE48", "F0A3FF", "993F00", "4C005C", "005C31", "94FFB5")
+        document["omero"] = {"channels": [
+            {"label": str(name), "color": palette[i % len(palette)], "active": name != "background",
+             "window": {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}}
+            for i, name in enumerate(meta.classes)
+        ]}
+    return document
+
+
+def downsample_block(block: np.ndarray, *, integer: bool) -> np.ndarray:
+    """Halve the last three axes: 2x2x2 means (floats) or every other voxel (labels).
+
+    Odd trailing planes are dropped by the mean and kept by the subsampling, matching
+    ``ceil`` / ``floor`` shapes; :func:`preview_shape` gives the shape used.
+    """
+    if integer:
+        return block[..., ::2, ::2, ::2]
+    z, y, x = (s // 2 * 2 for s in block.shape[-3:])
+    trimmed = np.asarray(block[..., :z, :y, :x], dtype=np.float32)
+    lead = trimmed.shape[:-3]
+    return trimmed.reshape(*lead, z // 2, 2, y // 2, 2, x // 2, 2).mean(axis=(-5, -3, -1))
+
+
+def preview_shape(shape: Sequence[int], *, integer: bool) -> tuple[int, ...]:
+    """The shape of the 2x level of an array of ``shape``."""
+    spatial = [(s + 1) // 2 if integer else s // 2 for s in shape[-3:]]
+    return tuple(shape[:-3]) + tuple(spatial)
+
+
+def _add_preview_level(path: Path, array: Any, meta: ArtifactMeta) -> None:
+    """Write ``data_2x`` from the finished level 0, 64 z-planes at a time, and list it."""
+    import zarr
+    from zarr.storage import LocalStore
+
+    integer = np.dtype(array.dtype).kind in "biu"
+    group = zarr.open_group(store=LocalStore(path), mode="r+")
+    shape = preview_shape(array.shape, integer=integer)
+    if min(shape[-3:]) < 1:
+        raise UsageError(f"{path}: too small for a 2x preview level ({tuple(array.shape)})")
+    chunks = default_chunks(shape, meta.axes)
+    half = group.create_array(PREVIEW_PATH, shape=shape, dtype=array.dtype, chunks=chunks, fill_value=0,
+                              dimension_names=_dimension_names(meta.axes))
+    depth = shape[-3]
+    for start in range(0, depth, 32):
+        stop = min(depth, start + 32)
+        block = array[..., 2 * start: 2 * stop, :, :]
+        half[..., start:stop, :, :] = downsample_block(np.asarray(block), integer=integer).astype(array.dtype)
+    group.attrs["ome"] = ngff_metadata(meta, levels=2)
 
 
 def _zip_directory(source: Path, destination: Path) -> None:

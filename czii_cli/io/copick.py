@@ -11,7 +11,9 @@ the file is ``<particle>.json`` (competition download) or
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ..errors import DataError, UsageError
@@ -84,39 +86,235 @@ class CopickProject:
             f"(types: {', '.join(self.tomo_types(run))})"
         )
 
-    def picks_files(self, run: str) -> dict[str, Path]:
-        """Map each particle name to its picks file in a run.
+    def picks_dir(self, run: str) -> Path:
+        """The ``Picks`` folder of a run in the overlay (it may not exist yet)."""
+        return self.overlay_root / "ExperimentRuns" / check_name(run, what="run name", source=str(self.config_path)) / "Picks"
 
-        Where several users picked the same particle, ``curation`` wins, then the
-        alphabetically first file.
-        """
-        picks_dir = self.overlay_root / "ExperimentRuns" / run / "Picks"
-        return picks_files_in(picks_dir)
+    def segmentations_dir(self, run: str) -> Path:
+        """The ``Segmentations`` folder of a run in the overlay (it may not exist yet)."""
+        return (self.overlay_root / "ExperimentRuns" / check_name(run, what="run name", source=str(self.config_path))
+                / "Segmentations")
+
+    def picks_files(self, run: str) -> list[PicksFile]:
+        """Every picks file of a run, with its user, session and particle."""
+        return picks_files_in(self.overlay_root / "ExperimentRuns" / run / "Picks")
 
 
-def picks_files_in(picks_dir: Path) -> dict[str, Path]:
-    """Map particle names to picks files in one ``Picks`` folder (both namings)."""
-    found: dict[str, Path] = {}
+# ----------------------------------------------------------------------------- picks files
+
+
+@dataclass(frozen=True)
+class PicksFile:
+    """One picks JSON in a project: whose picks, of which particle, in which run.
+
+    Attributes
+    ----------
+    path : Path
+    user_id, session_id : str
+        From the document's ``user_id`` / ``session_id``, else from the copick file name
+        ``<user>_<session>_<particle>.json``; a competition-style ``<particle>.json``
+        without them counts as ``curation`` / ``0``.
+    particle : str
+        From ``pickable_object_name``, else from the file name.
+    """
+
+    path: Path
+    user_id: str
+    session_id: str
+    particle: str
+
+
+@dataclass(frozen=True)
+class PicksSelection:
+    """Which users' and sessions' picks to read from a project (glob patterns).
+
+    Attributes
+    ----------
+    user_id, session_id : str or None
+        ``fnmatch`` patterns (``czii``, ``octopi*``); None leaves the choice to the
+        default rule: ``prefer`` when that user is present, else the single user
+        present, else a :class:`UsageError` listing the users and sessions found.  A
+        user chosen by default that has several sessions must have its session named;
+        a user named explicitly without a session contributes all its sessions.
+    prefer : str or None
+        The user chosen by default (``curation`` for ground truth); None for picks that
+        are not ground truth, which are chosen by default only when one user is present.
+    parameters : str
+        How the caller names the two parameters, for messages.
+    """
+
+    user_id: str | None = None
+    session_id: str | None = None
+    prefer: str | None = "curation"
+    parameters: str = "user_id / session_id"
+
+
+GROUND_TRUTH = PicksSelection()
+
+
+def picks_files_in(picks_dir: Path) -> list[PicksFile]:
+    """Every picks file in one ``Picks`` folder (both namings), sorted by name.
+
+    A competition-style ``<particle>.json`` and a copick-named file of the same user,
+    session and particle are one set of picks: the copick-named file is kept.
+    """
     if not picks_dir.is_dir():
-        return found
+        return []
+    found: dict[tuple[str, str, str], PicksFile] = {}
     for path in sorted(picks_dir.glob("*.json")):
-        particle = particle_of_picks_file(path)
-        curated = path.name.startswith("curation_")
-        if particle not in found or (curated and not found[particle].name.startswith("curation_")):
-            found[particle] = path
-    return found
+        entry = describe_picks_file(path)
+        key = (entry.user_id, entry.session_id, entry.particle)
+        if key not in found or _has_copick_name(path):
+            found[key] = entry
+    return sorted(found.values(), key=lambda e: e.path.name)
+
+
+def _has_copick_name(path: Path) -> bool:
+    return path.stem.count("_") >= 2
+
+
+def describe_picks_file(path: Path) -> PicksFile:
+    """User, session and particle of one picks file: from its content, else its name."""
+    try:
+        document = json.loads(path.read_text())
+    except (ValueError, OSError, UnicodeDecodeError):
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    parts = path.stem.split("_", 2) if _has_copick_name(path) else None
+    user = document.get("user_id") or (parts[0] if parts else "curation")
+    session = document.get("session_id")
+    session = str(session) if session not in (None, "") else (parts[1] if parts else "0")
+    particle = document.get("pickable_object_name") or (parts[2] if parts else path.stem)
+    return PicksFile(path=path, user_id=str(user), session_id=session, particle=str(particle))
 
 
 def particle_of_picks_file(path: Path) -> str:
     """The particle a picks file holds: from its content, else from its name."""
-    try:
-        name = json.loads(path.read_text()).get("pickable_object_name")
-    except (ValueError, OSError, AttributeError):
-        name = None
-    if name:
-        return str(name)
-    stem = path.stem
-    return stem.split("_", 2)[2] if stem.count("_") >= 2 else stem
+    return describe_picks_file(path).particle
+
+
+def users_and_sessions(files: Sequence[PicksFile]) -> dict[str, list[str]]:
+    """The sessions of each user, both sorted."""
+    table: dict[str, set[str]] = {}
+    for entry in files:
+        table.setdefault(entry.user_id, set()).add(entry.session_id)
+    return {user: sorted(sessions) for user, sessions in sorted(table.items())}
+
+
+def format_users(table: dict[str, list[str]]) -> str:
+    """``curation (sessions 0), czii (sessions 0, 1)``, or ``none``."""
+    if not table:
+        return "none"
+    return ", ".join(f"{user} (session{'s' if len(s) > 1 else ''} {', '.join(s)})" for user, s in table.items())
+
+
+def select_picks_files(files: Sequence[PicksFile], selection: PicksSelection, *, source: str) -> list[PicksFile]:
+    """The picks files a selection keeps, decided over all ``files`` at once.
+
+    Parameters
+    ----------
+    files : sequence of PicksFile
+        Every picks file in scope (a project: all its runs), so that the default user
+        is the same in every run.
+    selection : PicksSelection
+        Patterns, or None for the default rule (see :class:`PicksSelection`).
+    source : str
+        The project, for messages.
+
+    Returns
+    -------
+    list of PicksFile
+        Raises a :class:`UsageError` naming the users and sessions found when the
+        patterns match nothing or the default rule cannot choose.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> files = [PicksFile(Path(f"{u}_0_ribosome.json"), u, "0", "ribosome") for u in ("curation", "czii")]
+    >>> [f.user_id for f in select_picks_files(files, GROUND_TRUTH, source="p")]
+    ['curation']
+    >>> [f.user_id for f in select_picks_files(files, PicksSelection(user_id="c*"), source="p")]
+    ['curation', 'czii']
+    """
+    if not files:
+        return []
+    table = users_and_sessions(files)
+    found = f"users and sessions found: {format_users(table)}"
+    user_pattern, session_pattern = selection.user_id, selection.session_id
+    if user_pattern is None:
+        users = [u for u in table if session_pattern is None or any(fnmatchcase(s, session_pattern) for s in table[u])]
+        if selection.prefer is not None and selection.prefer in users:
+            user_pattern = selection.prefer
+        elif len(users) == 1:
+            user_pattern = users[0]
+        else:
+            whose = f"no {selection.prefer!r} picks and " if selection.prefer else ""
+            raise UsageError(
+                f"{source}: {whose}picks of several users; choose with {selection.parameters} ({found})"
+            )
+    chosen = [f for f in files if fnmatchcase(f.user_id, user_pattern)
+              and (session_pattern is None or fnmatchcase(f.session_id, session_pattern))]
+    if not chosen:
+        wanted = f"user {user_pattern!r}" + ("" if session_pattern is None else f", session {session_pattern!r}")
+        raise UsageError(f"{source}: no picks of {wanted} ({found})")
+    if session_pattern is None:
+        sessions = users_and_sessions(chosen)
+        several = {u: s for u, s in sessions.items() if len(s) > 1}
+        if several and selection.user_id is None:
+            user = next(iter(several))
+            raise UsageError(
+                f"{source}: user {user!r} has several sessions ({', '.join(several[user])}); "
+                f"choose with {selection.parameters} ({found})"
+            )
+    return chosen
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def check_name(name: str, *, what: str, source: str) -> str:
+    """Refuse a name read from data or given by a user that cannot be one path component."""
+    text = str(name)
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text or text.startswith("."):
+        raise DataError(f"{source}: {what} {text!r} cannot be a file or folder name")
+    return text
+
+
+def check_identity(value: str, *, what: str, source: str) -> str:
+    """A user or session id to write under: a plain name without ``_`` or glob characters.
+
+    copick splits ``<user>_<session>_<name>`` at the first two underscores, so neither may
+    hold one.
+    """
+    text = check_name(value, what=what, source=source)
+    bad = sorted(set(text) & set("_*?[] "))
+    if bad:
+        raise UsageError(f"{source}: {what} {text!r} may not contain {' '.join(map(repr, bad))}")
+    return text
+
+
+COPICK_PREFIX = "copick:"
+
+
+def copick_target(output: str | Path | None) -> Path | None:
+    """The project config an output of the form ``copick:PATH`` names, else None.
+
+    Examples
+    --------
+    >>> copick_target("copick:project/copick_config.json"), copick_target("picks.csv")
+    (PosixPath('project/copick_config.json'), None)
+    """
+    if output is None or not str(output).startswith(COPICK_PREFIX):
+        return None
+    return Path(str(output)[len(COPICK_PREFIX):])
+
+
+def open_output_project(path: Path) -> CopickProject:
+    """The project an output goes into; an output must be an existing project (UsageError)."""
+    if find_config(path) is None:
+        raise UsageError(f"{path}: not a copick project to write into (no config with pickable_objects)")
+    return open_project(path)
 
 
 def _spacing_of(vs_dir: Path) -> float:
@@ -200,24 +398,54 @@ def _color(label: int) -> list[int]:
     return palette[(label - 1) % len(palette)]
 
 
-def picks_document(run: str, particle: str, xyz_angstrom, *, user: str, session: str) -> dict:
-    """A copick picks JSON document for points given in Å (``N x 3``, x/y/z)."""
-    identity = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+IDENTITY_4X4 = ((1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+
+def picks_file_name(user: str, session: str, particle: str) -> str:
+    """The name copick gives a picks file: ``<user>_<session>_<particle>.json``.
+
+    Examples
+    --------
+    >>> picks_file_name("czii", "0", "ribosome")
+    'czii_0_ribosome.json'
+    """
+    return f"{user}_{session}_{particle}.json"
+
+
+def picks_document(
+    run: str,
+    particle: str,
+    xyz_angstrom,
+    *,
+    user: str,
+    session: str,
+    scores=None,
+    voxel_spacing: float | None = None,
+    trust_orientation: bool = True,
+) -> dict:
+    """A copick picks JSON document for points given in Å (``N x 3``, x/y/z).
+
+    Each point has its ``location`` in Å, an identity ``transformation_`` (czii does not
+    estimate orientations), ``instance_id`` 0 and its ``score`` (1.0 when ``scores`` is
+    None).
+    """
+    xyz = [tuple(float(v) for v in row) for row in xyz_angstrom]
+    values = [1.0] * len(xyz) if scores is None else [float(v) for v in scores]
     return {
         "pickable_object_name": particle,
         "user_id": user,
         "session_id": session,
         "run_name": run,
-        "voxel_spacing": None,
+        "voxel_spacing": None if voxel_spacing is None else float(voxel_spacing),
         "unit": "angstrom",
         "points": [
             {
-                "location": {"x": float(x), "y": float(y), "z": float(z)},
-                "transformation_": identity,
+                "location": {"x": x, "y": y, "z": z},
+                "transformation_": [list(row) for row in IDENTITY_4X4],
                 "instance_id": 0,
-                "score": 1.0,
+                "score": score,
             }
-            for x, y, z in xyz_angstrom
+            for (x, y, z), score in zip(xyz, values)
         ],
-        "trust_orientation": True,
+        "trust_orientation": trust_orientation,
     }

@@ -17,12 +17,14 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
 
 from ..catalog import DEFAULT_CATALOG, Catalog
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..picks import Picks, concat
 from . import copick
 from .atomic import atomic_path, atomic_text
@@ -31,7 +33,9 @@ SUBMISSION_COLUMNS = ["id", "experiment", "particle_type", "x", "y", "z"]
 ANNOTATION_COLUMNS = ["dataset_id", "image_name", "x", "y", "z", "label"]
 
 
-def read_picks(path: Path | str, *, catalog: Catalog = DEFAULT_CATALOG) -> Picks:
+def read_picks(
+    path: Path | str, *, catalog: Catalog = DEFAULT_CATALOG, selection: copick.PicksSelection = copick.GROUND_TRUTH
+) -> Picks:
     """Read picks from any supported file or folder.
 
     Parameters
@@ -40,6 +44,10 @@ def read_picks(path: Path | str, *, catalog: Catalog = DEFAULT_CATALOG) -> Picks
         The picks source; ``-`` reads CSV from stdin.
     catalog : Catalog
         Used to turn integer labels of annotation CSVs into class names.
+    selection : PicksSelection
+        Whose picks to read from a copick project, overlay or ``Picks`` folder (users
+        and sessions, decided over the whole source); by default the ground truth:
+        ``curation``, else the single user present.  A single picks JSON is read as is.
     """
     if str(path) == "-":
         return _read_csv_text(sys.stdin.read(), source="<stdin>", catalog=catalog)
@@ -48,9 +56,9 @@ def read_picks(path: Path | str, *, catalog: Catalog = DEFAULT_CATALOG) -> Picks
         raise DataError(f"{path}: no such file or directory")
     if copick.find_config(path) is not None:
         project = copick.open_project(path)
-        return _read_experiment_runs(project.overlay_root / "ExperimentRuns")
+        return _read_experiment_runs(project.overlay_root / "ExperimentRuns", selection, source=str(project.config_path))
     if path.is_dir():
-        return _read_folder(path, catalog)
+        return _read_folder(path, catalog, selection)
     if path.suffix.lower() == ".json":
         return _read_copick_file(path, run=_run_of_picks_file(path))
     try:
@@ -60,15 +68,15 @@ def read_picks(path: Path | str, *, catalog: Catalog = DEFAULT_CATALOG) -> Picks
     return _read_csv_text(text, source=str(path), catalog=catalog)
 
 
-def _read_folder(path: Path, catalog: Catalog) -> Picks:
+def _read_folder(path: Path, catalog: Catalog, selection: copick.PicksSelection) -> Picks:
     if path.name == "ExperimentRuns":
-        return _read_experiment_runs(path)
+        return _read_experiment_runs(path, selection)
     if (path / "ExperimentRuns").is_dir():
-        return _read_experiment_runs(path / "ExperimentRuns")
+        return _read_experiment_runs(path / "ExperimentRuns", selection)
     if (path / "Picks").is_dir():
-        return _read_picks_dir(path / "Picks", run=path.name)
+        return _read_picks_files({path.name: copick.picks_files_in(path / "Picks")}, selection, source=str(path))
     if path.name == "Picks":
-        return _read_picks_dir(path, run=path.parent.name)
+        return _read_picks_files({path.parent.name: copick.picks_files_in(path)}, selection, source=str(path))
     if (path / "train_annotations").is_dir():
         path = path / "train_annotations"
     csvs = sorted(path.glob("*.csv"))
@@ -77,19 +85,66 @@ def _read_folder(path: Path, catalog: Catalog) -> Picks:
     return concat(_read_csv_text(p.read_text(), source=str(p), catalog=catalog, run=p.stem) for p in csvs)
 
 
-def _read_experiment_runs(runs_dir: Path) -> Picks:
+def copick_picks_files(runs_dir: Path) -> dict[str, list[copick.PicksFile]]:
+    """Every picks file under an ``ExperimentRuns`` folder, by run."""
     if not runs_dir.is_dir():
-        return Picks.empty()
+        return {}
+    return {run_dir.name: copick.picks_files_in(run_dir / "Picks")
+            for run_dir in sorted(runs_dir.iterdir()) if run_dir.is_dir()}
+
+
+def copick_files_of(path: Path) -> dict[str, list[copick.PicksFile]] | None:
+    """The picks files by run of a copick source (project, overlay, ``ExperimentRuns``, a
+    run folder or its ``Picks`` folder); None when ``path`` is no such source."""
+    path = Path(path)
+    if copick.find_config(path) is not None:
+        return copick_picks_files(copick.open_project(path).overlay_root / "ExperimentRuns")
+    if not path.is_dir():
+        return None
+    if path.name == "ExperimentRuns":
+        return copick_picks_files(path)
+    if (path / "ExperimentRuns").is_dir():
+        return copick_picks_files(path / "ExperimentRuns")
+    if (path / "Picks").is_dir():
+        return {path.name: copick.picks_files_in(path / "Picks")}
+    if path.name == "Picks":
+        return {path.parent.name: copick.picks_files_in(path)}
+    return None
+
+
+def read_picks_by_user(
+    path: Path, *, user_id: str | None = None, session_id: str | None = None
+) -> dict[tuple[str, str], Picks]:
+    """The picks of a copick source per (user, session), optionally only those matching
+    the glob patterns; every user and session when both are None."""
+    by_run = copick_files_of(path)
+    if by_run is None:
+        raise DataError(f"{path}: not a copick project, overlay or Picks folder")
+    entries = [(run, e) for run, files in by_run.items() for e in files
+               if (user_id is None or fnmatchcase(e.user_id, user_id))
+               and (session_id is None or fnmatchcase(e.session_id, session_id))]
+    groups: dict[tuple[str, str], list[Picks]] = {}
+    for run, entry in sorted(entries, key=lambda item: (item[1].user_id, item[1].session_id, item[0], item[1].particle)):
+        groups.setdefault((entry.user_id, entry.session_id), []).append(_read_copick_file(entry.path, run=run))
+    return {key: concat(parts) for key, parts in groups.items()}
+
+
+def _read_experiment_runs(runs_dir: Path, selection: copick.PicksSelection, *, source: str | None = None) -> Picks:
+    return _read_picks_files(copick_picks_files(runs_dir), selection, source=source or str(runs_dir.parent))
+
+
+def _read_picks_files(
+    by_run: dict[str, list[copick.PicksFile]], selection: copick.PicksSelection, *, source: str
+) -> Picks:
+    """Read the files a selection keeps, the choice made over all runs at once."""
+    every = [entry for entries in by_run.values() for entry in entries]
+    chosen = {entry.path for entry in copick.select_picks_files(every, selection, source=source)}
     return concat(
-        _read_picks_dir(run_dir / "Picks", run=run_dir.name)
-        for run_dir in sorted(runs_dir.iterdir())
-        if run_dir.is_dir()
+        _read_copick_file(entry.path, run=run)
+        for run, entries in by_run.items()
+        for entry in sorted(entries, key=lambda e: (e.particle, e.user_id, e.session_id))
+        if entry.path in chosen
     )
-
-
-def _read_picks_dir(picks_dir: Path, *, run: str) -> Picks:
-    files = copick.picks_files_in(picks_dir)
-    return concat(_read_copick_file(files[name], run=run) for name in sorted(files))
 
 
 def _run_of_picks_file(path: Path) -> str:
@@ -110,6 +165,8 @@ def _read_copick_file(path: Path, *, run: str) -> Picks:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise DataError(f"{path}: not a copick picks file ({err!r})") from None
     score = np.array(scores, dtype=np.float64) if points and all(s is not None for s in scores) else None
+    if not np.isfinite(xyz).all() or (score is not None and not np.isfinite(score).all()):
+        raise DataError(f"{path}: non-finite location or score in a copick picks file")
     return Picks.from_points(run, particle, xyz, score)
 
 
@@ -212,16 +269,84 @@ def write_copick_picks(
     """
     written = []
     for run in picks.experiments:
-        picks_dir = Path(overlay_root) / "ExperimentRuns" / run / "Picks"
+        picks_dir = Path(overlay_root) / "ExperimentRuns" / copick.check_name(run, what="run name", source=str(overlay_root)) / "Picks"
         picks_dir.mkdir(parents=True, exist_ok=True)
         for particle in picks.where(experiment=run).particle_types:
             subset = picks.where(experiment=run, particle_type=particle)
-            name = f"{particle}.json" if naming == "particle" else f"{user}_{session}_{particle}.json"
-            document = copick.picks_document(run, particle, subset.xyz, user=user, session=session)
-            if subset.score is not None:
-                for point, value in zip(document["points"], subset.score):
-                    point["score"] = float(value)
-            with atomic_path(picks_dir / name, overwrite=overwrite) as tmp:
-                tmp.write_text(json.dumps(document, indent=1))
+            name = f"{particle}.json" if naming == "particle" else copick.picks_file_name(user, session, particle)
+            copick.check_name(name, what="picks file name", source=str(overlay_root))
+            document = copick.picks_document(run, particle, subset.xyz, user=user, session=session, scores=subset.score)
+            _write_json_atomic(picks_dir / name, document, overwrite=overwrite)
             written.append(picks_dir / name)
     return written
+
+
+def copick_picks_targets(
+    project: copick.CopickProject, *, run: str, particles: Sequence[str], user: str, session: str
+) -> list[Path]:
+    """Where :func:`write_run_to_copick` puts one run's picks: one file per particle."""
+    source = str(project.config_path)
+    user = copick.check_identity(user, what="user_id", source=source)
+    session = copick.check_identity(session, what="session_id", source=source)
+    folder = project.picks_dir(run)
+    return [folder / copick.check_name(copick.picks_file_name(user, session, particle), what="picks file name",
+                                       source=source) for particle in particles]
+
+
+def write_run_to_copick(
+    project: copick.CopickProject,
+    picks: Picks,
+    *,
+    run: str,
+    particles: Sequence[str],
+    user: str,
+    session: str,
+    voxel_spacing: float | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write one run's picks into a project's overlay, one copick file per particle.
+
+    Every particle in ``particles`` gets its file, an empty one when it has no picks, so
+    a complete run is one whose files all exist.  Picks of other runs are ignored.  Each
+    file is written atomically; an existing one is an error unless ``overwrite``.
+
+    Parameters
+    ----------
+    project : CopickProject
+    picks : Picks
+        Locations in Å; the score column, when present, becomes each point's ``score``.
+    run : str
+        The run; it must be in the project.
+    particles : sequence of str
+        The classes to write (usually every class channel of the map).
+    user, session : str
+        The writer's identity: file ``<user>_<session>_<particle>.json``.
+    voxel_spacing : float, optional
+        Stored as the document's ``voxel_spacing`` (Å).
+    overwrite : bool
+        Replace existing files.
+
+    Returns
+    -------
+    list of Path
+        The files written, in the order of ``particles``.
+    """
+    if run not in project.runs():
+        raise DataError(f"{project.config_path}: no run {run!r} to write picks into (runs: {', '.join(project.runs())})")
+    targets = copick_picks_targets(project, run=run, particles=particles, user=user, session=session)
+    for target in targets:
+        if target.exists() and not overwrite:
+            raise UsageError(f"{target}: output exists; pass --overwrite to replace it")
+    targets[0].parent.mkdir(parents=True, exist_ok=True)
+    of_run = picks.where(experiment=run)
+    for particle, target in zip(particles, targets):
+        subset = of_run.where(particle_type=particle)
+        document = copick.picks_document(run, particle, subset.xyz, user=user, session=session, scores=subset.score,
+                                         voxel_spacing=voxel_spacing, trust_orientation=False)
+        _write_json_atomic(target, document, overwrite=overwrite)
+    return targets
+
+
+def _write_json_atomic(path: Path, document: dict, *, overwrite: bool) -> None:
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(document, indent=1))

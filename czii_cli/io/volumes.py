@@ -59,7 +59,7 @@ def read_volume(path: Path | str, request: VolumeRequest = VolumeRequest()) -> V
         group = open_zarr_group(path)
         if "czii" in group.attrs:
             volume = read_artifact(path)
-        elif "multiscales" in group.attrs:
+        elif "multiscales" in group.attrs or "multiscales" in (group.attrs.get("ome") or {}):
             volume = read_ome_zarr(path, group, level=request.level, run=request.run)
         else:
             raise DataError(f"{path}: a zarr store that is neither a czii artifact nor OME-Zarr")
@@ -154,7 +154,8 @@ def read_mrc(path: Path, *, run: str | None = None) -> Volume:
 def read_ome_zarr(path: Path, group, *, level: int = 0, run: str | None = None) -> Volume:
     """Open one level of an OME-Zarr multiscale image (OME-NGFF 0.4 or 0.5)."""
     try:
-        multiscale = group.attrs["multiscales"][0]
+        attrs = group.attrs
+        multiscale = (attrs["multiscales"] if "multiscales" in attrs else attrs["ome"]["multiscales"])[0]
         dataset = multiscale["datasets"][level]
         array = group[dataset["path"]]
         scale, translation = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
@@ -253,6 +254,7 @@ def write_ome_zarr(
                 shape=level_data.shape,
                 dtype=np.float32,
                 chunks=tuple(min(chunks, s) for s in level_data.shape),
+                chunk_key_encoding={"name": "v2", "separator": "/"},  # as copick's store expects
             )
             array[...] = level_data
             scale = float(voxel_size) * 2**level

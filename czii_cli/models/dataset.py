@@ -28,6 +28,7 @@ import numpy as np
 from ..catalog import DEFAULT_CATALOG, Catalog, catalog_from_mapping
 from ..errors import DataError
 from ..io import copick
+from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.artifacts import read_artifact, sniff
 from ..io.picks import read_picks
 from ..io.volumes import VolumeRequest, read_volume
@@ -93,11 +94,12 @@ class TrainingVolume:
     source: str
 
 
-def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: Catalog | None = None
-              ) -> list[RunSource]:
+def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: Catalog | None = None,
+              selection: PicksSelection = GROUND_TRUTH) -> list[RunSource]:
     """List the training runs in each DATA argument (see the module docstring).
 
-    ``catalog`` turns integer labels of annotation CSVs into class names (default: the
+    ``selection`` chooses whose picks of a copick project are the targets (by default
+    ``curation``, else the single user present).  ``catalog`` turns integer labels of annotation CSVs into class names (default: the
     competition's classes).  Raises a :class:`DataError` for a path that holds no usable
     runs and for a run found twice.
     """
@@ -106,7 +108,7 @@ def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: C
         if not path.exists():
             raise DataError(f"{path}: no such file or directory")
         if copick.find_config(path) is not None:
-            found = _copick_runs(path, tomo_type)
+            found = _copick_runs(path, tomo_type, selection)
         elif (path / "train_images").is_dir():
             found = _mrc_csv_runs(path, catalog or DEFAULT_CATALOG)
         elif path.is_dir():
@@ -125,10 +127,10 @@ def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: C
     return sources
 
 
-def _copick_runs(path: Path, tomo_type: str | None) -> list[RunSource]:
+def _copick_runs(path: Path, tomo_type: str | None, selection: PicksSelection) -> list[RunSource]:
     project = copick.open_project(path)
     catalog = catalog_from_mapping(project.config, source=str(project.config_path))
-    picks = read_picks(path, catalog=catalog)
+    picks = read_picks(path, catalog=catalog, selection=selection)
     return [
         RunSource(run, path, VolumeRequest(run=run, tomo_type=tomo_type), picks=picks.where(experiment=run),
                   catalog=catalog)

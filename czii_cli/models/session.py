@@ -318,37 +318,9 @@ def write_metrics(path: Path, history: Sequence[dict]) -> None:
 def plot_curves(path: Path, history: Sequence[dict], *, best_step: int | None = None) -> None:
     """Training loss and validation F-beta (overall and per class) against the step, as a PNG.
 
-    Scores at the fixed threshold are solid lines, at tuned thresholds dashed (one
-    colour per class); a dotted vertical line marks ``best_step``, the kept checkpoint.
+    Drawn by :func:`czii_cli.plots.training_figure`, in the style of every czii figure.
     """
-    import matplotlib
+    from ..io.figures import write_png
+    from ..plots import training_figure
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(10, 4), dpi=100)
-    loss_axes, score_axes = figure.subplots(1, 2)
-    steps = [row["step"] for row in history]
-    loss_axes.plot(steps, [np.nan if row["train_loss"] is None else row["train_loss"] for row in history], marker="o")
-    loss_axes.set(xlabel="step", ylabel="training loss", title="loss")
-    scored = [row for row in history if row.get("val_score") is not None]
-    if scored:
-        x = [row["step"] for row in scored]
-
-        def curve(key: str) -> list[float]:
-            return [np.nan if row.get(key) is None else row[key] for row in scored]
-
-        score_axes.plot(x, curve("val_score"), marker="o", linewidth=2, label="score, fixed", color="black")
-        score_axes.plot(x, curve("tuned_score"), marker="o", linewidth=2, linestyle="--", label="score, tuned",
-                        color="black")
-        for index, name in enumerate(_columns(scored[-1], "f4_")):
-            colour = f"C{index % 10}"
-            score_axes.plot(x, curve(f"f4_{name}"), linewidth=1, label=name, color=colour)
-            score_axes.plot(x, curve(f"tuned_f4_{name}"), linewidth=1, linestyle="--", color=colour)
-        if best_step is not None:
-            score_axes.axvline(best_step, color="grey", linestyle=":", linewidth=1, label=f"kept (step {best_step})")
-        score_axes.legend(fontsize=7)
-    score_axes.set(xlabel="step", ylabel="validation F4", title="validation (solid: fixed threshold, dashed: tuned)", ylim=(0, 1))
-    figure.tight_layout()
-    with atomic_path(path, overwrite=True) as tmp:
-        figure.savefig(tmp, format="png")
+    write_png(path, training_figure(history, best_step=best_step), overwrite=True)
