@@ -7,6 +7,10 @@ readable volume (MRC, OME-Zarr, czii artifact, or a copick project with --run an
 --tomo-type); the output is a czii [italic]tomogram[/italic] artifact whose metadata keeps
 the voxel size, run, the statistics used and the provenance.
 
+Statistics are taken over finite voxels only.  A tomogram with NaN or infinite voxels is
+refused (the error gives their count) unless --fill-nonfinite replaces them by the mean
+of the finite voxels, with a warning.
+
 [bold]Examples[/bold]
 
   czii normalize TS_5_4.mrc -o TS_5_4.zarr
@@ -37,10 +41,16 @@ def command(
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
+    fill_nonfinite: Annotated[
+        bool,
+        typer.Option("--fill-nonfinite", help="Replace NaN and infinite voxels by the mean of the finite ones "
+                     "(default: refuse such a tomogram)."),
+    ] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
-    from ..console import info, set_verbosity
+    from ..console import info, set_verbosity, warn
+    from ..errors import NonFiniteError
     from ..io.artifacts import create_artifact
     from ..io.volumes import VolumeRequest, read_volume
     from ..normalize import apply_normalization, normalization_method, normalization_stats
@@ -53,9 +63,16 @@ def command(
         from ..errors import DataError
 
         raise DataError(f"{tomogram}: expected a single-channel zyx volume, found axes {volume.meta.axes!r}")
-    stats = normalization_stats(volume.data, method=spec["method"], clip=spec["clip"])
+    try:
+        stats = normalization_stats(volume.data, method=spec["method"], clip=spec["clip"],
+                                    nonfinite="fill" if fill_nonfinite else "error", source=volume.source)
+    except NonFiniteError as err:
+        hint = "" if err.count == err.total else "; pass --fill-nonfinite to replace them by the finite mean"
+        raise NonFiniteError(f"{err}{hint}", count=err.count, total=err.total) from None
+    if stats["nonfinite"]:
+        warn(f"{volume.source}: replaced {stats['nonfinite']} non-finite voxels by the finite mean {stats['fill']:.6g}")
     meta = volume.meta.evolve(kind="tomogram", extra={**volume.meta.extra, "normalization": stats})
-    meta = meta.with_step("normalize", args=spec, inputs=[volume.source])
+    meta = meta.with_step("normalize", args={**spec, "fill_nonfinite": fill_nonfinite}, inputs=[volume.source])
     slab = 64  # the artifact's chunk depth: each chunk is written once
     with create_artifact(target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite) as out:
         for start in range(0, volume.shape[0], slab):

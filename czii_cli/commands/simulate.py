@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import Classes, Overwrite, Quiet, Seed
+from .common import Classes, Overwrite, Quiet, Seed, voxel_size_option
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -62,7 +62,9 @@ def command(
         typer.Option("--picks", help="Place particles at these picks (any picks file); its runs replace --runs.",
                      show_default=False),
     ] = None,
-    voxel_size: Annotated[float, typer.Option("--voxel-size", help="Voxel size in Å.")] = 10.0,
+    voxel_size: Annotated[
+        float, typer.Option("--voxel-size", help="Voxel size in Å.", callback=voxel_size_option)
+    ] = 10.0,
     density: Annotated[
         float, typer.Option("--density", help="Scale the number of particles and off-target proteins.")
     ] = 1.0,
@@ -82,7 +84,7 @@ def command(
     set_verbosity(quiet=quiet)
     if min(shape) < MIN_SIDE:
         raise UsageError(f"--shape: each side must be at least {MIN_SIDE} voxels, got {' '.join(map(str, shape))}")
-    for flag, value in (("--snr", snr), ("--voxel-size", voxel_size), ("--density", density)):
+    for flag, value in (("--snr", snr), ("--density", density)):
         if not 0 < value < float("inf"):
             raise UsageError(f"{flag} must be a positive number, got {value}")
     check_output(out, overwrite=overwrite)
