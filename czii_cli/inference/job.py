@@ -22,7 +22,7 @@ from ..io.atomic import is_stdout
 from ..io.volumes import VolumeRequest
 from ..models.checkpoint import ModelFile
 from .io import open_tomogram
-from .models import load_models, members_for
+from .models import fit_window, load_models, members_for, window_multiple
 from .predict import predict_into
 from .runner import resolve_device, resolve_precision
 
@@ -36,7 +36,8 @@ class PredictSettings:
     models : tuple of Path
         Model files, averaged as an ensemble.
     window : tuple of 3 int
-        Window shape (z, y, x) in voxels.
+        Window shape (z, y, x) in voxels; each tomogram shrinks it to its own shape
+        (see :func:`czii_cli.inference.models.fit_window`).
     overlap : float
         Minimum overlap between neighbouring windows, fraction of the window.
     batch_size : int
@@ -101,13 +102,14 @@ def predict_tomogram(
         (the memory layout per network) and ``precision`` (the networks' arithmetic).
     """
     device = resolve_device(settings.device)
+    window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
     activation = "logits" if settings.logits else models[0].activation
     members, normalization = members_for(networks, models, volume)
     extra = {"activation": activation, "catalog": models[0].catalog, "tta": settings.tta,
              "models": [{"path": str(p), "arch": m.arch, "target": m.target} for p, m in zip(settings.models, models)]}
     if settings.logits:
         extra["logits_of"] = models[0].activation
-    args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(settings.window),
+    args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(window),
             "batch_size": settings.batch_size, "device": str(device),
             "precision": resolve_precision(settings.precision, device), "dtype": settings.dtype,
             "logits": settings.logits, "normalization": normalization}
@@ -117,7 +119,7 @@ def predict_tomogram(
     with create_artifact(target, shape=shape, dtype=settings.dtype, meta=meta, overwrite=overwrite) as out:
         try:
             report = predict_into(
-                members, volume.data, lambda channels: out, patch_size=settings.window, overlap=settings.overlap,
+                members, volume.data, lambda channels: out, patch_size=window, overlap=settings.overlap,
                 batch_size=settings.batch_size, tta=settings.tta, activation=activation, device=device,
                 on_windows=on_windows, precision=settings.precision,
             )
