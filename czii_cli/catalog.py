@@ -51,8 +51,10 @@ class Catalog:
         if len(set(labels)) != len(labels) or min(labels) < 1:
             raise DataError(f"class labels must be distinct integers >= 1, got {labels}")
         for c in self.classes:
-            if not 0 < c.radius < float("inf"):
-                raise DataError(f"class {c.name!r} has a radius {c.radius} that is not a positive number of Å")
+            if not c.radius > 0:
+                raise DataError(f"class {c.name!r} has a non-positive radius {c.radius}")
+            if c.radius == float("inf"):
+                raise DataError(f"class {c.name!r} has an infinite radius")
             if not 0 <= c.weight < float("inf"):
                 raise DataError(f"class {c.name!r} has a weight {c.weight} that is not a non-negative number")
         object.__setattr__(self, "classes", tuple(sorted(self.classes, key=lambda c: c.label)))
