@@ -11,7 +11,8 @@ static/ExperimentRuns/<run>/VoxelSpacing10.000/denoised.zarr,
 overlay/ExperimentRuns/<run>/Picks/curation_0_<particle>.json); mrc writes
 train_images/<run>.mrc and train_annotations/<run>.csv; both writes both.  --picks puts
 the particles of its runs at its coordinates instead.  The same --seed gives identical
-files.
+files.  A --shape whose run cannot fit in this machine's memory (about 24 bytes per voxel)
+is refused up front.
 
 [bold]Examples[/bold]
 
@@ -79,7 +80,7 @@ def command(
     from ..io.atomic import atomic_path, check_output
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
-    from ..simulate import MIN_SIDE, check_positions, simulate_run
+    from ..simulate import MIN_SIDE, check_memory, check_positions, physical_memory, simulate_run
 
     set_verbosity(quiet=quiet)
     if min(shape) < MIN_SIDE:
@@ -87,6 +88,11 @@ def command(
     for flag, value in (("--snr", snr), ("--density", density)):
         if not 0 < value < float("inf"):
             raise UsageError(f"{flag} must be a positive number, got {value}")
+    if physical_memory():
+        try:
+            check_memory(shape, available=physical_memory())
+        except UsageError as err:
+            raise UsageError(f"--shape {' '.join(map(str, shape))}: {err}") from None
     check_output(out, overwrite=overwrite)
     catalog = load_catalog(classes)
     given = None
