@@ -155,6 +155,20 @@ def test_predict_probs_refuses_nonfinite_tomograms_raw_or_normalized(cli, tmp_pa
     nothing_left(tmp_path, "m.pt", "raw.mrc", "norm.zarr")
 
 
+def test_train_refuses_a_nonfinite_tomogram_naming_it(cli, tmp_path):
+    from test_train import TINY, write_mrc_dataset
+
+    (tmp_path / "data").mkdir()
+    data = write_mrc_dataset(tmp_path / "data", seed=3)
+    spoilt = data / "train_images" / "r2.mrc"
+    with mrcfile.mmap(spoilt, mode="r+") as mrc:
+        mrc.data[1, 2, :5] = np.inf
+    result = cli("train", data, "-o", tmp_path / "model.pt", "--classes", data / "classes.json", *TINY,
+                 "--max-steps", 1, "--epochs", 1)
+    refused(result, 1, "r2.mrc", "5 of", "voxels are not finite")
+    assert not (tmp_path / "model.pt").exists()
+
+
 def test_postprocess_refuses_a_nonfinite_map_naming_it_and_the_channel(cli, tmp_path):
     probs_map(tmp_path / "p.zarr", nan_channel=2)
     result = cli("postprocess", tmp_path / "p.zarr", "-o", tmp_path / "picks.csv")

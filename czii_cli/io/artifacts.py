@@ -213,6 +213,8 @@ class GuardedArray:
         return len(self._array)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_array", "_source"):
+            raise AttributeError(name)
         return getattr(self._array, name)
 
 
