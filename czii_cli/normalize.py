@@ -92,20 +92,25 @@ def normalization_stats(
         raise UsageError(f"unknown non-finite policy {nonfinite!r} (choose from {', '.join(NONFINITE_POLICIES)})")
     depth = data.shape[0]
     total = int(np.prod(data.shape))
+    zscore = spec["method"] == "zscore"
     count, mean, m2, bad = 0, 0.0, 0.0, 0
-    finite_parts = []
+    flat = None if zscore else np.empty(total, dtype=np.float32)  # finite voxels, for the percentiles
     for start in range(0, depth, slab):
-        block = np.asarray(data[start : start + slab], dtype=np.float64)
-        finite = np.isfinite(block)
-        if not finite.all():
+        block = np.asarray(data[start : start + slab], dtype=np.float64 if zscore else np.float32)
+        block_sum = float(block.sum(dtype=np.float64))
+        if not np.isfinite(block_sum):  # only then look for the voxels that are not finite
+            finite = np.isfinite(block)
             bad += int(block.size - np.count_nonzero(finite))
             block = block[finite]
+            block_sum = float(block.sum(dtype=np.float64))
         n = block.size
         if n == 0:
             continue
-        if spec["method"] == "percentile":
-            finite_parts.append(block.astype(np.float32).ravel())
-        block_mean = float(block.mean())
+        if not zscore:
+            flat[count : count + n] = block.ravel()
+            count, mean = count + n, mean + block_sum  # the sum, divided below
+            continue
+        block_mean = block_sum / n
         block_m2 = float(((block - block_mean) ** 2).sum())
         delta = block_mean - mean
         grown = count + n
@@ -118,12 +123,11 @@ def normalization_stats(
         raise NonFiniteError(
             f"{source}: {bad} of {total} voxels are not finite (NaN or infinite)", count=bad, total=total
         )
-    fill = mean if bad else None
-    if spec["method"] == "zscore":
+    if zscore:
         std = float(np.sqrt(m2 / count))
-        return {**spec, "mean": mean, "std": std if std > 0 else 1.0, "nonfinite": bad, "fill": fill}
-    flat = np.concatenate(finite_parts)
-    low, high = np.percentile(flat, spec["clip"], overwrite_input=True)
+        return {**spec, "mean": mean, "std": std if std > 0 else 1.0, "nonfinite": bad, "fill": mean if bad else None}
+    low, high = np.percentile(flat[:count], spec["clip"], overwrite_input=True)
+    fill = mean / count if bad else None
     return {**spec, "low": float(low), "high": float(high), "nonfinite": bad, "fill": fill}
 
 
