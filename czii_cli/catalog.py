@@ -53,6 +53,10 @@ class Catalog:
         for c in self.classes:
             if not c.radius > 0:
                 raise DataError(f"class {c.name!r} has a non-positive radius {c.radius}")
+            if c.radius == float("inf"):
+                raise DataError(f"class {c.name!r} has an infinite radius")
+            if not 0 <= c.weight < float("inf"):
+                raise DataError(f"class {c.name!r} has a weight {c.weight} that is not a non-negative number")
         object.__setattr__(self, "classes", tuple(sorted(self.classes, key=lambda c: c.label)))
 
     def __iter__(self) -> Iterator[ParticleClass]:
@@ -129,15 +133,22 @@ def catalog_from_mapping(document: Mapping | list, *, source: str) -> Catalog:
     (1, 1.0)
     """
     if isinstance(document, Mapping) and "pickable_objects" in document:
-        entries = [o for o in document["pickable_objects"] if o.get("is_particle", True)]
+        objects = document["pickable_objects"]
+        if not isinstance(objects, list):
+            raise DataError(f"{source}: pickable_objects must be a list of objects, found {type(objects).__name__}")
+        entries = [o for o in objects if not isinstance(o, Mapping) or o.get("is_particle", True)]
     elif isinstance(document, Mapping) and "classes" in document:
-        entries = list(document["classes"])
+        entries = document["classes"]
     elif isinstance(document, list):
         entries = document
     else:
         raise DataError(f"{source}: expected a copick config or a list of classes")
+    if not isinstance(entries, list):
+        raise DataError(f"{source}: classes must be a list of objects, found {type(entries).__name__}")
     classes = []
     for index, entry in enumerate(entries, start=1):
+        if not isinstance(entry, Mapping):
+            raise DataError(f"{source}: class entry {index} is not an object (found {type(entry).__name__})")
         try:
             metadata = entry.get("metadata") or {}
             weight = entry.get("weight", metadata.get("weight", 1.0))

@@ -7,7 +7,9 @@ when stderr is not a terminal, and ``-q`` silences informational logs.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from rich.console import Console
@@ -48,6 +50,29 @@ def debug(message: str) -> None:
 def warn(message: str) -> None:
     """Log a warning; shown even with ``-q``."""
     console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+
+
+# numpy's floating-point warnings: czii checks for non-finite values itself and says so.
+NUMPY_FLOAT_WARNINGS = r"(invalid value|divide by zero|overflow|underflow) encountered"
+
+
+@contextmanager
+def user_warnings() -> Iterator[None]:
+    """Show Python warnings to people as one stderr line each, without source lines.
+
+    Inside the block numpy's floating-point warnings are dropped and any other warning
+    is printed as ``warning: <message>``.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=NUMPY_FLOAT_WARNINGS, category=RuntimeWarning)
+        warnings.showwarning = _show_warning
+        yield
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    from rich.markup import escape
+
+    warn(escape(f"{' '.join(str(message).split())} ({category.__name__})"))
 
 
 def error_line(message: str) -> None:

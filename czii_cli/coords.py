@@ -39,16 +39,48 @@ def voxel_to_angstrom(
     return (zyx * float(voxel_size) + np.asarray(origin_zyx, dtype=np.float64))[:, ::-1]
 
 
-def check_voxel_size(value: float | None, *, source: str) -> float:
+def check_voxel_size(value: float | None, *, source: str, override: bool = False) -> float:
     """Return ``value`` if it is a plausible voxel size in Å, else raise :class:`DataError`.
 
     Plausible means 0.1 Å to 1000 Å; a missing (0 or None) voxel size is refused rather
-    than silently taken as 1.
+    than silently taken as 1.  With ``override`` the value was given by the caller (not
+    read from ``source``), so an unusable one is a :class:`UsageError` that says so.
+
+    Examples
+    --------
+    >>> check_voxel_size(10, source="a.mrc")
+    10.0
     """
     from .errors import DataError
 
+    if override:
+        valid_voxel_size(value)
     if value is None or not np.isfinite(value) or value <= 0:
         raise DataError(f"{source}: no voxel size recorded; pass --voxel-size (Å)")
     if not 0.1 <= value <= 1000.0:
         raise DataError(f"{source}: implausible voxel size {value} Å; pass --voxel-size (Å)")
     return float(value)
+
+
+def valid_voxel_size(value: float) -> float:
+    """Return a voxel size given by a user if it is a positive, finite number of Å.
+
+    Raises
+    ------
+    UsageError
+        For 0, a negative number, NaN or infinity, naming the value.
+
+    Examples
+    --------
+    >>> valid_voxel_size(10)
+    10.0
+    """
+    from .errors import UsageError
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"invalid voxel size {value!r}: expected a positive number of Å") from None
+    if not (np.isfinite(number) and number > 0):
+        raise UsageError(f"invalid voxel size {value}: expected a positive, finite number of Å")
+    return number

@@ -22,3 +22,17 @@ class DataError(CziiError):
     """An input file is missing, unreadable or inconsistent (exit code 1)."""
 
     exit_code = 1
+
+
+class NonFiniteError(DataError):
+    """Values that must be finite numbers are NaN or infinite (exit code 1).
+
+    Attributes
+    ----------
+    count, total : int
+        How many values are not finite, out of how many.
+    """
+
+    def __init__(self, message: str, *, count: int = 0, total: int = 0):
+        super().__init__(message)
+        self.count, self.total = int(count), int(total)

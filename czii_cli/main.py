@@ -19,7 +19,7 @@ from .commands import (
     tune,
     view,
 )
-from .console import error_line
+from .console import error_line, user_warnings
 from .errors import CziiError
 
 
@@ -28,7 +28,8 @@ class CziiGroup(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with user_warnings():
+                return super().invoke(ctx)
         except CziiError as err:
             error_line(str(err))
             ctx.exit(err.exit_code)

@@ -4,9 +4,9 @@
   (optionally clip the result to ``clip = (lo, hi)`` standard deviations);
 * ``robust``: subtract the median and divide by the standard deviation that the median
   absolute deviation implies (1.4826 MAD), both from an even subsample of at most
-  :data:`ROBUST_SAMPLE_VOXELS` voxels, then clip to ``clip`` (default -5, 5).  A few
-  very dark objects (gold beads, vesicles, carbon edges) move the mean and inflate the
-  standard deviation, and with them every particle's contrast; they barely move the
+  :data:`ROBUST_SAMPLE_VOXELS` finite voxels, then clip to ``clip`` (default -5, 5).  A
+  few very dark objects (gold beads, vesicles, carbon edges) move the mean and inflate
+  the standard deviation, and with them every particle's contrast; they barely move the
   median and the MAD, and the clip keeps them from dominating a network's input.
 * ``percentile``: clip to the ``clip = (lo, hi)`` percentiles (default 5, 99, the 5th
   place's choice), then min-max scale to [0, 1].
@@ -14,6 +14,10 @@
 Statistics are taken over the whole tomogram, slab by slab, so a full 184x630x630 volume
 is normalized without holding float64 copies.  Models record the *method* (not the
 numbers); every tomogram is normalized with its own statistics.
+
+Non-finite voxels (NaN, +-Inf) never enter the statistics.  By default a tomogram with
+any is refused (:class:`~czii_cli.errors.NonFiniteError`, with the count); with
+``nonfinite="fill"`` they are replaced by the mean of the finite voxels before scaling.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import NonFiniteError, UsageError
 
 METHODS = ("zscore", "robust", "percentile")
+NONFINITE_POLICIES = ("error", "fill")
 DEFAULT_PERCENTILE_CLIP = (5.0, 99.0)
 DEFAULT_ROBUST_CLIP = (-5.0, 5.0)
 ROBUST_SAMPLE_VOXELS = 1 << 23
@@ -49,26 +54,49 @@ def normalization_method(method: str = "zscore", clip: Sequence[float] | None = 
     return {"method": method, "clip": clip}
 
 
-def normalization_stats(data, *, method: str = "zscore", clip: Sequence[float] | None = None, slab: int = 16) -> dict:
-    """Compute the statistics a normalization needs over the whole volume.
+def normalization_stats(
+    data,
+    *,
+    method: str = "zscore",
+    clip: Sequence[float] | None = None,
+    slab: int = 16,
+    nonfinite: str = "error",
+    source: str = "the volume",
+) -> dict:
+    """Compute the statistics a normalization needs over the finite voxels of a volume.
 
     Parameters
     ----------
     data : array-like, shape (Z, Y, X)
         The tomogram; may be lazy (zarr, memmap): it is read ``slab`` z-planes at a time.
     method, clip : see :func:`normalization_method`.
+    nonfinite : {"error", "fill"}
+        What NaN and infinite voxels do: ``error`` raises :class:`NonFiniteError`
+        naming ``source`` and the count; ``fill`` records the finite mean (``fill``) so
+        :func:`apply_normalization` puts it in their place.
+    source : str
+        The volume's name, for error messages.
 
     Returns
     -------
     dict
         The method description plus ``mean``/``std`` (zscore), ``center``/``scale``
-        (robust) or ``low``/``high`` (percentile), ready for :func:`apply_normalization`.
+        (robust) or ``low``/``high`` (percentile), ``nonfinite`` (the count) and
+        ``fill`` (None unless voxels are replaced), ready for :func:`apply_normalization`.
+
+    Raises
+    ------
+    NonFiniteError
+        Non-finite voxels with ``nonfinite="error"``, or no finite voxel at all.
 
     Examples
     --------
     >>> s = normalization_stats(np.array([[[1.0, 3.0]]]))
     >>> s["mean"], s["std"]
     (2.0, 1.0)
+    >>> s = normalization_stats(np.array([[[1.0, np.nan, 3.0]]]), nonfinite="fill")
+    >>> s["mean"], s["nonfinite"], s["fill"]
+    (2.0, 1, 2.0)
 
     One very dark voxel among a thousand moves the z-score statistics, not the robust ones:
 
@@ -79,39 +107,54 @@ def normalization_stats(data, *, method: str = "zscore", clip: Sequence[float] |
     (-1.0, 31.6, 0.0, 1.4826)
     """
     spec = normalization_method(method, clip)
+    if nonfinite not in NONFINITE_POLICIES:
+        raise UsageError(f"unknown non-finite policy {nonfinite!r} (choose from {', '.join(NONFINITE_POLICIES)})")
     depth = data.shape[0]
-    if spec["method"] == "robust":
-        return {**spec, **_robust_center_scale(data, slab=slab)}
-    if spec["method"] == "zscore":
-        count, mean, m2 = 0, 0.0, 0.0
-        for start in range(0, depth, slab):
-            block = np.asarray(data[start : start + slab], dtype=np.float64)
-            n = block.size
-            block_mean = float(block.mean())
-            block_m2 = float(((block - block_mean) ** 2).sum())
-            delta = block_mean - mean
-            total = count + n
-            mean += delta * n / total
-            m2 += block_m2 + delta * delta * count * n / total
-            count = total
-        std = float(np.sqrt(m2 / count)) if count else 0.0
-        return {**spec, "mean": mean, "std": std if std > 0 else 1.0}
-    flat = np.empty(int(np.prod(data.shape)), dtype=np.float32)
-    plane = int(np.prod(data.shape[1:]))
+    total = int(np.prod(data.shape))
+    zscore = spec["method"] == "zscore"
+    count, mean, m2, bad = 0, 0.0, 0.0, 0
+    flat = None if zscore else np.empty(total, dtype=np.float32)  # finite voxels, for the percentiles
     for start in range(0, depth, slab):
-        block = np.asarray(data[start : start + slab], dtype=np.float32).ravel()
-        flat[start * plane : start * plane + block.size] = block
-    low, high = np.percentile(flat, spec["clip"], overwrite_input=True)
-    return {**spec, "low": float(low), "high": float(high)}
+        block = np.asarray(data[start : start + slab], dtype=np.float64 if zscore else np.float32)
+        block_sum = float(block.sum(dtype=np.float64))
+        if not np.isfinite(block_sum):  # only then look for the voxels that are not finite
+            finite = np.isfinite(block)
+            bad += int(block.size - np.count_nonzero(finite))
+            block = block[finite]
+            block_sum = float(block.sum(dtype=np.float64))
+        n = block.size
+        if n == 0:
+            continue
+        if not zscore:
+            flat[count : count + n] = block.ravel()
+            count, mean = count + n, mean + block_sum  # the sum, divided below
+            continue
+        block_mean = block_sum / n
+        block_m2 = float(((block - block_mean) ** 2).sum())
+        delta = block_mean - mean
+        grown = count + n
+        mean += delta * n / grown
+        m2 += block_m2 + delta * delta * count * n / grown
+        count = grown
+    if count == 0:
+        raise NonFiniteError(f"{source}: no finite voxel (all {total} are NaN or infinite)", count=bad, total=total)
+    if bad and nonfinite == "error":
+        raise NonFiniteError(
+            f"{source}: {bad} of {total} voxels are not finite (NaN or infinite)", count=bad, total=total
+        )
+    if zscore:
+        std = float(np.sqrt(m2 / count))
+        return {**spec, "mean": mean, "std": std if std > 0 else 1.0, "nonfinite": bad, "fill": mean if bad else None}
+    fill = mean / count if bad else None
+    if spec["method"] == "robust":
+        return {**spec, **_robust_center_scale(flat[:count]), "nonfinite": bad, "fill": fill}
+    low, high = np.percentile(flat[:count], spec["clip"], overwrite_input=True)
+    return {**spec, "low": float(low), "high": float(high), "nonfinite": bad, "fill": fill}
 
 
-def _robust_center_scale(data, *, slab: int) -> dict:
-    """Median and MAD-implied standard deviation of an even subsample (every k-th voxel in y and x)."""
-    depth, height, width = data.shape
-    step = max(1, int(np.ceil(np.sqrt(depth * height * width / ROBUST_SAMPLE_VOXELS))))
-    parts = [np.asarray(data[start : start + slab, ::step, ::step], dtype=np.float32).ravel()
-             for start in range(0, depth, slab)]
-    sample = np.concatenate(parts) if parts else np.zeros(1, np.float32)
+def _robust_center_scale(finite: np.ndarray) -> dict:
+    """Median and MAD-implied standard deviation of an even subsample of ``finite`` voxels."""
+    sample = finite[:: max(1, len(finite) // ROBUST_SAMPLE_VOXELS)]
     center = float(np.median(sample))
     scale = MAD_TO_STD * float(np.median(np.abs(sample - np.float32(center))))
     if scale <= 0:  # more than half the voxels share one value: fall back to the spread
@@ -119,9 +162,35 @@ def _robust_center_scale(data, *, slab: int) -> dict:
     return {"center": center, "scale": scale if scale > 0 else 1.0}
 
 
+def count_nonfinite(data, *, slab: int = 16) -> tuple[int, int]:
+    """Count NaN and infinite values of a (possibly lazy) array, ``slab`` planes at a time.
+
+    Returns
+    -------
+    (int, int)
+        The number of non-finite values and the number of values.
+
+    Examples
+    --------
+    >>> count_nonfinite(np.array([[1.0, np.inf], [np.nan, 0.0]]))
+    (2, 4)
+    """
+    bad = 0
+    for start in range(0, data.shape[0], slab):
+        block = np.asarray(data[start : start + slab])
+        if block.dtype.kind == "f":
+            bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+    return bad, int(np.prod(data.shape))
+
+
 def apply_normalization(block: np.ndarray, stats: dict) -> np.ndarray:
-    """Normalize a block of voxels with precomputed statistics; returns float32."""
+    """Normalize a block of voxels with precomputed statistics; returns float32.
+
+    Non-finite voxels take the value ``stats["fill"]`` first when it is set.
+    """
     block = np.asarray(block, dtype=np.float32)
+    if stats.get("fill") is not None:
+        block = np.where(np.isfinite(block), block, np.float32(stats["fill"]))
     if stats["method"] in ("zscore", "robust"):
         center, scale = (stats["mean"], stats["std"]) if stats["method"] == "zscore" else (stats["center"], stats["scale"])
         out = (block - np.float32(center)) / np.float32(scale)
@@ -134,7 +203,9 @@ def apply_normalization(block: np.ndarray, stats: dict) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def normalize(data, *, method: str = "zscore", clip: Sequence[float] | None = None) -> np.ndarray:
+def normalize(
+    data, *, method: str = "zscore", clip: Sequence[float] | None = None, nonfinite: str = "error"
+) -> np.ndarray:
     """Normalize a whole volume in memory (see :func:`normalization_stats`).
 
     Examples
@@ -144,5 +215,5 @@ def normalize(data, *, method: str = "zscore", clip: Sequence[float] | None = No
     >>> normalize(np.arange(5.0).reshape(1, 1, 5), method="percentile", clip=(0, 100))
     array([[[0.  , 0.25, 0.5 , 0.75, 1.  ]]], dtype=float32)
     """
-    stats = normalization_stats(data, method=method, clip=clip)
+    stats = normalization_stats(data, method=method, clip=clip, nonfinite=nonfinite)
     return apply_normalization(np.asarray(data), stats)

@@ -18,7 +18,7 @@ step "1/7 simulate four 96x192x192 tomograms at 10 Å with their true picks (and
 czii simulate "$out/sim" --runs 4 --shape 96 192 192 --density 3 --layout both --seed 0 -q
 czii simulate "$out/unseen" --runs 1 --shape 96 192 192 --density 3 --layout both --seed 1 -q
 
-step "2/7 normalize each tomogram (robust: median and MAD, clipped)"
+step "2/7 normalize each tomogram (z-score)"
 for run in TS_sim_0 TS_sim_1 TS_sim_2 TS_sim_3; do
     czii normalize "$out/sim/train_images/$run.mrc" -o "$out/data/$run.zarr" -q
 done

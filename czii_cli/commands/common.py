@@ -40,9 +40,25 @@ Run = Annotated[str | None, typer.Option("--run", help="Run (experiment) to read
 TomoType = Annotated[
     str | None, typer.Option("--tomo-type", help="Tomogram type in a copick project (denoised, wbp, ...).")
 ]
+
+
+def voxel_size_option(value: float | None) -> float | None:
+    """The one check of every ``--voxel-size``: a positive, finite number of Å (or not given)."""
+    from ..coords import valid_voxel_size
+    from ..errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        return valid_voxel_size(value)
+    except UsageError as err:
+        raise UsageError(f"--voxel-size: {err}") from None
+
+
 VoxelSize = Annotated[
     float | None,
-    typer.Option("--voxel-size", help="Voxel size in Å; overrides the input's own.", show_default=False),
+    typer.Option("--voxel-size", help="Voxel size in Å; overrides the input's own.", show_default=False,
+                 callback=voxel_size_option),
 ]
 UserId = Annotated[
     str | None,

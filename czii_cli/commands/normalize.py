@@ -1,17 +1,24 @@
 """Normalize a tomogram's intensities, as the competition's top solutions did.
 
 [bold]zscore[/bold] subtracts the tomogram's mean and divides by its standard deviation
-(--clip LO HI then clips the result to LO..HI standard deviations); [bold]percentile[/bold]
-clips to the LO..HI percentiles (default 5 99) and scales to 0..1.  The input is any
+(--clip LO HI then clips the result to LO..HI standard deviations); [bold]robust[/bold]
+subtracts the median and divides by 1.4826 x the median absolute deviation, so a few
+very dark objects (gold, vesicles) cannot skew it, then clips to -5..5 (or --clip);
+[bold]percentile[/bold] clips to the LO..HI percentiles (default 5 99) and scales to 0..1.  The input is any
 readable volume (MRC, OME-Zarr, czii artifact, or a copick project with --run and
 --tomo-type); the output is a czii [italic]tomogram[/italic] artifact whose metadata keeps
 the voxel size, run, the statistics used and the provenance.
+
+Statistics are taken over finite voxels only.  A tomogram with NaN or infinite voxels is
+refused (the error gives their count) unless --fill-nonfinite replaces them by the mean
+of the finite voxels, with a warning.
 
 [bold]Examples[/bold]
 
   czii normalize TS_5_4.mrc -o TS_5_4.zarr
   czii normalize project/copick_config.json --run TS_5_4 --tomo-type denoised -o TS_5_4.zarr
   czii normalize a.mrc --method percentile --clip 5 99 -o a.npy
+  czii normalize gold.mrc --method robust -o gold.zarr
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from .output import artifact_target
 def command(
     tomogram: Annotated[Path, typer.Argument(help="Input volume (MRC, OME-Zarr, czii artifact, copick project, '-').")],
     output: Output = None,
-    method: Annotated[str, typer.Option("--method", help="zscore or percentile.")] = "zscore",
+    method: Annotated[str, typer.Option("--method", help="zscore, robust or percentile.")] = "zscore",
     clip: Annotated[
         tuple[float, float] | None,
         typer.Option("--clip", help="zscore: clip to LO..HI std; percentile: LO HI percentiles (default 5 99).",
@@ -38,10 +45,16 @@ def command(
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
     preview: Preview = False,
+    fill_nonfinite: Annotated[
+        bool,
+        typer.Option("--fill-nonfinite", help="Replace NaN and infinite voxels by the mean of the finite ones "
+                     "(default: refuse such a tomogram)."),
+    ] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
-    from ..console import info, set_verbosity
+    from ..console import info, set_verbosity, warn
+    from ..errors import NonFiniteError
     from ..io.artifacts import create_artifact
     from ..io.volumes import VolumeRequest, read_volume
     from ..normalize import apply_normalization, normalization_method, normalization_stats
@@ -54,9 +67,16 @@ def command(
         from ..errors import DataError
 
         raise DataError(f"{tomogram}: expected a single-channel zyx volume, found axes {volume.meta.axes!r}")
-    stats = normalization_stats(volume.data, method=spec["method"], clip=spec["clip"])
+    try:
+        stats = normalization_stats(volume.data, method=spec["method"], clip=spec["clip"],
+                                    nonfinite="fill" if fill_nonfinite else "error", source=volume.source)
+    except NonFiniteError as err:
+        hint = "" if err.count == err.total else "; pass --fill-nonfinite to replace them by the finite mean"
+        raise NonFiniteError(f"{err}{hint}", count=err.count, total=err.total) from None
+    if stats["nonfinite"]:
+        warn(f"{volume.source}: replaced {stats['nonfinite']} non-finite voxels by the finite mean {stats['fill']:.6g}")
     meta = volume.meta.evolve(kind="tomogram", extra={**volume.meta.extra, "normalization": stats})
-    meta = meta.with_step("normalize", args=spec, inputs=[volume.source])
+    meta = meta.with_step("normalize", args={**spec, "fill_nonfinite": fill_nonfinite}, inputs=[volume.source])
     slab = 64  # the artifact's chunk depth: each chunk is written once
     with create_artifact(target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite,
                          preview=preview) as out:

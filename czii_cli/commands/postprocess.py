@@ -364,13 +364,18 @@ def picks_of_input(
     from ..postprocess import extract_picks
     from ..tune import apply_thresholds
 
+    from ..errors import NonFiniteError
+
     volume, catalog, run = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
     names = list(volume.meta.classes)
-    picks = extract_picks(
-        volume.data, classes=names, catalog=catalog, method=method,
-        thresholds={c: per_class.get(c, default) for c in names}, voxel_size=volume.meta.voxel_size,
-        origin_zyx=volume.meta.origin, run=run, **options,
-    )
+    try:
+        picks = extract_picks(
+            volume.data, classes=names, catalog=catalog, method=method,
+            thresholds={c: per_class.get(c, default) for c in names}, voxel_size=volume.meta.voxel_size,
+            origin_zyx=volume.meta.origin, run=run, **options,
+        )
+    except NonFiniteError as err:
+        raise NonFiniteError(f"{name}: {err}", count=err.count, total=err.total) from None
     return apply_thresholds(picks, cutoffs) if cutoffs else picks
 
 

@@ -70,7 +70,8 @@ def command(
     logits: Annotated[bool, typer.Option("--logits", help="Write averaged raw logits, not probabilities.")] = False,
     window: Annotated[
         tuple[int, int, int] | None,
-        typer.Option("--window", help="Window Z Y X in voxels (default: the model's patch size).", show_default=False),
+        typer.Option("--window", help="Window Z Y X in voxels (default: the model's patch size); a side longer than the "
+                     "tomogram's is shrunk to it, rounded up to what the network takes.", show_default=False),
     ] = None,
     run: Run = None,
     tomo_type: TomoType = None,
@@ -110,7 +111,7 @@ def command(
     from ..inference import Tiling, resolve_device, resolve_precision, tta_transforms
     from ..inference.io import find_tomograms, plan_outputs
     from ..inference.job import PredictSettings, predict_job, predict_tomogram
-    from ..inference.models import choose_window, load_models
+    from ..inference.models import choose_window, fit_window, load_models, window_multiple
     from ..io.atomic import is_stdout
     from ..io.volumes import VolumeRequest
     from .batching import absolute, check_batch_options, run_with_progress
@@ -145,7 +146,8 @@ def command(
         if skip_existing and Path(target).exists():
             info(f"skipped {item.name}: output exists")
             return
-        count = Tiling.plan(item.volume.shape, settings.window, overlap=overlap).count
+        window = fit_window(settings.window, item.volume.shape, multiple=window_multiple(models))
+        count = Tiling.plan(item.volume.shape, window, overlap=overlap).count
         with make_progress() as progress:
             task = progress.add_task(item.name, total=count, status="")
             log(predict_tomogram(item.volume, target, models=models, networks=[m.build() for m in models],

@@ -7,7 +7,8 @@ a solution CSV; both are recognised by content.  By default a reference within r
 counts are summed per class over experiments and the weighted F-beta (--beta 4) is
 divided by the sum of all class weights, exactly as in the competition; --matching
 one-to-one pairs each candidate with at most one reference.  Experiments found only in
-PRED are ignored.  The score is the last line of stdout; --format table adds a per-class
+PRED are ignored; when no experiment of PRED is in GT a warning names those of each side.
+A copick config that names no particle classes is an error.  The score is the last line of stdout; --format table adds a per-class
 table on stderr (the default when stderr is a terminal), --format json prints one JSON
 document (and nothing else) to stdout.  --plot F.png draws the per-class bars of
 precision, recall and F-beta.  From copick projects, GT is the picks of --user-id /
@@ -123,7 +124,23 @@ def read_inputs(pred: Path, gt: Path, classes: Path | None, *, gt_selection=None
     check_classes(pred_picks, catalog.names, source="<stdin>" if str(pred) == "-" else str(pred))
     gt_picks = read_picks(gt, catalog=catalog, selection=gt_selection or GROUND_TRUTH)
     check_classes(gt_picks, catalog.names, source=str(gt))
+    warn_disjoint(pred_picks, gt_picks, pred=pred, gt=gt)
     return catalog, pred_picks, gt_picks
+
+
+def warn_disjoint(pred_picks, gt_picks, *, pred: Path, gt: Path) -> None:
+    """Warn on stderr when PRED and GT have no experiment in common (the score is then 0)."""
+    from ..console import warn
+
+    mine, theirs = pred_picks.experiments, gt_picks.experiments
+    if mine and theirs and not set(mine) & set(theirs):
+        warn(f"no experiment of {pred} is in {gt}, so nothing can match: {pred} has {_names(mine)}; "
+             f"{gt} has {_names(theirs)}")
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def print_score_table(report, *, title: str) -> None:

@@ -11,7 +11,8 @@ static/ExperimentRuns/<run>/VoxelSpacing10.000/denoised.zarr,
 overlay/ExperimentRuns/<run>/Picks/curation_0_<particle>.json); mrc writes
 train_images/<run>.mrc and train_annotations/<run>.csv; both writes both.  --picks puts
 the particles of its runs at its coordinates instead.  The same --seed gives identical
-files.
+files.  A --shape whose run cannot fit in this machine's memory (about 24 bytes per voxel)
+is refused up front.
 
 To make runs that differ as real tomograms do, give ranges LO:HI instead of single
 values: each run draws its own SNR (log-uniform), particle contrast, defocus, ice
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .common import Classes, Overwrite, Quiet, Seed
+from .common import Classes, Overwrite, Quiet, Seed, voxel_size_option
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -80,7 +81,9 @@ def command(
         typer.Option("--picks", help="Place particles at these picks (any picks file); its runs replace --runs.",
                      show_default=False),
     ] = None,
-    voxel_size: Annotated[float, typer.Option("--voxel-size", help="Voxel size in Å.")] = 10.0,
+    voxel_size: Annotated[
+        float, typer.Option("--voxel-size", help="Voxel size in Å.", callback=voxel_size_option)
+    ] = 10.0,
     density: Annotated[
         float, typer.Option("--density", help="Scale the number of particles and off-target proteins.")
     ] = 1.0,
@@ -107,14 +110,27 @@ def command(
     from ..io.atomic import atomic_path, check_output
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
-    from ..simulate import MIN_SIDE, ImagingParameters, SimulationRanges, check_positions, parameter_rng, simulate_run
+    from ..simulate import (
+        MIN_SIDE,
+        ImagingParameters,
+        SimulationRanges,
+        check_memory,
+        check_positions,
+        parameter_rng,
+        physical_memory,
+        simulate_run,
+    )
 
     set_verbosity(quiet=quiet)
     if min(shape) < MIN_SIDE:
         raise UsageError(f"--shape: each side must be at least {MIN_SIDE} voxels, got {' '.join(map(str, shape))}")
-    for flag, value in (("--voxel-size", voxel_size), ("--density", density)):
-        if not 0 < value < float("inf"):
-            raise UsageError(f"{flag} must be a positive number, got {value}")
+    if not 0 < density < float("inf"):
+        raise UsageError(f"--density must be a positive number, got {density}")
+    if physical_memory():
+        try:
+            check_memory(shape, available=physical_memory())
+        except UsageError as err:
+            raise UsageError(f"--shape {' '.join(map(str, shape))}: {err}") from None
     bounds = {}
     for name, flag, text in (
         ("snr", "--snr", snr), ("contrast", "--contrast", contrast), ("ice_gradient", "--ice-gradient", ice_gradient),

@@ -132,6 +132,8 @@ def command(
             settings = json.loads(config_file.read_text())
         except (OSError, ValueError) as err:
             raise DataError(f"{config_file}: not a readable JSON file ({err})") from None
+        if not isinstance(settings, dict):
+            raise DataError(f"{config_file}: training settings must be a JSON object, found {type(settings).__name__}")
     flags = {"arch": arch, "loss": loss, "class_weights": class_weights, "patch": patch, "batch_size": batch_size,
              "epochs": epochs, "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "max_time": max_time,
              "lr": lr, "select": select, "seed": seed,

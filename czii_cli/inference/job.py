@@ -26,7 +26,7 @@ from ..models.checkpoint import ModelFile
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
 from .io import open_tomogram
-from .models import load_models, members_for
+from .models import fit_window, load_models, members_for, window_multiple
 from .predict import predict_into
 from .runner import resolve_device, resolve_precision
 
@@ -40,7 +40,8 @@ class PredictSettings:
     models : tuple of Path
         Model files, averaged as an ensemble.
     window : tuple of 3 int
-        Window shape (z, y, x) in voxels.
+        Window shape (z, y, x) in voxels; each tomogram shrinks it to its own shape
+        (see :func:`czii_cli.inference.models.fit_window`).
     overlap : float
         Minimum overlap between neighbouring windows, fraction of the window.
     batch_size : int
@@ -105,6 +106,7 @@ def predict_tomogram(
         (the memory layout per network) and ``precision`` (the networks' arithmetic).
     """
     device = resolve_device(settings.device)
+    window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
     activation = "logits" if settings.logits else models[0].activation
     members, normalization = members_for(networks, models, volume)
     extra = {"activation": activation, "catalog": models[0].catalog, "tta": settings.tta,
@@ -115,7 +117,7 @@ def predict_tomogram(
         tuned = common_settings([from_training_summary(m.train, model=str(p)) for p, m in zip(settings.models, models)])
         if tuned is not None:
             extra[PICK_SETTINGS_KEY] = tuned.to_json()
-    args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(settings.window),
+    args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(window),
             "batch_size": settings.batch_size, "device": str(device),
             "precision": resolve_precision(settings.precision, device), "dtype": settings.dtype,
             "logits": settings.logits, "normalization": normalization}
@@ -125,7 +127,7 @@ def predict_tomogram(
     with create_artifact(target, shape=shape, dtype=settings.dtype, meta=meta, overwrite=overwrite) as out:
         try:
             report = predict_into(
-                members, volume.data, lambda channels: out, patch_size=settings.window, overlap=settings.overlap,
+                members, volume.data, lambda channels: out, patch_size=window, overlap=settings.overlap,
                 batch_size=settings.batch_size, tta=settings.tta, activation=activation, device=device,
                 on_windows=on_windows, precision=settings.precision,
             )

@@ -8,17 +8,18 @@ anything in it runs.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 from torch import nn
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, NonFiniteError, UsageError
 from ..io.artifacts import Volume
 from ..models.checkpoint import ModelFile, load_model_file
 from ..models.registry import patch_multiple
-from ..normalize import apply_normalization, normalization_stats
+from ..normalize import apply_normalization, count_nonfinite, normalization_stats
 from .predict import Member, Prepare
 
 
@@ -55,6 +56,39 @@ def choose_window(models: Sequence[ModelFile], paths: Sequence[Path], window: Se
     return chosen
 
 
+def fit_window(window: Sequence[int], shape: Sequence[int], *, multiple: int = 1) -> tuple[int, int, int]:
+    """Shrink a window to the volume, rounded up to the multiple the networks need.
+
+    A window larger than the volume only adds padding (and memory: a 1024^3 window
+    on a 32x64x64 volume needs tens of GB); no side is made smaller than the volume's
+    side rounded up to ``multiple``.
+
+    Examples
+    --------
+    >>> fit_window((1024, 1024, 1024), (32, 60, 64), multiple=8)
+    (32, 64, 64)
+    >>> fit_window((64, 64, 64), (100, 100, 100), multiple=8)
+    (64, 64, 64)
+    """
+    multiple = max(1, int(multiple))
+    return tuple(
+        min(int(w), math.ceil(int(s) / multiple) * multiple) for w, s in zip(window, shape)
+    )
+
+
+def window_multiple(models: Sequence[ModelFile]) -> int:
+    """The smallest side every model's network accepts as a multiple."""
+    return math.lcm(*(patch_multiple(model.arch, model.arch_params) for model in models))
+
+
+def check_finite_volume(volume: Volume) -> None:
+    """Refuse a tomogram with NaN or infinite voxels, naming it and the count."""
+    bad, total = count_nonfinite(volume.data)
+    if bad:
+        raise NonFiniteError(f"{volume.source}: {bad} of {total} voxels are not finite (NaN or infinite)",
+                             count=bad, total=total)
+
+
 def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Prepare | None, dict | str]:
     """How to bring ``volume`` to the model's input scale, and a description of it.
 
@@ -63,14 +97,20 @@ def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Pr
     Otherwise the model's method is applied with statistics over this whole tomogram,
     computed once per method and shared through ``cache`` by the models that use the
     same method (described by the statistics).
+    Non-finite voxels are refused (:class:`NonFiniteError`): in the statistics pass,
+    or, for a volume used as is, by one scan shared through ``cache``.
     """
     if "normalization" in volume.meta.extra or not model.normalization:
-        return None, "as-is"
+        if "as-is" not in cache:
+            check_finite_volume(volume)
+            cache["as-is"] = (None, "as-is")
+        return cache["as-is"]
     spec = model.normalization
     key = json.dumps(spec, sort_keys=True)
     if key not in cache:
         try:
-            stats = normalization_stats(volume.data, method=spec["method"], clip=spec.get("clip"))
+            stats = normalization_stats(volume.data, method=spec["method"], clip=spec.get("clip"),
+                                        source=volume.source)
         except (KeyError, TypeError) as err:
             raise DataError(f"malformed normalization in a model file: {spec!r} ({err!r})") from None
         cache[key] = (partial(apply_normalization, stats=stats), stats)

@@ -193,22 +193,92 @@ def open_zarr_group(path: Path):
         raise DataError(f"{path}: not a readable zarr store ({type(err).__name__}: {err})") from None
 
 
+class GuardedArray:
+    """A lazy array whose read errors become a :class:`DataError` naming its file.
+
+    A damaged chunk (truncated, not decompressible) only shows when it is read, deep
+    inside a stage; this wrapper turns whatever the storage library raises then into
+    one error about the file.  Everything but indexing is passed to the wrapped array.
+    """
+
+    def __init__(self, array: Any, source: str):
+        self._array, self._source = array, source
+
+    def __getitem__(self, key) -> np.ndarray:
+        try:
+            return self._array[key]
+        except DataError:
+            raise
+        except MemoryError:
+            raise
+        except Exception as err:  # zarr and its codecs raise many types for a damaged chunk
+            raise DataError(f"{self._source}: damaged data, a chunk cannot be read ({type(err).__name__}: {err})") from None
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[...]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_array", "_source"):
+            raise AttributeError(name)
+        return getattr(self._array, name)
+
+
+def zarr_member(group, name: str, *, source: Path | str) -> GuardedArray:
+    """The array ``name`` of an open zarr group, guarded; unreadable metadata is a DataError."""
+    try:
+        array = group[name]
+    except KeyError:
+        raise DataError(f"{source}: the zarr store has no array {name!r}") from None
+    except Exception as err:  # a corrupt zarr.json / .zarray raises JSON or validation errors
+        raise DataError(f"{source}: the metadata of array {name!r} is unreadable ({type(err).__name__}: {err})") from None
+    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+        raise DataError(f"{source}: {name!r} is not an array")
+    return GuardedArray(array, str(source))
+
+
+def check_real_dtype(dtype: Any, *, source: Path | str) -> None:
+    """Refuse volumes whose voxels are not real numbers (complex, strings, records)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf":
+        raise DataError(f"{source}: voxels of type {dtype} are not real numbers; czii reads real-valued volumes only")
+
+
 def read_artifact(path: Path) -> Volume:
     """Read a czii artifact: zarr directory, zarr zip or ``.npy`` with its sidecar."""
     path = Path(path)
     if sniff(path) == "npy":
         return _read_npy(path)
     group = open_zarr_group(path)
-    document = group.attrs.get("czii")
+    try:
+        document = group.attrs.get("czii")
+    except Exception as err:  # attributes of a damaged store
+        raise DataError(f"{path}: unreadable zarr attributes ({type(err).__name__}: {err})") from None
     if document is None:
         raise DataError(f"{path}: a zarr store without czii metadata (attrs['czii'])")
+    if not isinstance(document, dict):
+        raise DataError(f"{path}: malformed czii metadata (attrs['czii'] is not an object)")
     meta = ArtifactMeta.from_json(dict(document), source=str(path))
     try:
-        data = group["data"] if "data" in group else group[_first_level(group)]
-    except KeyError:
-        raise DataError(f"{path}: the czii artifact has no 'data' array") from None
+        data = zarr_member(group, "data" if _has_member(group, "data") else _first_level(group), source=path)
+    except DataError as err:
+        if "has no array" in str(err):
+            raise DataError(f"{path}: the czii artifact has no 'data' array") from None
+        raise
     _check_axes(meta, data.shape, path)
+    check_real_dtype(data.dtype, source=path)
     return Volume(data=data, meta=meta, source=str(path))
+
+
+def _has_member(group, name: str) -> bool:
+    """Whether ``group`` holds ``name``; damaged metadata counts as present, for its reader to report."""
+    try:
+        return name in group
+    except Exception:  # a corrupt zarr.json / .zarray
+        return True
 
 
 def _first_level(group) -> str:
@@ -233,8 +303,11 @@ def _read_npy(path: Path) -> Volume:
         document = json.loads(sidecar.read_text())["czii"]
     except (ValueError, KeyError, TypeError) as err:
         raise DataError(f"{sidecar}: malformed sidecar ({err!r})") from None
+    if not isinstance(document, dict):
+        raise DataError(f"{sidecar}: malformed sidecar (czii metadata is not an object)")
     meta = ArtifactMeta.from_json(document, source=str(sidecar))
     _check_axes(meta, data.shape, path)
+    check_real_dtype(data.dtype, source=path)
     return Volume(data=data, meta=meta, source=str(path))
 
 

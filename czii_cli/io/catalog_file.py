@@ -22,7 +22,9 @@ def load_catalog(path: Path | None) -> Catalog:
     if config is None or not config.exists():
         raise DataError(f"{path}: no such class file or copick project")
     try:
-        document = json.loads(config.read_text())
+        document = json.loads(config.read_text(encoding="utf-8-sig"))
     except (ValueError, OSError) as err:
         raise DataError(f"{config}: not a readable JSON file ({err})") from None
+    if copick.is_config_document(document):
+        copick.check_config(document, source=str(config))
     return catalog_from_mapping(document, source=str(config))

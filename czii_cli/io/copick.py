@@ -19,6 +19,7 @@ from pathlib import Path
 from ..errors import DataError, UsageError
 
 CONFIG_NAMES = ("copick_config.json", "copick.json", "config.json")
+CONFIG_KEYS = ("pickable_objects", "static_root", "overlay_root", "config_type")
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def _has_copick_name(path: Path) -> bool:
 def describe_picks_file(path: Path) -> PicksFile:
     """User, session and particle of one picks file: from its content, else its name."""
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except (ValueError, OSError, UnicodeDecodeError):
         document = {}
     if not isinstance(document, dict):
@@ -329,10 +330,10 @@ def find_config(path: Path) -> Path | None:
     path = Path(path)
     if path.is_file() and path.suffix == ".json":
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(path.read_text(encoding="utf-8-sig"))
         except (ValueError, OSError):
             return None
-        return path if isinstance(document, dict) and "pickable_objects" in document else None
+        return path if is_config_document(document) else None
     if path.is_dir():
         for name in CONFIG_NAMES:
             if (path / name).is_file() and find_config(path / name):
@@ -340,12 +341,57 @@ def find_config(path: Path) -> Path | None:
     return None
 
 
+def is_config_document(document: object) -> bool:
+    """Whether a parsed JSON document is meant as a copick config (has one of its keys).
+
+    A config that lacks ``pickable_objects`` still counts, so that it is refused by
+    :func:`check_config` rather than read as something else.
+    """
+    return isinstance(document, dict) and any(key in document for key in CONFIG_KEYS)
+
+
+def check_config(document: object, *, source: str) -> dict:
+    """Validate the parts of a copick config czii reads; return it.
+
+    ``pickable_objects`` must be a non-empty list of objects, each with a ``name``;
+    ``static_root`` and ``overlay_root``, when given, must be strings.
+
+    Raises
+    ------
+    DataError
+        Naming ``source`` and the first problem found.
+    """
+    if not isinstance(document, dict):
+        raise DataError(f"{source}: a copick config must be a JSON object, found {type(document).__name__}")
+    objects = document.get("pickable_objects")
+    if objects is None:
+        raise DataError(f"{source}: the copick config has no pickable_objects: it names no particle classes")
+    if not isinstance(objects, list):
+        raise DataError(f"{source}: pickable_objects must be a list of objects, found {type(objects).__name__}")
+    if not objects:
+        raise DataError(f"{source}: pickable_objects is empty: the copick config names no particle classes")
+    for index, entry in enumerate(objects, start=1):
+        if not isinstance(entry, dict):
+            raise DataError(f"{source}: pickable_objects entry {index} is not an object (found {type(entry).__name__})")
+        if not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise DataError(f"{source}: pickable_objects entry {index} has no name")
+    for key in ("static_root", "overlay_root"):
+        value = document.get(key)
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{source}: {key} must be a path or local:// URL string, found {value!r}")
+    return document
+
+
 def open_project(path: Path) -> CopickProject:
     """Open a copick project from its config file or its root folder."""
     config_path = find_config(path)
     if config_path is None:
         raise DataError(f"{path}: not a copick project (no config with pickable_objects)")
-    config = json.loads(config_path.read_text())
+    try:
+        document = json.loads(config_path.read_text(encoding="utf-8-sig"))
+    except (ValueError, OSError) as err:
+        raise DataError(f"{config_path}: not a readable copick config ({err})") from None
+    config = check_config(document, source=str(config_path))
     base = config_path.parent
     return CopickProject(
         config_path=config_path,

@@ -3,12 +3,16 @@
 Formats, told apart by content:
 
 * submission / solution CSV: ``[id,]experiment,particle_type,x,y,z[,score]``;
-* annotation CSV: ``dataset_id,image_name,x,y,z,label`` (``image_name`` is the run;
-  ``label`` a class name or label index), one file or a folder of them;
+* annotation CSV: ``dataset_id,image_name,x,y,z,label`` (``label`` a class name or
+  label index), one file or a folder of them; the run of a row is its ``dataset_id``
+  when that is the CSV's file stem (``TS_5_4.csv`` holding ``dataset_id`` ``TS_5_4``),
+  else its ``image_name`` without a volume extension (``TS_5_4.mrc`` -> ``TS_5_4``; also
+  ``.rec``, ``.map``, ``.mrcs``, ``.zarr``), else the file stem;
 * copick: a project root or config file, an overlay root, an ``ExperimentRuns``
   folder, a run's ``Picks`` folder, or one picks JSON.  Points are in Å.
 
-All coordinates are in Å, columns x, y, z.
+All coordinates are in Å, columns x, y, z.  Text is read as UTF-8 with an optional byte
+order mark; a file that is not text, or non-finite coordinates, are a DataError naming it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .atomic import atomic_path, atomic_text
 
 SUBMISSION_COLUMNS = ["id", "experiment", "particle_type", "x", "y", "z"]
 ANNOTATION_COLUMNS = ["dataset_id", "image_name", "x", "y", "z", "label"]
+VOLUME_EXTENSIONS = (".mrc", ".mrcs", ".rec", ".map", ".zarr")
 
 
 def read_picks(
@@ -50,7 +55,7 @@ def read_picks(
         ``curation``, else the single user present.  A single picks JSON is read as is.
     """
     if str(path) == "-":
-        return _read_csv_text(sys.stdin.read(), source="<stdin>", catalog=catalog)
+        return _read_csv_text(sys.stdin.read().removeprefix("\ufeff"), source="<stdin>", catalog=catalog)
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
@@ -61,11 +66,23 @@ def read_picks(
         return _read_folder(path, catalog, selection)
     if path.suffix.lower() == ".json":
         return _read_copick_file(path, run=_run_of_picks_file(path))
+    return _read_csv_text(read_text_file(path), source=str(path), catalog=catalog)
+
+
+def read_text_file(path: Path) -> str:
+    """The text of a picks file: UTF-8, a leading byte order mark dropped.
+
+    A file that is not text (binary data, another encoding) is a DataError naming it.
+    """
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not a readable text file ({err})") from None
-    return _read_csv_text(text, source=str(path), catalog=catalog)
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise DataError(f"{path}: not a readable text file ({err.strerror or err})") from None
+    if "\x00" in text:
+        raise DataError(f"{path}: not a text file (it holds NUL bytes)")
+    return text
 
 
 def _read_folder(path: Path, catalog: Catalog, selection: copick.PicksSelection) -> Picks:
@@ -82,7 +99,7 @@ def _read_folder(path: Path, catalog: Catalog, selection: copick.PicksSelection)
     csvs = sorted(path.glob("*.csv"))
     if not csvs:
         raise DataError(f"{path}: no picks found (no CSV files, no copick overlay)")
-    return concat(_read_csv_text(p.read_text(), source=str(p), catalog=catalog, run=p.stem) for p in csvs)
+    return concat(_read_csv_text(read_text_file(p), source=str(p), catalog=catalog, run=p.stem) for p in csvs)
 
 
 def copick_picks_files(runs_dir: Path) -> dict[str, list[copick.PicksFile]]:
@@ -153,8 +170,9 @@ def _run_of_picks_file(path: Path) -> str:
 
 
 def _read_copick_file(path: Path, *, run: str) -> Picks:
+    text = read_text_file(path)
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(text)
         particle = document.get("pickable_object_name") or copick.particle_of_picks_file(path)
         run = document.get("run_name") or run
         points = document.get("points") or []
@@ -165,9 +183,17 @@ def _read_copick_file(path: Path, *, run: str) -> Picks:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise DataError(f"{path}: not a copick picks file ({err!r})") from None
     score = np.array(scores, dtype=np.float64) if points and all(s is not None for s in scores) else None
-    if not np.isfinite(xyz).all() or (score is not None and not np.isfinite(score).all()):
-        raise DataError(f"{path}: non-finite location or score in a copick picks file")
+    check_finite_points(xyz, source=path)
+    if score is not None and not np.isfinite(score).all():
+        raise DataError(f"{path}: non-finite score in a copick picks file")
     return Picks.from_points(run, particle, xyz, score)
+
+
+def check_finite_points(xyz: np.ndarray, *, source: Path | str) -> None:
+    """Refuse picks whose coordinates are NaN or infinite, naming the file and the count."""
+    bad = int(np.count_nonzero(~np.isfinite(xyz).all(axis=1))) if len(xyz) else 0
+    if bad:
+        raise DataError(f"{source}: {bad} of {len(xyz)} points have non-finite coordinates (NaN or infinite)")
 
 
 def _read_csv_text(text: str, *, source: str, catalog: Catalog, run: str | None = None) -> Picks:
@@ -182,10 +208,8 @@ def _read_csv_text(text: str, *, source: str, catalog: Catalog, run: str | None 
             experiment = [r[columns["experiment"]] for r in body]
             particle = [r[columns["particle_type"]] for r in body]
         elif {"x", "y", "z", "label"} <= columns.keys():
-            if "image_name" in columns:
-                experiment = [r[columns["image_name"]] for r in body]
-            else:
-                experiment = [run or Path(source).stem] * len(body)
+            stem = run or Path(source).stem
+            experiment = [_annotation_run(r, columns, stem) for r in body]
             particle = [_label_name(r[columns["label"]], catalog, source) for r in body]
         else:
             raise DataError(
@@ -203,6 +227,30 @@ def _read_csv_text(text: str, *, source: str, catalog: Catalog, run: str | None 
     if len(xyz) and not np.isfinite(xyz).all():
         raise DataError(f"{source}: non-finite coordinates in picks CSV")
     return Picks(np.array(experiment, dtype=object), np.array(particle, dtype=object), xyz.reshape(-1, 3), score)
+
+
+def _annotation_run(row: list[str], columns: dict[str, int], stem: str) -> str:
+    """The run of an annotation CSV row (see the module notes)."""
+    dataset = row[columns["dataset_id"]].strip() if "dataset_id" in columns else ""
+    if dataset and dataset == stem:
+        return dataset
+    image = row[columns["image_name"]].strip() if "image_name" in columns else ""
+    return run_of_image_name(image) if image else stem
+
+
+def run_of_image_name(name: str) -> str:
+    """The run an annotation CSV's ``image_name`` stands for: the name without a volume extension.
+
+    Examples
+    --------
+    >>> run_of_image_name("TS_5_4.mrc"), run_of_image_name("TS_5_4"), run_of_image_name("a/TS_6_4.ZARR")
+    ('TS_5_4', 'TS_5_4', 'TS_6_4')
+    """
+    base = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    for extension in VOLUME_EXTENSIONS:
+        if base.lower().endswith(extension) and len(base) > len(extension):
+            return base[: -len(extension)]
+    return base
 
 
 def _label_name(value: str, catalog: Catalog, source: str) -> str:

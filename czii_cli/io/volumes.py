@@ -19,7 +19,16 @@ import numpy as np
 from ..coords import check_voxel_size
 from ..errors import DataError, UsageError
 from . import copick
-from .artifacts import ArtifactMeta, Volume, open_zarr_group, read_artifact, sniff, stdin_to_tempfile
+from .artifacts import (
+    ArtifactMeta,
+    Volume,
+    check_real_dtype,
+    open_zarr_group,
+    read_artifact,
+    sniff,
+    stdin_to_tempfile,
+    zarr_member,
+)
 from .atomic import atomic_path
 
 
@@ -57,9 +66,13 @@ def read_volume(path: Path | str, request: VolumeRequest = VolumeRequest()) -> V
     form = sniff(path)
     if form in ("dir", "zip"):
         group = open_zarr_group(path)
-        if "czii" in group.attrs:
+        try:
+            attrs = dict(group.attrs)
+        except Exception as err:  # attributes of a damaged store
+            raise DataError(f"{path}: unreadable zarr attributes ({type(err).__name__}: {err})") from None
+        if "czii" in attrs:
             volume = read_artifact(path)
-        elif "multiscales" in group.attrs or "multiscales" in (group.attrs.get("ome") or {}):
+        elif "multiscales" in attrs or "multiscales" in (attrs.get("ome") or {}):
             volume = read_ome_zarr(path, group, level=request.level, run=request.run)
         else:
             raise DataError(f"{path}: a zarr store that is neither a czii artifact nor OME-Zarr")
@@ -68,7 +81,8 @@ def read_volume(path: Path | str, request: VolumeRequest = VolumeRequest()) -> V
     else:
         volume = read_mrc(path, run=request.run)
     if request.voxel_size is not None:
-        volume.meta = volume.meta.evolve(voxel_size=check_voxel_size(request.voxel_size, source=str(path)))
+        voxel = check_voxel_size(request.voxel_size, source=str(path), override=True)
+        volume.meta = volume.meta.evolve(voxel_size=voxel)
     else:
         check_voxel_size(volume.meta.voxel_size, source=str(path))
     return volume
@@ -140,6 +154,7 @@ def read_mrc(path: Path, *, run: str | None = None) -> Volume:
             shape, dtype = tuple(mrc.data.shape), mrc.data.dtype
     except (ValueError, OSError, EOFError) as err:
         raise DataError(f"{path}: not a readable MRC file ({err})") from None
+    check_real_dtype(dtype, source=path)
     data = RawVolumeReader(path, offset=offset, shape=shape, dtype=dtype)
     meta = ArtifactMeta(
         kind="tomogram",
@@ -157,15 +172,16 @@ def read_ome_zarr(path: Path, group, *, level: int = 0, run: str | None = None) 
         attrs = group.attrs
         multiscale = (attrs["multiscales"] if "multiscales" in attrs else attrs["ome"]["multiscales"])[0]
         dataset = multiscale["datasets"][level]
-        array = group[dataset["path"]]
+        array = zarr_member(group, str(dataset["path"]), source=path)
         scale, translation = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
         for transform in dataset.get("coordinateTransformations", []):
             if transform["type"] == "scale":
                 scale = [float(v) for v in transform["scale"]][-3:]
             elif transform["type"] == "translation":
                 translation = [float(v) for v in transform["translation"]][-3:]
-    except (KeyError, IndexError, TypeError) as err:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise DataError(f"{path}: malformed OME-Zarr multiscales metadata ({err!r})") from None
+    check_real_dtype(array.dtype, source=path)
     if array.ndim != 3:
         raise DataError(f"{path}: expected a 3D OME-Zarr image, found {array.ndim} dimensions")
     factor = _unit_to_angstrom(multiscale.get("axes", []))

@@ -9,16 +9,17 @@ refused.
 
 from __future__ import annotations
 
+import math
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..io.atomic import atomic_path
-from .registry import build_network
+from .registry import build_network, resolve_params
 
 FORMAT = "czii-model"
 VERSION = 1
@@ -48,6 +49,8 @@ class ModelFile:
     train : dict
         Summary of the training run (steps, best validation score, seed, ...).
     state_dict : dict of tensors
+    source : str
+        The file it was loaded from, for error messages (not saved).
     """
 
     arch: str
@@ -62,17 +65,38 @@ class ModelFile:
     train: dict = field(default_factory=dict)
     state_dict: dict = field(default_factory=dict)
     in_channels: int = 1
+    source: str = field(default="", compare=False, repr=False)
 
     def to_checkpoint(self) -> dict:
         """The plain dict that is saved."""
-        return {"format": FORMAT, "version": VERSION, **asdict(self)}
+        document = {"format": FORMAT, "version": VERSION, **asdict(self)}
+        document.pop("source")
+        return document
 
     def build(self) -> nn.Module:
-        """The network with its weights loaded, in eval mode."""
-        network = build_network(
-            self.arch, in_channels=self.in_channels, out_channels=len(self.classes), params=self.arch_params
-        )
-        network.load_state_dict(self.state_dict)
+        """The network with its weights loaded, in eval mode.
+
+        Weights that do not fit the network described by ``arch`` and ``arch_params``
+        (or no weights at all) are a :class:`DataError` naming the model file.
+        """
+        source = self.source or "model file"
+        if not self.state_dict:
+            raise DataError(f"{source}: the model file holds no weights (empty state_dict)")
+        try:
+            network = build_network(
+                self.arch, in_channels=self.in_channels, out_channels=len(self.classes), params=self.arch_params
+            )
+        except UsageError as err:
+            raise DataError(f"{source}: {err}") from None
+        try:
+            network.load_state_dict(self.state_dict)
+        except (RuntimeError, TypeError, KeyError, AttributeError) as err:
+            first = str(err).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else (first[0] if first else "")
+            raise DataError(
+                f"{source}: the weights do not fit the {self.arch} network of its arch_params "
+                f"{self.arch_params} ({detail[:200]})"
+            ) from None
         return network.eval()
 
 
@@ -102,10 +126,52 @@ def load_checkpoint(path: Path) -> dict:
 
 
 def load_model_file(path: Path) -> ModelFile:
-    """Load and validate a model file (``torch.load(weights_only=True)``)."""
+    """Load and validate a model file (``torch.load(weights_only=True)``).
+
+    Every field is checked for its type, and the architecture, its parameters and the
+    normalization method for known values, so a damaged file is one :class:`DataError`
+    naming it (the weights are checked when the network is built, :meth:`ModelFile.build`).
+    """
     document = load_checkpoint(path)
-    fields = {k: v for k, v in document.items() if k not in ("format", "version")}
+    values = {k: v for k, v in document.items() if k not in ("format", "version", "source")}
     try:
-        return ModelFile(**fields)
+        model = ModelFile(**values, source=str(path))
     except TypeError as err:
         raise DataError(f"{path}: malformed model file ({err})") from None
+    check_model_fields(model, source=str(path))
+    return model
+
+
+def check_model_fields(model: ModelFile, *, source: str) -> None:
+    """Raise a :class:`DataError` naming ``source`` for a field of the wrong type or value."""
+    from ..normalize import normalization_method
+
+    expected = {"arch": str, "arch_params": dict, "classes": list, "catalog": list, "target": str,
+                "activation": str, "normalization": dict, "patch_size": list, "train": dict,
+                "state_dict": dict, "in_channels": int}
+    for item in fields(ModelFile):
+        kind = expected.get(item.name)
+        value = getattr(model, item.name)
+        if kind is list and isinstance(value, tuple):
+            continue
+        if kind is not None and not isinstance(value, kind):
+            raise DataError(f"{source}: malformed model file: {item.name} is a {type(value).__name__}, "
+                            f"expected a {kind.__name__}")
+    if not model.classes or not all(isinstance(name, str) for name in model.classes):
+        raise DataError(f"{source}: malformed model file: classes must be a non-empty list of names")
+    if len(model.patch_size) != 3 or not all(isinstance(v, int) and v > 0 for v in model.patch_size):
+        raise DataError(f"{source}: malformed model file: patch_size must be three positive integers, "
+                        f"got {model.patch_size!r}")
+    if not isinstance(model.voxel_size, (int, float)) or not (math.isfinite(model.voxel_size) and model.voxel_size > 0):
+        raise DataError(f"{source}: malformed model file: voxel_size must be a positive number of Å, "
+                        f"got {model.voxel_size!r}")
+    if model.activation not in ("softmax", "sigmoid"):
+        raise DataError(f"{source}: malformed model file: unknown activation {model.activation!r}")
+    try:
+        resolve_params(model.arch, model.arch_params)
+        if model.normalization:
+            normalization_method(model.normalization.get("method"), model.normalization.get("clip"))
+    except UsageError as err:
+        raise DataError(f"{source}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{source}: malformed normalization {model.normalization!r} ({err})") from None

@@ -174,8 +174,21 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
-        if not self.lr > 0:
+        if not 0 < self.lr < math.inf:
             raise UsageError(f"--lr must be positive, got {self.lr}")
+        if self.max_time is not None and not 0 < self.max_time < math.inf:
+            raise UsageError(f"max_time (time budget in seconds) must be a positive number, got {self.max_time}")
+        for name, low in (("weight_decay", 0.0), ("grad_clip", 0.0)):
+            value = getattr(self, name)
+            if not low <= value < math.inf:
+                raise UsageError(f"{name} must be a finite number >= {low:g}, got {value}")
+        if self.warmup_steps < 0:
+            raise UsageError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.jitter <= 1:
+            raise UsageError(f"jitter must lie in [0, 1], got {self.jitter}")
+        if not 0 <= self.val_overlap < 1:
+            raise UsageError(f"val_overlap must lie in [0, 1), got {self.val_overlap}")
+        check_augment(self.augment)
         if not 0 <= self.balanced <= 1:
             raise UsageError(f"balanced crop fraction must lie in [0, 1], got {self.balanced}")
         if not 0 <= self.ema_decay < 1:
@@ -205,7 +218,9 @@ class TrainConfig:
         if unknown:
             raise UsageError(f"{source}: unknown training setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
         values = dict(document)
-        if "augment" in values and isinstance(values["augment"], dict):
+        if "augment" in values:
+            if not isinstance(values["augment"], dict):
+                raise UsageError(f"{source}: augment must be an object of augmentation settings")
             augment_known = {f.name for f in fields(AugmentConfig)}
             extra = sorted(set(values["augment"]) - augment_known)
             if extra:
@@ -213,7 +228,7 @@ class TrainConfig:
             values["augment"] = AugmentConfig(**values["augment"])
         for key in ("patch", "val_patch"):
             if values.get(key) is not None:
-                values[key] = tuple(int(v) for v in values[key])
+                values[key] = _int_triple(values[key], key=key, source=source)
         if "val_candidate_thresholds" in values:
             try:
                 values["val_candidate_thresholds"] = tuple(float(v) for v in values["val_candidate_thresholds"])
@@ -221,9 +236,35 @@ class TrainConfig:
                 raise UsageError(f"{source}: val_candidate_thresholds must be a list of numbers") from None
         try:
             return cls(**values)
-        except TypeError as err:
+        except UsageError as err:
+            if source == "flags" or str(err).startswith(f"{source}:"):
+                raise
+            raise UsageError(f"{source}: {err}") from None
+        except (TypeError, ValueError) as err:
             raise UsageError(f"{source}: malformed training settings ({err})") from None
 
     def evolve(self, **changes) -> TrainConfig:
         """A copy with some settings replaced."""
         return replace(self, **changes)
+
+
+def _int_triple(value, *, key: str, source: str) -> tuple[int, int, int]:
+    """Three whole numbers (Z, Y, X) from a JSON list; anything else is a UsageError naming the key."""
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise UsageError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer() for v in value):
+        raise UsageError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def check_augment(augment: AugmentConfig) -> None:
+    """Probabilities in [0, 1], ranges finite and non-negative; else a UsageError naming the setting."""
+    for item in fields(AugmentConfig):
+        value = getattr(augment, item.name)
+        if item.name == "rot90":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UsageError(f"augmentation setting {item.name} must be a number, got {value!r}")
+        top = 1.0 if item.name in ("flip", "rotate_p", "noise_p", "mixup_p") else math.inf
+        if not 0 <= value <= top or not math.isfinite(value):
+            raise UsageError(f"augmentation setting {item.name} must lie in [0, {top:g}], got {value}")

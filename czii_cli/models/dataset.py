@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import DEFAULT_CATALOG, Catalog, catalog_from_mapping
-from ..errors import DataError
+from ..errors import DataError, NonFiniteError
 from ..io import copick
 from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.artifacts import read_artifact, sniff
@@ -218,10 +218,15 @@ def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normaliza
     raw = volume.load(np.float32)
     stats = volume.meta.extra.get("normalization") if source.labels is not None else None
     if stats is None:
-        stats = normalization_stats(raw, method=normalization["method"], clip=normalization["clip"])
+        stats = normalization_stats(raw, method=normalization["method"], clip=normalization["clip"],
+                                    source=volume.source)
         image = apply_normalization(raw, stats)
     else:
         image = raw
+        bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+        if bad:
+            raise NonFiniteError(f"{volume.source}: {bad} of {image.size} voxels are not finite (NaN or infinite)",
+                                 count=bad, total=image.size)
     if source.labels is None:
         picks = source.picks if source.picks is not None else Picks.empty()
         check_classes(picks, catalog.names, source=str(source.tomogram))

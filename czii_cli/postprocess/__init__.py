@@ -25,7 +25,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..coords import voxel_to_angstrom
-from ..errors import DataError, UsageError
+from ..errors import DataError, NonFiniteError, UsageError
 from ..picks import Picks, concat
 from .cc import cc_picks
 from .common import DEFAULT_THRESHOLD, Detections, class_thresholds
@@ -136,6 +136,10 @@ def extract_picks(
     parts = [Picks.empty(with_score=True)]
     for index, particle in channels:
         prob = np.asarray(probs[index], dtype=np.float32)
+        bad = int(prob.size - np.count_nonzero(np.isfinite(prob)))
+        if bad:
+            raise NonFiniteError(f"channel {particle.name!r}: {bad} of {prob.size} values are not finite "
+                                 "(NaN or infinite)", count=bad, total=prob.size)
         found = METHODS[method](
             prob, threshold=cutoffs[particle.name], radius=particle.radius / voxel_size, **method_options
         )

@@ -52,6 +52,62 @@ __all__ = [
     "simulate_run",
 ]
 MIN_SIDE = 16  # voxels per side at least: smaller runs hold hardly a particle
+# Peak memory of one run: about 19 bytes per voxel measured (float32 density and image,
+# their complex half-spectra, noise); 24 leaves room for writing the files.
+BYTES_PER_VOXEL = 24
+
+
+def memory_estimate(shape: Sequence[int]) -> int:
+    """Bytes of memory one simulated run of ``shape`` voxels needs at its peak (an estimate).
+
+    Examples
+    --------
+    >>> round(memory_estimate((184, 630, 630)) / 2**30, 2)
+    1.63
+    """
+    return int(np.prod([int(s) for s in shape], dtype=object)) * BYTES_PER_VOXEL
+
+
+def check_memory(shape: Sequence[int], *, available: int) -> None:
+    """Refuse a run that cannot fit in ``available`` bytes, naming the estimate.
+
+    Raises
+    ------
+    UsageError
+        When :func:`memory_estimate` exceeds ``available``.
+    """
+    needed = memory_estimate(shape)
+    if needed > available:
+        raise UsageError(
+            f"a {'x'.join(str(int(s)) for s in shape)} run needs about {format_bytes(needed)} of memory; "
+            f"this machine has {format_bytes(available)}"
+        )
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine (0 when the system does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def format_bytes(count: int) -> str:
+    """A byte count in binary units.
+
+    Examples
+    --------
+    >>> format_bytes(3 * 2**30), format_bytes(512)
+    ('3.0 GiB', '512 B')
+    """
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"
 
 
 @dataclass(frozen=True)
