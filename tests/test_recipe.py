@@ -76,3 +76,16 @@ def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_pat
     assert by_setting["class_weights"]["value"] == "small=8.61,large=4"
     assert load_model_file(tmp_path / "m.pt").train["class_weights"] == pytest.approx([1.0, 8.61, 4.0])
     assert "plan: class_weights = small=8.61,large=4: particle weight 4" in result.stderr
+
+
+def test_a_planned_validated_run_is_deterministic_under_its_seed(cli, mrc_dataset, tmp_path):  # noqa: F811
+    runs = []
+    for name in ("a", "b"):
+        result = train(cli, mrc_dataset, tmp_path / f"{name}.pt", "--max-steps", "2", "--steps-per-epoch", "1",
+                       "--val-runs", "r3", "--seed", "5")
+        assert result.exit_code == 0, result.stderr
+        runs.append(load_model_file(tmp_path / f"{name}.pt"))
+    a, b = runs
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    for key in ("plan", "best_tuned", "best_fixed", "best_step", "class_weights", "config"):
+        assert a.train[key] == b.train[key], key
