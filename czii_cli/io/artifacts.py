@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
@@ -30,12 +31,23 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError, UsageError
-from .atomic import atomic_path, check_output, is_stdout
+from .atomic import (
+    OutputError,
+    atomic_path,
+    check_output,
+    is_partial_name,
+    is_stdout,
+    os_reason,
+    remove_path,
+    stdout_errors,
+)
 
 SCHEMA = 1
 KINDS = ("tomogram", "labels", "heatmap", "probs")
 ZIP_MAGIC = b"PK\x03\x04"
 NPY_MAGIC = b"\x93NUMPY"
+INCOMPLETE = "incomplete"
+"""Set in ``attrs["czii"]`` while an artifact is being written; readers refuse it."""
 
 
 @dataclass(frozen=True)
@@ -187,12 +199,15 @@ def open_zarr_group(path: Path):
 def read_artifact(path: Path) -> Volume:
     """Read a czii artifact: zarr directory, zarr zip or ``.npy`` with its sidecar."""
     path = Path(path)
+    refuse_partial(path)
     if sniff(path) == "npy":
         return _read_npy(path)
     group = open_zarr_group(path)
     document = group.attrs.get("czii")
     if document is None:
         raise DataError(f"{path}: a zarr store without czii metadata (attrs['czii'])")
+    if isinstance(document, dict) and document.get(INCOMPLETE):
+        raise DataError(f"{path}: an incomplete artifact (the run writing it did not finish); not an input")
     meta = ArtifactMeta.from_json(dict(document), source=str(path))
     try:
         data = group["data"]
@@ -200,6 +215,40 @@ def read_artifact(path: Path) -> Volume:
         raise DataError(f"{path}: the czii artifact has no 'data' array") from None
     _check_axes(meta, data.shape, path)
     return Volume(data=data, meta=meta, source=str(path))
+
+
+def refuse_partial(path: Path) -> None:
+    """A DataError for the hidden temporary of an unfinished output, named as an input."""
+    if is_partial_name(path):
+        raise DataError(f"{path}: the temporary of an unfinished czii output (its run did not finish); "
+                        "not an input")
+
+
+def output_is_complete(path: Path) -> bool:
+    """True when ``path`` is a whole output: what ``--skip-existing`` may skip.
+
+    A CSV needs its header line; a folder, ``.zarr``, ``.zip`` or ``.npy`` must be a
+    readable czii artifact with its metadata (not flagged incomplete); any other file
+    must not be empty.
+    """
+    path = Path(path)
+    if not os.path.lexists(path) or is_partial_name(path):
+        return False
+    if path.suffix.lower() == ".csv":
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                header = handle.readline()
+        except (OSError, UnicodeDecodeError):
+            return False
+        columns = {column.strip() for column in header.strip().split(",")}
+        return header.endswith("\n") and {"x", "y", "z"} <= columns
+    if path.is_dir() or path.suffix.lower() in (".zarr", ".zip", ".npy"):
+        try:
+            read_artifact(path)
+        except (DataError, OSError):
+            return False
+        return True
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _read_npy(path: Path) -> Volume:
@@ -300,22 +349,33 @@ def create_artifact(
         return
     if form == "dir":
         with atomic_path(Path(target), overwrite=overwrite) as tmp:
-            array = _create_zarr_dir(tmp, shape, dtype, meta, chunks)
+            group, array = _create_zarr_dir(tmp, shape, dtype, meta, chunks)
             yield array
+            _mark_complete(group, meta)
         return
-    if form == "zip":
-        check_output(Path(target), overwrite=overwrite)
-    workdir = Path(tempfile.mkdtemp(prefix="czii-artifact-", dir=_scratch_dir(target)))
+    if form == "zip":  # built in a hidden scratch store next to the zip, removed on every path
+        with atomic_path(Path(target), overwrite=overwrite) as tmp:
+            store = tmp.with_name(tmp.name + ".store")
+            try:
+                group, array = _create_zarr_dir(store, shape, dtype, meta, chunks)
+                yield array
+                _mark_complete(group, meta)
+                _zip_directory(store, tmp)
+            finally:
+                remove_path(store)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="czii-artifact-"))
     try:
-        array = _create_zarr_dir(workdir / "store", shape, dtype, meta, chunks)
-        yield array
-        if form == "zip":
-            with atomic_path(Path(target), overwrite=overwrite) as tmp:
-                _zip_directory(workdir / "store", tmp)
-        else:
+        try:
+            group, array = _create_zarr_dir(workdir / "store", shape, dtype, meta, chunks)
+            yield array
+            _mark_complete(group, meta)
             _zip_directory(workdir / "store", workdir / "stream.zip")
-            with open(workdir / "stream.zip", "rb") as handle:
-                shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
+        except OSError as err:
+            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: "
+                              f"{os_reason(err)}") from None
+        with stdout_errors(), open(workdir / "stream.zip", "rb") as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
             sys.stdout.buffer.flush()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -336,21 +396,19 @@ def write_artifact(
         out[...] = data
 
 
-def _scratch_dir(target: Path | str) -> str | None:
-    """Build zip outputs next to their destination so the final rename is cheap."""
-    if is_stdout(target):
-        return None
-    return str(Path(target).parent)
-
-
 def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> Any:
     import zarr
     from zarr.storage import LocalStore
 
     group = zarr.open_group(store=LocalStore(path), mode="w")
-    group.attrs["czii"] = meta.to_json()
+    group.attrs["czii"] = {**meta.to_json(), INCOMPLETE: True}
     fill = 0 if np.dtype(dtype).kind in "biuf" else None
-    return group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill)
+    return group, group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill)
+
+
+def _mark_complete(group, meta: ArtifactMeta) -> None:
+    """Drop the ``incomplete`` flag: the data is written (the store is then moved into place)."""
+    group.attrs["czii"] = meta.to_json()
 
 
 def _zip_directory(source: Path, destination: Path) -> None:
@@ -363,17 +421,38 @@ def _zip_directory(source: Path, destination: Path) -> None:
 
 
 def _create_npy(path: Path, shape, dtype, meta: ArtifactMeta, overwrite: bool) -> Iterator[Any]:
+    """The array goes into place first (exclusively), then its sidecar: until the sidecar is
+    there the ``.npy`` is no readable artifact; a sidecar that cannot be written takes the
+    array with it."""
     sidecar = path.with_name(path.name + ".json")
     check_output(sidecar, overwrite=overwrite)
     with atomic_path(path, overwrite=overwrite) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
         try:
+            _preallocate(tmp)
             yield array
             array.flush()
         finally:
             del array
+    try:
         with atomic_path(sidecar, overwrite=True) as tmp_json:
             tmp_json.write_text(json.dumps({"czii": meta.to_json()}, indent=1))
+    except BaseException:
+        remove_path(path)
+        raise
+
+
+def _preallocate(path: Path) -> None:
+    """Reserve the disk space of a sparse file, so that a full disk is an OSError now
+    rather than a SIGBUS when the memory map is written."""
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(descriptor, 0, os.fstat(descriptor).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS):
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = True) -> None:

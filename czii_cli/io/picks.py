@@ -26,6 +26,7 @@ from ..errors import DataError
 from ..picks import Picks, concat
 from . import copick
 from .atomic import atomic_path, atomic_text
+from .names import file_in_folder
 
 SUBMISSION_COLUMNS = ["id", "experiment", "particle_type", "x", "y", "z"]
 ANNOTATION_COLUMNS = ["dataset_id", "image_name", "x", "y", "z", "label"]
@@ -212,11 +213,12 @@ def write_copick_picks(
     """
     written = []
     for run in picks.experiments:
-        picks_dir = Path(overlay_root) / "ExperimentRuns" / run / "Picks"
+        picks_dir = file_in_folder(Path(overlay_root) / "ExperimentRuns", run, source="the picks") / "Picks"
         picks_dir.mkdir(parents=True, exist_ok=True)
         for particle in picks.where(experiment=run).particle_types:
             subset = picks.where(experiment=run, particle_type=particle)
-            name = f"{particle}.json" if naming == "particle" else f"{user}_{session}_{particle}.json"
+            name = file_in_folder(picks_dir, f"{particle}" if naming == "particle" else f"{user}_{session}_{particle}",
+                                  ".json", source="the picks", what="particle name").name
             document = copick.picks_document(run, particle, subset.xyz, user=user, session=session)
             if subset.score is not None:
                 for point, value in zip(document["points"], subset.score):

@@ -77,9 +77,14 @@ class ModelFile:
 
 
 def save_model(path: Path, model: ModelFile, *, overwrite: bool = False) -> None:
-    """Write a model file atomically."""
+    """Write a model file atomically.
+
+    Written through an unbuffered Python file, so that a full or read-only disk is an
+    OSError (reported with the file's name), not a RuntimeError from torch's own writer.
+    """
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
-        torch.save(model.to_checkpoint(), tmp)
+        with open(tmp, "wb", buffering=0) as handle:
+            torch.save(model.to_checkpoint(), handle)
 
 
 def load_checkpoint(path: Path) -> dict:
