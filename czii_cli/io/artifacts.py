@@ -372,8 +372,9 @@ def create_artifact(
             _mark_complete(group, meta)
             _zip_directory(workdir / "store", workdir / "stream.zip")
         except OSError as err:
-            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: "
-                              f"{os_reason(err)}") from None
+            reason = os_reason(err)
+            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: {reason}",
+                              target=workdir, reason=reason) from None
         with stdout_errors(), open(workdir / "stream.zip", "rb") as handle:
             shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
             sys.stdout.buffer.flush()

@@ -45,7 +45,14 @@ MARKER = ".czii-output.json"
 
 
 class OutputError(DataError):
-    """An output could not be written: disk full, read-only, no permission, closed pipe."""
+    """An output could not be written: disk full, read-only, no permission, closed pipe.
+
+    ``target`` is the output (or ``-``) and ``reason`` the problem in words.
+    """
+
+    def __init__(self, message: str, *, target: Path | str | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.target, self.reason = target, reason
 
 
 def is_stdout(target: Path | str | None) -> bool:
@@ -80,10 +87,11 @@ def write_error(target: Path | str, err: OSError, *, scratch: Path | None = None
     about = err.filename
     if about is not None and scratch is not None and str(about).startswith(str(scratch)):
         about = None
+    reason = os_reason(err)
     if about is not None and str(about) != str(target):
-        return OutputError(f"{about}: {os_reason(err)}")
+        return OutputError(f"{about}: {reason}", target=about, reason=reason)
     name = "stdout" if is_stdout(target) else target
-    return OutputError(f"{name}: cannot write: {os_reason(err)}")
+    return OutputError(f"{name}: cannot write: {reason}", target=target, reason=reason)
 
 
 def exists_message(path: Path) -> str:
@@ -148,7 +156,9 @@ def check_writable(folder: Path, *, output: Path | None = None) -> None:
         with open(probe, "xb"):
             pass
     except OSError as err:
-        raise OutputError(f"{output or folder}: cannot write to {folder}: {os_reason(err)}") from None
+        reason = os_reason(err)
+        raise OutputError(f"{output or folder}: cannot write to {folder}: {reason}", target=output or folder,
+                          reason=reason) from None
     remove_path(probe)
 
 
@@ -258,6 +268,11 @@ def atomic_path(path: Path, *, overwrite: bool) -> Iterator[Path]:
     except OSError as err:
         remove_path(tmp)
         raise write_error(path, err, scratch=tmp) from None
+    except OutputError as err:  # a file inside the temporary (a nested atomic output): name this output
+        remove_path(tmp)
+        if err.target is not None and str(err.target).startswith(str(tmp)):
+            raise OutputError(f"{path}: cannot write: {err.reason}", target=path, reason=err.reason) from None
+        raise
     except BaseException:
         remove_path(tmp)
         raise
