@@ -19,7 +19,9 @@ info MODEL[/italic]) holds both scores and the tuned thresholds of that round (b
 pick_thresholds for [italic]czii postprocess --threshold[/italic], and a thresholds file for
 --thresholds).
 MODEL.last.pt holds everything --resume needs (also written on Ctrl-C), MODEL.metrics.csv and
-MODEL.curves.png the history of both scores.  Defaults: see --config (a JSON of the same
+MODEL.curves.png the history of both scores.  --resume MODEL.last.pt with -o MODEL continues
+in place; under another -o name, existing files there are kept unless -f.  The output folder
+is checked to be writable before training starts.  Defaults: see --config (a JSON of the same
 settings; val_threshold and val_candidate_thresholds set the pick thresholds).
 
 Several GPUs: start the same command under torchrun, e.g. [italic]torchrun --nproc-per-node 4

@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -163,11 +164,19 @@ def check_writable(folder: Path, *, output: Path | None = None) -> None:
 
 
 def remove_path(path: Path) -> None:
-    """Remove a file, a link or a directory tree if it exists; never raises."""
+    """Remove a file, a link or a directory tree if it exists; never raises.
+
+    A tree is removed again while it keeps reappearing for a moment: after a failed
+    write, zarr's writer threads may still be creating chunks in it.
+    """
     path = Path(path)
     try:
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
+            for pause in (0.0, 0.01, 0.05, 0.1, 0.2, 0.5):  # writer threads still finishing a failed store
+                time.sleep(pause)
+                shutil.rmtree(path, ignore_errors=True)
+                if not os.path.lexists(path):
+                    break
         elif os.path.lexists(path):
             path.unlink()
     except OSError:
