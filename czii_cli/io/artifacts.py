@@ -361,8 +361,10 @@ def create_artifact(
                 yield array
                 _mark_complete(group, meta)
                 _zip_directory(store, tmp)
-            finally:
-                remove_path(store)
+            except BaseException:
+                remove_path(store, settle=True)
+                raise
+            remove_path(store)
         return
     workdir = Path(tempfile.mkdtemp(prefix="czii-artifact-"))
     try:

@@ -163,24 +163,34 @@ def check_writable(folder: Path, *, output: Path | None = None) -> None:
     remove_path(probe)
 
 
-def remove_path(path: Path) -> None:
+def remove_path(path: Path, *, settle: bool = False) -> None:
     """Remove a file, a link or a directory tree if it exists; never raises.
 
-    A tree is removed again while it keeps reappearing for a moment: after a failed
-    write, zarr's writer threads may still be creating chunks in it.
+    With ``settle``, a tree is removed again until it has stayed away for a moment (at
+    most a few seconds): after a failed write, zarr's writer threads may still be
+    creating chunks in it.
     """
     path = Path(path)
     try:
         if path.is_dir() and not path.is_symlink():
-            for pause in (0.0, 0.01, 0.05, 0.1, 0.2, 0.5):  # writer threads still finishing a failed store
-                time.sleep(pause)
-                shutil.rmtree(path, ignore_errors=True)
-                if not os.path.lexists(path):
-                    break
+            shutil.rmtree(path, ignore_errors=True)
+            if settle:
+                _settle_removal(path)
         elif os.path.lexists(path):
             path.unlink()
     except OSError:
         pass
+
+
+def _settle_removal(path: Path, *, quiet_checks: int = 3, pause: float = 0.1, limit: float = 5.0) -> None:
+    deadline, quiet = time.monotonic() + limit, 0
+    while quiet < quiet_checks and time.monotonic() < deadline:
+        time.sleep(pause)
+        if os.path.lexists(path):
+            quiet = 0
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            quiet += 1
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -275,15 +285,15 @@ def atomic_path(path: Path, *, overwrite: bool) -> Iterator[Path]:
         yield tmp
         _put_in_place(tmp, path, overwrite=overwrite)
     except OSError as err:
-        remove_path(tmp)
+        remove_path(tmp, settle=True)
         raise write_error(path, err, scratch=tmp) from None
     except OutputError as err:  # a file inside the temporary (a nested atomic output): name this output
-        remove_path(tmp)
+        remove_path(tmp, settle=True)
         if err.target is not None and str(err.target).startswith(str(tmp)):
             raise OutputError(f"{path}: cannot write: {err.reason}", target=path, reason=err.reason) from None
         raise
     except BaseException:
-        remove_path(tmp)
+        remove_path(tmp, settle=True)
         raise
 
 
