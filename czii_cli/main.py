@@ -42,15 +42,16 @@ class CziiGroup(TyperGroup):
             sys.stdout.flush()
             return result
         except CziiError as err:
-            if isinstance(err, OutputError) and str(err).startswith("stdout:"):
+            if isinstance(err, OutputError) and err.target == "-":
                 _detach_stdout()
             error_line(str(err))
             ctx.exit(err.exit_code)
         except OSError as err:
-            if err.filename is None:
+            if err.filename is None:  # file writes are reported by io.atomic: this is stdout
                 _detach_stdout()
-            error_line(str(write_error(err.filename or "-", err)) if err.filename is None
-                       else f"{err.filename}: {os_reason(err)}")
+                error_line(str(write_error("-", err)))
+            else:
+                error_line(f"{err.filename}: {os_reason(err)}")
             ctx.exit(1)
         except KeyboardInterrupt:
             error_line("interrupted")

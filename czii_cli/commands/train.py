@@ -123,7 +123,7 @@ def command(
     if output is None or str(output) == "-":
         raise UsageError("train writes a model file: pass -o MODEL.pt")
     paths = OutputPaths.beside(output)
-    if resume is not None and _same_file(resume, paths.last):  # continuing in place: its own files
+    if resume is not None and any(_same_file(resume, path) for path in paths.all()):  # in place: its own files
         check_writable(paths.model.parent, output=paths.model)
     else:  # a new run, or one continued under new names: existing files are not replaced without -f
         for path in paths.all():
