@@ -539,3 +539,13 @@ def test_partial_outputs_are_refused_when_named(cli, inputs, tmp_path, partials,
         result = cli(*args[command])
         assert_one_error(result, 1, str(partial), why)
     assert not (tmp_path / "l.zarr").exists()
+
+
+def test_partial_picks_and_model_files_are_refused_when_named(cli, inputs, tmp_path):
+    picks, model = tmp_path / ".pred.csv.partial-77-0badc0de", tmp_path / ".m.pt.partial-77-0badc0de"
+    shutil.copy(inputs["picks.csv"], picks)
+    shutil.copy(inputs["m.pt"], model)
+    assert_one_error(cli("score", picks, inputs["truth.csv"]), 1, str(picks), "unfinished czii output")
+    assert_one_error(cli("info", model), 1, str(model), "unfinished czii output")
+    assert_one_error(cli("predict-probs", inputs["TS_1.mrc"], "-m", model, "-o", tmp_path / "p.zarr"), 1,
+                     str(model), "unfinished czii output")

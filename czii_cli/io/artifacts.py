@@ -36,6 +36,7 @@ from .atomic import (
     atomic_path,
     check_output,
     is_partial_name,
+    refuse_partial,
     is_stdout,
     os_reason,
     remove_path,
@@ -215,13 +216,6 @@ def read_artifact(path: Path) -> Volume:
         raise DataError(f"{path}: the czii artifact has no 'data' array") from None
     _check_axes(meta, data.shape, path)
     return Volume(data=data, meta=meta, source=str(path))
-
-
-def refuse_partial(path: Path) -> None:
-    """A DataError for the hidden temporary of an unfinished output, named as an input."""
-    if is_partial_name(path):
-        raise DataError(f"{path}: the temporary of an unfinished czii output (its run did not finish); "
-                        "not an input")
 
 
 def output_is_complete(path: Path) -> bool:

@@ -72,6 +72,13 @@ def is_partial_name(path: Path | str) -> bool:
     return bool(PARTIAL.match(Path(path).name))
 
 
+def refuse_partial(path: Path | str) -> None:
+    """A DataError for the hidden temporary of an unfinished output, named as an input."""
+    if is_partial_name(path):
+        raise DataError(f"{path}: the temporary of an unfinished czii output (its run did not finish); "
+                        "not an input")
+
+
 def os_reason(err: OSError) -> str:
     """The problem an OSError reports, in words (``No space left on device``)."""
     if isinstance(err, BrokenPipeError) or err.errno == errno.EPIPE:

@@ -25,7 +25,7 @@ from ..catalog import DEFAULT_CATALOG, Catalog
 from ..errors import DataError
 from ..picks import Picks, concat
 from . import copick
-from .atomic import atomic_path, atomic_text
+from .atomic import atomic_path, atomic_text, refuse_partial
 from .names import file_in_folder
 
 SUBMISSION_COLUMNS = ["id", "experiment", "particle_type", "x", "y", "z"]
@@ -45,6 +45,7 @@ def read_picks(path: Path | str, *, catalog: Catalog = DEFAULT_CATALOG) -> Picks
     if str(path) == "-":
         return _read_csv_text(sys.stdin.read(), source="<stdin>", catalog=catalog)
     path = Path(path)
+    refuse_partial(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     if copick.find_config(path) is not None:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, refuse_partial
 from .registry import build_network
 
 FORMAT = "czii-model"
@@ -90,6 +90,7 @@ def save_model(path: Path, model: ModelFile, *, overwrite: bool = False) -> None
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint dict safely; anything but plain data is refused."""
     path = Path(path)
+    refuse_partial(path)
     if not path.is_file():
         raise DataError(f"{path}: no such model file")
     try:
