@@ -441,7 +441,9 @@ def _create_npy(path: Path, shape, dtype, meta: ArtifactMeta, overwrite: bool) -
 
 def _preallocate(path: Path) -> None:
     """Reserve the disk space of a sparse file, so that a full disk is an OSError now
-    rather than a SIGBUS when the memory map is written."""
+    rather than a SIGBUS when the memory map is written (where the system can reserve it)."""
+    if not hasattr(os, "posix_fallocate"):
+        return
     descriptor = os.open(path, os.O_RDWR)
     try:
         os.posix_fallocate(descriptor, 0, os.fstat(descriptor).st_size)
