@@ -36,11 +36,12 @@ from .atomic import (
     atomic_path,
     check_output,
     is_partial_name,
-    refuse_partial,
     is_stdout,
     os_reason,
+    refuse_partial,
     remove_path,
     stdout_errors,
+    write_error,
 )
 
 SCHEMA = 1
@@ -368,9 +369,11 @@ def create_artifact(
             _mark_complete(group, meta)
             _zip_directory(workdir / "store", workdir / "stream.zip")
         except OSError as err:
-            reason = os_reason(err)
-            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: {reason}",
-                              target=workdir, reason=reason) from None
+            error = write_error(workdir, err, scratch=workdir)
+            if error.target != workdir:  # about another file (an input)
+                raise error from None
+            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: {error.reason}",
+                              target=workdir, reason=error.reason) from None
         with stdout_errors(), open(workdir / "stream.zip", "rb") as handle:
             shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
             sys.stdout.buffer.flush()
