@@ -53,12 +53,18 @@ class BatchReport:
 
 
 def pending_jobs(jobs: Sequence[Job], *, skip_existing: bool) -> tuple[list[Job], list[str]]:
-    """Split jobs into those to run and those whose output already exists (when skipping)."""
+    """Split jobs into those to run and those whose output is complete (when skipping).
+
+    Only a whole output is skipped (:func:`czii_cli.io.artifacts.output_is_complete`): an
+    empty folder or a CSV without its header is not.
+    """
+    from .io.artifacts import output_is_complete
+
     if not skip_existing:
         return list(jobs), []
     todo, skipped = [], []
     for job in jobs:
-        (skipped.append(job.name) if job.output is not None and job.output.exists() else todo.append(job))
+        (skipped.append(job.name) if job.output is not None and output_is_complete(job.output) else todo.append(job))
     return todo, skipped
 
 

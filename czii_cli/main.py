@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 from typer.core import TyperGroup
 
@@ -21,24 +24,56 @@ from .commands import (
 )
 from .console import error_line, user_warnings
 from .errors import CziiError
+from .io.atomic import OutputError, os_reason, write_error
 
 
 class CziiGroup(TyperGroup):
-    """Turn :class:`CziiError` into one stderr line and its exit code, never a traceback."""
+    """Turn :class:`CziiError` into one stderr line and its exit code, never a traceback.
+
+    An ``OSError`` that no command turned into a CziiError (disk full, read-only disk, a
+    full or closed stdout) is one line too, naming its file (stdout when it names none),
+    exit 1.  Standard output is flushed here, so that a write error at exit is reported
+    rather than passed off as success.
+    """
 
     def invoke(self, ctx):
         try:
             with user_warnings():
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+            sys.stdout.flush()
+            return result
         except CziiError as err:
+            if isinstance(err, OutputError) and err.target == "-":
+                _detach_stdout()
             error_line(str(err))
             ctx.exit(err.exit_code)
+        except OSError as err:
+            if err.filename is None:  # file writes are reported by io.atomic: this is stdout
+                _detach_stdout()
+                error_line(str(write_error("-", err)))
+            else:
+                error_line(f"{err.filename}: {os_reason(err)}")
+            ctx.exit(1)
         except KeyboardInterrupt:
             error_line("interrupted")
             ctx.exit(130)
         except MemoryError:
             error_line("out of memory; try a smaller --batch-size or window")
             ctx.exit(1)
+
+
+def _detach_stdout() -> None:
+    """After a failed write to stdout, point it at /dev/null so that exiting does not fail again."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests capture it)
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, descriptor)
+        os.close(null)
+    except OSError:
+        pass
 
 
 app = typer.Typer(

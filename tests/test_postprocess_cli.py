@@ -151,10 +151,10 @@ def test_a_folder_output_gets_one_csv_per_experiment(cli, tmp_path):
     assert result.stdout == ""
     assert (tmp_path / "picks" / "TS_0.csv").read_text() == EXPECTED.replace("TS_a", "TS_0")
     merged = cli("postprocess", *inputs).stdout
-    (tmp_path / "picks" / "TS_0.csv").write_text("kept")
+    (tmp_path / "picks" / "TS_0.csv").write_text(HEADER + "\n")  # complete (a header), so kept as it is
     again = cli("postprocess", *inputs, "-o", tmp_path / "picks", "--skip-existing")
     assert again.exit_code == 0, again.stderr
-    assert "skipped " in again.stderr and (tmp_path / "picks" / "TS_0.csv").read_text() == "kept"
+    assert "skipped " in again.stderr and (tmp_path / "picks" / "TS_0.csv").read_text() == HEADER + "\n"
     parts = [(tmp_path / "picks" / f"TS_{i}.csv").read_text().splitlines()[1:] for i in (1, 2)]
     assert [line.split(",", 1)[1] for part in parts for line in part] == [
         line.split(",", 1)[1] for line in merged.splitlines()[3:]

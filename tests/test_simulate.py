@@ -310,8 +310,15 @@ def test_existing_output_needs_overwrite(cli, tmp_path):
     assert r.exit_code == 2
     assert "output exists" in r.stderr and "Traceback" not in r.stderr
     assert (out / "keep.txt").exists()
-    assert cli("simulate", out, "--shape", *SMALL, "-f", "-q").exit_code == 0
-    assert not (out / "keep.txt").exists() and (out / "copick_config.json").exists()
+    refused = cli("simulate", out, "--shape", *SMALL, "-f", "-q")  # -f never replaces a folder czii did not write
+    assert refused.exit_code == 2 and "a folder that czii did not write" in refused.stderr
+    assert (out / "keep.txt").read_text() == "old"
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    assert cli("simulate", out, "--shape", *SMALL, "-q").exit_code == 0
+    (out / "extra.txt").write_text("from the first run")
+    assert cli("simulate", out, "--shape", *SMALL, "-f", "-q").exit_code == 0  # its own output: replaced
+    assert not (out / "extra.txt").exists() and (out / "copick_config.json").exists()
 
 
 @pytest.mark.parametrize("args", [["--shape", 8, 64, 64], ["--shape", 0, 64, 64], ["--snr", 0], ["--density", -1]])

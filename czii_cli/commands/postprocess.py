@@ -256,16 +256,19 @@ def _write_into_copick(inputs, project_path: Path, *, experiments: dict, channel
 
 
 def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) -> dict[str, Path]:
-    """DIR/<experiment>.csv for each input; two inputs of one experiment are a UsageError."""
+    """DIR/<experiment>.csv for each input; two inputs of one experiment are a UsageError, an
+    experiment that is no plain file name (``../x``) a DataError naming its input."""
     from ..errors import UsageError
     from ..io.atomic import check_output
+    from ..io.names import file_in_folder
 
     names = list(experiments.values())
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UsageError(f"several inputs are experiment {repeated[0]!r}; their CSVs in {folder} would collide")
+    targets = {name: file_in_folder(folder, experiment, ".csv", source=name, what="experiment (run name)")
+               for name, experiment in experiments.items()}
     folder.mkdir(exist_ok=True)
-    targets = {name: folder / f"{experiment}.csv" for name, experiment in experiments.items()}
     for target in targets.values():
         check_output(target, overwrite=overwrite)
     return targets

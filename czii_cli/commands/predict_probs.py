@@ -112,6 +112,7 @@ def command(
     from ..inference.io import find_tomograms, plan_outputs
     from ..inference.job import PredictSettings, predict_job, predict_tomogram
     from ..inference.models import choose_window, fit_window, load_models, window_multiple
+    from ..io.artifacts import output_is_complete
     from ..io.atomic import is_stdout
     from ..io.volumes import VolumeRequest
     from .batching import absolute, check_batch_options, run_with_progress
@@ -128,7 +129,8 @@ def command(
                                batch_size=batch_size, tta=tta, device=device, dtype=dtype, logits=logits,
                                precision=precision)
     found = find_tomograms(tomograms, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    targets = plan_outputs([t.name for t in found], output, overwrite=overwrite, skip_existing=skip_existing)
+    targets = plan_outputs([t.name for t in found], output, overwrite=overwrite, skip_existing=skip_existing,
+                           sources=[t.volume.source if t.volume is not None else str(t.path) for t in found])
     if is_stdout(targets[0]) and (skip_existing or scheduler is not None):
         raise UsageError("--skip-existing and --scheduler need an output on disk; pass -o OUT or -o DIR/")
     trained = models[0].voxel_size
@@ -143,7 +145,7 @@ def command(
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows
         (item,), (target,) = found, targets
-        if skip_existing and Path(target).exists():
+        if skip_existing and output_is_complete(Path(target)):
             info(f"skipped {item.name}: output exists")
             return
         window = fit_window(settings.window, item.volume.shape, multiple=window_multiple(models))

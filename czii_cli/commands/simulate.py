@@ -108,6 +108,7 @@ def command(
     from ..console import info, set_verbosity, track
     from ..errors import DataError, UsageError
     from ..io.atomic import atomic_path, check_output
+    from ..io.names import check_file_name
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
     from ..simulate import (
@@ -160,6 +161,12 @@ def command(
         except DataError as err:
             raise DataError(f"{picks}: {err}") from None
     names = given.experiments if given is not None else [f"TS_sim_{i}" for i in range(runs or 1)]
+    for run in names:  # run and particle names become folder and file names
+        check_file_name(run, source=str(picks), what="run name")
+    for name in catalog.names:
+        check_file_name(name, source=str(classes or "the class catalog"), what="particle name")
+    args = {"runs": len(names), "shape": list(shape), "seed": seed, "layout": layout.value, "snr": snr,
+            "voxel_size": voxel_size, "density": density}
 
     provenance = {
         "command": "simulate",
@@ -173,6 +180,7 @@ def command(
     }
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
+        _write_marker(tmp, args, inputs=[str(p) for p in (picks, classes) if p is not None])
         for index, run in enumerate(track(names, description="simulating", total=len(names))):
             sim = simulate_run(
                 shape,
@@ -235,6 +243,15 @@ def _write_run(root: Path, sim: SimulatedRun, *, layout: Layout, voxel_size: flo
         (root / "train_annotations").mkdir(exist_ok=True)
         write_mrc(root / "train_images" / f"{run}.mrc", sim.tomogram, voxel_size=voxel_size)
         write_annotation_csv(root / "train_annotations" / f"{run}.csv", sim.picks)
+
+
+def _write_marker(root: Path, args: dict, *, inputs: list[str]) -> None:
+    """The hidden file that marks the folder as czii's (so that -f may replace it), with provenance."""
+    from ..io.artifacts import provenance_entry
+    from ..io.atomic import MARKER
+    from ..io.volumes import write_json
+
+    write_json(root / MARKER, {"czii": {"kind": "simulation", "provenance": [provenance_entry("simulate", args, inputs)]}})
 
 
 def _write_copick_config(root: Path, catalog: Catalog, *, final: Path) -> None:

@@ -19,7 +19,9 @@ info MODEL[/italic]) holds both scores and the tuned thresholds of that round (b
 pick_thresholds for [italic]czii postprocess --threshold[/italic], and a thresholds file for
 --thresholds).
 MODEL.last.pt holds everything --resume needs (also written on Ctrl-C), MODEL.metrics.csv and
-MODEL.curves.png the history of both scores.  Defaults: see --config (a JSON of the same
+MODEL.curves.png the history of both scores.  --resume MODEL.last.pt with -o MODEL continues
+in place; under another -o name, existing files there are kept unless -f.  The output folder
+is checked to be writable before training starts.  Defaults: see --config (a JSON of the same
 settings; val_threshold and val_candidate_thresholds set the pick thresholds).
 
 Several GPUs: start the same command under torchrun, e.g. [italic]torchrun --nproc-per-node 4
@@ -108,7 +110,7 @@ def command(
     from ..console import info, make_progress, set_verbosity
     from ..errors import DataError, UsageError
     from ..inference import resolve_device
-    from ..io.atomic import check_output
+    from ..io.atomic import check_output, check_writable
     from ..io.catalog_file import load_catalog
     from ..models.checkpoint import load_model_file
     from ..models.dataset import find_runs
@@ -123,7 +125,9 @@ def command(
     if output is None or str(output) == "-":
         raise UsageError("train writes a model file: pass -o MODEL.pt")
     paths = OutputPaths.beside(output)
-    if resume is None:
+    if resume is not None and any(_same_file(resume, path) for path in paths.all()):  # in place: its own files
+        check_writable(paths.model.parent, output=paths.model)
+    else:  # a new run, or one continued under new names: existing files are not replaced without -f
         for path in paths.all():
             check_output(path, overwrite=overwrite)
     settings = {}
@@ -169,7 +173,20 @@ def command(
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
                 on_round=lambda row: info(_round_line(row)),
             )
-    info(f"done: {record.history[-1]['step'] if record.history else 0} steps, {_kept(record)} -> {paths.model}")
+    steps = record.history[-1]["step"] if record.history else 0
+    if record.model_written:
+        info(f"done: {steps} steps, {_kept(record)} -> {paths.model}")
+    else:
+        info(f"done: {steps} steps, no better checkpoint than the resumed run's ({_kept(record)}); "
+             f"{paths.model} not written, the last state is in {paths.last}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file (both resolved)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 def _tracked(progress, items, description: str):

@@ -17,6 +17,7 @@ from ..commands.output import artifact_target
 from ..errors import DataError, UsageError
 from ..io.artifacts import Volume, stdin_to_tempfile
 from ..io.atomic import check_output, is_stdout
+from ..io.names import file_in_folder
 from ..io.volumes import VolumeRequest, list_runs, read_volume
 
 
@@ -76,12 +77,15 @@ def find_tomograms(paths: Sequence[Path], request: VolumeRequest) -> list[Tomogr
 
 
 def plan_outputs(
-    names: Sequence[str], output: str | None, *, overwrite: bool, skip_existing: bool = False
+    names: Sequence[str], output: str | None, *, overwrite: bool, skip_existing: bool = False,
+    sources: Sequence[str] | None = None,
 ) -> list[Path | str]:
     """The target of each named tomogram's artifact (a path, or ``-`` for stdout).
 
     An existing output is an error unless ``overwrite`` (it is replaced) or
-    ``skip_existing`` (its tomogram is skipped) is set.
+    ``skip_existing`` (its tomogram is skipped) is set.  In a folder, each output is
+    named after its run: a name that is not a plain file name (``../x``, ``/abs``) is a
+    DataError naming its input (``sources``, in the order of ``names``).
     """
     existing_ok = overwrite or skip_existing
     folder = output_folder(output)
@@ -98,8 +102,9 @@ def plan_outputs(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UsageError(f"several tomograms are named {repeated[0]!r}; their outputs would collide")
+    sources = list(sources) if sources is not None else list(names)
+    targets = [file_in_folder(folder, name, ".zarr", source=source) for name, source in zip(names, sources)]
     folder.mkdir(exist_ok=True)
-    targets = [folder / f"{name}.zarr" for name in names]
     for target in targets:
         check_output(target, overwrite=existing_ok)
     return targets

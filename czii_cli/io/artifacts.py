@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
+import errno
 import json
 import os
 import shutil
@@ -37,7 +38,18 @@ import numpy as np
 
 from .. import __version__
 from ..errors import DataError, UsageError
-from .atomic import atomic_path, check_output, is_stdout
+from .atomic import (
+    OutputError,
+    atomic_path,
+    check_output,
+    is_partial_name,
+    is_stdout,
+    os_reason,
+    refuse_partial,
+    remove_path,
+    stdout_errors,
+    write_error,
+)
 
 SCHEMA = 1
 KINDS = ("tomogram", "labels", "heatmap", "probs")
@@ -45,6 +57,8 @@ ZIP_MAGIC = b"PK\x03\x04"
 NGFF_VERSION = "0.5"
 PREVIEW_PATH = "data_2x"
 NPY_MAGIC = b"\x93NUMPY"
+INCOMPLETE = "incomplete"
+"""Set in ``attrs["czii"]`` while an artifact is being written; readers refuse it."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +264,7 @@ def check_real_dtype(dtype: Any, *, source: Path | str) -> None:
 def read_artifact(path: Path) -> Volume:
     """Read a czii artifact: zarr directory, zarr zip or ``.npy`` with its sidecar."""
     path = Path(path)
+    refuse_partial(path)
     if sniff(path) == "npy":
         return _read_npy(path)
     group = open_zarr_group(path)
@@ -261,6 +276,8 @@ def read_artifact(path: Path) -> Volume:
         raise DataError(f"{path}: a zarr store without czii metadata (attrs['czii'])")
     if not isinstance(document, dict):
         raise DataError(f"{path}: malformed czii metadata (attrs['czii'] is not an object)")
+    if document.get(INCOMPLETE):
+        raise DataError(f"{path}: an incomplete artifact (the run writing it did not finish); not an input")
     meta = ArtifactMeta.from_json(dict(document), source=str(path))
     try:
         data = zarr_member(group, "data" if _has_member(group, "data") else _first_level(group), source=path)
@@ -289,6 +306,33 @@ def _first_level(group) -> str:
         return str(multiscales[0]["datasets"][0]["path"])
     except (TypeError, KeyError, IndexError):
         return "data"
+
+
+def output_is_complete(path: Path) -> bool:
+    """True when ``path`` is a whole output: what ``--skip-existing`` may skip.
+
+    A CSV needs its header line; a folder, ``.zarr``, ``.zip`` or ``.npy`` must be a
+    readable czii artifact with its metadata (not flagged incomplete); any other file
+    must not be empty.
+    """
+    path = Path(path)
+    if not os.path.lexists(path) or is_partial_name(path):
+        return False
+    if path.suffix.lower() == ".csv":
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                header = handle.readline()
+        except (OSError, UnicodeDecodeError):
+            return False
+        columns = {column.strip() for column in header.strip().split(",")}
+        return header.endswith("\n") and {"x", "y", "z"} <= columns
+    if path.is_dir() or path.suffix.lower() in (".zarr", ".zip", ".npy"):
+        try:
+            read_artifact(path)
+        except (DataError, OSError):
+            return False
+        return True
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _read_npy(path: Path) -> Volume:
@@ -398,26 +442,44 @@ def create_artifact(
         return
     if form == "dir":
         with atomic_path(Path(target), overwrite=overwrite) as tmp:
-            array = _create_zarr_dir(tmp, shape, dtype, meta, chunks)
+            group, array = _create_zarr_dir(tmp, shape, dtype, meta, chunks)
             yield array
             if preview:
                 _add_preview_level(tmp, array, meta)
+            _mark_complete(group, meta, levels=2 if preview else 1)
         return
-    if form == "zip":
-        check_output(Path(target), overwrite=overwrite)
-    workdir = Path(tempfile.mkdtemp(prefix="czii-artifact-", dir=_scratch_dir(target)))
+    if form == "zip":  # built in a hidden scratch store next to the zip, removed on every path
+        with atomic_path(Path(target), overwrite=overwrite) as tmp:
+            store = tmp.with_name(tmp.name + ".store")
+            try:
+                group, array = _create_zarr_dir(store, shape, dtype, meta, chunks)
+                yield array
+                if preview:
+                    _add_preview_level(store, array, meta)
+                _mark_complete(group, meta, levels=2 if preview else 1)
+                _zip_directory(store, tmp)
+            except BaseException:
+                remove_path(store, settle=True)
+                raise
+            remove_path(store)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="czii-artifact-"))
     try:
-        array = _create_zarr_dir(workdir / "store", shape, dtype, meta, chunks)
-        yield array
-        if preview:
-            _add_preview_level(workdir / "store", array, meta)
-        if form == "zip":
-            with atomic_path(Path(target), overwrite=overwrite) as tmp:
-                _zip_directory(workdir / "store", tmp)
-        else:
+        try:
+            group, array = _create_zarr_dir(workdir / "store", shape, dtype, meta, chunks)
+            yield array
+            if preview:
+                _add_preview_level(workdir / "store", array, meta)
+            _mark_complete(group, meta, levels=2 if preview else 1)
             _zip_directory(workdir / "store", workdir / "stream.zip")
-            with open(workdir / "stream.zip", "rb") as handle:
-                shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
+        except OSError as err:
+            error = write_error(workdir, err, scratch=workdir)
+            if error.target != workdir:  # about another file (an input)
+                raise error from None
+            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: {error.reason}",
+                              target=workdir, reason=error.reason) from None
+        with stdout_errors(), open(workdir / "stream.zip", "rb") as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
             sys.stdout.buffer.flush()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -439,22 +501,24 @@ def write_artifact(
         out[...] = data
 
 
-def _scratch_dir(target: Path | str) -> str | None:
-    """Build zip outputs next to their destination so the final rename is cheap."""
-    if is_stdout(target):
-        return None
-    return str(Path(target).parent)
-
-
 def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> Any:
     import zarr
     from zarr.storage import LocalStore
 
     group = zarr.open_group(store=LocalStore(path), mode="w", zarr_format=3)
-    group.attrs.update({"ome": ngff_metadata(meta, levels=1), "czii": meta.to_json()})
+    group.attrs.update({"ome": ngff_metadata(meta, levels=1), "czii": {**meta.to_json(), INCOMPLETE: True}})
     fill = 0 if np.dtype(dtype).kind in "biuf" else None
-    return group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill,
-                              dimension_names=_dimension_names(meta.axes))
+    return group, group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill,
+                                     dimension_names=_dimension_names(meta.axes))
+
+
+def _mark_complete(group, meta: ArtifactMeta, *, levels: int) -> None:
+    """Drop the ``incomplete`` flag once the data (and its ``levels`` levels) is written.
+
+    Both attributes are written together, so a stale copy of the group's attributes can
+    not undo the listing of a preview level.
+    """
+    group.attrs.update({"ome": ngff_metadata(meta, levels=levels), "czii": meta.to_json()})
 
 
 def _dimension_names(axes: str) -> tuple[str, ...]:
@@ -556,17 +620,40 @@ def _zip_directory(source: Path, destination: Path) -> None:
 
 
 def _create_npy(path: Path, shape, dtype, meta: ArtifactMeta, overwrite: bool) -> Iterator[Any]:
+    """The array goes into place first (exclusively), then its sidecar: until the sidecar is
+    there the ``.npy`` is no readable artifact; a sidecar that cannot be written takes the
+    array with it."""
     sidecar = path.with_name(path.name + ".json")
     check_output(sidecar, overwrite=overwrite)
     with atomic_path(path, overwrite=overwrite) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
         try:
+            _preallocate(tmp)
             yield array
             array.flush()
         finally:
             del array
+    try:
         with atomic_path(sidecar, overwrite=True) as tmp_json:
             tmp_json.write_text(json.dumps({"czii": meta.to_json()}, indent=1))
+    except BaseException:
+        remove_path(path)
+        raise
+
+
+def _preallocate(path: Path) -> None:
+    """Reserve the disk space of a sparse file, so that a full disk is an OSError now
+    rather than a SIGBUS when the memory map is written (where the system can reserve it)."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(descriptor, 0, os.fstat(descriptor).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS):
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = True) -> None:

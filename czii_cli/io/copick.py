@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from ..errors import DataError, UsageError
+from .names import name_problem
 
 CONFIG_NAMES = ("copick_config.json", "copick.json", "config.json")
 CONFIG_KEYS = ("pickable_objects", "static_root", "overlay_root", "config_type")
@@ -275,11 +276,14 @@ def select_picks_files(files: Sequence[PicksFile], selection: PicksSelection, *,
 
 
 def check_name(name: str, *, what: str, source: str) -> str:
-    """Refuse a name read from data or given by a user that cannot be one path component."""
-    text = str(name)
-    if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text or text.startswith("."):
-        raise DataError(f"{source}: {what} {text!r} cannot be a file or folder name")
-    return text
+    """Refuse a name read from data or given by a user that cannot be one path component.
+
+    The rule is :func:`czii_cli.io.names.name_problem`'s, the one every output name follows.
+    """
+    problem = name_problem(str(name))
+    if problem is not None:
+        raise DataError(f"{source}: {what} {str(name)!r} cannot be a file or folder name: it {problem}")
+    return str(name)
 
 
 def check_identity(value: str, *, what: str, source: str) -> str:

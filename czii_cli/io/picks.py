@@ -31,7 +31,8 @@ from ..catalog import DEFAULT_CATALOG, Catalog
 from ..errors import DataError, UsageError
 from ..picks import Picks, concat
 from . import copick
-from .atomic import atomic_path, atomic_text
+from .atomic import atomic_path, atomic_text, refuse_partial
+from .names import file_in_folder
 
 SUBMISSION_COLUMNS = ["id", "experiment", "particle_type", "x", "y", "z"]
 ANNOTATION_COLUMNS = ["dataset_id", "image_name", "x", "y", "z", "label"]
@@ -57,6 +58,7 @@ def read_picks(
     if str(path) == "-":
         return _read_csv_text(sys.stdin.read().removeprefix("\ufeff"), source="<stdin>", catalog=catalog)
     path = Path(path)
+    refuse_partial(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     if copick.find_config(path) is not None:
@@ -317,12 +319,12 @@ def write_copick_picks(
     """
     written = []
     for run in picks.experiments:
-        picks_dir = Path(overlay_root) / "ExperimentRuns" / copick.check_name(run, what="run name", source=str(overlay_root)) / "Picks"
+        picks_dir = file_in_folder(Path(overlay_root) / "ExperimentRuns", run, source="the picks") / "Picks"
         picks_dir.mkdir(parents=True, exist_ok=True)
         for particle in picks.where(experiment=run).particle_types:
             subset = picks.where(experiment=run, particle_type=particle)
-            name = f"{particle}.json" if naming == "particle" else copick.picks_file_name(user, session, particle)
-            copick.check_name(name, what="picks file name", source=str(overlay_root))
+            stem = particle if naming == "particle" else copick.picks_file_name(user, session, particle)[: -len(".json")]
+            name = file_in_folder(picks_dir, stem, ".json", source="the picks", what="particle name").name
             document = copick.picks_document(run, particle, subset.xyz, user=user, session=session, scores=subset.score)
             _write_json_atomic(picks_dir / name, document, overwrite=overwrite)
             written.append(picks_dir / name)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError, UsageError
-from ..io.atomic import atomic_path
+from ..io.atomic import atomic_path, refuse_partial
 from .registry import build_network, resolve_params
 
 FORMAT = "czii-model"
@@ -101,14 +101,20 @@ class ModelFile:
 
 
 def save_model(path: Path, model: ModelFile, *, overwrite: bool = False) -> None:
-    """Write a model file atomically."""
+    """Write a model file atomically.
+
+    Written through an unbuffered Python file, so that a full or read-only disk is an
+    OSError (reported with the file's name), not a RuntimeError from torch's own writer.
+    """
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
-        torch.save(model.to_checkpoint(), tmp)
+        with open(tmp, "wb", buffering=0) as handle:
+            torch.save(model.to_checkpoint(), handle)
 
 
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint dict safely; anything but plain data is refused."""
     path = Path(path)
+    refuse_partial(path)
     if not path.is_file():
         raise DataError(f"{path}: no such model file")
     try:

@@ -72,6 +72,8 @@ class RunRecord:
     best_score: float | None = None
     best_step: int | None = None
     seconds: float = 0.0
+    model_written: bool = False
+    """Whether this process wrote the model file (not saved: a resumed run may find no new best)."""
 
     def to_json(self) -> dict:
         return {"history": self.history, "best_score": self.best_score, "best_step": self.best_step,
@@ -180,6 +182,7 @@ def fit(
         if world.is_main:
             if validation is None:
                 save_model(paths.model, _model(template, trainer, record), overwrite=True)
+                record.model_written = True
             _save_last(trainer, record, template, paths, random_states)
         world.barrier()
         raise
@@ -233,6 +236,7 @@ def _keep_round(row: dict, trainer: Trainer, record: RunRecord, validation: Vali
         if validation is not None:
             record.best_score, record.best_step = row[score_column], trainer.step
         save_model(paths.model, _model(template, trainer, record), overwrite=True)
+        record.model_written = True
     _save_last(trainer, record, template, paths, random_states)
     write_metrics(paths.metrics, record.history)
     plot_curves(paths.curves, record.history, best_step=record.best_step)
