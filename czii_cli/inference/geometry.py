@@ -1,0 +1,406 @@
+"""Inference geometry from the network: receptive field, working memory, large tiles with a halo.
+
+A fully convolutional network (convolutions, pooling, interpolation, BatchNorm in eval
+mode) computes each output voxel from a bounded neighbourhood of the input, its
+*receptive field*.  A tile that reaches at least that far beyond the voxels taken from
+it (the *halo*) gives exactly what one pass over the whole volume would, so large tiles
+with a halo, stitched by their centres, replace small overlapping windows blended with
+Gaussian weights: no blending, and each voxel is computed about once instead of about
+2.4 times (64^3 windows at 25 % overlap).
+
+* :func:`receptive_radius` measures how far the network looks along each axis, by
+  changing the input beyond a distance and checking that a block of outputs stays the
+  same (exact for max pooling, where gradients would miss voxels).  A network whose
+  outputs depend on the whole window (InstanceNorm, GroupNorm) has no bounded radius.
+* :func:`working_bytes_per_voxel` measures the memory a forward pass holds at its peak
+  per input voxel, by tracking every tensor the network's operations allocate.
+* :func:`plan_halo_tiling` picks the tiles: the fewest computed voxels whose tile fits
+  the memory budget, tile starts on the network's size multiple (so its pooling grid
+  matches one pass over the whole volume) and cuts between tiles on chunk boundaries
+  where the halo allows.
+
+Tiles start at multiples of the size multiple and never extend past the volume's start;
+the volume is zero-padded at its far end to a multiple (as a pass over the whole volume
+would need), so every stitched voxel equals that pass up to floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+PROBE_LENGTH = 256
+"""Longest probe along an axis (voxels): a radius reaching its ends counts as unbounded."""
+
+
+def receptive_radius(
+    network: nn.Module, *, multiple: int, tolerance: float = 0.0, device: torch.device | None = None,
+    length: int = PROBE_LENGTH, seed: int = 0,
+) -> tuple[int, int, int] | None:
+    """How many input voxels beyond a block of outputs the network reads, per axis (z, y, x).
+
+    Along each axis a probe of ``length`` voxels (``multiple`` wide across) is run on
+    random normal input (the scale of a z-scored tomogram); then every input voxel
+    farther than ``d`` from the central block of ``multiple`` outputs is replaced by
+    other random values.  The radius is the smallest ``d`` (a multiple of ``multiple``,
+    found by bisection) that changes the block's output by at most ``tolerance`` times
+    its largest magnitude.  With ``tolerance=0`` that is the exact receptive field (the
+    output is bit for bit the same); a small tolerance gives the *effective* one, where
+    the rest of the field moves the logits by less than that fraction (influence decays
+    fast with distance in a trained U-Net).
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Maps ``[B, 1, Z, Y, X]`` to ``[B, C, Z, Y, X]``; it is run in eval mode, float32.
+    multiple : int
+        Window sides must be multiples of this (the network's total down-sampling).
+    tolerance : float
+        Largest change of the block's output, relative to its largest magnitude, that
+        counts as unchanged (0: exact).
+    device : torch.device, optional
+        Where to run; defaults to the CPU.
+    length : int
+        Probe length along the measured axis (rounded down to a multiple).
+    seed : int
+        Seed of the random probe inputs.
+
+    Returns
+    -------
+    tuple of 3 int, or None
+        The radius along z, y and x in voxels, a multiple of ``multiple``; None when the
+        output depends on input at the probe's ends (an unbounded receptive field, or
+        one larger than the probe).
+
+    Examples
+    --------
+    >>> net = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.Conv3d(2, 2, 5, padding=2))
+    >>> receptive_radius(net, multiple=1, length=32)
+    (3, 3, 3)
+    """
+    multiple = max(1, int(multiple))
+    length = int(length) // multiple * multiple
+    if length < 3 * multiple:
+        raise UsageError(f"probe length {length} is too short for a size multiple of {multiple}")
+    device = device or torch.device("cpu")
+    generator = torch.Generator().manual_seed(seed)
+    was_training = network.training
+    network.eval()
+    radius = []
+    try:
+        with torch.inference_mode():
+            for axis in range(3):
+                shape = [multiple] * 3
+                shape[axis] = length
+                block = (length // 2) // multiple * multiple
+                base = torch.randn((1, 1, *shape), generator=generator)
+                other = torch.randn((1, 1, *shape), generator=generator)
+                reference = _block_output(network, base, axis, block, multiple, device)
+                scale = float(reference.abs().max()) or 1.0
+
+                def unchanged(distance: int) -> bool:
+                    changed = base.clone()
+                    index = torch.arange(length)
+                    far = (index < block - distance) | (index >= block + multiple + distance)
+                    view = [1, 1, 1, 1, 1]
+                    view[2 + axis] = length
+                    mask = far.view(view).expand_as(base)
+                    changed[mask] = other[mask]
+                    output = _block_output(network, changed, axis, block, multiple, device)
+                    return float((output - reference).abs().max()) <= tolerance * scale
+
+                # the farthest test changes only the outermost voxels of the nearer end
+                top = (min(block, length - block - multiple) - multiple) // multiple
+                if top < 1 or not unchanged(top * multiple):
+                    return None
+                low, high = 0, top  # unchanged(high * multiple) holds; find the smallest such
+                while low < high:
+                    middle = (low + high) // 2
+                    if unchanged(middle * multiple):
+                        high = middle
+                    else:
+                        low = middle + 1
+                radius.append(high * multiple)
+    finally:
+        network.train(was_training)
+    return tuple(radius)
+
+
+def _block_output(network, inputs, axis, block, multiple, device) -> torch.Tensor:
+    output = network(inputs.to(device)).float().cpu()
+    index = [slice(None)] * 5
+    index[2 + axis] = slice(block, block + multiple)
+    return output[tuple(index)]
+
+
+def working_bytes_per_voxel(
+    network: nn.Module, *, multiple: int, precision: str = "float32", layout: torch.memory_format | None = None,
+    device: torch.device | None = None, side: int = 32,
+) -> tuple[float, int]:
+    """Peak bytes of the tensors a forward pass holds at once, per input voxel; output channels.
+
+    A probe of about ``side``^3 voxels (sides rounded up to ``multiple``) is run with
+    every tensor that the network's operations allocate tracked until it is freed; the
+    largest total, divided by the probe's voxels, is returned.  Memory scales with the
+    voxels of a fully convolutional network, so this predicts the working memory of a
+    large tile.  Backend scratch space is not seen: leave some room in a budget.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+    multiple : int
+        Window sides must be multiples of this.
+    precision : str
+        ``float32``, ``bfloat16`` or ``float16``: autocast of the probe, as in inference.
+    layout : torch.memory_format, optional
+        Memory layout of the input and the network during the probe.
+    device : torch.device, optional
+        Where to run; defaults to the CPU.
+    side : int
+        Probe side in voxels.
+
+    Returns
+    -------
+    bytes_per_voxel : float
+    channels : int
+        The network's output channels.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    device = device or torch.device("cpu")
+    side = max(int(math.ceil(side / multiple)) * multiple, multiple)
+    inputs = torch.randn((1, 1, side, side, side), device=device)
+    if layout is not None:
+        inputs = inputs.contiguous(memory_format=layout)
+    storages: dict[int, list[int]] = {}
+    totals = {"live": 0, "peak": 0}
+
+    def release(key: int) -> None:
+        entry = storages.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            totals["live"] -= entry[0]
+            del storages[key]
+
+    class Tracker(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            for tensor in tree_flatten(result)[0]:
+                if not isinstance(tensor, torch.Tensor) or tensor.device.type != device.type:
+                    continue
+                storage = tensor.untyped_storage()
+                key = storage.data_ptr()
+                entry = storages.get(key)
+                if entry is None:
+                    storages[key] = entry = [storage.nbytes(), 0]
+                    totals["live"] += entry[0]
+                    totals["peak"] = max(totals["peak"], totals["live"])
+                entry[1] += 1
+                weakref.finalize(tensor, release, key)
+            return result
+
+    was_training = network.training
+    network.eval()
+    if layout is not None:
+        network.to(memory_format=layout)
+    try:
+        with torch.inference_mode():
+            with Tracker():
+                if precision == "float32":
+                    output = network(inputs)
+                else:
+                    with torch.autocast(device_type=device.type, dtype=getattr(torch, precision)):
+                        output = network(inputs)
+                channels = int(output.shape[1])
+                del output
+    finally:
+        network.train(was_training)
+        if layout is not None:
+            network.to(memory_format=torch.contiguous_format)
+    return totals["peak"] / float(side**3), channels
+
+
+@dataclass(frozen=True)
+class HaloTiling:
+    """Tiles over one volume, each used only for its core, the voxels farthest from its edges.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The volume's spatial shape (z, y, x).
+    padded_shape : tuple of int
+        ``shape`` rounded up to the size multiple (zeros beyond the volume's end).
+    window : tuple of int
+        Tile shape (z, y, x), multiples of the size multiple.
+    halo : tuple of int
+        Voxels of context each core keeps to its tile's edges (none at the volume's edges).
+    starts : tuple of three tuples of int
+        Tile starts along each axis; the tiles are their Cartesian product.
+    cuts : tuple of three tuples of int
+        Core boundaries along each axis: tile ``i`` gives voxels ``[cuts[i], cuts[i + 1])``
+        of the padded volume (``cuts[0] == 0``, ``cuts[-1] == padded size``).
+    """
+
+    shape: tuple[int, int, int]
+    padded_shape: tuple[int, int, int]
+    window: tuple[int, int, int]
+    halo: tuple[int, int, int]
+    starts: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    cuts: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+
+    @property
+    def count(self) -> int:
+        """Number of tiles."""
+        return math.prod(len(s) for s in self.starts)
+
+    @property
+    def redundancy(self) -> float:
+        """Voxels computed over voxels of the volume."""
+        return self.count * math.prod(self.window) / math.prod(self.shape)
+
+    def tiles(self) -> list[tuple[tuple[int, int, int], tuple[slice, slice, slice]]]:
+        """``(start, core)`` of each tile in z, y, x order: its start and the slices of
+        the volume (not padded) it provides; tiles whose core lies in the padding only are
+        skipped."""
+        found = []
+        for index in itertools.product(*(range(len(s)) for s in self.starts)):
+            start = tuple(self.starts[a][i] for a, i in enumerate(index))
+            core = tuple(slice(self.cuts[a][i], min(self.cuts[a][i + 1], self.shape[a])) for a, i in enumerate(index))
+            if all(c.stop > c.start for c in core):
+                found.append((start, core))
+        return found
+
+
+def axis_tiles(size: int, window: int, *, halo: int, multiple: int, align: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Starts and core boundaries of the fewest tiles of ``window`` voxels along one axis.
+
+    Tiles start at multiples of ``multiple``, the first at 0, the last ending at ``size``
+    (a multiple too); each tile's core stays ``halo`` voxels away from its edges, except at
+    the ends of the axis.  Each cut between two cores lies where both tiles are valid: on
+    a multiple of ``align`` if there is one, else in the middle.
+
+    Examples
+    --------
+    >>> axis_tiles(632, 368, halo=48, multiple=8, align=64)
+    ((0, 264), (0, 320, 632))
+    >>> axis_tiles(184, 184, halo=48, multiple=8)
+    ((0,), (0, 184))
+    """
+    if size % multiple or window % multiple:
+        raise UsageError(f"tiles of {window} on an axis of {size} must both be multiples of {multiple}")
+    if window >= size:
+        return (0,), (0, size)
+    core = window - 2 * halo
+    if core < multiple:
+        raise UsageError(f"a tile of {window} voxels leaves no core inside a halo of {halo}")
+    count = 2 + max(0, math.ceil((size - 2 * (window - halo)) / core))
+    span = size - window
+    starts = [round(i * span / (count - 1) / multiple) * multiple for i in range(count)]
+    cuts = [0]
+    for left, right in zip(starts, starts[1:]):
+        low, high = right + halo, left + window - halo  # both tiles valid in [low, high]
+        if low > high:  # rounding to the multiple left a gap: should not happen with the count above
+            raise UsageError(f"tiles of {window} with a halo of {halo} cannot cover an axis of {size}")
+        aligned = math.ceil(low / align) * align
+        cuts.append(aligned if aligned <= high else (low + high) // 2)
+    cuts.append(size)
+    return tuple(starts), tuple(cuts)
+
+
+def _smallest_window(size: int, count: int, *, halo: int, multiple: int) -> int:
+    """The smallest tile side (a multiple) with which ``count`` tiles cover ``size`` voxels."""
+    if count == 1:
+        return size
+    needed = math.ceil((size + 2 * halo * (count - 1)) / count)
+    return max(math.ceil(needed / multiple) * multiple, 2 * halo + multiple)
+
+
+def plan_halo_tiling(
+    shape: Sequence[int], *, halo: Sequence[int], multiple: int, max_window_voxels: int,
+    align: Sequence[int] = (1, 1, 1),
+) -> HaloTiling:
+    """The tiling that computes the fewest voxels with tiles of at most ``max_window_voxels``.
+
+    Parameters
+    ----------
+    shape : sequence of 3 int
+        The volume's spatial shape.
+    halo : sequence of 3 int
+        Context each core keeps along z, y, x (at least the receptive radius).
+    multiple : int
+        Tile sides and starts are multiples of it.
+    max_window_voxels : int
+        Largest tile (voxels): what the memory budget allows.
+    align : sequence of 3 int
+        Preferred positions of the cuts (the output's chunks), per axis.
+
+    Returns
+    -------
+    HaloTiling
+        Among the tilings that fit, the fewest computed voxels, then the fewest tiles.
+
+    Examples
+    --------
+    >>> t = plan_halo_tiling((184, 630, 630), halo=(48, 48, 48), multiple=8, max_window_voxels=25_000_000)
+    >>> t.window, t.count, round(t.redundancy, 2)
+    ((184, 368, 368), 4, 1.36)
+    """
+    shape = tuple(int(s) for s in shape)
+    multiple = max(1, int(multiple))
+    halo = tuple(math.ceil(int(h) / multiple) * multiple for h in halo)
+    padded = tuple(math.ceil(s / multiple) * multiple for s in shape)
+    options = []
+    for size, h in zip(padded, halo):
+        sides = {}
+        for count in range(1, size // multiple + 1):
+            side = _smallest_window(size, count, halo=h, multiple=multiple)
+            if side > size:
+                continue
+            sides.setdefault(side, count)
+            if side <= 2 * h + multiple:
+                break
+        options.append(sorted((count, side) for side, count in sides.items()))
+    best = None
+    for choice in itertools.product(*options):
+        window = tuple(side for _, side in choice)
+        if math.prod(window) > max_window_voxels:
+            continue
+        count = math.prod(c for c, _ in choice)
+        key = (count * math.prod(window), count)
+        if best is None or key < best[0]:
+            best = (key, window)
+    if best is None:
+        smallest = math.prod(min(side for _, side in o) for o in options)
+        raise UsageError(
+            f"the memory budget allows tiles of {max_window_voxels} voxels, but the smallest tile with a halo of "
+            f"{'x'.join(map(str, halo))} has {smallest}; raise the memory budget"
+        )
+    window = best[1]
+    axes = [axis_tiles(p, w, halo=h, multiple=multiple, align=a) for p, w, h, a in zip(padded, window, halo, align)]
+    return HaloTiling(shape=shape, padded_shape=padded, window=window, halo=halo,
+                      starts=tuple(a[0] for a in axes), cuts=tuple(a[1] for a in axes))
+
+
+def network_bounds(
+    networks: Sequence[nn.Module], *, multiple: int, tolerance: float, device: torch.device | None = None
+) -> tuple[int, int, int] | None:
+    """The largest receptive radius per axis over ``networks``; None if any is unbounded."""
+    radius = np.zeros(3, dtype=int)
+    for network in networks:
+        found = receptive_radius(network, multiple=multiple, tolerance=tolerance, device=device)
+        if found is None:
+            return None
+        radius = np.maximum(radius, found)
+    return tuple(int(r) for r in radius)
