@@ -31,6 +31,7 @@ import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -40,23 +41,50 @@ from ..errors import UsageError
 
 PROBE_LENGTH = 256
 """Longest probe along an axis (voxels): a radius reaching its ends counts as unbounded."""
+PROBE_START = 128
+"""First probe length; doubled (up to ``length``) while the radius reaches its ends."""
+PROBE_WIDTH = 16
+"""Cross-section of a probe (voxels, at least twice the size multiple): wide enough that
+its centre behaves like the inside of a volume (thinner ones can silence whole paths)."""
+PROBE_SEEDS = 1
+"""Random probes per axis; the largest radius found is kept."""
+
+
+def window_wide_layers(network: nn.Module) -> bool:
+    """Whether ``network`` has layers that normalize over the whole input in eval mode
+    (InstanceNorm without running statistics, GroupNorm, LayerNorm): its receptive field
+    is then unbounded and no probe is needed."""
+    for module in network.modules():
+        if isinstance(module, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)):
+            if not module.track_running_stats:
+                return True
+        elif isinstance(module, (nn.GroupNorm, nn.LayerNorm)):
+            return True
+    return False
 
 
 def receptive_radius(
     network: nn.Module, *, multiple: int, tolerance: float = 0.0, device: torch.device | None = None,
-    length: int = PROBE_LENGTH, seed: int = 0,
+    length: int = PROBE_LENGTH, seed: int = 0, precision: str = "float32",
+    layout: torch.memory_format | None = None,
 ) -> tuple[int, int, int] | None:
     """How many input voxels beyond a block of outputs the network reads, per axis (z, y, x).
 
-    Along each axis a probe of ``length`` voxels (``multiple`` wide across) is run on
-    random normal input (the scale of a z-scored tomogram); then every input voxel
-    farther than ``d`` from the central block of ``multiple`` outputs is replaced by
-    other random values.  The radius is the smallest ``d`` (a multiple of ``multiple``,
-    found by bisection) that changes the block's output by at most ``tolerance`` times
-    its largest magnitude.  With ``tolerance=0`` that is the exact receptive field (the
-    output is bit for bit the same); a small tolerance gives the *effective* one, where
-    the rest of the field moves the logits by less than that fraction (influence decays
-    fast with distance in a trained U-Net).
+    Along each axis a probe (:data:`PROBE_WIDTH` across, :data:`PROBE_START` long,
+    doubled up to ``length`` while needed) is run on random normal input (the scale of
+    a z-scored tomogram), in one batch with copies in which every input voxel farther
+    than ``d`` from the central block of ``multiple`` outputs is replaced by other
+    random values, for every ``d`` on the multiple.  The radius is the smallest ``d``
+    (a multiple of ``multiple``) from which on no such change moves the block's output
+    by more than ``tolerance`` times its largest magnitude, the largest over
+    :data:`PROBE_SEEDS` probes.  With
+    ``tolerance=0`` (the default, what prediction uses) that is the exact receptive
+    field: the output is bit for bit the same.  A positive tolerance only bounds the
+    influence within the probe's cross-section; a whole volume adds more paths.
+
+    The probe runs in the arithmetic and layout of the prediction (``precision``,
+    ``layout``): exactness is that of the same arithmetic over the whole volume.  A
+    network with window-wide layers (:func:`window_wide_layers`) is unbounded at once.
 
     Parameters
     ----------
@@ -73,6 +101,10 @@ def receptive_radius(
         Probe length along the measured axis (rounded down to a multiple).
     seed : int
         Seed of the random probe inputs.
+    precision : str
+        ``float32``, ``bfloat16`` or ``float16`` (autocast).
+    layout : torch.memory_format, optional
+        Memory layout of the network and the probes.
 
     Returns
     -------
@@ -88,58 +120,87 @@ def receptive_radius(
     (3, 3, 3)
     """
     multiple = max(1, int(multiple))
-    length = int(length) // multiple * multiple
-    if length < 3 * multiple:
-        raise UsageError(f"probe length {length} is too short for a size multiple of {multiple}")
     device = device or torch.device("cpu")
-    generator = torch.Generator().manual_seed(seed)
+    if window_wide_layers(network):
+        return None
+    width = max(PROBE_WIDTH, 2 * multiple) // multiple * multiple
     was_training = network.training
     network.eval()
-    radius = []
+    run = partial(_forward, network, precision=precision, layout=layout, device=device)
     try:
-        with torch.inference_mode():
-            for axis in range(3):
-                shape = [multiple] * 3
-                shape[axis] = length
-                block = (length // 2) // multiple * multiple
-                base = torch.randn((1, 1, *shape), generator=generator)
-                other = torch.randn((1, 1, *shape), generator=generator)
-                reference = _block_output(network, base, axis, block, multiple, device)
-                scale = float(reference.abs().max()) or 1.0
-
-                def unchanged(distance: int) -> bool:
-                    changed = base.clone()
-                    index = torch.arange(length)
-                    far = (index < block - distance) | (index >= block + multiple + distance)
-                    view = [1, 1, 1, 1, 1]
-                    view[2 + axis] = length
-                    mask = far.view(view).expand_as(base)
-                    changed[mask] = other[mask]
-                    output = _block_output(network, changed, axis, block, multiple, device)
-                    return float((output - reference).abs().max()) <= tolerance * scale
-
-                # the farthest test changes only the outermost voxels of the nearer end
-                top = (min(block, length - block - multiple) - multiple) // multiple
-                if top < 1 or not unchanged(top * multiple):
+        radius = []
+        for axis in range(3):
+            found = None
+            probe = min(PROBE_START, length)
+            while found is None:
+                probe = probe // multiple * multiple
+                found = _axis_radius(run, axis, probe, multiple=multiple, width=width, tolerance=tolerance,
+                                     seed=seed + axis, device=device)
+                if found is None and probe >= length:
                     return None
-                low, high = 0, top  # unchanged(high * multiple) holds; find the smallest such
-                while low < high:
-                    middle = (low + high) // 2
-                    if unchanged(middle * multiple):
-                        high = middle
-                    else:
-                        low = middle + 1
-                radius.append(high * multiple)
+                probe *= 2
+                probe = min(probe, length)
+            radius.append(found)
     finally:
         network.train(was_training)
+        if layout is not None:
+            network.to(memory_format=torch.contiguous_format)
     return tuple(radius)
 
 
-def _block_output(network, inputs, axis, block, multiple, device) -> torch.Tensor:
-    output = network(inputs.to(device)).float().cpu()
+def _forward(network, inputs, *, precision: str, layout, device) -> torch.Tensor:
+    """The network's float32 output for ``inputs`` in the given arithmetic and layout."""
+    inputs = inputs.to(device)
+    if layout is not None:
+        network.to(memory_format=layout)
+        inputs = inputs.contiguous(memory_format=layout)
+    with torch.inference_mode():
+        if precision == "float32":
+            return network(inputs).float().cpu()
+        with torch.autocast(device_type=device.type, dtype=getattr(torch, precision)):
+            return network(inputs).float().cpu()
+
+
+def _axis_radius(run, axis: int, length: int, *, multiple: int, width: int, tolerance: float, seed: int,
+                 device) -> int | None:
+    """The radius along one axis with a probe of ``length``, or None if it reaches the probe's ends.
+
+    One batch holds, per random probe, the probe itself and one copy per tested distance
+    ``d`` whose voxels farther than ``d`` from the central block are replaced.
+    """
+    block = (length // 2) // multiple * multiple
+    top = (min(block, length - block - multiple) - multiple) // multiple  # farthest test: the nearer end only
+    if top < 1:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.arange(length)
+    view = [1, 1, 1, 1, 1]
+    view[2 + axis] = length
+    shape = [width] * 3
+    shape[axis] = length
+    distances = [k * multiple for k in range(top + 1)]
+    samples = []
+    for _ in range(PROBE_SEEDS):
+        base = torch.randn((1, 1, *shape), generator=generator)
+        other = torch.randn((1, 1, *shape), generator=generator)
+        samples.append(base)
+        for distance in distances:
+            far = ((index < block - distance) | (index >= block + multiple + distance)).view(view)
+            samples.append(torch.where(far, other, base))
     index = [slice(None)] * 5
     index[2 + axis] = slice(block, block + multiple)
-    return output[tuple(index)]
+    outputs = run(torch.cat(samples))[tuple(index)]
+    changed_beyond = -1  # the largest distance whose change still moved the block
+    step = len(distances) + 1
+    for first in range(0, len(samples), step):
+        reference = outputs[first]
+        scale = float(reference.abs().max()) or 1.0
+        for offset, distance in enumerate(distances, start=1):
+            if float((outputs[first + offset] - reference).abs().max()) > tolerance * scale:
+                changed_beyond = max(changed_beyond, distance)
+    if changed_beyond >= distances[-1]:
+        return None
+    return changed_beyond + multiple if changed_beyond >= 0 else 0
 
 
 def working_bytes_per_voxel(
@@ -394,12 +455,15 @@ def plan_halo_tiling(
 
 
 def network_bounds(
-    networks: Sequence[nn.Module], *, multiple: int, tolerance: float, device: torch.device | None = None
+    networks: Sequence[nn.Module], *, multiple: int, tolerance: float, device: torch.device | None = None,
+    precision: str = "float32", layouts: Sequence[torch.memory_format | None] | None = None,
 ) -> tuple[int, int, int] | None:
     """The largest receptive radius per axis over ``networks``; None if any is unbounded."""
     radius = np.zeros(3, dtype=int)
-    for network in networks:
-        found = receptive_radius(network, multiple=multiple, tolerance=tolerance, device=device)
+    for position, network in enumerate(networks):
+        layout = layouts[position] if layouts else None
+        found = receptive_radius(network, multiple=multiple, tolerance=tolerance, device=device, precision=precision,
+                                 layout=layout)
         if found is None:
             return None
         radius = np.maximum(radius, found)

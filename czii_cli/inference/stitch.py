@@ -29,9 +29,9 @@ SCRATCH = 1.25
 """Factor on the tracked working memory of a forward pass, for the backend's own scratch."""
 DEFAULT_MEMORY_BUDGET = 1.25 * 1024**3
 """Bytes a tile may use: the network's working memory plus the tile's buffers."""
-DEFAULT_HALO_TOLERANCE = 1e-4
+DEFAULT_HALO_TOLERANCE = 0.0
 """Influence beyond the halo on the logits, relative to their magnitude (see
-:func:`~czii_cli.inference.geometry.receptive_radius`): below float16's resolution."""
+:func:`~czii_cli.inference.geometry.receptive_radius`): none, the exact receptive field."""
 
 
 def plan_tiles(
@@ -72,12 +72,13 @@ def plan_tiles(
     """
     if not memory_budget > 0:
         raise UsageError(f"the memory budget must be positive, got {memory_budget}")
-    halo = network_bounds(networks, multiple=multiple, tolerance=tolerance, device=device)
+    layouts = [bfloat16_layout(network) if precision == "bfloat16" else None for network in networks]
+    halo = network_bounds(networks, multiple=multiple, tolerance=tolerance, device=device, precision=precision,
+                          layouts=layouts)
     if halo is None:
         return None
     per_voxel = 0.0
-    for network in networks:
-        layout = bfloat16_layout(network) if precision == "bfloat16" else None
+    for network, layout in zip(networks, layouts):
         working, channels = working_bytes_per_voxel(network, multiple=multiple, precision=precision, layout=layout,
                                                     device=device)
         buffers = 4 + channels * (out_itemsize + (4 if passes > 1 else 0))
