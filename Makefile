@@ -12,7 +12,7 @@ STAMP      := $(VENV)/.czii-installed
 DEMO_DIR   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-slow bench clean
+.PHONY: all install demo test test-slow bench bench-perf clean
 
 all: test
 
@@ -36,6 +36,10 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# issue 16's rows alone; CZII_BENCH_SHAPE="96 256 256" for a quick, reduced-size run
+bench-perf: $(STAMP)
+	$(BIN)/python -m benchmarks perf
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-output .pytest_cache

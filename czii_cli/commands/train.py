@@ -93,7 +93,8 @@ def command(
     seed: Annotated[int | None, Opt("--seed", help="Random seed; the same seed gives the same weights.",
                                     show_default=str(DEFAULTS.seed))] = None,
     device: Annotated[str, Opt("--device", help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str | None, Opt("--precision", help="Training arithmetic: auto, float32 or bfloat16.",
+    precision: Annotated[str | None, Opt("--precision", help="Training arithmetic: auto (GPU: mixed, CPU: float32), float32 or "
+                                         "bfloat16 (CPU: faster with native bfloat16, not bit-reproducible).",
                                          show_default=DEFAULTS.precision)] = None,
     init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,

@@ -30,12 +30,15 @@ import itertools
 import math
 import weakref
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from ..errors import UsageError
 
@@ -119,50 +122,145 @@ def receptive_radius(
     >>> receptive_radius(net, multiple=1, length=32)
     (3, 3, 3)
     """
+    found = probe_network(network, multiple=multiple, tolerance=tolerance, device=device, length=length, seed=seed,
+                          precision=precision, layout=layout)
+    return found.radius
+
+
+@dataclass(frozen=True)
+class NetworkProbe:
+    """What :func:`probe_network` found.
+
+    Attributes
+    ----------
+    radius : tuple of 3 int, or None
+        Receptive radius per axis (see :func:`receptive_radius`); None when unbounded.
+    bytes_per_voxel : float
+        Peak bytes the tensors of a forward pass hold at once, per input voxel (0 when
+        the radius is unbounded: nothing was run).
+    channels : int
+        Output channels (0 when nothing was run).
+    """
+
+    radius: tuple[int, int, int] | None
+    bytes_per_voxel: float = 0.0
+    channels: int = 0
+
+
+def isotropic_layers(network: nn.Module) -> bool:
+    """Whether every layer with a kernel, stride, padding or dilation has equal values along all axes
+    (then the receptive field is the same along z, y and x, and one axis is probed)."""
+    for module in network.modules():
+        for name in ("kernel_size", "stride", "padding", "dilation", "scale_factor"):
+            value = getattr(module, name, None)
+            if isinstance(value, (tuple, list)) and len(set(value)) > 1:
+                return False
+    return True
+
+
+def probe_network(
+    network: nn.Module, *, multiple: int, tolerance: float = 0.0, device: torch.device | None = None,
+    length: int = PROBE_LENGTH, seed: int = 0, precision: str = "float32",
+    layout: torch.memory_format | None = None,
+) -> NetworkProbe:
+    """The receptive radius (as :func:`receptive_radius`) and the working memory per voxel.
+
+    The first probe batch runs with every tensor the network's operations allocate
+    tracked until it is freed; the largest total over the batch's input voxels is the
+    working memory per voxel (memory scales with the voxels of a fully convolutional
+    network; backend scratch space is not seen).  A network whose layers are isotropic
+    (:func:`isotropic_layers`) is probed along x only.
+    """
     multiple = max(1, int(multiple))
     device = device or torch.device("cpu")
     if window_wide_layers(network):
-        return None
+        return NetworkProbe(None)
     width = max(PROBE_WIDTH, 2 * multiple) // multiple * multiple
+    axes = (2,) if isotropic_layers(network) else (0, 1, 2)
     was_training = network.training
     network.eval()
+    tracker = _PeakTracker(device)
     run = partial(_forward, network, precision=precision, layout=layout, device=device)
+    radius = {}
     try:
-        radius = []
-        for axis in range(3):
+        for axis in axes:
             found = None
             probe = min(PROBE_START, length)
             while found is None:
                 probe = probe // multiple * multiple
                 found = _axis_radius(run, axis, probe, multiple=multiple, width=width, tolerance=tolerance,
-                                     seed=seed + axis, device=device)
+                                     seed=seed + axis, tracker=tracker if tracker.voxels == 0 else None)
                 if found is None and probe >= length:
-                    return None
-                probe *= 2
-                probe = min(probe, length)
-            radius.append(found)
+                    return NetworkProbe(None, tracker.per_voxel, tracker.channels)
+                probe = min(probe * 2, length)
+            radius[axis] = found
     finally:
         network.train(was_training)
         if layout is not None:
             network.to(memory_format=torch.contiguous_format)
-    return tuple(radius)
+    values = tuple(radius.get(axis, radius.get(2)) for axis in range(3))
+    return NetworkProbe(values, tracker.per_voxel, tracker.channels)
 
 
-def _forward(network, inputs, *, precision: str, layout, device) -> torch.Tensor:
+def _forward(network, inputs, *, precision: str, layout, device, tracker=None) -> torch.Tensor:
     """The network's float32 output for ``inputs`` in the given arithmetic and layout."""
     inputs = inputs.to(device)
     if layout is not None:
         network.to(memory_format=layout)
         inputs = inputs.contiguous(memory_format=layout)
-    with torch.inference_mode():
+    with torch.inference_mode(), (tracker if tracker is not None else nullcontext()):
         if precision == "float32":
-            return network(inputs).float().cpu()
-        with torch.autocast(device_type=device.type, dtype=getattr(torch, precision)):
-            return network(inputs).float().cpu()
+            output = network(inputs)
+        else:
+            with torch.autocast(device_type=device.type, dtype=getattr(torch, precision)):
+                output = network(inputs)
+    if tracker is not None:
+        tracker.voxels, tracker.channels = inputs.numel(), int(output.shape[1])
+    return output.float().cpu()
+
+
+class _PeakTracker(TorchDispatchMode):
+    """Tracks the bytes of the tensors that operations allocate, until each is freed; keeps the peak."""
+
+    def __init__(self, device: torch.device):
+        super().__init__()
+        self.device_type = device.type
+        self.storages: dict[int, list[int]] = {}
+        self.live = self.peak = 0
+        self.voxels = self.channels = 0
+
+    @property
+    def per_voxel(self) -> float:
+        return self.peak / self.voxels if self.voxels else 0.0
+
+    def _release(self, key: int) -> None:
+        entry = self.storages.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.live -= entry[0]
+            del self.storages[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(result)[0]:
+            if not isinstance(tensor, torch.Tensor) or tensor.device.type != self.device_type:
+                continue
+            storage = tensor.untyped_storage()
+            key = storage.data_ptr()
+            entry = self.storages.get(key)
+            if entry is None:
+                self.storages[key] = entry = [storage.nbytes(), 0]
+                self.live += entry[0]
+                self.peak = max(self.peak, self.live)
+            entry[1] += 1
+            weakref.finalize(tensor, self._release, key)
+        return result
 
 
 def _axis_radius(run, axis: int, length: int, *, multiple: int, width: int, tolerance: float, seed: int,
-                 device) -> int | None:
+                 tracker=None) -> int | None:
     """The radius along one axis with a probe of ``length``, or None if it reaches the probe's ends.
 
     One batch holds, per random probe, the probe itself and one copy per tested distance
@@ -189,7 +287,7 @@ def _axis_radius(run, axis: int, length: int, *, multiple: int, width: int, tole
             samples.append(torch.where(far, other, base))
     index = [slice(None)] * 5
     index[2 + axis] = slice(block, block + multiple)
-    outputs = run(torch.cat(samples))[tuple(index)]
+    outputs = run(torch.cat(samples), tracker=tracker)[tuple(index)]
     changed_beyond = -1  # the largest distance whose change still moved the block
     step = len(distances) + 1
     for first in range(0, len(samples), step):
@@ -235,62 +333,19 @@ def working_bytes_per_voxel(
     channels : int
         The network's output channels.
     """
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
-
     device = device or torch.device("cpu")
     side = max(int(math.ceil(side / multiple)) * multiple, multiple)
-    inputs = torch.randn((1, 1, side, side, side), device=device)
-    if layout is not None:
-        inputs = inputs.contiguous(memory_format=layout)
-    storages: dict[int, list[int]] = {}
-    totals = {"live": 0, "peak": 0}
-
-    def release(key: int) -> None:
-        entry = storages.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] == 0:
-            totals["live"] -= entry[0]
-            del storages[key]
-
-    class Tracker(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            result = func(*args, **(kwargs or {}))
-            for tensor in tree_flatten(result)[0]:
-                if not isinstance(tensor, torch.Tensor) or tensor.device.type != device.type:
-                    continue
-                storage = tensor.untyped_storage()
-                key = storage.data_ptr()
-                entry = storages.get(key)
-                if entry is None:
-                    storages[key] = entry = [storage.nbytes(), 0]
-                    totals["live"] += entry[0]
-                    totals["peak"] = max(totals["peak"], totals["live"])
-                entry[1] += 1
-                weakref.finalize(tensor, release, key)
-            return result
-
+    tracker = _PeakTracker(device)
     was_training = network.training
     network.eval()
-    if layout is not None:
-        network.to(memory_format=layout)
     try:
-        with torch.inference_mode():
-            with Tracker():
-                if precision == "float32":
-                    output = network(inputs)
-                else:
-                    with torch.autocast(device_type=device.type, dtype=getattr(torch, precision)):
-                        output = network(inputs)
-                channels = int(output.shape[1])
-                del output
+        _forward(network, torch.randn((1, 1, side, side, side)), precision=precision, layout=layout, device=device,
+                 tracker=tracker)
     finally:
         network.train(was_training)
         if layout is not None:
             network.to(memory_format=torch.contiguous_format)
-    return totals["peak"] / float(side**3), channels
+    return tracker.per_voxel, tracker.channels
 
 
 @dataclass(frozen=True)
@@ -457,14 +512,17 @@ def plan_halo_tiling(
 def network_bounds(
     networks: Sequence[nn.Module], *, multiple: int, tolerance: float, device: torch.device | None = None,
     precision: str = "float32", layouts: Sequence[torch.memory_format | None] | None = None,
-) -> tuple[int, int, int] | None:
-    """The largest receptive radius per axis over ``networks``; None if any is unbounded."""
+) -> tuple[tuple[int, int, int] | None, float, int]:
+    """The largest receptive radius per axis over ``networks`` (None if any is unbounded),
+    the largest working memory per voxel and the output channels (see :func:`probe_network`)."""
     radius = np.zeros(3, dtype=int)
+    per_voxel, channels = 0.0, 0
     for position, network in enumerate(networks):
         layout = layouts[position] if layouts else None
-        found = receptive_radius(network, multiple=multiple, tolerance=tolerance, device=device, precision=precision,
-                                 layout=layout)
-        if found is None:
-            return None
-        radius = np.maximum(radius, found)
-    return tuple(int(r) for r in radius)
+        found = probe_network(network, multiple=multiple, tolerance=tolerance, device=device, precision=precision,
+                              layout=layout)
+        if found.radius is None:
+            return None, 0.0, 0
+        radius = np.maximum(radius, found.radius)
+        per_voxel, channels = max(per_voxel, found.bytes_per_voxel), max(channels, found.channels)
+    return tuple(int(r) for r in radius), per_voxel, channels

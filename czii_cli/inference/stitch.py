@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from .geometry import HaloTiling, network_bounds, plan_halo_tiling, working_bytes_per_voxel
+from .geometry import HaloTiling, network_bounds, plan_halo_tiling
 from .runner import bfloat16_layout
 
 SLAB = 8
@@ -73,16 +73,11 @@ def plan_tiles(
     if not memory_budget > 0:
         raise UsageError(f"the memory budget must be positive, got {memory_budget}")
     layouts = [bfloat16_layout(network) if precision == "bfloat16" else None for network in networks]
-    halo = network_bounds(networks, multiple=multiple, tolerance=tolerance, device=device, precision=precision,
-                          layouts=layouts)
+    halo, working, channels = network_bounds(networks, multiple=multiple, tolerance=tolerance, device=device,
+                                             precision=precision, layouts=layouts)
     if halo is None:
         return None
-    per_voxel = 0.0
-    for network, layout in zip(networks, layouts):
-        working, channels = working_bytes_per_voxel(network, multiple=multiple, precision=precision, layout=layout,
-                                                    device=device)
-        buffers = 4 + channels * (out_itemsize + (4 if passes > 1 else 0))
-        per_voxel = max(per_voxel, SCRATCH * working + buffers)
+    per_voxel = SCRATCH * working + 4 + channels * (out_itemsize + (4 if passes > 1 else 0))
     return plan_halo_tiling(shape, halo=halo, multiple=multiple, max_window_voxels=int(memory_budget // per_voxel),
                             align=align)
 

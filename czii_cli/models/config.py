@@ -110,7 +110,8 @@ class TrainConfig:
         The validation score that keeps the best checkpoint: F-beta at tuned cutoffs or
         at ``val_threshold``.
     precision : {"auto", "float32", "bfloat16"}
-        Arithmetic of the training step (see :func:`czii_cli.models.training.training_precision`).
+        Arithmetic of the training step: ``auto`` is mixed precision on a GPU and float32
+        on a CPU (see :func:`czii_cli.models.training.training_precision`).
     seed : int
     """
 

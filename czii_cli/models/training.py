@@ -76,24 +76,27 @@ def training_precision(name: str, device: torch.device) -> str:
     """The arithmetic of a training step: ``float32``, ``bfloat16`` or ``float16``.
 
     ``auto``: on CUDA, bfloat16 where the GPU supports it, else float16 (with a gradient
-    scaler); on a CPU, bfloat16 autocast where it computes bfloat16 natively
-    (AVX512-BF16 or AMX, :func:`czii_cli.inference.runner.native_bfloat16`), else
-    float32.  ``float32`` and ``bfloat16`` are taken as they are.
+    scaler); on a CPU, float32.  ``float32`` and ``bfloat16`` are taken as they are.
+
+    On a CPU with native bfloat16 (AVX512-BF16), ``bfloat16`` (autocast, with the
+    channels-last layout for networks without InstanceNorm) ran the default recipe's
+    step 1.1-1.3x faster than float32 in our measurements, but its backward pass is not
+    bit-reproducible run to run (oneDNN's channels-last bfloat16 kernels; contiguous
+    bfloat16 is reproducible but slower than float32).  So ``auto`` keeps float32 on a
+    CPU, and a run is the same under ``--seed`` unless bfloat16 is asked for.
 
     Examples
     --------
     >>> training_precision("float32", torch.device("cuda"))
     'float32'
     """
-    from ..inference.runner import native_bfloat16
-
     if name not in PRECISIONS:
         raise UsageError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "bfloat16" if native_bfloat16() else "float32"
+    return "float32"
 
 
 def one_hot(labels: np.ndarray, n_channels: int) -> np.ndarray:
@@ -166,7 +169,8 @@ class Trainer:
 
     In bfloat16 on a CPU the network and the batches also take the channels-last layout
     when the network has no InstanceNorm (:func:`czii_cli.inference.runner.bfloat16_layout`,
-    the faster layout of the forward and backward there); weights are saved contiguous.
+    the faster layout of the forward and backward there; see :func:`training_precision`
+    for what it costs in reproducibility); weights are saved contiguous.
     """
 
     def __init__(self, network: nn.Module, *, config: TrainConfig, activation: str, class_weights: Sequence[float],
