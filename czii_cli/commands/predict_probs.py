@@ -7,8 +7,9 @@ GiB, and the tile centres are stitched without blending: the same map as one pas
 the whole tomogram, each voxel computed about once.  Otherwise (InstanceNorm,
 GroupNorm), or with --tiling sliding or --window, a window (the model's patch size, or
 --window Z Y X) slides over each tomogram with at least --overlap between neighbours and
-windows are blended with Gaussian weights.  The output is a float16
-[italic]probs[/italic] artifact whose channels are the model's classes.  The input
+windows are blended with Gaussian weights (--overlap and --batch-size apply to these
+windows).  The output is a float16 [italic]probs[/italic] artifact whose channels are
+the model's classes.  The input
 is normalized as the model's training data was (an artifact written by `czii normalize`
 is used as is).  --tta averages exactly inverted flips and x-y quarter turns: none,
 flips (identity + 3 flips), rot90 (identity + 3 turns) or all (7-way: identity, 3 turns,
@@ -50,7 +51,7 @@ import typer
 from .batching import Scheduler, SkipExisting
 from .common import Jobs, Outputs, Overwrite, Quiet, Run, TomoType, Verbose, VoxelSize
 
-DEFAULT_MEMORY_GIB = 1.25
+DEFAULT_MEMORY_GIB = 1.75
 
 
 def command(

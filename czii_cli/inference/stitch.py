@@ -27,7 +27,7 @@ SLAB = 8
 """Core planes activated at a time (float32 staging of ``C x SLAB x core_y x core_x``)."""
 SCRATCH = 1.25
 """Factor on the tracked working memory of a forward pass, for the backend's own scratch."""
-DEFAULT_MEMORY_BUDGET = 1.25 * 1024**3
+DEFAULT_MEMORY_BUDGET = 1.75 * 1024**3
 """Bytes a tile may use: the network's working memory plus the tile's buffers."""
 DEFAULT_HALO_TOLERANCE = 0.0
 """Influence beyond the halo on the logits, relative to their magnitude (see
