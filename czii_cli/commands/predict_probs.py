@@ -132,7 +132,10 @@ def command(
     def log(result: dict) -> None:
         debug(f"{result['precision']} arithmetic, memory layout per model: {', '.join(result['layouts'])}")
         shape = "x".join(map(str, result["window"]))
-        kind = "windows" if result["tiling"] == "sliding" else f"tiles (halo {'x'.join(map(str, result['halo']))})"
+        kind = "window" if result["tiling"] == "sliding" else "tile"
+        kind += "" if result["windows"] == 1 else "s"
+        if result["tiling"] == "halo":
+            kind += f" (halo {'x'.join(map(str, result['halo']))})"
         info(f"{result['source']}: {result['windows']} {kind} of {shape} x {len(models)} model(s) x {tta} TTA "
              f"-> {result['target']}")
 
