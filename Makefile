@@ -12,7 +12,7 @@ STAMP      := $(VENV)/.czii-installed
 DEMO_DIR   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-slow bench bench-accuracy clean
+.PHONY: all install demo test test-slow bench bench-accuracy bench-perf clean
 
 all: test
 
@@ -40,6 +40,10 @@ bench: $(STAMP)
 # Part of `make bench`; alone with e.g. `make bench-accuracy BUDGETS="60"` (seconds).
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_accuracy $(BUDGETS)
+
+# issue 16's rows alone; CZII_BENCH_SHAPE="96 256 256" for a quick, reduced-size run
+bench-perf: $(STAMP)
+	$(BIN)/python -m benchmarks perf
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-output .pytest_cache

@@ -208,3 +208,55 @@ def test_priority_flood_leaves_unreached_voxels_unlabelled():
     region = np.array([[[True, True, False, True]]])
     seeds = np.array([[[1, 0, 0, 0]]])
     assert priority_flood(np.zeros(region.shape), seeds, region).tolist() == [[[1, 1, 0, 0]]]
+
+
+def _cc_as_before(prob32: np.ndarray, *, threshold: float, radius: float):
+    """The cc method as it ran on float32 channels before float16 maps were taken as they are."""
+    from czii_cli.postprocess.common import component_stats, label_components
+
+    smallest = min_component_size(radius)
+    labels, count = label_components(prob32 >= threshold)
+    if count == 0:
+        return np.empty((0, 3)), np.empty(0)
+    stats = component_stats(labels, count, prob32)
+    keep = np.flatnonzero(stats.size >= smallest)
+    keep = keep[keep > 0]
+    return stats.centroid[keep], stats.peak[keep]
+
+
+def _float16_map(rng) -> np.ndarray:
+    """Seven channels of blobs in noise, float16, with values on the float16 grid around 0.15."""
+    shape = (24, 40, 40)
+    grid = np.indices(shape).reshape(3, -1).T
+    probs = rng.uniform(0.0, 0.16, (7, *shape)).astype(np.float32)
+    for channel in range(1, 7):
+        for centre in rng.uniform([3, 3, 3], np.array(shape) - 3, size=(5, 3)):
+            distance = np.linalg.norm(grid - centre, axis=1).reshape(shape)
+            probs[channel] = np.maximum(probs[channel], rng.uniform(0.3, 0.9) * np.exp(-(distance / 2.5) ** 2))
+    return probs.astype(np.float16)
+
+
+@pytest.mark.parametrize("threshold", [0.15, 0.14996, 0.1500244140625, 0.3])
+def test_cc_on_float16_gives_exactly_the_picks_of_its_float32_copy(rng, threshold):
+    from czii_cli.postprocess.cc import cc_picks
+
+    probs = _float16_map(rng)
+    for channel in range(1, 7):
+        centres, scores = cc_picks(probs[channel], threshold=threshold, radius=3.0)
+        expected_centres, expected_scores = _cc_as_before(probs[channel].astype(np.float32), threshold=threshold,
+                                                          radius=3.0)
+        assert len(centres) > 0
+        np.testing.assert_array_equal(centres, expected_centres)
+        np.testing.assert_array_equal(scores, expected_scores)
+
+
+def test_extract_picks_from_float16_in_parallel_matches_float32_serially(rng):
+    probs = _float16_map(rng)
+    options = {"classes": ["background", *DEFAULT_CATALOG.names], "catalog": DEFAULT_CATALOG, "voxel_size": 10.0,
+               "run": "TS_1", "thresholds": 0.14996}
+    serial = extract_picks(probs.astype(np.float32), workers=1, **options)
+    parallel = extract_picks(probs, workers=4, **options)
+    assert len(serial) > 10
+    assert format_picks_csv(parallel) == format_picks_csv(serial)
+    with pytest.raises(UsageError, match="workers"):
+        extract_picks(probs, workers=0, **options)

@@ -15,7 +15,7 @@ from czii_cli.io.artifacts import read_artifact
 from czii_cli.io.copick import config_document
 from czii_cli.io.volumes import write_mrc, write_ome_zarr
 from czii_cli.models.checkpoint import ModelFile, load_model_file, save_model
-from czii_cli.models.registry import build_network
+from czii_cli.models.registry import build_network, patch_multiple
 from czii_cli.normalize import normalization_method, normalize
 
 torch.set_num_threads(1)
@@ -41,9 +41,10 @@ def make_model(path, *, seed=0, classes=CLASSES, activation="softmax", normaliza
 
 
 def expected_probs(model_path, data, **options):
-    """What the library gives for a raw volume normalized as the model says."""
+    """What the library gives for a raw volume normalized as the model says (the command's default tiling)."""
     model = load_model_file(model_path)
     normalized = normalize(data, method=model.normalization["method"], clip=model.normalization["clip"])
+    options = {"tiling": "auto", "multiple": patch_multiple(model.arch, model.arch_params), **options}
     return predict_volume(model.build(), normalized, patch_size=model.patch_size, activation=model.activation, **options)
 
 

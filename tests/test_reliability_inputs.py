@@ -410,7 +410,7 @@ def test_a_window_larger_than_the_tomogram_is_fitted_to_it(cli, tmp_path, rng):
     write_mrc(tmp_path / "t.mrc", volume(rng, (10, 12, 14)), voxel_size=10.0)
     result = cli("predict-probs", tmp_path / "t.mrc", "-m", model, "--window", 64, 64, 64, "-o", tmp_path / "p.zarr")
     assert result.exit_code == 0, result.stderr
-    assert "1 windows" in result.stderr
+    assert "1 window of 12x12x16" in result.stderr
     args = read_artifact(tmp_path / "p.zarr").meta.provenance[-1]["args"]
     assert args["window"] == [12, 12, 16]
 

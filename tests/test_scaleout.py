@@ -81,7 +81,8 @@ def test_local_workers_give_the_serial_outputs(cli, project, tmp_path):
     probs = cli("predict-probs", *project.tomograms, "-m", project.model, "-o", tmp_path / "probs", "-j", "2")
     assert probs.exit_code == 0, probs.stderr
     same_probs(tmp_path / "probs", project.root / "probs")
-    assert f"TS_3.mrc: 8 windows x 1 model(s) x none TTA -> {tmp_path / 'probs' / 'TS_3.zarr'}" in probs.stderr
+    assert f"TS_3.mrc: 1 tile (halo 20x20x20) of 12x12x16 x 1 model(s) x none TTA -> {tmp_path / 'probs' / 'TS_3.zarr'}" \
+        in probs.stderr
 
 
 class _DiesAfterOneWrite:

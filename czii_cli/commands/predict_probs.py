@@ -1,8 +1,15 @@
 """Predict per-voxel class probabilities for tomograms with one or more trained models.
 
-A window (the model's patch size, or --window Z Y X) slides over each tomogram with at
-least --overlap between neighbours; windows are blended with Gaussian weights into a
-float16 [italic]probs[/italic] artifact whose channels are the model's classes.  The input
+--tiling auto (the default) measures how far the network looks (its receptive field):
+when that is bounded (convolutions, pooling, BatchNorm), the tomogram is cut into a few
+large tiles, each reaching that far beyond the voxels taken from it, sized to --memory
+GiB, and the tile centres are stitched without blending: the same map as one pass over
+the whole tomogram, each voxel computed about once.  Otherwise (InstanceNorm,
+GroupNorm), or with --tiling sliding or --window, a window (the model's patch size, or
+--window Z Y X) slides over each tomogram with at least --overlap between neighbours and
+windows are blended with Gaussian weights (--overlap and --batch-size apply to these
+windows).  The output is a float16 [italic]probs[/italic] artifact whose channels are
+the model's classes.  The input
 is normalized as the model's training data was (an artifact written by `czii normalize`
 is used as is).  --tta averages exactly inverted flips and x-y quarter turns: none,
 flips (identity + 3 flips), rot90 (identity + 3 turns) or all (7-way: identity, 3 turns,
@@ -54,6 +61,8 @@ import typer
 from .batching import Scheduler, SkipExisting
 from .common import Jobs, Outputs, Overwrite, Quiet, Run, TomoType, Verbose, VoxelSize
 
+DEFAULT_MEMORY_GIB = 1.75
+
 
 def command(
     tomograms: Annotated[list[Path], typer.Argument(help="Tomograms: MRC, OME-Zarr, czii artifact or copick project.")],
@@ -70,9 +79,16 @@ def command(
     logits: Annotated[bool, typer.Option("--logits", help="Write averaged raw logits, not probabilities.")] = False,
     window: Annotated[
         tuple[int, int, int] | None,
-        typer.Option("--window", help="Window Z Y X in voxels (default: the model's patch size); a side longer than the "
-                     "tomogram's is shrunk to it, rounded up to what the network takes.", show_default=False),
+        typer.Option("--window", help="Sliding window Z Y X in voxels (default: the model's patch size); a side "
+                     "longer than the tomogram's is shrunk to it, rounded up to what the network takes.",
+                     show_default=False),
     ] = None,
+    tiling: Annotated[
+        str, typer.Option("--tiling", help="auto, halo (large tiles, stitched) or sliding (overlapping windows).")
+    ] = "auto",
+    memory: Annotated[
+        float, typer.Option("--memory", min=0.05, help="GiB a halo tile may use (network and buffers).")
+    ] = DEFAULT_MEMORY_GIB,
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
@@ -108,10 +124,11 @@ def command(
     from ..batch import Job
     from ..console import debug, info, make_progress, set_verbosity, warn
     from ..errors import UsageError
-    from ..inference import Tiling, resolve_device, resolve_precision, tta_transforms
+    from ..inference import resolve_device, resolve_precision, tta_transforms
     from ..inference.io import find_tomograms, plan_outputs
     from ..inference.job import PredictSettings, predict_job, predict_tomogram
-    from ..inference.models import choose_window, fit_window, load_models, window_multiple
+    from ..inference.models import choose_window, load_models
+    from ..inference.predict import TILINGS
     from ..io.artifacts import output_is_complete
     from ..io.atomic import is_stdout
     from ..io.volumes import VolumeRequest
@@ -122,12 +139,16 @@ def command(
     if dtype not in ("float16", "float32"):
         raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
     resolve_precision(precision, resolve_device(device))
+    if tiling not in TILINGS:
+        raise UsageError(f"--tiling must be one of {', '.join(TILINGS)}, got {tiling!r}")
+    if window and tiling == "auto":  # an explicit window asks for sliding windows
+        tiling = "sliding"
     check_batch_options(scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite,
                         stdin=any(is_stdout(p) for p in tomograms))
     models = load_models(model)
     settings = PredictSettings(models=tuple(model), window=choose_window(models, model, window), overlap=overlap,
                                batch_size=batch_size, tta=tta, device=device, dtype=dtype, logits=logits,
-                               precision=precision)
+                               precision=precision, tiling=tiling, memory_budget=memory * 1024**3)
     found = find_tomograms(tomograms, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
     targets = plan_outputs([t.name for t in found], output, overwrite=overwrite, skip_existing=skip_existing,
                            sources=[t.volume.source if t.volume is not None else str(t.path) for t in found])
@@ -140,7 +161,13 @@ def command(
 
     def log(result: dict) -> None:
         debug(f"{result['precision']} arithmetic, memory layout per model: {', '.join(result['layouts'])}")
-        info(f"{result['source']}: {result['windows']} windows x {len(models)} model(s) x {tta} TTA -> {result['target']}")
+        shape = "x".join(map(str, result["window"]))
+        kind = "window" if result["tiling"] == "sliding" else "tile"
+        kind += "" if result["windows"] == 1 else "s"
+        if result["tiling"] == "halo":
+            kind += f" (halo {'x'.join(map(str, result['halo']))})"
+        info(f"{result['source']}: {result['windows']} {kind} of {shape} x {len(models)} model(s) x {tta} TTA "
+             f"-> {result['target']}")
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows
@@ -148,12 +175,11 @@ def command(
         if skip_existing and output_is_complete(Path(target)):
             info(f"skipped {item.name}: output exists")
             return
-        window = fit_window(settings.window, item.volume.shape, multiple=window_multiple(models))
-        count = Tiling.plan(item.volume.shape, window, overlap=overlap).count
         with make_progress() as progress:
-            task = progress.add_task(item.name, total=count, status="")
+            task = progress.add_task(item.name, total=None, status="")
             log(predict_tomogram(item.volume, target, models=models, networks=[m.build() for m in models],
-                                 settings=settings, overwrite=overwrite, on_windows=lambda n: progress.advance(task, n)))
+                                 settings=settings, overwrite=overwrite, on_windows=lambda n: progress.advance(task, n),
+                                 on_plan=lambda n: progress.update(task, total=n)))
         return
     place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
     settings = replace(settings, models=tuple(map(place, settings.models)))

@@ -27,7 +27,8 @@ from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
 from .io import open_tomogram
 from .models import fit_window, load_models, members_for, window_multiple
-from .predict import predict_into
+from .predict import FixedOutput, predict_into
+from .stitch import DEFAULT_MEMORY_BUDGET
 from .runner import resolve_device, resolve_precision
 
 
@@ -57,6 +58,11 @@ class PredictSettings:
     precision : str
         ``auto``, ``float32`` or ``bfloat16``, resolved where the tomogram is predicted
         (see :func:`czii_cli.inference.runner.resolve_precision`).
+    tiling : str
+        ``auto``, ``halo`` or ``sliding`` (see :func:`czii_cli.inference.predict.predict_into`);
+        ``window`` and ``overlap`` apply to ``sliding``.
+    memory_budget : float
+        Bytes a halo tile may use.
     """
 
     models: tuple[Path, ...]
@@ -68,6 +74,8 @@ class PredictSettings:
     dtype: str = "float16"
     logits: bool = False
     precision: str = "auto"
+    tiling: str = "auto"
+    memory_budget: float = DEFAULT_MEMORY_BUDGET
 
 
 def predict_tomogram(
@@ -79,6 +87,7 @@ def predict_tomogram(
     settings: PredictSettings,
     overwrite: bool = False,
     on_windows: Callable[[int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
 ) -> dict:
     """Predict one tomogram into a probs artifact at ``target``.
 
@@ -98,12 +107,15 @@ def predict_tomogram(
         Replace an existing artifact.
     on_windows : callable, optional
         Called with the number of windows finished after each batch (for progress).
+    on_plan : callable, optional
+        Called with the number of windows (or tiles) once they are planned.
 
     Returns
     -------
     dict
-        ``source``, ``target`` (``stdout`` when streamed), ``windows``, ``layouts``
-        (the memory layout per network) and ``precision`` (the networks' arithmetic).
+        ``source``, ``target`` (``stdout`` when streamed), ``tiling``, ``windows``,
+        ``window``, ``halo``, ``layouts`` (the memory layout per network) and
+        ``precision`` (the networks' arithmetic).
     """
     device = resolve_device(settings.device)
     window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
@@ -120,21 +132,24 @@ def predict_tomogram(
     args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(window),
             "batch_size": settings.batch_size, "device": str(device),
             "precision": resolve_precision(settings.precision, device), "dtype": settings.dtype,
-            "logits": settings.logits, "normalization": normalization}
+            "logits": settings.logits, "normalization": normalization, "tiling": settings.tiling,
+            "memory_budget": settings.memory_budget}
     meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra)
     meta = meta.with_step("predict-probs", args=args, inputs=[volume.source, *map(str, settings.models)])
     shape = (len(models[0].classes), *volume.shape)
     with create_artifact(target, shape=shape, dtype=settings.dtype, meta=meta, overwrite=overwrite) as out:
         try:
             report = predict_into(
-                members, volume.data, lambda channels: out, patch_size=window, overlap=settings.overlap,
+                members, volume.data, FixedOutput(out), patch_size=window, overlap=settings.overlap,
                 batch_size=settings.batch_size, tta=settings.tta, activation=activation, device=device,
-                on_windows=on_windows, precision=settings.precision,
+                on_windows=on_windows, precision=settings.precision, tiling=settings.tiling,
+                multiple=window_multiple(models),
+                memory_budget=settings.memory_budget, on_plan=on_plan,
             )
         except torch.cuda.OutOfMemoryError:
             raise DataError(f"{volume.source}: out of GPU memory; try a smaller --batch-size or --window") from None
     return {"source": volume.source, "target": "stdout" if is_stdout(target) else str(target),
-            "windows": report["windows"], "layouts": report["layouts"], "precision": report["precision"]}
+            **{key: report[key] for key in ("tiling", "windows", "window", "halo", "layouts", "precision")}}
 
 
 def predict_job(

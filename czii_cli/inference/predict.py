@@ -26,11 +26,13 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from .stitch import DEFAULT_HALO_TOLERANCE, DEFAULT_MEMORY_BUDGET, plan_tiles, predict_tiles_into
 from .runner import ACTIVATIONS, NetworkRunner, activate, is_contiguous_float32, network_device, resolve_precision
 from .tta import tta_transforms
 from .windows import Tiling
 
 Prepare = Callable[[np.ndarray], np.ndarray]
+TILINGS = ("auto", "halo", "sliding")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,22 @@ class Member:
     prepare: Prepare | None = None
 
 
+class FixedOutput:
+    """An existing output array as the ``output`` callable of :func:`predict_into`.
+
+    Its ``dtype`` and ``chunks`` tell the tile planner the output's value size and chunk
+    shape (cuts between tiles go on chunk boundaries where possible).
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.dtype = array.dtype
+        self.chunks = getattr(array, "chunks", None)
+
+    def __call__(self, channels: int):
+        return self.array
+
+
 def predict_volume(
     network: nn.Module,
     volume: np.ndarray,
@@ -56,6 +74,8 @@ def predict_volume(
     activation: str = "softmax",
     device: torch.device | None = None,
     precision: str = "auto",
+    tiling: str = "sliding",
+    multiple: int = 1,
 ) -> np.ndarray:
     """Predict a whole volume in memory with a sliding window.
 
@@ -81,6 +101,11 @@ def predict_volume(
         ``auto``, ``float32`` or ``bfloat16``: the network's arithmetic (autocast);
         ``auto`` is float16 on CUDA, bfloat16 on a CPU with native bfloat16, else
         float32 (see :func:`czii_cli.inference.runner.resolve_precision`).
+    tiling : {"sliding", "halo", "auto"}
+        Overlapping windows with Gaussian blending, or large tiles with a halo of the
+        network's receptive radius stitched by their cores (see :func:`predict_into`).
+    multiple : int
+        Tile sides must be multiples of this (``halo``, ``auto``).
 
     Returns
     -------
@@ -105,7 +130,8 @@ def predict_volume(
 
     predict_into(
         [Member(network)], volume, allocate, patch_size=patch_size, overlap=overlap, batch_size=batch_size,
-        tta=tta, activation=activation, device=device, precision=precision,
+        tta=tta, activation=activation, device=device, precision=precision, tiling=tiling, multiple=multiple,
+        memory_budget=DEFAULT_MEMORY_BUDGET,
     )
     return arrays[0]
 
@@ -123,6 +149,11 @@ def predict_into(
     device: torch.device | None = None,
     on_windows: Callable[[int], None] | None = None,
     precision: str = "auto",
+    tiling: str = "sliding",
+    multiple: int = 1,
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    halo_tolerance: float = DEFAULT_HALO_TOLERANCE,
+    on_plan: Callable[[int], None] | None = None,
 ) -> dict:
     """Predict a volume with one or more networks, writing finished planes into an array.
 
@@ -142,21 +173,59 @@ def predict_into(
         Called with the number of windows finished after each batch (for progress).
     precision : str
         As in :func:`predict_volume`, the same for every network.
+    tiling : {"sliding", "halo", "auto"}
+        ``sliding``: windows of ``patch_size`` with ``overlap``, Gaussian blending.
+        ``halo``: large tiles with a halo of the networks' receptive radius, stitched by
+        their cores (:mod:`.stitch`); an error for a network whose receptive field is
+        unbounded.  ``auto``: ``halo`` where the receptive field is bounded, else ``sliding``.
+    multiple : int
+        Tile sides must be multiples of this for every network (``halo``, ``auto``).
+    memory_budget : float
+        Bytes a tile may use (``halo``, ``auto``; see :func:`.stitch.plan_tiles`).
+    halo_tolerance : float
+        Relative influence beyond the halo that is ignored (``halo``, ``auto``).
+    on_plan : callable, optional
+        Called with the number of windows (or tiles) once they are planned.
 
     Returns
     -------
     dict
-        What was run: ``windows``, ``window``, ``layouts`` (memory layout per network)
-        and ``precision`` (``auto`` resolved).
+        What was run: ``tiling`` (``sliding`` or ``halo``), ``windows``, ``window``,
+        ``halo`` (None for ``sliding``), ``layouts`` (memory layout per network) and
+        ``precision`` (``auto`` resolved).
     """
     transforms = tta_transforms(tta)
     if activation not in ACTIVATIONS:
         raise UsageError(f"unknown activation {activation!r} (choose from {', '.join(ACTIVATIONS)})")
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if tiling not in TILINGS:
+        raise UsageError(f"unknown tiling {tiling!r} (choose from {', '.join(TILINGS)})")
     device = device or network_device(members[0].network)
     resolved = resolve_precision(precision, device)
+    if tiling != "sliding":
+        halo = plan_tiles(
+            [m.network for m in members], volume.shape, multiple=multiple, precision=resolved,
+            passes=len(members) * len(transforms), memory_budget=memory_budget, tolerance=halo_tolerance,
+            out_itemsize=_output_itemsize(output), align=_output_chunks(output), device=device,
+        )
+        if halo is None and tiling == "halo":
+            raise UsageError("halo tiling needs networks with a bounded receptive field; use sliding windows")
+        if halo is not None:
+            if on_plan is not None:
+                on_plan(len(halo.tiles()))
+            runners = [NetworkRunner(m.network, device=device, precision=precision) for m in members]
+            with torch.inference_mode(), ExitStack() as stack:
+                for runner in runners:
+                    stack.enter_context(runner)
+                predict_tiles_into(halo, volume, output, prepares=[m.prepare for m in members], runners=runners,
+                                   transforms=transforms, activation=activation, device=device,
+                                   on_windows=on_windows)
+            return {"tiling": "halo", "windows": len(halo.tiles()), "window": list(halo.window),
+                    "halo": list(halo.halo), "layouts": [r.layout for r in runners], "precision": resolved}
     tiling = Tiling.plan(volume.shape, patch_size, overlap=overlap)
+    if on_plan is not None:
+        on_plan(tiling.count)
     weights = torch.from_numpy(tiling.importance_map() / (len(members) * len(transforms))).to(device)
     runners = [NetworkRunner(m.network, device=device, precision=precision) for m in members]
     passes = _Passes(members, runners, transforms, activation=activation, tiling=tiling, batch_size=batch_size)
@@ -176,8 +245,8 @@ def predict_into(
                 if on_windows is not None:
                     on_windows(len(starts))
             writer.finish_band(band_index)
-    return {"windows": tiling.count, "window": list(tiling.window), "layouts": [r.layout for r in runners],
-            "precision": resolved}
+    return {"tiling": "sliding", "windows": tiling.count, "window": list(tiling.window), "halo": None,
+            "layouts": [r.layout for r in runners], "precision": resolved}
 
 
 class _Passes:
@@ -306,6 +375,18 @@ class _BandWriter:
             rows = min(planes, keep - top)
             self.buffer[:, top : top + rows] = self.buffer[:, top + planes : top + planes + rows]
         self.buffer[:, keep:] = 0.0
+
+
+def _output_itemsize(output) -> int:
+    """Bytes per value of the output (float16 unless the callable says otherwise)."""
+    dtype = getattr(output, "dtype", None)
+    return np.dtype(dtype).itemsize if dtype is not None else 2
+
+
+def _output_chunks(output) -> tuple[int, int, int]:
+    """The spatial chunk shape of the output array, when the callable carries one."""
+    chunks = getattr(output, "chunks", None)
+    return tuple(int(c) for c in chunks[1:]) if chunks else (1, 1, 1)
 
 
 def _torch_dtype(dtype) -> torch.dtype:

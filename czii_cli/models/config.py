@@ -82,6 +82,7 @@ class AugmentConfig:
 
 
 SELECT_SCORES = ("tuned", "fixed")
+PRECISIONS = ("auto", "float32", "bfloat16")
 DEFAULT_LOSS = {"spheres": "ce:1,tversky:0.5", "points": "ce:1", "heatmap": "bce:1"}
 DEFAULT_PARTICLE_WEIGHT = {"spheres": 4.0, "points": 256.0, "heatmap": 8.0}
 
@@ -136,6 +137,9 @@ class TrainConfig:
     select : {"tuned", "fixed"}
         The validation score that keeps the best checkpoint: F-beta at tuned cutoffs or
         at ``val_threshold``.
+    precision : {"auto", "float32", "bfloat16"}
+        Arithmetic of the training step: ``auto`` is mixed precision on a GPU and float32
+        on a CPU (see :func:`czii_cli.models.training.training_precision`).
     seed : int
     """
 
@@ -164,6 +168,7 @@ class TrainConfig:
     val_candidate_thresholds: tuple[float, ...] = (0.05, 0.02)
     threshold_rule: str = DEFAULT_RULE
     select: str = "tuned"
+    precision: str = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -194,6 +199,8 @@ class TrainConfig:
         if not 0 <= self.ema_decay < 1:
             raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
         check_rule(self.threshold_rule)
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.select not in SELECT_SCORES:
             raise UsageError(f"--select must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}")
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):

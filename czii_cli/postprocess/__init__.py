@@ -19,7 +19,9 @@ kl-fit      particle templates fitted by KL, refined  template-weighted mean pro
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -43,6 +45,10 @@ METHODS: dict[str, Callable[..., Detections]] = {
 }
 DEFAULT_METHOD = "cc"
 BACKGROUND = "background"
+NATIVE_DTYPE_METHODS = frozenset({"cc"})
+"""Methods that take a float16 map as it is (the same picks as its float32 conversion)."""
+PARALLEL_METHODS = frozenset({"cc"})
+"""Methods whose classes run in parallel threads by default (the work releases the GIL)."""
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -86,6 +92,7 @@ def extract_picks(
     voxel_size: float,
     origin_zyx: Sequence[float] = (0.0, 0.0, 0.0),
     run: str,
+    workers: int | None = None,
     **method_options: object,
 ) -> Picks:
     """Particle picks of every class channel of a probability map.
@@ -94,7 +101,8 @@ def extract_picks(
     ----------
     probs : array-like, shape (C, Z, Y, X)
         Probabilities or heatmaps; may be lazy (zarr array, memory map): channels are
-        read one at a time, as float32.
+        read one at a time, as float32, except that methods in
+        :data:`NATIVE_DTYPE_METHODS` take float16 channels as they are.
     classes : sequence of str
         Channel names; a ``background`` channel is skipped, every other name must be in
         ``catalog``.
@@ -110,6 +118,9 @@ def extract_picks(
         Position of voxel (0, 0, 0) in Å.
     run : str
         Experiment name of the picks.
+    workers : int, optional
+        Classes processed at a time, in threads; default: as many as there are CPU cores
+        for methods in :data:`PARALLEL_METHODS`, else 1.  The picks do not depend on it.
     **method_options
         Keyword options of the method (see :func:`option_names`).
 
@@ -133,9 +144,16 @@ def extract_picks(
         raise DataError(f"{len(classes)} class names for {probs.shape[0]} channels")
     channels = [(index, catalog.get(name)) for index, name in enumerate(classes) if name != BACKGROUND]
     cutoffs = class_thresholds(thresholds, [particle.name for _, particle in channels])
-    parts = [Picks.empty(with_score=True)]
-    for index, particle in channels:
-        prob = np.asarray(probs[index], dtype=np.float32)
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if method in PARALLEL_METHODS else 1
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
+
+    def one_class(entry) -> Picks:
+        index, particle = entry
+        prob = np.asarray(probs[index])
+        if not (method in NATIVE_DTYPE_METHODS and prob.dtype in (np.float16, np.float32)):
+            prob = prob.astype(np.float32, copy=False)
         bad = int(prob.size - np.count_nonzero(np.isfinite(prob)))
         if bad:
             raise NonFiniteError(f"channel {particle.name!r}: {bad} of {prob.size} values are not finite "
@@ -144,5 +162,11 @@ def extract_picks(
             prob, threshold=cutoffs[particle.name], radius=particle.radius / voxel_size, **method_options
         )
         xyz = voxel_to_angstrom(found.centres, voxel_size=voxel_size, origin_zyx=origin_zyx)
-        parts.append(Picks.from_points(run, particle.name, xyz, found.scores))
-    return concat(parts).sorted()
+        return Picks.from_points(run, particle.name, xyz, found.scores)
+
+    if workers == 1 or len(channels) < 2:
+        found = [one_class(entry) for entry in channels]
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, len(channels))) as pool:
+            found = list(pool.map(one_class, channels))
+    return concat([Picks.empty(with_score=True), *found]).sorted()

@@ -20,6 +20,7 @@ from .common import (
     component_stats,
     label_components,
     min_component_size,
+    threshold_mask,
 )
 
 
@@ -38,7 +39,9 @@ def cc_picks(
     Parameters
     ----------
     prob : ndarray, shape (Z, Y, X)
-        Probability (or heatmap) of one class.
+        Probability (or heatmap) of one class, float16 or float32; a float16 map is
+        thresholded and weighted as is (no float32 copy), with the same picks as its
+        float32 conversion.
     threshold : float
         Voxels with ``prob >= threshold`` are foreground.
     radius : float
@@ -64,10 +67,11 @@ def cc_picks(
     smallest = min_component_size(
         radius, radius_scale=radius_scale, min_size_fraction=min_size_fraction, min_size=min_size
     )
-    labels, count = label_components(prob >= threshold, connectivity=connectivity)
+    mask = threshold_mask(prob, threshold)
+    labels, count = label_components(mask, connectivity=connectivity)
     if count == 0:
         return Detections.empty()
-    stats = component_stats(labels, count, prob)
+    stats = component_stats(labels, count, prob, foreground=np.flatnonzero(mask))
     keep = np.flatnonzero(stats.size >= smallest)
     keep = keep[keep > 0]
     return Detections(stats.centroid[keep], stats.peak[keep])

@@ -164,6 +164,39 @@ def check_connectivity(connectivity: int) -> int:
     return int(connectivity)
 
 
+def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """``prob >= threshold`` as a float32 map compares, for float16 and float32 maps alike.
+
+    A float16 map is compared without a float32 copy: for a positive threshold, on the
+    bit patterns (non-negative float16 values order like their 16-bit integers), against
+    the smallest float16 at or above ``float32(threshold)``, so the mask is exactly that
+    of ``prob.astype(np.float32) >= np.float32(threshold)`` (NaN is never foreground).
+    Other dtypes, or a threshold of at most 0, use the plain comparison.
+
+    Examples
+    --------
+    >>> prob = np.array([0.1499, 0.15, np.nan, np.inf, -0.2], dtype=np.float16)
+    >>> threshold_mask(prob, 0.14996).tolist()
+    [False, True, False, True, False]
+    >>> (prob.astype(np.float32) >= np.float32(0.14996)).tolist()
+    [False, True, False, True, False]
+    >>> (prob >= 0.14996).tolist()  # the threshold rounded to float16 would take 0.1499
+    [True, True, False, True, False]
+    """
+    limit = np.float32(threshold)
+    if prob.dtype != np.float16 or not limit > 0:
+        return prob >= limit if prob.dtype == np.float16 else prob >= threshold
+    with np.errstate(over="ignore"):  # a threshold above float16's range: only +inf passes
+        cutoff = np.float16(limit)
+    if np.float32(cutoff) < limit:
+        cutoff = np.nextafter(cutoff, np.float16(np.inf))
+    bits = int(cutoff.view(np.uint16))
+    infinity = int(np.float16(np.inf).view(np.uint16))
+    # bit patterns in [bits, +inf] are the foreground: one wrapping subtraction, one comparison
+    shifted = np.subtract(prob.view(np.uint16), np.uint16(bits), dtype=np.uint16)
+    return np.less_equal(shifted, np.uint16(infinity - bits), out=np.empty(prob.shape, dtype=bool))
+
+
 def label_components(mask: np.ndarray, *, connectivity: int = 26) -> tuple[np.ndarray, int]:
     """Connected components of a boolean volume (cc3d): labels 1..n and n."""
     import cc3d
@@ -174,8 +207,15 @@ def label_components(mask: np.ndarray, *, connectivity: int = 26) -> tuple[np.nd
     return labels, int(count)
 
 
-def component_stats(labels: np.ndarray, count: int, weights: np.ndarray) -> ComponentStats:
+def component_stats(
+    labels: np.ndarray, count: int, weights: np.ndarray, *, foreground: np.ndarray | None = None
+) -> ComponentStats:
     """Size, mass, weighted centroid and peak of each label in one pass over the foreground.
+
+    ``foreground`` (optional) is the flat indices of the labelled voxels in increasing
+    order (``np.flatnonzero(labels)``), when the caller has them more cheaply, e.g.
+    from the boolean mask it labelled.  ``weights`` may be float16 or float32; they are
+    summed in float64.
 
     Examples
     --------
@@ -184,7 +224,7 @@ def component_stats(labels: np.ndarray, count: int, weights: np.ndarray) -> Comp
     >>> stats.size[1:], stats.centroid[1].tolist(), stats.peak[1:]
     (array([2, 1]), [0.0, 0.0, 0.75], array([3., 2.]))
     """
-    flat = np.flatnonzero(labels)
+    flat = np.flatnonzero(labels) if foreground is None else foreground
     ids = labels.ravel()[flat].astype(np.intp)
     w = weights.ravel()[flat].astype(np.float64)
     size = np.bincount(ids, minlength=count + 1)

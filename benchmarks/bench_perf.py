@@ -1,0 +1,281 @@
+"""A full tomogram from probabilities to picks, against MONAI and the network's floor (issue 16).
+
+All rows come from one run on this machine; each child process is fresh (time, peak RSS).
+
+1. ``czii predict-probs`` on a full-size tomogram (``CZII_BENCH_SHAPE``, default
+   184 630 630; e.g. ``CZII_BENCH_SHAPE="96 256 256"`` for a quick run) with the default
+   model of ``czii train`` (the ``light`` net, 64^3 patch), randomly initialised with its
+   head biased towards background as a trained net's is (same cost as a trained one): the
+   default (``--tiling auto``, ``--precision auto``), and ``--tiling sliding`` (the
+   64^3 windows at overlap 0.25 with Gaussian blending that were the default before).
+2. ``czii postprocess`` (cc, the default) on a 7-channel float16 map of that shape with a
+   Gaussian blob per particle (:mod:`benchmarks.bench_postprocess`).
+3. The baseline: MONAI ``sliding_window_inference`` with the same net, float32, the 64^3
+   training window, overlap 0.25, Gaussian, then softmax and a float16 save.
+4. The floor: the bare forward of the net over the voxels once, timed on one
+   96x192x192 block in the default precision and layout, scaled to the volume's voxels
+   (run right after the default prediction, so both meet about the same machine load).
+5. Training patches per second of the default recipe (light, 64^3 x 2, CE + Tversky):
+   ``--precision bfloat16`` (autocast, channels-last) against float32 (what ``auto``
+   gives on a CPU), alternated step by step (median step times).
+
+Targets (issue 16): predict-probs + postprocess <= 20 s on 2 cores, >= 5x MONAI, peak
+<= 2 GiB, predict-probs <= 1.2x the floor, training >= 1.5x float32.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import GIB, Result, run_isolated
+
+WINDOW = (64, 64, 64)
+OVERLAP = 0.25
+CLASSES = 7
+BLOCK = (96, 192, 192)
+
+
+def bench_shape() -> tuple[int, int, int]:
+    """The tomogram shape: ``CZII_BENCH_SHAPE`` ("Z Y X"), default 184 630 630."""
+    text = os.environ.get("CZII_BENCH_SHAPE", "184 630 630")
+    shape = tuple(int(v) for v in text.replace("x", " ").split())
+    if len(shape) != 3:
+        raise ValueError(f"CZII_BENCH_SHAPE must be three sizes, got {text!r}")
+    return shape
+
+
+COMMAND = """
+import json, time
+import torch  # imported before the clock starts, as in the MONAI run
+from czii_cli.main import app
+start = time.perf_counter()
+app({args!r}, standalone_mode=False)
+print(json.dumps({{"seconds": time.perf_counter() - start}}))
+"""
+
+MONAI = """
+import json, os, time
+import mrcfile, numpy as np, torch
+from monai.inferers import sliding_window_inference
+from czii_cli.models.checkpoint import load_model_file
+from czii_cli.normalize import normalize
+torch.set_num_threads(len(os.sched_getaffinity(0)))
+network = load_model_file({model!r}).build().eval()
+start = time.perf_counter()
+with mrcfile.open({mrc!r}) as mrc:
+    volume = normalize(mrc.data)
+with torch.inference_mode():
+    logits = sliding_window_inference(torch.from_numpy(volume)[None, None], {window!r}, 1, network,
+                                      overlap={overlap!r}, mode="gaussian")
+    probs = torch.softmax(logits, dim=1)[0].numpy().astype(np.float16)
+np.save({out!r}, probs)
+print(json.dumps({{"seconds": time.perf_counter() - start}}))
+"""
+
+FLOOR = """
+import json, os, time
+import torch
+from czii_cli.inference.runner import NetworkRunner, resolve_precision
+from czii_cli.models.checkpoint import load_model_file
+torch.set_num_threads(len(os.sched_getaffinity(0)))
+network = load_model_file({model!r}).build()
+block = torch.randn(1, 1, *{block!r})
+found = {{}}
+for precision in sorted({{resolve_precision("auto", torch.device("cpu")), "float32"}}):
+    runner = NetworkRunner(network, device=torch.device("cpu"), precision=precision)
+    with torch.inference_mode(), runner:
+        for _ in range(4):  # layout trials (float32), then timed calls
+            start = time.perf_counter()
+            runner(block)
+            seconds = time.perf_counter() - start
+        best = seconds
+        for _ in range(1):
+            start = time.perf_counter()
+            runner(block)
+            best = min(best, time.perf_counter() - start)
+    found[precision] = {{"seconds": best, "layout": runner.layout}}
+print(json.dumps({{"precisions": found, "default": resolve_precision("auto", torch.device("cpu"))}}))
+"""
+
+
+def run() -> list[Result]:
+    shape = bench_shape()
+    voxels = int(np.prod(shape))
+    with tempfile.TemporaryDirectory(prefix="czii-bench-") as tmp:
+        tmp = Path(tmp)
+        mrc, model = tmp / "TS_full.mrc", tmp / "light.pt"
+        from czii_cli.io.volumes import write_mrc
+
+        write_mrc(mrc, np.random.default_rng(0).normal(size=shape).astype(np.float32), voxel_size=10.0)
+        _write_default_model(model)
+        probs_map = tmp / "sim_probs.zarr"
+        _simulated_map(probs_map, shape)
+        runs = {
+            "czii": COMMAND.format(args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "p.zarr"),
+                                         "-q"]),
+            "sliding": COMMAND.format(args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "s.zarr"),
+                                            "--tiling", "sliding", "-q"]),
+            "postprocess": COMMAND.format(args=["postprocess", str(probs_map), "-o", str(tmp / "picks.csv"), "-q"]),
+            "monai": MONAI.format(model=str(model), mrc=str(mrc), window=WINDOW, overlap=OVERLAP,
+                                  out=str(tmp / "monai.npy")),
+        }
+        outputs = {"czii": tmp / "p.zarr", "sliding": tmp / "s.zarr", "postprocess": tmp / "picks.csv",
+                   "monai": tmp / "monai.npy"}
+        repeats = int(os.environ.get("CZII_BENCH_REPEATS", "1"))
+        measured = {name: [] for name in runs}
+        floors = []
+        for _ in range(repeats):  # interleaved, the floor between the two predictions: best time, highest peak
+            for name, code in runs.items():
+                _remove(outputs[name])
+                measured[name].append(run_isolated(code))
+                if name == "czii":
+                    floors.append(run_isolated(FLOOR.format(model=str(model), block=BLOCK)))
+    seconds = {name: min(r["seconds"] for r in found) for name, found in measured.items()}
+    peak = {name: max(r["peak_rss_bytes"] for r in found) / GIB for name, found in measured.items()}
+    default = floors[0]["default"]
+    scale = voxels / float(np.prod(BLOCK))
+    floor_seconds = {p: min(f["precisions"][p]["seconds"] for f in floors) * scale for p in floors[0]["precisions"]}
+    size = "x".join(map(str, shape))
+    total = seconds["czii"] + seconds["postprocess"]
+    results = [
+        Result(
+            benchmark=f"{size}: predict-probs + postprocess (default light model, default options)",
+            value=f"{total:.1f} s (predict {seconds['czii']:.1f} s, {peak['czii']:.2f} GiB; "
+                  f"postprocess {seconds['postprocess']:.1f} s, {peak['postprocess']:.2f} GiB)",
+            baseline="MONAI sliding_window_inference float32, 64^3, overlap 0.25, gaussian (+ softmax, save)",
+            baseline_value=f"{seconds['monai']:.1f} s, {peak['monai']:.2f} GiB",
+            ratio=seconds["monai"] / total,
+            target="<= 20 s and >= 5x MONAI",
+            ok=total <= 20.0 and seconds["monai"] / total >= 5.0,
+        ),
+        Result(
+            benchmark=f"{size}: predict-probs peak RSS",
+            value=f"{peak['czii']:.2f} GiB",
+            baseline="MONAI sliding_window_inference in memory",
+            baseline_value=f"{peak['monai']:.2f} GiB",
+            ratio=peak["czii"] / peak["monai"],
+            target="<= 2 GiB",
+            ok=peak["czii"] <= 2.0 and peak["postprocess"] <= 2.0,
+        ),
+        Result(
+            benchmark=f"{size}: predict-probs default ({default}, halo tiles) / bare forward over the voxels once",
+            value=f"{seconds['czii']:.1f} s",
+            baseline=f"bare {default} forward, {BLOCK[0]}x{BLOCK[1]}x{BLOCK[2]} block, x {scale:.1f}",
+            baseline_value=f"{floor_seconds[default]:.1f} s",
+            ratio=seconds["czii"] / floor_seconds[default],
+            target="<= 1.2x",
+            ok=seconds["czii"] / floor_seconds[default] <= 1.2,
+        ),
+        Result(
+            benchmark=f"{size}: predict-probs --tiling sliding (64^3, overlap 0.25, gaussian; the old default)",
+            value=f"{seconds['sliding']:.1f} s, {peak['sliding']:.2f} GiB",
+            baseline="predict-probs default (halo tiles)",
+            baseline_value=f"{seconds['czii']:.1f} s",
+            ratio=seconds["sliding"] / seconds["czii"],
+            target="(speed-up of the halo tiles)",
+            ok=True,
+        ),
+        Result(
+            benchmark=f"{size}: bare forward over the voxels once (the floor), float32",
+            value=f"{floor_seconds['float32']:.1f} s",
+            baseline=f"bare {default} forward",
+            baseline_value=f"{floor_seconds[default]:.1f} s",
+            ratio=floor_seconds["float32"] / floor_seconds[default],
+            target="(information)",
+            ok=True,
+        ),
+    ]
+    return results + _training()
+
+
+def _training() -> list[Result]:
+    import torch
+
+    from benchmarks.bench_train import BATCH, PATCH, interleaved_rates, training_volumes
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.models.config import TrainConfig
+    from czii_cli.models.registry import build_network
+    from czii_cli.models.training import BatchMaker, Trainer
+    from czii_cli.targets import centres_from_picks
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    volumes = training_volumes(np.random.default_rng(0))
+    centres = [centres_from_picks(v.picks, catalog=DEFAULT_CATALOG, voxel_size=10.0) for v in volumes]
+    trainers = {}
+
+    def stepper(precision: str):
+        config = TrainConfig(loss="ce:1,tversky:0.5", patch=PATCH, batch_size=BATCH, precision=precision)
+        torch.manual_seed(0)
+        trainer = Trainer(build_network(config.arch, in_channels=1, out_channels=7), config=config,
+                          activation="softmax", class_weights=[1.0] + [4.0] * 6, device=torch.device("cpu"))
+        trainers[precision] = trainer
+        batches = BatchMaker(volumes, config=config, n_channels=7, centres=centres)
+        rng = np.random.default_rng(0)
+        return lambda: trainer.train_step(*batches.batch(rng))
+
+    default, plain = interleaved_rates(stepper("bfloat16"), stepper("float32"), warmup=2, timed=5)
+    layout = "channels-last" if trainers["bfloat16"].layout == torch.channels_last_3d else "contiguous"
+    return [Result(
+        benchmark=f"train default recipe (light 64^3 x {BATCH}): patches/s, --precision bfloat16 ({layout})",
+        value=f"{default:.2f} patches/s",
+        baseline="float32 (precision auto on a CPU), contiguous",
+        baseline_value=f"{plain:.2f} patches/s",
+        ratio=default / plain,
+        target=">= 1.5x",
+        ok=default / plain >= 1.5,
+    )]
+
+
+def _simulated_map(path: Path, shape) -> None:
+    """The postprocess benchmark's map (a blob per particle, decoys, noise) at ``shape``."""
+    from benchmarks import bench_postprocess
+
+    previous = bench_postprocess.SHAPE
+    bench_postprocess.SHAPE = tuple(shape)
+    try:
+        bench_postprocess.build_map(path)
+    finally:
+        bench_postprocess.SHAPE = previous
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_default_model(path: Path) -> None:
+    """The default ``czii train`` model (light, 64^3 patch), random weights, head biased to background."""
+    import torch
+
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.models.checkpoint import ModelFile, save_model
+    from czii_cli.models.config import TrainConfig
+    from czii_cli.models.registry import build_network, resolve_params
+    from czii_cli.normalize import normalization_method
+
+    config = TrainConfig()
+    torch.manual_seed(0)
+    network = build_network(config.arch, in_channels=1, out_channels=CLASSES)
+    with torch.no_grad():
+        network.head.bias[0] += 6.0  # a trained net says background almost everywhere
+    save_model(path, ModelFile(
+        arch=config.arch, arch_params=resolve_params(config.arch), classes=["background", *DEFAULT_CATALOG.names],
+        catalog=DEFAULT_CATALOG.to_json(), target="spheres", activation="softmax",
+        normalization=normalization_method("zscore"), patch_size=list(config.patch), voxel_size=10.0,
+        state_dict=network.state_dict(),
+    ))
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    for result in run():
+        print(result)
+    print(f"{time.perf_counter() - start:.0f} s")

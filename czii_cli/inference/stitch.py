@@ -1,0 +1,194 @@
+"""Prediction with large tiles and a halo, stitched by their cores (no blending).
+
+For a network whose receptive field is bounded (:mod:`.geometry`), each tile's core is
+what one pass over the whole volume gives, so the cores are written side by side: every
+output voxel is written once, from one tile, and the map equals a single pass over the
+volume (zero-padded at its far end to the network's size multiple) up to the halo's
+tolerance.  Per tile, every network and every TTA transform runs on the whole tile, the
+logits are cropped to the core and activated in thin z-slabs (float32, a small buffer),
+and the core is kept in the output dtype until its channels are written, so the working
+memory is the network's own plus about one output-dtype copy of the core.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from .geometry import HaloTiling, network_bounds, plan_halo_tiling
+from .runner import bfloat16_layout
+
+SLAB = 8
+"""Core planes activated at a time (float32 staging of ``C x SLAB x core_y x core_x``)."""
+SCRATCH = 1.25
+"""Factor on the tracked working memory of a forward pass, for the backend's own scratch."""
+DEFAULT_MEMORY_BUDGET = 1.75 * 1024**3
+"""Bytes a tile may use: the network's working memory plus the tile's buffers."""
+DEFAULT_HALO_TOLERANCE = 0.0
+"""Influence beyond the halo on the logits, relative to their magnitude (see
+:func:`~czii_cli.inference.geometry.receptive_radius`): none, the exact receptive field."""
+
+
+def plan_tiles(
+    networks: Sequence[torch.nn.Module], shape: Sequence[int], *, multiple: int, precision: str, passes: int,
+    memory_budget: float = DEFAULT_MEMORY_BUDGET, tolerance: float = DEFAULT_HALO_TOLERANCE,
+    out_itemsize: int = 2, align: Sequence[int] = (1, 1, 1), device: torch.device | None = None,
+) -> HaloTiling | None:
+    """The halo tiling for ``networks`` over a volume of ``shape``, or None when a network's
+    receptive field is unbounded (then only overlapping windows with blending apply).
+
+    Parameters
+    ----------
+    networks : sequence of torch.nn.Module
+        The ensemble; the halo is the largest receptive radius among them.
+    shape : sequence of 3 int
+        The volume's spatial shape.
+    multiple : int
+        Window sides must be multiples of it, for every network.
+    precision : str
+        ``float32``, ``bfloat16`` or ``float16``, resolved: the networks' arithmetic.
+    passes : int
+        Networks x TTA transforms per tile (more than one needs a float32 sum of the core).
+    memory_budget : float
+        Bytes a tile may use (the network's working memory, with a margin for scratch,
+        plus its input, output and sum buffers).
+    tolerance : float
+        Relative influence beyond the halo that is ignored (0: the exact receptive field).
+    out_itemsize : int
+        Bytes per value of the output dtype.
+    align : sequence of 3 int
+        Chunk shape of the output (cuts between tiles go on chunk boundaries when possible).
+    device : torch.device, optional
+        Where the networks run.
+
+    Returns
+    -------
+    HaloTiling or None
+    """
+    if not memory_budget > 0:
+        raise UsageError(f"the memory budget must be positive, got {memory_budget}")
+    layouts = [bfloat16_layout(network) if precision == "bfloat16" else None for network in networks]
+    halo, working, channels = network_bounds(networks, multiple=multiple, tolerance=tolerance, device=device,
+                                             precision=precision, layouts=layouts)
+    if halo is None:
+        return None
+    per_voxel = SCRATCH * working + 4 + channels * (out_itemsize + (4 if passes > 1 else 0))
+    return plan_halo_tiling(shape, halo=halo, multiple=multiple, max_window_voxels=int(memory_budget // per_voxel),
+                            align=align)
+
+
+def predict_tiles_into(
+    tiling: HaloTiling, volume, output: Callable[[int], Any], *, prepares: Sequence, runners: Sequence,
+    transforms: Sequence, activation: str, device: torch.device, on_windows: Callable[[int], None] | None = None,
+) -> None:
+    """Predict every tile of ``tiling`` and write its core into the output.
+
+    Parameters
+    ----------
+    tiling : HaloTiling
+    volume : array-like, shape (Z, Y, X)
+        Read one tile at a time.
+    output : callable
+        Called once with the number of output channels; returns the array-like
+        ``(C, Z, Y, X)`` written as ``out[c, core] = block``, each voxel once.
+    prepares : sequence
+        Per network, its input preparation (callable on a raw block, or None).
+    runners : sequence of NetworkRunner
+        Entered (``with``) by the caller; one per network, in the order of ``prepares``.
+    transforms : sequence of Transform
+        TTA transforms.
+    activation : str
+        ``softmax``, ``sigmoid`` or ``logits``.
+    device : torch.device
+    on_windows : callable, optional
+        Called with 1 after each tile.
+    """
+    passes = len(runners) * len(transforms)
+    out = None
+    for start, core in tiling.tiles():
+        inputs = _tile_inputs(volume, tiling, start, prepares, device)
+        relative = tuple(slice(c.start - s, c.stop - s) for c, s in zip(core, start))
+        core_shape = tuple(c.stop - c.start for c in core)
+        total = stored = None
+        for prepare, runner in zip(prepares, runners):
+            for transform in transforms:
+                logits = runner(transform.apply(inputs[id(prepare)]))
+                if not transform.is_identity:
+                    logits = transform.invert(logits)
+                cropped = logits[0, :, relative[0], relative[1], relative[2]]
+                if out is None:
+                    out = output(int(cropped.shape[0]))
+                if stored is None:
+                    stored = torch.empty((cropped.shape[0], *core_shape), dtype=_torch_dtype(out.dtype))
+                    if passes > 1:
+                        total = torch.zeros(stored.shape, dtype=torch.float32, device=device)
+                _activate_core(cropped, activation, into=stored if total is None else total, add=total is not None)
+                del logits, cropped
+        if total is not None:
+            total.mul_(1.0 / passes)
+            stored.copy_(total)
+            del total
+        for channel in range(stored.shape[0]):
+            out[(channel, *core)] = stored[channel].numpy()
+        if on_windows is not None:
+            on_windows(1)
+
+
+def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor, add: bool) -> None:
+    """Activate ``[C, z, y, x]`` logits in z-slabs (float32) into ``into`` (copy, or add)."""
+    depth = logits.shape[1]
+    staging = torch.empty((logits.shape[0], min(SLAB, depth), *logits.shape[2:]), dtype=torch.float32,
+                          device=logits.device)
+    activated = torch.empty_like(staging)
+    for first in range(0, depth, SLAB):
+        count = min(SLAB, depth - first)
+        part, result = staging[:, :count], activated[:, :count]
+        part.copy_(logits[:, first : first + count])
+        if activation == "softmax":
+            torch.softmax(part, dim=0, out=result)
+        elif activation == "sigmoid":
+            torch.sigmoid(part, out=result)
+        else:
+            result = part
+        target = into[:, first : first + count]
+        if add:
+            target.add_(result.to(target.device))
+        else:
+            target.copy_(result)
+
+
+def _tile_inputs(volume, tiling: HaloTiling, start: Sequence[int], prepares: Sequence, device) -> dict:
+    """Each distinct preparation's input tile ``[1, 1, *window]``, zero-padded beyond the volume."""
+    stops = [min(s + w, n) for s, w, n in zip(start, tiling.window, tiling.shape)]
+    raw = np.asarray(volume[start[0] : stops[0], start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
+    inputs = {}
+    for prepare in prepares:
+        if id(prepare) in inputs:
+            continue
+        block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
+        if block.shape != tiling.window:
+            padded = np.zeros(tiling.window, dtype=np.float32)
+            padded[: block.shape[0], : block.shape[1], : block.shape[2]] = block
+            block = padded
+        inputs[id(prepare)] = torch.from_numpy(np.ascontiguousarray(block)).to(device)[None, None]
+    return inputs
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+
+
+def lcm(values: Sequence[int]) -> int:
+    """Least common multiple of positive integers.
+
+    Examples
+    --------
+    >>> lcm([8, 4, 6])
+    24
+    """
+    return math.lcm(*[max(1, int(v)) for v in values]) if values else 1
