@@ -56,9 +56,9 @@ def check_voxel_size(value: float | None, *, source: str, override: bool = False
     if override:
         valid_voxel_size(value)
     if value is None or not np.isfinite(value) or value <= 0:
-        raise DataError(f"{source}: no voxel size recorded; pass --voxel-size (Å)")
+        raise DataError(f"{source}: no voxel size recorded; give the voxel size (Å)")
     if not 0.1 <= value <= 1000.0:
-        raise DataError(f"{source}: implausible voxel size {value} Å; pass --voxel-size (Å)")
+        raise DataError(f"{source}: implausible voxel size {value} Å; give the voxel size (Å)")
     return float(value)
 
 

@@ -156,7 +156,7 @@ def test_sigmoid_losses_prefer_the_right_answer(spec):
 
 
 def test_losses_refuse_the_wrong_target_kind():
-    with pytest.raises(UsageError, match="--loss ce does not apply to heatmap targets"):
+    with pytest.raises(UsageError, match="loss 'ce' does not apply to heatmap targets"):
         build_loss("ce", activation="sigmoid", class_weights=[1.0])
     with pytest.raises(UsageError, match="unknown loss 'l1'"):
         build_loss("l1", activation="softmax", class_weights=[1.0])
@@ -292,7 +292,7 @@ def test_config_json_round_trip_and_unknown_settings():
     assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     with pytest.raises(UsageError, match="unknown training setting 'epoch'"):
         TrainConfig.from_json({"epoch": 3})
-    with pytest.raises(UsageError, match="--batch-size must be >= 1"):
+    with pytest.raises(UsageError, match="training setting 'batch_size' must be >= 1"):
         TrainConfig(batch_size=0)
 
 

@@ -453,7 +453,8 @@ def test_an_invalid_voxel_size_is_called_invalid_in_every_command(cli, tmp_path,
 @pytest.mark.parametrize(
     "flag, value, message",
     [("--max-time", "-5", "max_time"), ("--max-time", "nan", "max_time"), ("--max-time", "0", "max_time"),
-     ("--lr", "nan", "--lr must be positive"), ("--lr", "inf", "--lr must be positive")],
+     ("--lr", "nan", "training setting 'lr' must be positive"),
+     ("--lr", "inf", "training setting 'lr' must be positive")],
 )
 def test_train_refuses_negative_or_nonfinite_numbers_before_reading_data(cli, tmp_path, flag, value, message):
     result = cli("train", tmp_path / "absent", flag, value, "-o", tmp_path / "model.pt")

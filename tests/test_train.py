@@ -194,7 +194,7 @@ def test_resume_extends_the_run_with_more_steps(cli, mrc_dataset, tmp_path):
     assert load_model_file(tmp_path / "m.last.pt").train["steps"] == 3
     result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.last.pt", "--lr", "1")
     assert result.exit_code == 2
-    assert "only --epochs, --max-steps and --max-time may change (got lr)" in result.stderr
+    assert "resuming keeps the run's settings; only epochs, max_steps and max_time may change (got lr)" in result.stderr
     result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.pt")
     assert result.exit_code == 2
     assert "has no resume state" in result.stderr
@@ -257,15 +257,15 @@ def test_init_fine_tunes_and_reports_a_different_head(cli, mrc_dataset, tmp_path
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--val-runs", "r9"], 2, "--val-runs: unknown run 'r9' (runs: r1, r2, r3)"),
-        (["--fold", "3/3"], 2, "--fold '3/3': need N >= 2 and 0 <= K < N"),
-        (["--patch", "16", "16", "18"], 2, "--patch 16 16 18: sides must be multiples of 4 for light"),
-        (["--loss", "mse"], 2, "--loss mse does not apply to label-map (spheres, points) targets"),
-        (["--loss", "ce:x"], 2, "--loss: weight of 'ce' is not a number"),
+        (["--val-runs", "r9"], 2, "validation runs: unknown run 'r9' (runs: r1, r2, r3)"),
+        (["--fold", "3/3"], 2, "fold '3/3': need N >= 2 and 0 <= K < N"),
+        (["--patch", "16", "16", "18"], 2, "patch 16 16 18: sides must be multiples of 4 for light"),
+        (["--loss", "mse"], 2, "loss 'mse' does not apply to label-map (spheres, points) targets"),
+        (["--loss", "ce:x"], 2, "loss: weight of 'ce' is not a number"),
         (["--arch-param", "depth=3"], 2, "light has no parameter 'depth'"),
         (["--arch-param", "channels=oops"], 2, "cannot build light"),
         (["--class-weights", "huge=3"], 2, "--class-weights: unknown class 'huge'"),
-        (["--select", "best"], 2, "--select must be one of tuned, fixed, got 'best'"),
+        (["--select", "best"], 2, "training setting 'select' must be one of tuned, fixed, got 'best'"),
     ],
 )
 def test_train_usage_errors(cli, mrc_dataset, tmp_path, args, code, message):

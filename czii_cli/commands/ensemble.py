@@ -84,7 +84,7 @@ def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
     from ..ensemble.maps import block_slices, check_weights, output_kind
     from ..io.artifacts import create_artifact
     from ..ensemble.io import read_matching_maps
-    from .output import artifact_target
+    from ..io.outputs import artifact_target
 
     check_weights(weights, len(inputs), mode=mode)
     maps = read_matching_maps(inputs)

@@ -28,8 +28,8 @@ from typing import Annotated
 
 import typer
 
+from ..io.outputs import artifact_target
 from .common import Output, Overwrite, Preview, Quiet, Run, TomoType, VoxelSize
-from .output import artifact_target
 
 
 def command(

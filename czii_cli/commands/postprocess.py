@@ -122,7 +122,8 @@ def command(
     from ..io.thresholds import read_thresholds
     from ..picks import concat
     from ..postprocess import check_method_options, option_names
-    from .batching import absolute, check_batch_options, output_folder, run_with_progress
+    from ..io.outputs import output_folder
+    from .batching import absolute, check_batch_options, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
     given = {"connectivity": connectivity, "radius_scale": radius_scale, "min_size_fraction": min_size_fraction,

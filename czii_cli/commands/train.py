@@ -160,7 +160,8 @@ def command(
             val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
             fold=parse_fold(fold) if fold else None,
             init=load_model_file(init) if init else None, init_source=str(init or ""),
-            resume=load_model_file(resume) if resume else None, resume_limits={**settings, **given} if resume else {},
+            resume=load_model_file(resume) if resume else None, resume_source=str(resume or ""),
+            resume_limits={**settings, **given} if resume else {},
             world=world, given=frozenset(settings) | frozenset(given),
         )
         with make_progress() as progress:

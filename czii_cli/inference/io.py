@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..commands.batching import output_folder
-from ..commands.output import artifact_target
 from ..errors import DataError, UsageError
 from ..io.artifacts import Volume, stdin_to_tempfile
 from ..io.atomic import check_output, is_stdout
 from ..io.names import file_in_folder
+from ..io.outputs import artifact_target, output_folder
 from ..io.volumes import VolumeRequest, list_runs, read_volume
 
 

@@ -132,7 +132,7 @@ def predict_tomogram(
                 on_windows=on_windows, precision=settings.precision,
             )
         except torch.cuda.OutOfMemoryError:
-            raise DataError(f"{volume.source}: out of GPU memory; try a smaller --batch-size or --window") from None
+            raise DataError(f"{volume.source}: out of GPU memory; try a smaller batch size or window") from None
     return {"source": volume.source, "target": "stdout" if is_stdout(target) else str(target),
             "windows": report["windows"], "layouts": report["layouts"], "precision": report["precision"]}
 

@@ -77,7 +77,7 @@ class CopickProject:
             else:
                 raise UsageError(
                     f"{self.config_path}: run {run!r} has several tomogram types "
-                    f"({', '.join(types)}); choose one with --tomo-type"
+                    f"({', '.join(types)}); choose one tomogram type"
                 )
         for vs_dir in vs_dirs:
             candidate = vs_dir / f"{tomo_type}.zarr"

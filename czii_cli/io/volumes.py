@@ -220,7 +220,7 @@ def read_copick_tomogram(path: Path, request: VolumeRequest) -> Volume:
     if run is None:
         runs = project.runs()
         if len(runs) != 1:
-            raise UsageError(f"{path}: the project has {len(runs)} runs; choose one with --run")
+            raise UsageError(f"{path}: the project has {len(runs)} runs; choose one run")
         run = runs[0]
     tomogram = project.tomogram_path(run, request.tomo_type)
     return read_ome_zarr(tomogram, open_zarr_group(tomogram), level=request.level, run=run)
