@@ -94,3 +94,12 @@ def test_nothing_outside_commands_imports_commands():
         if path.relative_to(PACKAGE) != Path("__init__.py")
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_postprocess_copies_of_shared_facts_agree():
+    """``postprocess/`` still keeps its own copies of two facts; they must stay the same."""
+    from czii_cli import catalog, postprocess, targets
+    from czii_cli.postprocess import common
+
+    assert common.DEFAULT_RADIUS_SCALE == targets.DEFAULT_RADIUS_SCALE == 0.5
+    assert postprocess.BACKGROUND == catalog.BACKGROUND == "background"

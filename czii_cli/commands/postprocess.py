@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..catalog import BACKGROUND
 from .batching import Scheduler, SkipExisting
 from .common import Classes, Jobs, Outputs, Overwrite, Quiet, Seed, Verbose, VoxelSize
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
     from ..picks import Picks
 
 METHOD = "Method options (each applies to the methods named)"
-BACKGROUND = "background"
 
 
 def _option(flag: str, help: str):

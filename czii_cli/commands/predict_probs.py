@@ -107,6 +107,7 @@ def command(
 
     from ..batch import Job
     from ..console import debug, info, make_progress, set_verbosity, warn
+    from ..coords import MODEL_VOXEL_SIZE_WARNING
     from ..errors import UsageError
     from ..inference import Tiling, resolve_device, resolve_precision, tta_transforms
     from ..inference.io import find_tomograms, plan_outputs
@@ -135,7 +136,7 @@ def command(
         raise UsageError("--skip-existing and --scheduler need an output on disk; pass -o OUT or -o DIR/")
     trained = models[0].voxel_size
     for volume in (item.volume for item in found if item.volume is not None):
-        if abs(volume.meta.voxel_size - trained) > 0.05 * trained:
+        if abs(volume.meta.voxel_size - trained) > MODEL_VOXEL_SIZE_WARNING * trained:
             warn(f"{volume.source}: voxel size {volume.meta.voxel_size} Å, the model was trained at {trained} Å")
 
     def log(result: dict) -> None:

@@ -107,7 +107,7 @@ def command(
 ) -> None:
     import json
 
-    from ..console import info, make_progress, set_verbosity
+    from ..console import info, make_progress, set_verbosity, track
     from ..errors import DataError, UsageError
     from ..inference import resolve_device
     from ..io.atomic import check_output, check_writable
@@ -168,7 +168,8 @@ def command(
             tasks = {}
             record = launch(
                 request, log=info,
-                track_loading=lambda sources: _tracked(progress, sources, "loading runs"),
+                track_loading=lambda sources: track(sources, description="loading runs", total=len(sources),
+                                                   progress=progress),
                 on_start=lambda first, total: tasks.update(
                     train=progress.add_task("training", total=total, completed=first, status="")),
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
@@ -188,13 +189,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
-
-
-def _tracked(progress, items, description: str):
-    task = progress.add_task(description, total=len(items), status="")
-    for item in items:
-        yield item
-        progress.advance(task)
 
 
 def _kept(record: RunRecord) -> str:

@@ -21,11 +21,10 @@ import torch
 from ..errors import DataError
 from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
-from ..io.volumes import VolumeRequest
+from ..io.volumes import VolumeRequest, read_tomogram
 from ..models.checkpoint import ModelFile
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
-from .io import open_tomogram
 from .models import fit_window, load_models, members_for, window_multiple
 from .predict import predict_into
 from .runner import resolve_device, resolve_precision
@@ -162,5 +161,5 @@ def predict_job(
     """
     models = load_models(settings.models)
     networks = [model.build() for model in models]
-    volume = open_tomogram(path, request)
+    volume = read_tomogram(path, request)
     return predict_tomogram(volume, target, models=models, networks=networks, settings=settings, overwrite=overwrite)

@@ -31,7 +31,7 @@ from ..io import copick
 from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.artifacts import read_artifact, sniff
 from ..io.picks import read_picks
-from ..io.volumes import VolumeRequest, read_volume
+from ..io.volumes import VolumeRequest, read_tomogram
 from ..normalize import apply_normalization, normalization_stats
 from ..picks import Picks, check_classes
 from ..targets import TargetSpec, make_target, picks_from_label_metadata
@@ -212,9 +212,7 @@ def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normaliza
     normalization : dict
         ``{"method", "clip"}`` for tomograms that are not normalized yet.
     """
-    volume = read_volume(source.tomogram, source.request)
-    if volume.meta.axes != "zyx":
-        raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
+    volume = read_tomogram(source.tomogram, source.request)
     raw = volume.load(np.float32)
     stats = volume.meta.extra.get("normalization") if source.labels is not None else None
     if stats is None:

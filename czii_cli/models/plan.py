@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..catalog import DEFAULT_CATALOG, Catalog
+from ..catalog import BACKGROUND, DEFAULT_CATALOG, Catalog
+from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
 from ..targets import TargetSpec
 from .checkpoint import ModelFile
@@ -21,7 +22,6 @@ from .dataset import RunSource, TrainingVolume, label_spec_of
 from .registry import patch_multiple, resolve_params
 from .config import TrainConfig
 
-BACKGROUND = "background"
 
 
 def parse_arch_params(items: Sequence[str]) -> dict:
@@ -143,10 +143,10 @@ def common_normalization(volumes: Sequence[TrainingVolume]) -> dict:
 
 
 def common_voxel_size(volumes: Sequence[TrainingVolume]) -> float:
-    """The voxel size all volumes share (within 1 %); else a :class:`DataError`."""
+    """The voxel size all volumes share (:func:`~czii_cli.coords.same_voxel_size`), else a DataError."""
     first = volumes[0]
     for volume in volumes[1:]:
-        if abs(volume.voxel_size - first.voxel_size) > 0.01 * first.voxel_size:
+        if not same_voxel_size(volume.voxel_size, first.voxel_size):
             raise DataError(f"{volume.source}: voxel size {volume.voxel_size} Å differs from "
                             f"{first.source} ({first.voxel_size} Å)")
     return first.voxel_size
