@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from czii_cli import __version__
+from czii_cli.errors import DataError
 from czii_cli.io.artifacts import ArtifactMeta, Volume, check_same_grid, read_artifact, write_artifact
 from czii_cli.io.picks import write_picks_csv
 from czii_cli.io.volumes import write_mrc
-from czii_cli.errors import DataError
 from czii_cli.picks import Picks
 
 

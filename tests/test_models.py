@@ -14,12 +14,12 @@ from czii_cli.errors import DataError, UsageError
 from czii_cli.io.volumes import write_mrc
 from czii_cli.models.augment import augment_pair, mixup
 from czii_cli.models.checkpoint import ModelFile, load_model_file, save_model
+from czii_cli.models.config import AugmentConfig, TrainConfig
 from czii_cli.models.losses import build_loss, tversky_index, weighted_cross_entropy
 from czii_cli.models.plan import load_initial_weights, split_runs
 from czii_cli.models.registry import build_network, patch_multiple
 from czii_cli.models.sampling import PatchSampler, extract_crop
-from czii_cli.models.config import AugmentConfig, TrainConfig
-from czii_cli.models.training import Trainer, learning_rate, one_hot, rng_state, restore_rng_state
+from czii_cli.models.training import Trainer, learning_rate, one_hot, restore_rng_state, rng_state
 from czii_cli.targets import Centres
 
 torch.set_num_threads(1)

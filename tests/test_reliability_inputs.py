@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import mrcfile
 import numpy as np
 import pytest
 import torch
+from helpers import make_model
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
@@ -24,9 +24,6 @@ from czii_cli.io.copick import config_document
 from czii_cli.io.picks import read_picks, run_of_image_name
 from czii_cli.io.volumes import write_mrc
 from czii_cli.normalize import normalization_stats
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_predict_cli import make_model  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import CATALOG, RUNS, SHAPE, TINY, simulate_run, train
 
-from czii_cli.catalog import Catalog, ParticleClass
 from czii_cli.inference import predict_volume
 from czii_cli.io.copick import config_document
-from czii_cli.io.picks import write_copick_picks, write_picks_csv
+from czii_cli.io.picks import write_copick_picks
 from czii_cli.io.thresholds import read_thresholds
-from czii_cli.io.volumes import write_mrc, write_ome_zarr
+from czii_cli.io.volumes import write_ome_zarr
 from czii_cli.metric import ClassScore, ScoreReport, score_picks
 from czii_cli.models import session
 from czii_cli.models.checkpoint import load_model_file
@@ -25,48 +25,7 @@ from czii_cli.tune import apply_thresholds
 
 torch.set_num_threads(1)
 
-CATALOG = Catalog((ParticleClass("small", 30.0, 1.0, 1), ParticleClass("large", 50.0, 2.0, 2)))
-SHAPE = (16, 32, 32)
-RUNS = ("r1", "r2", "r3")
 CLASSES = ("small", "large")
-TINY = ["--arch-param", "channels=[4,8]", "--patch", "16", "16", "16", "--batch-size", "1"]
-
-
-def simulate_run(run: str, rng: np.random.Generator) -> tuple[np.ndarray, Picks]:
-    """Bright balls of the class radius in noise, two per class."""
-    data = rng.normal(size=SHAPE).astype(np.float32)
-    grid = np.indices(SHAPE).reshape(3, -1).T
-    parts = []
-    for cls in CATALOG:
-        centres = rng.uniform([4, 6, 6], [12, 26, 26], size=(2, 3))
-        for c in centres:
-            inside = np.linalg.norm(grid - c, axis=1) <= cls.radius / 10
-            data.reshape(-1)[inside] += 3.0
-        parts.append(Picks.from_points(run, cls.name, centres[:, ::-1] * 10.0))
-    return data, concat(parts)
-
-
-def write_mrc_dataset(root, *, seed: int):
-    """train_images/*.mrc, train_annotations/*.csv and classes.json of the tiny runs."""
-    (root / "train_images").mkdir()
-    (root / "train_annotations").mkdir()
-    rng = np.random.default_rng(seed)
-    for run in RUNS:
-        data, picks = simulate_run(run, rng)
-        write_mrc(root / "train_images" / f"{run}.mrc", data, voxel_size=10.0)
-        write_picks_csv(root / "train_annotations" / f"{run}.csv", picks)
-    (root / "classes.json").write_text(json.dumps({"classes": CATALOG.to_json()}))
-    return root
-
-
-@pytest.fixture(scope="module")
-def mrc_dataset(tmp_path_factory):
-    return write_mrc_dataset(tmp_path_factory.mktemp("mrc"), seed=7)
-
-
-def train(cli, data, out, *args):
-    """Train the tiny light net on the MRC + CSV dataset."""
-    return cli("train", data, "-o", out, "--classes", data / "classes.json", *TINY, *args)
 
 
 def weights(path) -> dict[str, torch.Tensor]:
