@@ -118,11 +118,11 @@ def command(
     from ..io.atomic import check_output, is_stdout
     from ..io.catalog_file import load_catalog
     from ..io.copick import copick_target
+    from ..io.outputs import output_folder
     from ..io.picks import write_picks_csv
     from ..io.thresholds import read_thresholds
     from ..picks import concat
     from ..postprocess import check_method_options, option_names
-    from ..io.outputs import output_folder
     from .batching import absolute, check_batch_options, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
@@ -365,10 +365,9 @@ def picks_of_input(
     voxel_size : float, optional
         Overrides the map's voxel size.
     """
+    from ..errors import NonFiniteError
     from ..postprocess import extract_picks
     from ..tune import apply_thresholds
-
-    from ..errors import NonFiniteError
 
     volume, catalog, run = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
     names = list(volume.meta.classes)

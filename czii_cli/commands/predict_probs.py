@@ -141,7 +141,8 @@ def command(
 
     def log(result: dict) -> None:
         debug(f"{result['precision']} arithmetic, memory layout per model: {', '.join(result['layouts'])}")
-        info(f"{result['source']}: {result['windows']} windows x {len(models)} model(s) x {tta} TTA -> {result['target']}")
+        info(f"{result['source']}: {result['windows']} windows x {len(models)} model(s) x {tta} TTA "
+             f"-> {result['target']}")
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows

@@ -28,8 +28,19 @@ import typer
 
 from ..catalog import BACKGROUND
 from .common import (
-    Classes, Output, Overwrite, PredSessionId, PredUserId, Quiet, Run, SessionId, TomoType, UserId, VoxelSize,
-    pred_selection, truth_selection,
+    Classes,
+    Output,
+    Overwrite,
+    PredSessionId,
+    PredUserId,
+    Quiet,
+    Run,
+    SessionId,
+    TomoType,
+    UserId,
+    VoxelSize,
+    pred_selection,
+    truth_selection,
 )
 
 

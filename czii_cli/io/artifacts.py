@@ -46,7 +46,6 @@ from .atomic import (
     check_output,
     is_partial_name,
     is_stdout,
-    os_reason,
     refuse_partial,
     remove_path,
     stdout_errors,
@@ -150,7 +149,7 @@ def provenance_entry(command: str, args: dict, inputs: Sequence[str]) -> dict:
         "version": __version__,
         "args": json.loads(json.dumps(args, default=str)),
         "inputs": [str(i) for i in inputs],
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -19,7 +19,9 @@ from ..catalog import Catalog, catalog_from_mapping
 from ..errors import UsageError
 from ..targets import TargetSpec, centres_from_picks
 from .checkpoint import ModelFile
+from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
 from .dataset import RunSource, TrainingVolume, load_run
+from .distributed import World
 from .plan import (
     check_patch,
     common_normalization,
@@ -31,8 +33,6 @@ from .plan import (
     resolve_spec,
     split_runs,
 )
-from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
-from .distributed import World
 from .recipe import UNBOUNDED_EPOCHS, TrainPlan, fingerprint_of, plan_training
 from .registry import build_network, patch_multiple
 from .session import OutputPaths, RunRecord, Validation, fit
@@ -46,7 +46,8 @@ class TrainRequest:
     ``resume`` is the loaded ``model.last.pt``: its stored settings replace ``config``,
     ``spec``, ``catalog`` and the split, and ``resume_limits`` may change its ``epochs``,
     ``max_steps`` and ``max_time``; ``resume_source`` names its file in messages.  ``init``
-    is a model whose weights start a new run.  ``world`` is this process among the ``torchrun`` ranks (``device`` is its own).
+    is a model whose weights start a new run.  ``world`` is this process among the
+    ``torchrun`` ranks (``device`` is its own).
     ``given`` names the settings of ``config`` the user set; a new run's plan
     (:mod:`~.recipe`) chooses the others.
     """

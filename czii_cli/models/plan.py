@@ -18,10 +18,9 @@ from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
 from ..targets import TargetSpec
 from .checkpoint import ModelFile
+from .config import TrainConfig
 from .dataset import RunSource, TrainingVolume, label_spec_of
 from .registry import patch_multiple, resolve_params
-from .config import TrainConfig
-
 
 
 def parse_arch_params(items: Sequence[str]) -> dict:
