@@ -114,7 +114,7 @@ def test_several_tomograms_need_an_output_folder(cli, tomogram, model_path, tmp_
     path, _ = tomogram
     result = cli("predict-probs", path, path, "-m", model_path, "-o", "-")
     assert result.exit_code == 2
-    assert "pass -o DIR" in result.stderr
+    assert "tomograms give one artifact each; the output must be a folder (DIR/)" in result.stderr
 
 
 def test_predicts_every_run_of_a_copick_project(cli, model_path, tmp_path, rng):

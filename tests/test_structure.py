@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "czii_cli"
-FLAG = re.compile(r"--[a-z]")
+FLAG = re.compile(r"--[a-z]|(?<![\w-])-[a-zA-Z](?![\w-])")  # --long or -s
 
 # Files another change is rewriting now; each still raises this many messages that name
 # a flag.  The list may only shrink.
@@ -53,7 +53,8 @@ def test_the_check_finds_a_flag_in_a_raised_message():
     source = 'def f(x):\n    if x:\n        raise ValueError(f"--patch needs {x}")\n    raise KeyError("patch")\n'
     assert flag_messages(source) == [(3, "--patch needs ")]
     assert flag_messages('def exists_message(p):\n    return f"{p}: pass --overwrite"\n') == [(1, ": pass --overwrite")]
-    assert flag_messages('log("--init: kept")\nraise ValueError("a-b -- c")\n') == []
+    assert flag_messages('raise ValueError(f"{n} inputs; pass -o DIR")') == [(1, " inputs; pass -o DIR")]
+    assert flag_messages('log("--init: kept")\nraise ValueError("single-channel a-b -- c, -1")\n') == []
 
 
 def test_library_errors_never_name_a_flag():

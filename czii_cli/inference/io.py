@@ -86,7 +86,7 @@ def plan_outputs(
             check_output(Path(target), overwrite=existing_ok)
         return [target]
     if output is None or is_stdout(output):
-        raise UsageError(f"{len(names)} tomograms give one artifact each; pass -o DIR")
+        raise UsageError(f"{len(names)} tomograms give one artifact each; the output must be a folder (DIR/)")
     folder = folder or Path(output)
     if not folder.parent.exists():
         raise UsageError(f"{output}: the folder {folder.parent} does not exist")

@@ -434,7 +434,7 @@ def create_artifact(
         raise UsageError(f"axes {meta.axes!r} do not fit shape {tuple(shape)}")
     form = output_form(target)
     if form == "stream" and sys.stdout.isatty():
-        raise UsageError("refusing to write binary data to a terminal; pass -o FILE")
+        raise UsageError("refusing to write binary data to a terminal; name an output file")
     chunks = tuple(chunks) if chunks is not None else default_chunks(shape, meta.axes)
     if preview and form == "npy":
         raise UsageError(f"{target}: a 2x preview level needs a zarr output, not .npy")
