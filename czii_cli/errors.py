@@ -39,12 +39,23 @@ class OutputExistsError(UsageError):
         self.path, self.note = str(path), note
         super().__init__(f"{self.path}: output exists; not replaced unless overwrite is set{note}")
 
+    def __reduce__(self):
+        return _output_exists, (self.path, self.note)
+
 
 class NoOutputError(UsageError):
     """No output was named and stdout is a terminal, where an artifact is not written (exit code 2)."""
 
     def __init__(self) -> None:
         super().__init__("no output given and stdout is a terminal; name an output (or pipe to a file)")
+
+    def __reduce__(self):
+        return NoOutputError, ()
+
+
+def _output_exists(path: str, note: str) -> OutputExistsError:
+    """Rebuild an :class:`OutputExistsError` (from a worker process, say)."""
+    return OutputExistsError(path, note=note)
 
 
 class NonFiniteError(DataError):

@@ -167,3 +167,19 @@ def test_track_adds_its_bar_to_a_given_display():
     (task,) = progress.tasks
     assert (task.description, task.completed, task.total) == ("loading runs", 3, 3)
     assert list(track(iter([1, 2]), description="own bar")) == [1, 2]
+
+
+def test_the_output_errors_survive_pickling_and_read_as_flags_on_the_command_line(cli, mrc, tmp_path):
+    import pickle
+
+    from czii_cli.errors import NoOutputError, OutputExistsError
+
+    err = pickle.loads(pickle.dumps(OutputExistsError("a.zarr", note=" (raced)")))
+    assert (type(err), err.path, err.note, str(err)) == (
+        OutputExistsError, "a.zarr", " (raced)", "a.zarr: output exists; not replaced unless overwrite is set (raced)")
+    assert str(pickle.loads(pickle.dumps(NoOutputError()))) == str(NoOutputError())
+    path, _ = mrc
+    (tmp_path / "n.npy").write_bytes(b"")
+    result = cli("normalize", path, "-o", tmp_path / "n.npy")
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        2, [f"czii: error: {tmp_path / 'n.npy'}: output exists; pass --overwrite to replace it"])
