@@ -153,7 +153,7 @@ def test_predict_probs_refuses_nonfinite_tomograms_raw_or_normalized(cli, tmp_pa
 
 
 def test_train_refuses_a_nonfinite_tomogram_naming_it(cli, tmp_path):
-    from test_train import TINY, write_mrc_dataset
+    from helpers import TINY, write_mrc_dataset
 
     (tmp_path / "data").mkdir()
     data = write_mrc_dataset(tmp_path / "data", seed=3)

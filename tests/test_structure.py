@@ -105,3 +105,20 @@ def test_postprocess_copies_of_shared_facts_agree():
 
     assert common.DEFAULT_RADIUS_SCALE == targets.DEFAULT_RADIUS_SCALE == 0.5
     assert postprocess.BACKGROUND == catalog.BACKGROUND == "background"
+
+
+def test_test_modules_share_code_through_helpers_only():
+    """Shared test code lives in helpers.py, conftest.py and the job modules, never in a test module."""
+    tests = Path(__file__).resolve().parent
+    offenders = {}
+    for path in sorted(tests.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        edits = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                 and node.attr == "path" and isinstance(node.value, ast.Name) and node.value.id == "sys"]
+        found = sorted(name for name in imported if name.split(".")[0].startswith("test_"))
+        found += [f"sys.path at line {line}" for line in edits]
+        if found:
+            offenders[path.name] = found
+    assert offenders == {}
