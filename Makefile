@@ -1,6 +1,7 @@
 # czii: two commands set everything up on a fresh machine.
 #   make demo   simulate -> normalize -> labels -> train -> predict -> postprocess -> tune -> score
 #   make test   the test suite (CPU, a few minutes)
+#   make lint   ruff check and ruff format --check
 # Override the torch build if you want a CUDA wheel, e.g.
 #   make test TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
 
@@ -12,7 +13,7 @@ STAMP      := $(VENV)/.czii-installed
 DEMO_DIR   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-slow bench bench-accuracy bench-perf clean
+.PHONY: all install demo test test-slow lint bench bench-accuracy bench-perf clean
 
 all: test
 
@@ -33,6 +34,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# ruff's rules and style (pyproject.toml [tool.ruff]); `ruff format` fixes the style.
+lint: $(STAMP)
+	$(BIN)/ruff check czii_cli tests benchmarks
+	$(BIN)/ruff format --check czii_cli tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -237,7 +237,7 @@ def _run_dask(todo: list[Job], address: str, report: BatchReport, on_progress) -
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise UsageError("--scheduler needs dask distributed: pip install 'czii[cluster]'") from None
+        raise UsageError(f"scheduler {address}: needs dask distributed: pip install 'czii[cluster]'") from None
     try:
         client = Client(address, timeout="30s")
     except (OSError, TimeoutError) as err:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 
 from .errors import DataError
 
+BACKGROUND = "background"
+"""Name of channel 0 of a softmax probability map, and of label 0 of a label map."""
+
 
 @dataclass(frozen=True)
 class ParticleClass:

@@ -15,7 +15,7 @@ def parse_class_values(text: str, *, flag: str) -> tuple[float | None, dict[str,
     text : str
         The option's value; an empty one gives no values.
     flag : str
-        The option's name, for error messages.
+        The setting's name, for error messages (a parameter name such as ``threshold``).
 
     Returns
     -------
@@ -31,9 +31,9 @@ def parse_class_values(text: str, *, flag: str) -> tuple[float | None, dict[str,
 
     Examples
     --------
-    >>> parse_class_values("0.1,ribosome=0.2", flag="--threshold")
+    >>> parse_class_values("0.1,ribosome=0.2", flag="threshold")
     (0.1, {'ribosome': 0.2})
-    >>> parse_class_values("ribosome=0.33", flag="--radius-scale")
+    >>> parse_class_values("ribosome=0.33", flag="radius_scale")
     (None, {'ribosome': 0.33})
     """
     default, per_class = None, {}

@@ -101,10 +101,19 @@ def make_progress() -> Progress:
     )
 
 
-def track(items: Iterable[T], *, description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate over ``items`` with a progress bar on stderr."""
-    with make_progress() as progress:
-        task = progress.add_task(description, total=total, status="")
-        for item in items:
-            yield item
-            progress.advance(task)
+def track(
+    items: Iterable[T], *, description: str, total: int | None = None, progress: Progress | None = None
+) -> Iterator[T]:
+    """Iterate over ``items`` with a progress bar on stderr.
+
+    The bar is a task of ``progress`` when one is given (a display already showing other
+    bars), else of its own display.
+    """
+    if progress is None:
+        with make_progress() as own:
+            yield from track(items, description=description, total=total, progress=own)
+        return
+    task = progress.add_task(description, total=total, status="")
+    for item in items:
+        yield item
+        progress.advance(task)

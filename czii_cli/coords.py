@@ -10,6 +10,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+VOXEL_SIZE_RTOL = 1e-3
+"""Two voxel sizes are the same when they differ by at most this fraction of the larger
+(0.01 Å at 10 Å: over 600 voxels the grids drift apart by less than one voxel)."""
+
+MODEL_VOXEL_SIZE_WARNING = 0.05
+"""A tomogram whose voxel size is off the model's training voxel size by more than this
+fraction gets a warning when predicted (particles then look larger or smaller)."""
+
 
 def angstrom_to_voxel(
     xyz_angstrom: np.ndarray, *, voxel_size: float, origin_zyx: Sequence[float] = (0.0, 0.0, 0.0)
@@ -39,6 +47,33 @@ def voxel_to_angstrom(
     return (zyx * float(voxel_size) + np.asarray(origin_zyx, dtype=np.float64))[:, ::-1]
 
 
+def same_voxel_size(a: float, b: float) -> bool:
+    """True when voxel sizes ``a`` and ``b`` (Å) are the same within :data:`VOXEL_SIZE_RTOL`.
+
+    A non-finite voxel size is the same as no other.
+
+    Parameters
+    ----------
+    a, b : float
+        Voxel sizes in Å.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> same_voxel_size(10.0, 10.01), same_voxel_size(10.0, 10.012), same_voxel_size(1.0, 1.002)
+    (True, False, False)
+    >>> same_voxel_size(float("inf"), 10.0), same_voxel_size(float("nan"), float("nan"))
+    (False, False)
+    """
+    a, b = float(a), float(b)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return False
+    return abs(a - b) <= VOXEL_SIZE_RTOL * max(abs(a), abs(b))
+
+
 def check_voxel_size(value: float | None, *, source: str, override: bool = False) -> float:
     """Return ``value`` if it is a plausible voxel size in Å, else raise :class:`DataError`.
 
@@ -56,9 +91,9 @@ def check_voxel_size(value: float | None, *, source: str, override: bool = False
     if override:
         valid_voxel_size(value)
     if value is None or not np.isfinite(value) or value <= 0:
-        raise DataError(f"{source}: no voxel size recorded; pass --voxel-size (Å)")
+        raise DataError(f"{source}: no voxel size recorded; give the voxel size (Å)")
     if not 0.1 <= value <= 1000.0:
-        raise DataError(f"{source}: implausible voxel size {value} Å; pass --voxel-size (Å)")
+        raise DataError(f"{source}: implausible voxel size {value} Å; give the voxel size (Å)")
     return float(value)
 
 

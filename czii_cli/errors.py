@@ -24,6 +24,40 @@ class DataError(CziiError):
     exit_code = 1
 
 
+class OutputExistsError(UsageError):
+    """An output exists and replacing it was not asked for (exit code 2).
+
+    Attributes
+    ----------
+    path : str
+        The output, as the message names it.
+    note : str
+        What the message adds after the reason, e.g. a race with another run.
+    """
+
+    def __init__(self, path: object, *, note: str = ""):
+        self.path, self.note = str(path), note
+        super().__init__(f"{self.path}: output exists; not replaced unless overwrite is set{note}")
+
+    def __reduce__(self):
+        return _output_exists, (self.path, self.note)
+
+
+class NoOutputError(UsageError):
+    """No output was named and stdout is a terminal, where an artifact is not written (exit code 2)."""
+
+    def __init__(self) -> None:
+        super().__init__("no output given and stdout is a terminal; name an output (or pipe to a file)")
+
+    def __reduce__(self):
+        return NoOutputError, ()
+
+
+def _output_exists(path: str, note: str) -> OutputExistsError:
+    """Rebuild an :class:`OutputExistsError` (from a worker process, say)."""
+    return OutputExistsError(path, note=note)
+
+
 class NonFiniteError(DataError):
     """Values that must be finite numbers are NaN or infinite (exit code 1).
 

@@ -23,7 +23,7 @@ from .commands import (
     view,
 )
 from .console import error_line, user_warnings
-from .errors import CziiError
+from .errors import CziiError, NoOutputError, OutputExistsError
 from .io.atomic import OutputError, os_reason, write_error
 
 
@@ -45,7 +45,7 @@ class CziiGroup(TyperGroup):
         except CziiError as err:
             if isinstance(err, OutputError) and err.target == "-":
                 _detach_stdout()
-            error_line(str(err))
+            error_line(_for_the_command_line(err))
             ctx.exit(err.exit_code)
         except OSError as err:
             if err.filename is None:  # file writes are reported by io.atomic: this is stdout
@@ -60,6 +60,15 @@ class CziiGroup(TyperGroup):
         except MemoryError:
             error_line("out of memory; try a smaller --batch-size or window")
             ctx.exit(1)
+
+
+def _for_the_command_line(err: CziiError) -> str:
+    """The error's message, naming the flag where the library names a setting."""
+    if isinstance(err, OutputExistsError):
+        return f"{err.path}: output exists; pass --overwrite to replace it{err.note}"
+    if isinstance(err, NoOutputError):
+        return "no output given and stdout is a terminal; pass -o OUT (or pipe to a file)"
+    return str(err)
 
 
 def _detach_stdout() -> None:

@@ -138,9 +138,9 @@ def check_metric_options(*, beta: float = 4.0, distance_multiplier: float = 0.5,
     if matching not in MATCHINGS:
         raise UsageError(f"unknown matching {matching!r} (choose from {', '.join(MATCHINGS)})")
     if not beta > 0:
-        raise UsageError(f"--beta must be positive, got {beta}")
+        raise UsageError(f"beta must be positive, got {beta}")
     if not distance_multiplier > 0:
-        raise UsageError(f"--distance-multiplier must be positive, got {distance_multiplier}")
+        raise UsageError(f"distance multiplier must be positive, got {distance_multiplier}")
 
 
 def fbeta_score(tp, fp, fn, *, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

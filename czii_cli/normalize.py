@@ -47,7 +47,7 @@ def normalization_method(method: str = "zscore", clip: Sequence[float] | None = 
     if clip is not None:
         lo, hi = (float(v) for v in clip)
         if not lo < hi:
-            raise UsageError(f"--clip needs LO < HI, got {lo} {hi}")
+            raise UsageError(f"clip needs LO < HI, got {lo} {hi}")
         if method == "percentile" and not (0.0 <= lo and hi <= 100.0):
             raise UsageError(f"percentile clip must lie in [0, 100], got {lo} {hi}")
         clip = [lo, hi]

@@ -66,17 +66,17 @@ class TargetSpec:
             raise UsageError(f"unknown target {self.kind!r} (choose from {', '.join(TARGETS)})")
         for name, value in [("default", self.radius_scale), *self.class_scales.items()]:
             if not np.isfinite(value) or value <= 0:
-                raise UsageError(f"--radius-scale for {name} must be positive, got {value}")
+                raise UsageError(f"radius_scale for {name} must be positive, got {value}")
         if self.sigma is not None and not self.sigma > 0:
-            raise UsageError(f"--sigma must be positive, got {self.sigma}")
+            raise UsageError(f"sigma must be positive, got {self.sigma}")
         if self.dilate < 0:
-            raise UsageError(f"--dilate must be >= 0, got {self.dilate}")
+            raise UsageError(f"dilate must be >= 0, got {self.dilate}")
 
     def check_classes(self, names: Sequence[str]) -> None:
         """Raise a :class:`UsageError` for a per-class scale of a class not in ``names``."""
         unknown = sorted(set(self.class_scales) - set(names))
         if unknown:
-            raise UsageError(f"--radius-scale: unknown class {unknown[0]!r} (known: {', '.join(names)})")
+            raise UsageError(f"radius_scale: unknown class {unknown[0]!r} (known: {', '.join(names)})")
 
     def scale_of(self, name: str) -> float:
         """The radius fraction used for class ``name``."""
@@ -117,7 +117,7 @@ def parse_radius_scale(text: str, *, catalog: Catalog | None = None) -> tuple[fl
     >>> parse_radius_scale("0.4,ribosome=0.33", catalog=DEFAULT_CATALOG)
     (0.4, {'ribosome': 0.33})
     """
-    default, per_class = parse_class_values(text, flag="--radius-scale")
+    default, per_class = parse_class_values(text, flag="radius_scale")
     default = DEFAULT_RADIUS_SCALE if default is None else default
     if catalog is not None:
         TargetSpec(radius_scale=default, class_scales=per_class).check_classes(catalog.names)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Catalog
+from .catalog import BACKGROUND, Catalog
 from .coords import angstrom_to_voxel
 from .picks import Picks
 
@@ -427,7 +427,7 @@ def probability_overlay(
     array([[1.  , 0.  , 0.  , 0.05],
            [1.  , 0.  , 0.  , 0.25]], dtype=float32)
     """
-    keep = [i for i, name in enumerate(channel_names) if name != "background"]
+    keep = [i for i, name in enumerate(channel_names) if name != BACKGROUND]
     if not keep:
         raise ValueError("the probability map has no channel besides background")
     particle_probs = np.clip(np.asarray(probs, dtype=np.float32)[keep], 0.0, 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import write_mrc_dataset
 from typer.testing import CliRunner
 
 from czii_cli.main import app
@@ -29,3 +30,9 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], input=input)
 
     return invoke
+
+
+@pytest.fixture(scope="module")
+def mrc_dataset(tmp_path_factory):
+    """The tiny training set of :mod:`helpers` (three MRC runs with CSV picks), once per module."""
+    return write_mrc_dataset(tmp_path_factory.mktemp("mrc"), seed=7)

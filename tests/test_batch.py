@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from batch_jobs import write_square
 
-from batch_jobs import write_square  # noqa: E402
-
-from czii_cli.batch import WORKER_DIED, Job, run_jobs  # noqa: E402
-from czii_cli.io.atomic import atomic_path  # noqa: E402
+from czii_cli.batch import WORKER_DIED, Job, run_jobs
+from czii_cli.io.atomic import atomic_path
 
 
 def _jobs(folder: Path, values) -> list[Job]:

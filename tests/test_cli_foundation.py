@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from czii_cli import __version__
+from czii_cli.errors import DataError
 from czii_cli.io.artifacts import ArtifactMeta, Volume, check_same_grid, read_artifact, write_artifact
 from czii_cli.io.picks import write_picks_csv
 from czii_cli.io.volumes import write_mrc
-from czii_cli.errors import DataError
 from czii_cli.picks import Picks
 
 
@@ -109,6 +109,26 @@ def test_shape_and_voxel_size_mismatch_messages():
         check_same_grid(a, Volume(np.zeros((2, 3, 4)), meta.evolve(voxel_size=12.0), "b.zarr"))
 
 
+def test_voxel_sizes_match_within_a_tenth_of_a_percent():
+    meta = ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0)
+    a = Volume(np.zeros((2, 3, 4)), meta, "a.zarr")
+    check_same_grid(a, Volume(np.zeros((2, 3, 4)), meta.evolve(voxel_size=10.01), "b.zarr"))
+    with pytest.raises(DataError, match="b.zarr: voxel size 10.012 Å does not match a.zarr 10.0 Å"):
+        check_same_grid(a, Volume(np.zeros((2, 3, 4)), meta.evolve(voxel_size=10.012), "b.zarr"))
+
+
+@pytest.mark.parametrize("command", ["normalize", "view"])
+def test_a_probability_map_is_not_a_tomogram(cli, tmp_path, command):
+    probs = ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, classes=("background", "ribosome"))
+    write_artifact(tmp_path / "p.zarr", np.zeros((2, 4, 4, 4), np.float16), probs)
+    result = cli(command, tmp_path / "p.zarr", "-o", tmp_path / "out.png")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"czii: error: {tmp_path / 'p.zarr'}: expected a single-channel zyx tomogram, found axes 'czyx'"
+    ]
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_info_json_on_volume_picks_and_project(cli, mrc, tmp_path):
     path, data = mrc
     described = json.loads(cli("info", path, "--json").stdout)
@@ -135,3 +155,31 @@ def test_info_missing_file(cli, tmp_path):
     result = cli("info", tmp_path / "nope.zarr")
     assert result.exit_code == 1
     assert result.stderr.strip() == f"czii: error: {tmp_path / 'nope.zarr'}: no such file or directory"
+
+
+def test_track_adds_its_bar_to_a_given_display():
+    from rich.progress import Progress
+
+    from czii_cli.console import track
+
+    progress = Progress(disable=True)
+    assert list(track(["a", "b", "c"], description="loading runs", total=3, progress=progress)) == ["a", "b", "c"]
+    (task,) = progress.tasks
+    assert (task.description, task.completed, task.total) == ("loading runs", 3, 3)
+    assert list(track(iter([1, 2]), description="own bar")) == [1, 2]
+
+
+def test_the_output_errors_survive_pickling_and_read_as_flags_on_the_command_line(cli, mrc, tmp_path):
+    import pickle
+
+    from czii_cli.errors import NoOutputError, OutputExistsError
+
+    err = pickle.loads(pickle.dumps(OutputExistsError("a.zarr", note=" (raced)")))
+    assert (type(err), err.path, err.note, str(err)) == (
+        OutputExistsError, "a.zarr", " (raced)", "a.zarr: output exists; not replaced unless overwrite is set (raced)")
+    assert str(pickle.loads(pickle.dumps(NoOutputError()))) == str(NoOutputError())
+    path, _ = mrc
+    (tmp_path / "n.npy").write_bytes(b"")
+    result = cli("normalize", path, "-o", tmp_path / "n.npy")
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        2, [f"czii: error: {tmp_path / 'n.npy'}: output exists; pass --overwrite to replace it"])

@@ -229,7 +229,7 @@ def test_info_lists_picks_per_user_and_session(cli, two_users):
 
 
 def test_predict_probs_writes_each_class_map_as_a_copick_segmentation(cli, tmp_path):
-    from test_predict_cli import make_model
+    from helpers import make_model
 
     config = make_project(tmp_path / "p", shape=(8, 12, 10))
     model = make_model(tmp_path / "m.pt", classes=CLASSES)
@@ -376,7 +376,7 @@ print(json.dumps(out))
 def test_the_copick_library_opens_what_czii_writes(cli, tmp_path):
     import subprocess
 
-    from test_predict_cli import make_model
+    from helpers import make_model
 
     config = make_project(tmp_path / "p", shape=(8, 12, 10),
                           truth=Picks.from_points("TS_a", "ribosome", [[50.0, 60.0, 40.0]]))

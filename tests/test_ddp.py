@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SHAPE, TINY, write_mrc_dataset
 
 from czii_cli.inference import predict_volume
 from czii_cli.models.checkpoint import load_model_file
-from test_train import SHAPE, TINY, write_mrc_dataset
 
 CZII = Path(sys.executable).with_name("czii")
 

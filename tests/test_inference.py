@@ -268,7 +268,7 @@ def test_bad_options_are_usage_errors(volume):
         predict_volume(Repeat(), volume, patch_size=(8, 8, 8), tta="spin")
     with pytest.raises(UsageError, match="activation"):
         predict_volume(Repeat(), volume, patch_size=(8, 8, 8), activation="relu")
-    with pytest.raises(UsageError, match="batch-size"):
+    with pytest.raises(UsageError, match="batch size"):
         predict_volume(Repeat(), volume, patch_size=(8, 8, 8), batch_size=0)
     with pytest.raises(UsageError, match="unknown precision 'half'"):
         predict_volume(Repeat(), volume, patch_size=(8, 8, 8), precision="half")

@@ -127,7 +127,7 @@ def test_copick_project_round_trip(tmp_path, tiny_volume, naming):
     volume = read_volume(config, VolumeRequest(run="TS_2"))
     assert volume.meta.run == "TS_2"
     np.testing.assert_array_equal(volume.load(), tiny_volume)
-    with pytest.raises(UsageError, match="choose one with --run"):
+    with pytest.raises(UsageError, match="the project has 2 runs; choose one run"):
         read_volume(tmp_path)
 
 

@@ -116,8 +116,8 @@ def test_unknown_class_is_a_data_error():
     ("options", "message"),
     [
         ({"matching": "greedy"}, "unknown matching"),
-        ({"beta": 0.0}, "--beta"),
-        ({"distance_multiplier": -1.0}, "--distance"),
+        ({"beta": 0.0}, "^beta must be positive, got 0.0$"),
+        ({"distance_multiplier": -1.0}, "^distance multiplier must be positive, got -1.0$"),
     ],
 )
 def test_bad_options_are_usage_errors(options, message):

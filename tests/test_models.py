@@ -14,12 +14,12 @@ from czii_cli.errors import DataError, UsageError
 from czii_cli.io.volumes import write_mrc
 from czii_cli.models.augment import augment_pair, mixup
 from czii_cli.models.checkpoint import ModelFile, load_model_file, save_model
+from czii_cli.models.config import AugmentConfig, TrainConfig
 from czii_cli.models.losses import build_loss, tversky_index, weighted_cross_entropy
 from czii_cli.models.plan import load_initial_weights, split_runs
 from czii_cli.models.registry import build_network, patch_multiple
 from czii_cli.models.sampling import PatchSampler, extract_crop
-from czii_cli.models.config import AugmentConfig, TrainConfig
-from czii_cli.models.training import Trainer, learning_rate, one_hot, rng_state, restore_rng_state
+from czii_cli.models.training import Trainer, learning_rate, one_hot, restore_rng_state, rng_state
 from czii_cli.targets import Centres
 
 torch.set_num_threads(1)
@@ -156,7 +156,7 @@ def test_sigmoid_losses_prefer_the_right_answer(spec):
 
 
 def test_losses_refuse_the_wrong_target_kind():
-    with pytest.raises(UsageError, match="--loss ce does not apply to heatmap targets"):
+    with pytest.raises(UsageError, match="loss 'ce' does not apply to heatmap targets"):
         build_loss("ce", activation="sigmoid", class_weights=[1.0])
     with pytest.raises(UsageError, match="unknown loss 'l1'"):
         build_loss("l1", activation="softmax", class_weights=[1.0])
@@ -292,7 +292,7 @@ def test_config_json_round_trip_and_unknown_settings():
     assert TrainConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     with pytest.raises(UsageError, match="unknown training setting 'epoch'"):
         TrainConfig.from_json({"epoch": 3})
-    with pytest.raises(UsageError, match="--batch-size must be >= 1"):
+    with pytest.raises(UsageError, match="training setting 'batch_size' must be >= 1"):
         TrainConfig(batch_size=0)
 
 

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 
 from czii_cli.catalog import DEFAULT_CATALOG
-from czii_cli.io.picks import read_picks
+from czii_cli.io.picks import read_picks, write_picks_csv
 from czii_cli.io.volumes import VolumeRequest, read_volume
 from czii_cli.metric import score_picks
+from czii_cli.picks import Picks, concat
+from czii_cli.tune import tune_thresholds
 
 RUNS = ("TS_sim_0", "TS_sim_1")
 TINY_NET = ["--arch", "light", "--arch-param", "channels=[4,8]", "--patch", "16", "32", "32", "--batch-size", "1"]
@@ -89,8 +91,23 @@ def test_train_predict_postprocess_tune_score_ensemble_view(cli, project, tmp_pa
 
     truth = project / "sim" / "train_annotations" / "TS_sim_1.csv"
     thresholds = tmp_path / "thresholds.json"
+    references = read_picks(truth, catalog=DEFAULT_CATALOG)
     ok(cli("tune", pred, truth, "-o", thresholds, "-q"))
-    assert set(json.loads(thresholds.read_text())["thresholds"]) <= set(DEFAULT_CATALOG.names)
+    written = json.loads(thresholds.read_text())["thresholds"]
+    assert written == tune_thresholds(read_picks(pred, catalog=DEFAULT_CATALOG), references, DEFAULT_CATALOG).thresholds
+    # Every reference found at score 0.8, and a false pick 3000 Å away from each at 0.3:
+    # under the exact-optimum rule each class present gets a cutoff that keeps exactly the true picks.
+    scored = tmp_path / "scored.csv"
+    far = np.array([3000.0, 0.0, 0.0])
+    write_picks_csv(scored, concat(
+        [Picks(references.experiment, references.particle_type, references.xyz, np.full(len(references), 0.8)),
+         Picks(references.experiment, references.particle_type, references.xyz + far, np.full(len(references), 0.3))]))
+    ok(cli("tune", scored, truth, "--rule", "best", "-o", tmp_path / "scored.json", "-q"))
+    written = json.loads((tmp_path / "scored.json").read_text())["thresholds"]
+    assert written == tune_thresholds(read_picks(scored, catalog=DEFAULT_CATALOG), references, DEFAULT_CATALOG,
+                                      rule="best").thresholds
+    assert len(references.particle_types) >= 2
+    assert written == {name: 0.6 for name in references.particle_types}  # 0.55 rounded within the gap
 
     printed = float(ok(cli("score", pred, truth)).stdout.strip().splitlines()[-1])
     expected = score_picks(read_picks(pred, catalog=DEFAULT_CATALOG), read_picks(truth, catalog=DEFAULT_CATALOG),

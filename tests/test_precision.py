@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import write_mrc_dataset
 
 from czii_cli.errors import UsageError
+from czii_cli.models.checkpoint import load_model_file
 from czii_cli.models.config import TrainConfig
 from czii_cli.models.registry import build_network
 from czii_cli.models.training import Trainer, one_hot, training_precision
@@ -60,19 +62,15 @@ def test_bfloat16_keeps_instance_norm_nets_contiguous():
 
 
 def test_train_records_the_precision_and_refuses_an_unknown_one(cli, tmp_path):
-    from tests.test_train import write_mrc_dataset  # the tiny MRC + CSV runs
-
     (tmp_path / "data").mkdir()
     data = write_mrc_dataset(tmp_path / "data", seed=1)
     common = ["--classes", data / "classes.json", "--arch-param", "channels=[4,8]", "--patch", "16", "16", "16",
               "--batch-size", "1", "--max-steps", "2", "-q"]
     result = cli("train", data, "-o", tmp_path / "m.pt", "--precision", "bfloat16", *common)
     assert result.exit_code == 0, result.stderr
-    from czii_cli.models.checkpoint import load_model_file
-
     assert load_model_file(tmp_path / "m.pt").train["config"]["precision"] == "bfloat16"
     bad = cli("train", data, "-o", tmp_path / "n.pt", "--precision", "half", *common)
     assert bad.exit_code == 2
     lines = bad.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("czii: error:") and "--precision" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("czii: error:") and "'precision'" in lines[0]
     assert not (tmp_path / "n.pt").exists()

@@ -8,36 +8,20 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from helpers import MODEL_CLASSES, make_model
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.inference import predict_volume, resolve_precision
 from czii_cli.io.artifacts import read_artifact
 from czii_cli.io.copick import config_document
 from czii_cli.io.volumes import write_mrc, write_ome_zarr
-from czii_cli.models.checkpoint import ModelFile, load_model_file, save_model
-from czii_cli.models.registry import build_network, patch_multiple
-from czii_cli.normalize import normalization_method, normalize
+from czii_cli.models.checkpoint import load_model_file
+from czii_cli.models.registry import patch_multiple
+from czii_cli.normalize import normalize
 
 torch.set_num_threads(1)
 
-CLASSES = ["background", *DEFAULT_CATALOG.names]
-
-
-def make_model(path, *, seed=0, classes=CLASSES, activation="softmax", normalization=("zscore", None)):
-    torch.manual_seed(seed)
-    params = {"channels": [4, 8]}
-    network = build_network("light", in_channels=1, out_channels=len(classes), params=params)
-    for module in network.modules():  # non-trivial BatchNorm statistics, so eval mode matters
-        if isinstance(module, torch.nn.BatchNorm3d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    model = ModelFile(
-        arch="light", arch_params=params, classes=list(classes), catalog=DEFAULT_CATALOG.to_json(),
-        target="spheres", activation=activation, normalization=normalization_method(*normalization),
-        patch_size=[8, 8, 8], voxel_size=10.0, state_dict=network.state_dict(),
-    )
-    save_model(path, model)
-    return path
+CLASSES = MODEL_CLASSES
 
 
 def expected_probs(model_path, data, **options):
@@ -132,7 +116,7 @@ def test_several_tomograms_need_an_output_folder(cli, tomogram, model_path, tmp_
     path, _ = tomogram
     result = cli("predict-probs", path, path, "-m", model_path, "-o", "-")
     assert result.exit_code == 2
-    assert "pass -o DIR" in result.stderr
+    assert "tomograms give one artifact each; the output must be a folder (DIR/)" in result.stderr
 
 
 def test_predicts_every_run_of_a_copick_project(cli, model_path, tmp_path, rng):

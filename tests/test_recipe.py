@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train import TINY, mrc_dataset, train  # noqa: F401  (the fixture is used by name)
+from helpers import train
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.models.checkpoint import load_model_file

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import mrcfile
 import numpy as np
 import pytest
 import torch
+from helpers import make_model
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
@@ -24,9 +24,6 @@ from czii_cli.io.copick import config_document
 from czii_cli.io.picks import read_picks, run_of_image_name
 from czii_cli.io.volumes import write_mrc
 from czii_cli.normalize import normalization_stats
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_predict_cli import make_model  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -156,7 +153,7 @@ def test_predict_probs_refuses_nonfinite_tomograms_raw_or_normalized(cli, tmp_pa
 
 
 def test_train_refuses_a_nonfinite_tomogram_naming_it(cli, tmp_path):
-    from test_train import TINY, write_mrc_dataset
+    from helpers import TINY, write_mrc_dataset
 
     (tmp_path / "data").mkdir()
     data = write_mrc_dataset(tmp_path / "data", seed=3)
@@ -453,7 +450,8 @@ def test_an_invalid_voxel_size_is_called_invalid_in_every_command(cli, tmp_path,
 @pytest.mark.parametrize(
     "flag, value, message",
     [("--max-time", "-5", "max_time"), ("--max-time", "nan", "max_time"), ("--max-time", "0", "max_time"),
-     ("--lr", "nan", "--lr must be positive"), ("--lr", "inf", "--lr must be positive")],
+     ("--lr", "nan", "training setting 'lr' must be positive"),
+     ("--lr", "inf", "training setting 'lr' must be positive")],
 )
 def test_train_refuses_negative_or_nonfinite_numbers_before_reading_data(cli, tmp_path, flag, value, message):
     result = cli("train", tmp_path / "absent", flag, value, "-o", tmp_path / "model.pt")

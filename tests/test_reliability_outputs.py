@@ -266,7 +266,7 @@ def test_npy_output_space_is_reserved_up_front(tmp_path, monkeypatch):
         OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
     meta = ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0)
     with pytest.raises(DataError, match=r"t\.npy: cannot write: No space left on device"):
-        with create_artifact(tmp_path / "t.npy", shape=(4, 4, 4), dtype="float32", meta=meta) as out:
+        with create_artifact(tmp_path / "t.npy", shape=(4, 4, 4), dtype="float32", meta=meta):
             raise AssertionError("not reached: the space is checked before the data is written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sparse"]
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import make_model
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from test_predict_cli import make_model  # noqa: E402
-
-from czii_cli.io.artifacts import read_artifact  # noqa: E402
-from czii_cli.io.volumes import VolumeRequest, write_mrc  # noqa: E402
-from czii_cli.main import app  # noqa: E402
+from czii_cli.io.artifacts import read_artifact
+from czii_cli.io.volumes import VolumeRequest, write_mrc
+from czii_cli.main import app
 
 RUNS = [f"TS_{i}" for i in range(4)]
 THRESHOLD = ("--threshold", "0.145")

@@ -194,7 +194,7 @@ def test_make_labels_heatmap_and_points(cli, labelled_inputs):
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--radius-scale", "huge=1"], 2, "--radius-scale: unknown class 'huge'"),
+        (["--radius-scale", "huge=1"], 2, "radius_scale: unknown class 'huge'"),
         (["--target", "cubes"], 2, "unknown target 'cubes'"),
         (["--run", "r3"], 1, "no picks of run 'r3' (runs: r1, r2)"),
     ],

@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import CATALOG, RUNS, SHAPE, TINY, simulate_run, train
 
-from czii_cli.catalog import Catalog, ParticleClass
 from czii_cli.inference import predict_volume
 from czii_cli.io.copick import config_document
-from czii_cli.io.picks import write_copick_picks, write_picks_csv
+from czii_cli.io.picks import write_copick_picks
 from czii_cli.io.thresholds import read_thresholds
-from czii_cli.io.volumes import write_mrc, write_ome_zarr
+from czii_cli.io.volumes import write_ome_zarr
 from czii_cli.metric import ClassScore, ScoreReport, score_picks
 from czii_cli.models import session
 from czii_cli.models.checkpoint import load_model_file
@@ -25,48 +25,7 @@ from czii_cli.tune import apply_thresholds
 
 torch.set_num_threads(1)
 
-CATALOG = Catalog((ParticleClass("small", 30.0, 1.0, 1), ParticleClass("large", 50.0, 2.0, 2)))
-SHAPE = (16, 32, 32)
-RUNS = ("r1", "r2", "r3")
 CLASSES = ("small", "large")
-TINY = ["--arch-param", "channels=[4,8]", "--patch", "16", "16", "16", "--batch-size", "1"]
-
-
-def simulate_run(run: str, rng: np.random.Generator) -> tuple[np.ndarray, Picks]:
-    """Bright balls of the class radius in noise, two per class."""
-    data = rng.normal(size=SHAPE).astype(np.float32)
-    grid = np.indices(SHAPE).reshape(3, -1).T
-    parts = []
-    for cls in CATALOG:
-        centres = rng.uniform([4, 6, 6], [12, 26, 26], size=(2, 3))
-        for c in centres:
-            inside = np.linalg.norm(grid - c, axis=1) <= cls.radius / 10
-            data.reshape(-1)[inside] += 3.0
-        parts.append(Picks.from_points(run, cls.name, centres[:, ::-1] * 10.0))
-    return data, concat(parts)
-
-
-def write_mrc_dataset(root, *, seed: int):
-    """train_images/*.mrc, train_annotations/*.csv and classes.json of the tiny runs."""
-    (root / "train_images").mkdir()
-    (root / "train_annotations").mkdir()
-    rng = np.random.default_rng(seed)
-    for run in RUNS:
-        data, picks = simulate_run(run, rng)
-        write_mrc(root / "train_images" / f"{run}.mrc", data, voxel_size=10.0)
-        write_picks_csv(root / "train_annotations" / f"{run}.csv", picks)
-    (root / "classes.json").write_text(json.dumps({"classes": CATALOG.to_json()}))
-    return root
-
-
-@pytest.fixture(scope="module")
-def mrc_dataset(tmp_path_factory):
-    return write_mrc_dataset(tmp_path_factory.mktemp("mrc"), seed=7)
-
-
-def train(cli, data, out, *args):
-    """Train the tiny light net on the MRC + CSV dataset."""
-    return cli("train", data, "-o", out, "--classes", data / "classes.json", *TINY, *args)
 
 
 def weights(path) -> dict[str, torch.Tensor]:
@@ -194,7 +153,7 @@ def test_resume_extends_the_run_with_more_steps(cli, mrc_dataset, tmp_path):
     assert load_model_file(tmp_path / "m.last.pt").train["steps"] == 3
     result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.last.pt", "--lr", "1")
     assert result.exit_code == 2
-    assert "only --epochs, --max-steps and --max-time may change (got lr)" in result.stderr
+    assert "resuming keeps the run's settings; only epochs, max_steps and max_time may change (got lr)" in result.stderr
     result = cli("train", mrc_dataset, "-o", tmp_path / "m.pt", "--resume", tmp_path / "m.pt")
     assert result.exit_code == 2
     assert "has no resume state" in result.stderr
@@ -257,15 +216,15 @@ def test_init_fine_tunes_and_reports_a_different_head(cli, mrc_dataset, tmp_path
 @pytest.mark.parametrize(
     "args, code, message",
     [
-        (["--val-runs", "r9"], 2, "--val-runs: unknown run 'r9' (runs: r1, r2, r3)"),
-        (["--fold", "3/3"], 2, "--fold '3/3': need N >= 2 and 0 <= K < N"),
-        (["--patch", "16", "16", "18"], 2, "--patch 16 16 18: sides must be multiples of 4 for light"),
-        (["--loss", "mse"], 2, "--loss mse does not apply to label-map (spheres, points) targets"),
-        (["--loss", "ce:x"], 2, "--loss: weight of 'ce' is not a number"),
+        (["--val-runs", "r9"], 2, "validation runs: unknown run 'r9' (runs: r1, r2, r3)"),
+        (["--fold", "3/3"], 2, "fold '3/3': need N >= 2 and 0 <= K < N"),
+        (["--patch", "16", "16", "18"], 2, "patch 16 16 18: sides must be multiples of 4 for light"),
+        (["--loss", "mse"], 2, "loss 'mse' does not apply to label-map (spheres, points) targets"),
+        (["--loss", "ce:x"], 2, "loss: weight of 'ce' is not a number"),
         (["--arch-param", "depth=3"], 2, "light has no parameter 'depth'"),
         (["--arch-param", "channels=oops"], 2, "cannot build light"),
-        (["--class-weights", "huge=3"], 2, "--class-weights: unknown class 'huge'"),
-        (["--select", "best"], 2, "--select must be one of tuned, fixed, got 'best'"),
+        (["--class-weights", "huge=3"], 2, "class weights: unknown class 'huge'"),
+        (["--select", "best"], 2, "training setting 'select' must be one of tuned, fixed, got 'best'"),
     ],
 )
 def test_train_usage_errors(cli, mrc_dataset, tmp_path, args, code, message):

@@ -9,7 +9,7 @@ import pytest
 from plain_metric import plain_counts, plain_fbeta, random_case
 
 from czii_cli.catalog import DEFAULT_CATALOG
-from czii_cli.errors import DataError, UsageError
+from czii_cli.errors import DataError, OutputExistsError, UsageError
 from czii_cli.io.thresholds import read_thresholds, write_thresholds
 from czii_cli.metric import score_picks
 from czii_cli.picks import Picks, concat
@@ -221,7 +221,7 @@ def test_thresholds_file_round_trip(tmp_path):
     write_thresholds(path, {"ribosome": 0.25, "apo-ferritin": 0.125}, extra={"score_after": 0.5})
     assert read_thresholds(path) == {"ribosome": 0.25, "apo-ferritin": 0.125}
     assert json.loads(path.read_text())["score_after"] == 0.5
-    with pytest.raises(UsageError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="output exists; not replaced unless overwrite is set$"):
         write_thresholds(path, {"ribosome": 0.5})
     write_thresholds(path, {"ribosome": 0.5}, overwrite=True)
     assert read_thresholds(path) == {"ribosome": 0.5}

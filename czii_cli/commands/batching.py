@@ -25,27 +25,6 @@ SkipExisting = Annotated[
     bool, typer.Option("--skip-existing", help="Skip inputs whose output is already complete.")
 ]
 
-ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
-
-
-def output_folder(output: str | None) -> Path | None:
-    """The folder ``-o`` names for one output per input, or None for a single output.
-
-    A folder is a path written with a trailing ``/`` or an existing directory, but never
-    an existing zarr store (``-o p.zarr/`` with ``--overwrite`` replaces the store).
-
-    Examples
-    --------
-    >>> output_folder("picks/"), output_folder("picks.csv"), output_folder("-")
-    (PosixPath('picks'), None, None)
-    """
-    if output is None or is_stdout(output):
-        return None
-    path = Path(output)
-    if path.is_dir() and any((path / name).exists() for name in ZARR_MARKERS):
-        return None
-    return path if output.endswith("/") or path.is_dir() else None
-
 
 def check_batch_options(*, scheduler: str | None, skip_existing: bool, overwrite: bool, stdin: bool) -> None:
     """Refuse batch options that contradict each other or the inputs (a UsageError)."""

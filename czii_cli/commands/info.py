@@ -48,7 +48,7 @@ def _describe(path: Path, *, run: str | None, tomo_type: str | None, user_id: st
               session_id: str | None = None) -> dict:
     from ..describe import describe_model, describe_picks, describe_volume
     from ..io import copick
-    from ..io.picks import copick_files_of, read_picks, read_picks_by_user
+    from ..io.picks import copick_files_of, read_picks
     from ..io.volumes import VolumeRequest, read_volume
 
     if _is_torch_file(path):

@@ -33,8 +33,8 @@ from typing import Annotated
 
 import typer
 
+from ..io.outputs import artifact_target
 from .common import Output, Overwrite, Preview, Quiet, Run, SessionId, TomoType, UserId, VoxelSize, truth_selection
-from .output import artifact_target
 
 
 def command(

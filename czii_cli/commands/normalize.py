@@ -28,8 +28,8 @@ from typing import Annotated
 
 import typer
 
+from ..io.outputs import artifact_target
 from .common import Output, Overwrite, Preview, Quiet, Run, TomoType, VoxelSize
-from .output import artifact_target
 
 
 def command(
@@ -56,17 +56,13 @@ def command(
     from ..console import info, set_verbosity, warn
     from ..errors import NonFiniteError
     from ..io.artifacts import create_artifact
-    from ..io.volumes import VolumeRequest, read_volume
+    from ..io.volumes import VolumeRequest, read_tomogram
     from ..normalize import apply_normalization, normalization_method, normalization_stats
 
     set_verbosity(quiet=quiet)
     spec = normalization_method(method, clip)
     target = artifact_target(output)
-    volume = read_volume(tomogram, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    if volume.meta.axes != "zyx":
-        from ..errors import DataError
-
-        raise DataError(f"{tomogram}: expected a single-channel zyx volume, found axes {volume.meta.axes!r}")
+    volume = read_tomogram(tomogram, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
     try:
         stats = normalization_stats(volume.data, method=spec["method"], clip=spec["clip"],
                                     nonfinite="fill" if fill_nonfinite else "error", source=volume.source)

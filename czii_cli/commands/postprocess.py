@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..catalog import BACKGROUND
 from .batching import Scheduler, SkipExisting
 from .common import Classes, Jobs, Outputs, Overwrite, Quiet, Seed, Verbose, VoxelSize
 
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
     from ..picks import Picks
 
 METHOD = "Method options (each applies to the methods named)"
-BACKGROUND = "background"
 
 
 def _option(flag: str, help: str):
@@ -118,11 +118,12 @@ def command(
     from ..io.atomic import check_output, is_stdout
     from ..io.catalog_file import load_catalog
     from ..io.copick import copick_target
+    from ..io.outputs import output_folder
     from ..io.picks import write_picks_csv
     from ..io.thresholds import read_thresholds
     from ..picks import concat
     from ..postprocess import check_method_options, option_names
-    from .batching import absolute, check_batch_options, output_folder, run_with_progress
+    from .batching import absolute, check_batch_options, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
     given = {"connectivity": connectivity, "radius_scale": radius_scale, "min_size_fraction": min_size_fraction,
@@ -364,10 +365,9 @@ def picks_of_input(
     voxel_size : float, optional
         Overrides the map's voxel size.
     """
+    from ..errors import NonFiniteError
     from ..postprocess import extract_picks
     from ..tune import apply_thresholds
-
-    from ..errors import NonFiniteError
 
     volume, catalog, run = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
     names = list(volume.meta.classes)

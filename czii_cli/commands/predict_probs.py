@@ -123,6 +123,7 @@ def command(
 
     from ..batch import Job
     from ..console import debug, info, make_progress, set_verbosity, warn
+    from ..coords import MODEL_VOXEL_SIZE_WARNING
     from ..errors import UsageError
     from ..inference import resolve_device, resolve_precision, tta_transforms
     from ..inference.io import find_tomograms, plan_outputs
@@ -156,7 +157,7 @@ def command(
         raise UsageError("--skip-existing and --scheduler need an output on disk; pass -o OUT or -o DIR/")
     trained = models[0].voxel_size
     for volume in (item.volume for item in found if item.volume is not None):
-        if abs(volume.meta.voxel_size - trained) > 0.05 * trained:
+        if abs(volume.meta.voxel_size - trained) > MODEL_VOXEL_SIZE_WARNING * trained:
             warn(f"{volume.source}: voxel size {volume.meta.voxel_size} Å, the model was trained at {trained} Å")
 
     def log(result: dict) -> None:

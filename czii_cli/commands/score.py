@@ -8,7 +8,8 @@ counts are summed per class over experiments and the weighted F-beta (--beta 4) 
 divided by the sum of all class weights, exactly as in the competition; --matching
 one-to-one pairs each candidate with at most one reference.  Experiments found only in
 PRED are ignored; when no experiment of PRED is in GT a warning names those of each side.
-A copick config that names no particle classes is an error.  The score is the last line of stdout; --format table adds a per-class
+A copick config that names no particle classes is an error.
+The score is the last line of stdout; --format table adds a per-class
 table on stderr (the default when stderr is a terminal), --format json prints one JSON
 document (and nothing else) to stdout.  --plot F.png draws the per-class bars of
 precision, recall and F-beta.  From copick projects, GT is the picks of --user-id /
@@ -33,7 +34,17 @@ from typing import Annotated
 
 import typer
 
-from .common import Classes, Overwrite, PredSessionId, PredUserId, Quiet, SessionId, UserId, pred_selection, truth_selection
+from .common import (
+    Classes,
+    Overwrite,
+    PredSessionId,
+    PredUserId,
+    Quiet,
+    SessionId,
+    UserId,
+    pred_selection,
+    truth_selection,
+)
 
 FORMATS = ("auto", "plain", "table", "json")
 
@@ -113,9 +124,8 @@ def read_inputs(pred: Path, gt: Path, classes: Path | None, *, gt_selection=None
     ``gt_selection`` and ``pred_selection`` (:class:`~czii_cli.io.copick.PicksSelection`)
     choose whose picks a copick project contributes to each side.
     """
-    from ..io.copick import GROUND_TRUTH, PicksSelection
-
     from ..io.catalog_file import load_catalog
+    from ..io.copick import GROUND_TRUTH, PicksSelection
     from ..io.picks import read_picks
     from ..picks import check_classes
 

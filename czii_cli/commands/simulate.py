@@ -108,8 +108,8 @@ def command(
     from ..console import info, set_verbosity, track
     from ..errors import DataError, UsageError
     from ..io.atomic import atomic_path, check_output
-    from ..io.names import check_file_name
     from ..io.catalog_file import load_catalog
+    from ..io.names import check_file_name
     from ..io.picks import read_picks
     from ..simulate import (
         MIN_SIDE,

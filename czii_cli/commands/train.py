@@ -110,7 +110,7 @@ def command(
 ) -> None:
     import json
 
-    from ..console import info, make_progress, set_verbosity
+    from ..console import info, make_progress, set_verbosity, track
     from ..errors import DataError, UsageError
     from ..inference import resolve_device
     from ..io.atomic import check_output, check_writable
@@ -163,14 +163,16 @@ def command(
             val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
             fold=parse_fold(fold) if fold else None,
             init=load_model_file(init) if init else None, init_source=str(init or ""),
-            resume=load_model_file(resume) if resume else None, resume_limits={**settings, **given} if resume else {},
+            resume=load_model_file(resume) if resume else None, resume_source=str(resume or ""),
+            resume_limits={**settings, **given} if resume else {},
             world=world, given=frozenset(settings) | frozenset(given),
         )
         with make_progress() as progress:
             tasks = {}
             record = launch(
                 request, log=info,
-                track_loading=lambda sources: _tracked(progress, sources, "loading runs"),
+                track_loading=lambda sources: track(sources, description="loading runs", total=len(sources),
+                                                   progress=progress),
                 on_start=lambda first, total: tasks.update(
                     train=progress.add_task("training", total=total, completed=first, status="")),
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
@@ -190,13 +192,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
-
-
-def _tracked(progress, items, description: str):
-    task = progress.add_task(description, total=len(items), status="")
-    for item in items:
-        yield item
-        progress.advance(task)
 
 
 def _kept(record: RunRecord) -> str:

@@ -8,7 +8,8 @@ best would lose if one of its particles were missed), so a handful of particles 
 an isolated high cutoff and recall, which F-beta favours, is kept; a class with no
 reference or no true positive gets no cutoff (all its picks are kept).  --rule best keeps
 the exact optimum on PRED, the highest cutoff among ties.  The written cutoff sits about
-halfway to the next lower score, so rounded scores keep the same picks.  A table of F-beta before and after goes to stderr and the
+halfway to the next lower score, so rounded scores keep the same picks.
+A table of F-beta before and after goes to stderr and the
 tuned score is the last line of stdout.  --cv also reports the leave-one-experiment-out
 score (tune on all experiments but one, count on the held-out one, sum the counts), which
 shows how much of the gain carries over to unseen tomograms.  The file holds
@@ -38,7 +39,16 @@ from typing import Annotated
 import typer
 
 from .common import (
-    Classes, Output, Overwrite, PredSessionId, PredUserId, Quiet, SessionId, UserId, pred_selection, truth_selection,
+    Classes,
+    Output,
+    Overwrite,
+    PredSessionId,
+    PredUserId,
+    Quiet,
+    SessionId,
+    UserId,
+    pred_selection,
+    truth_selection,
 )
 from .score import Beta, DistanceMultiplier, Matching
 

@@ -26,9 +26,21 @@ from typing import Annotated
 
 import typer
 
+from ..catalog import BACKGROUND
 from .common import (
-    Classes, Output, Overwrite, PredSessionId, PredUserId, Quiet, Run, SessionId, TomoType, UserId, VoxelSize,
-    pred_selection, truth_selection,
+    Classes,
+    Output,
+    Overwrite,
+    PredSessionId,
+    PredUserId,
+    Quiet,
+    Run,
+    SessionId,
+    TomoType,
+    UserId,
+    VoxelSize,
+    pred_selection,
+    truth_selection,
 )
 
 
@@ -61,7 +73,7 @@ def command(
     from ..io.artifacts import check_same_grid, read_artifact
     from ..io.atomic import atomic_path, check_output
     from ..io.catalog_file import load_catalog
-    from ..io.volumes import VolumeRequest, read_volume
+    from ..io.volumes import VolumeRequest, read_tomogram
 
     set_verbosity(quiet=quiet)
     to_stdout = output is not None and str(output) == "-"
@@ -71,9 +83,7 @@ def command(
         raise UsageError(f"--slab must be odd (the slice is its centre), got {slab}")
     check_output(output, overwrite=overwrite)
     catalog = load_catalog(classes)
-    volume = read_volume(tomogram, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    if volume.meta.axes != "zyx":
-        raise DataError(f"{tomogram}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
+    volume = read_tomogram(tomogram, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
     meta, depth = volume.meta, volume.spatial_shape[0]
     run_name = meta.run or run
     pick_table = _picks_of_run(picks, run_name, catalog, pred_selection(pred_user_id, pred_session_id))
@@ -84,14 +94,14 @@ def command(
         if probs_volume.meta.axes != "czyx":
             raise DataError(f"{probs}: expected a czyx probability map, found axes {probs_volume.meta.axes!r}")
         check_same_grid(volume, probs_volume)
-        if not set(probs_volume.meta.classes) - {"background"}:
+        if not set(probs_volume.meta.classes) - {BACKGROUND}:
             raise DataError(f"{probs}: no named class channels besides background")
         if probs_volume.meta.extra.get("activation") == "logits":
             warn(f"{probs}: holds logits, not probabilities; the overlay clips them to 0..1")
     particles = truth_table if truth_table is not None else pick_table
     z_indices = _slice_indices(z, slices, depth=depth, particles=particles, meta=meta, catalog=catalog)
     channels = list(probs_volume.meta.classes) if probs_volume is not None else []
-    colors = view.class_colors(catalog.names + [c for c in channels if c != "background"])
+    colors = view.class_colors(catalog.names + [c for c in channels if c != BACKGROUND])
     panels = view.build_panels(
         volume.data, z_indices=z_indices, slab=slab, voxel_size=meta.voxel_size, catalog=catalog, colors=colors,
         origin_zyx=meta.origin, probs=None if probs_volume is None else probs_volume.data, channel_names=channels,

@@ -26,7 +26,8 @@ def read_matching_maps(paths: Sequence[Path]) -> list[Volume]:
     for other in maps[1:]:
         if other.meta.classes != first.meta.classes:
             raise DataError(
-                f"{other.source}: classes {list(other.meta.classes)} differ from {first.source} {list(first.meta.classes)}"
+                f"{other.source}: classes {list(other.meta.classes)} differ from "
+                f"{first.source} {list(first.meta.classes)}"
             )
         if other.meta.run != first.meta.run:
             raise DataError(f"{other.source}: run {other.meta.run!r} differs from {first.source} run {first.meta.run!r}")

@@ -72,7 +72,7 @@ def check_weights(weights: Sequence[float] | None, count: int, *, mode: str) -> 
     if weights is None:
         return np.full(count, 1.0 / count)
     if mode == "max":
-        raise UsageError("--weights do not apply to --mode max")
+        raise UsageError("weights do not apply to mode 'max'")
     weights = np.asarray(weights, dtype=np.float64)
     if len(weights) != count:
         raise UsageError(f"{len(weights)} weights for {count} inputs")
@@ -88,13 +88,13 @@ def output_kind(kinds: Sequence[MapKind], *, mode: str) -> MapKind:
     if mode == "logit":
         families = {kind.family for kind in kinds}
         if None in families or families - {"softmax", "sigmoid"}:
-            raise DataError("--mode logit needs maps that record softmax or sigmoid (or logits of one)")
+            raise DataError("mode 'logit' needs maps that record softmax or sigmoid (or logits of one)")
         if len(families) > 1:
-            raise DataError(f"--mode logit cannot mix activations ({', '.join(sorted(families))})")
+            raise DataError(f"mode 'logit' cannot mix activations ({', '.join(sorted(families))})")
         return MapKind(families.pop())
     if len(set(kinds)) > 1:
         described = ", ".join(sorted({str(k.activation) for k in kinds}))
-        raise DataError(f"--mode {mode} cannot combine maps of different kinds ({described}); try --mode logit or rank")
+        raise DataError(f"mode {mode!r} cannot combine maps of different kinds ({described}); try mode 'logit' or 'rank'")
     return kinds[0]
 
 

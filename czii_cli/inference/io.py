@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..commands.batching import output_folder
-from ..commands.output import artifact_target
 from ..errors import DataError, UsageError
 from ..io.artifacts import Volume, stdin_to_tempfile
 from ..io.atomic import check_output, is_stdout
 from ..io.names import file_in_folder
-from ..io.volumes import VolumeRequest, list_runs, read_volume
+from ..io.outputs import artifact_target, output_folder
+from ..io.volumes import VolumeRequest, list_runs, read_tomogram
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,6 @@ class TomogramInput:
     volume: Volume | None
 
 
-def open_tomogram(path: Path, request: VolumeRequest) -> Volume:
-    """Open one single-channel tomogram lazily; anything else is a DataError."""
-    volume = read_volume(path, request)
-    if volume.meta.axes != "zyx":
-        raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
-    return volume
-
-
 def find_tomograms(paths: Sequence[Path], request: VolumeRequest) -> list[TomogramInput]:
     """Every tomogram to predict: each path, and every run of a copick project without ``--run``.
 
@@ -65,7 +56,7 @@ def find_tomograms(paths: Sequence[Path], request: VolumeRequest) -> list[Tomogr
         for run in list_runs(path, request):
             wanted = replace(request, run=run)
             try:
-                volume, error = open_tomogram(path, wanted), None
+                volume, error = read_tomogram(path, wanted), None
             except DataError as err:
                 volume, error = None, err
             name = (volume.meta.run if volume is not None else run) or path.stem
@@ -95,7 +86,7 @@ def plan_outputs(
             check_output(Path(target), overwrite=existing_ok)
         return [target]
     if output is None or is_stdout(output):
-        raise UsageError(f"{len(names)} tomograms give one artifact each; pass -o DIR")
+        raise UsageError(f"{len(names)} tomograms give one artifact each; the output must be a folder (DIR/)")
     folder = folder or Path(output)
     if not folder.parent.exists():
         raise UsageError(f"{output}: the folder {folder.parent} does not exist")

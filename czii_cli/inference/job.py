@@ -21,11 +21,10 @@ import torch
 from ..errors import DataError
 from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
-from ..io.volumes import VolumeRequest
+from ..io.volumes import VolumeRequest, read_tomogram
 from ..models.checkpoint import ModelFile
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
-from .io import open_tomogram
 from .models import fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
 from .stitch import DEFAULT_MEMORY_BUDGET
@@ -147,7 +146,7 @@ def predict_tomogram(
                 memory_budget=settings.memory_budget, on_plan=on_plan,
             )
         except torch.cuda.OutOfMemoryError:
-            raise DataError(f"{volume.source}: out of GPU memory; try a smaller --batch-size or --window") from None
+            raise DataError(f"{volume.source}: out of GPU memory; try a smaller batch size or window") from None
     return {"source": volume.source, "target": "stdout" if is_stdout(target) else str(target),
             **{key: report[key] for key in ("tiling", "windows", "window", "halo", "layouts", "precision")}}
 
@@ -177,5 +176,5 @@ def predict_job(
     """
     models = load_models(settings.models)
     networks = [model.build() for model in models]
-    volume = open_tomogram(path, request)
+    volume = read_tomogram(path, request)
     return predict_tomogram(volume, target, models=models, networks=networks, settings=settings, overwrite=overwrite)

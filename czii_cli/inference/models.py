@@ -45,13 +45,13 @@ def choose_window(models: Sequence[ModelFile], paths: Sequence[Path], window: Se
     """``window`` if given, else the first model's patch size; every model must accept it."""
     chosen = tuple(int(v) for v in (window if window else models[0].patch_size))
     if len(chosen) != 3 or min(chosen) < 1:
-        raise UsageError(f"--window needs three positive sizes (z y x), got {chosen}")
+        raise UsageError(f"window needs three positive sizes (z y x), got {chosen}")
     for model, path in zip(models, paths):
         multiple = patch_multiple(model.arch, model.arch_params)
         if any(side % multiple for side in chosen):
             raise UsageError(
                 f"{path}: window {'x'.join(map(str, chosen))} is not a multiple of {multiple}, "
-                f"which the {model.arch} network needs; choose another --window"
+                f"which the {model.arch} network needs; choose another window"
             )
     return chosen
 

@@ -198,7 +198,7 @@ def predict_into(
     if activation not in ACTIVATIONS:
         raise UsageError(f"unknown activation {activation!r} (choose from {', '.join(ACTIVATIONS)})")
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UsageError(f"batch size must be at least 1, got {batch_size}")
     if tiling not in TILINGS:
         raise UsageError(f"unknown tiling {tiling!r} (choose from {', '.join(TILINGS)})")
     device = device or network_device(members[0].network)

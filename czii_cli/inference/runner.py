@@ -45,7 +45,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
+        raise UsageError("device 'cuda': no CUDA device is available")
     if name not in ("cpu", "cuda"):
         raise UsageError(f"unknown device {name!r} (choose from auto, cpu, cuda)")
     return torch.device(name)

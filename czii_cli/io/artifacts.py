@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..catalog import BACKGROUND
+from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
 from .atomic import (
     OutputError,
@@ -44,7 +46,6 @@ from .atomic import (
     check_output,
     is_partial_name,
     is_stdout,
-    os_reason,
     refuse_partial,
     remove_path,
     stdout_errors,
@@ -148,7 +149,7 @@ def provenance_entry(command: str, args: dict, inputs: Sequence[str]) -> dict:
         "version": __version__,
         "args": json.loads(json.dumps(args, default=str)),
         "inputs": [str(i) for i in inputs],
-        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -433,7 +434,7 @@ def create_artifact(
         raise UsageError(f"axes {meta.axes!r} do not fit shape {tuple(shape)}")
     form = output_form(target)
     if form == "stream" and sys.stdout.isatty():
-        raise UsageError("refusing to write binary data to a terminal; pass -o FILE")
+        raise UsageError("refusing to write binary data to a terminal; name an output file")
     chunks = tuple(chunks) if chunks is not None else default_chunks(shape, meta.axes)
     if preview and form == "npy":
         raise UsageError(f"{target}: a 2x preview level needs a zarr output, not .npy")
@@ -562,7 +563,7 @@ def ngff_metadata(meta: ArtifactMeta, *, levels: int = 1) -> dict:
     if channel and meta.classes:
         palette = ("808080", "0075DC", "FFA405", "2BCE48", "F0A3FF", "993F00", "4C005C", "005C31", "94FFB5")
         document["omero"] = {"channels": [
-            {"label": str(name), "color": palette[i % len(palette)], "active": name != "background",
+            {"label": str(name), "color": palette[i % len(palette)], "active": name != BACKGROUND,
              "window": {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}}
             for i, name in enumerate(meta.classes)
         ]}
@@ -659,8 +660,8 @@ def _preallocate(path: Path) -> None:
 def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = True) -> None:
     """Raise a DataError naming both files if two volumes do not share one voxel grid.
 
-    Compares the spatial shape, voxel size and origin (and the full shape when
-    ``spatial_only`` is false).
+    Compares the spatial shape, voxel size (within :data:`~czii_cli.coords.VOXEL_SIZE_RTOL`)
+    and origin (within 0.001 Å), and the full shape when ``spatial_only`` is false.
     """
     if spatial_only:
         a, b = reference.spatial_shape, other.spatial_shape
@@ -668,7 +669,7 @@ def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = Tr
         a, b = reference.shape, other.shape
     if a != b:
         raise DataError(f"{other.source}: shape {b} does not match {reference.source} {a}")
-    if abs(reference.meta.voxel_size - other.meta.voxel_size) > 1e-3:
+    if not same_voxel_size(reference.meta.voxel_size, other.meta.voxel_size):
         raise DataError(
             f"{other.source}: voxel size {other.meta.voxel_size} Å does not match "
             f"{reference.source} {reference.meta.voxel_size} Å"

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from ..errors import DataError, UsageError
+from ..errors import DataError, OutputExistsError, UsageError
 
 PARTIAL = re.compile(r"^\..+\.partial-\d+-[0-9a-f]{8}(\..*)?$")
 """Names of temporaries (and of their scratch folders): never an input, never an output."""
@@ -43,6 +43,9 @@ PARTIAL = re.compile(r"^\..+\.partial-\d+-[0-9a-f]{8}(\..*)?$")
 MARKER = ".czii-output.json"
 """Marks a folder czii wrote that is not a zarr store (a simulated project), so that
 ``--overwrite`` may replace it; any other ordinary folder is never replaced."""
+
+RACE = " (another run created it while this one was writing)"
+"""What an output-exists error adds when the output appeared while czii wrote it."""
 
 
 class OutputError(DataError):
@@ -102,10 +105,6 @@ def write_error(target: Path | str, err: OSError, *, scratch: Path | None = None
     return OutputError(f"{name}: cannot write: {reason}", target=target, reason=reason)
 
 
-def exists_message(path: Path) -> str:
-    return f"{path}: output exists; pass --overwrite to replace it"
-
-
 def is_czii_folder(path: Path) -> bool:
     """True for a folder czii wrote: a zarr store with czii metadata, or one with the marker."""
     path = Path(path)
@@ -138,7 +137,7 @@ def check_output(path: Path, *, overwrite: bool) -> None:
         raise UsageError(f"{path}: names a folder, not an output; give the output a name")
     if os.path.lexists(path):
         if not overwrite:
-            raise UsageError(exists_message(path))
+            raise OutputExistsError(path)
         if path.is_dir() and not path.is_symlink():
             if _working_folder().is_relative_to(path.resolve()):
                 raise UsageError(f"{path}: holds the working folder; refusing to replace it")
@@ -248,11 +247,10 @@ def rename_exclusive(source: Path, destination: Path) -> None:
             raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(destination))
         os.rename(source, destination)
     except FileExistsError:
-        raise UsageError(f"{exists_message(destination)} (another run created it while this one was writing)") from None
+        raise OutputExistsError(destination, note=RACE) from None
     except OSError as err:
         if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
-            raise UsageError(f"{exists_message(destination)} (another run created it while this one was "
-                             "writing)") from None
+            raise OutputExistsError(destination, note=RACE) from None
         raise
 
 

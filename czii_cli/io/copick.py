@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
 from .names import name_problem
 
@@ -65,7 +66,7 @@ class CopickProject:
         """Locate a run's tomogram; the type may be omitted when there is only one."""
         vs_dirs = self.voxel_spacing_dirs(run)
         if voxel_spacing is not None:
-            vs_dirs = [d for d in vs_dirs if abs(_spacing_of(d) - voxel_spacing) < 1e-3]
+            vs_dirs = [d for d in vs_dirs if same_voxel_size(_spacing_of(d), voxel_spacing)]
         if not vs_dirs:
             raise DataError(f"{self.config_path}: run {run!r} has no tomograms at that voxel spacing")
         if tomo_type is None:
@@ -77,7 +78,7 @@ class CopickProject:
             else:
                 raise UsageError(
                     f"{self.config_path}: run {run!r} has several tomogram types "
-                    f"({', '.join(types)}); choose one with --tomo-type"
+                    f"({', '.join(types)}); choose one tomogram type"
                 )
         for vs_dir in vs_dirs:
             candidate = vs_dir / f"{tomo_type}.zarr"

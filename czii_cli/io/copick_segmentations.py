@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..catalog import BACKGROUND
 from ..errors import DataError, UsageError
 from .artifacts import ArtifactMeta, Volume, open_zarr_group
 from .atomic import atomic_path
@@ -188,7 +189,7 @@ def read_segmentation(project: CopickProject, run: str, name: SegmentationName) 
 
 def probs_segmentation_names(classes, *, voxel_size: float, user: str, session: str) -> list[SegmentationName]:
     """One binary segmentation per class channel of a probability map (background excepted)."""
-    return [SegmentationName(float(voxel_size), user, session, c) for c in classes if c != "background"]
+    return [SegmentationName(float(voxel_size), user, session, c) for c in classes if c != BACKGROUND]
 
 
 def write_probs_to_copick(

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import DEFAULT_CATALOG, Catalog
-from ..errors import DataError, UsageError
+from ..errors import DataError, OutputExistsError
 from ..picks import Picks, concat
 from . import copick
 from .atomic import atomic_path, atomic_text, refuse_partial
@@ -386,7 +386,7 @@ def write_run_to_copick(
     targets = copick_picks_targets(project, run=run, particles=particles, user=user, session=session)
     for target in targets:
         if target.exists() and not overwrite:
-            raise UsageError(f"{target}: output exists; pass --overwrite to replace it")
+            raise OutputExistsError(target)
     targets[0].parent.mkdir(parents=True, exist_ok=True)
     of_run = picks.where(experiment=run)
     for particle, target in zip(particles, targets):

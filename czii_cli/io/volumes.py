@@ -88,6 +88,21 @@ def read_volume(path: Path | str, request: VolumeRequest = VolumeRequest()) -> V
     return volume
 
 
+def read_tomogram(path: Path | str, request: VolumeRequest = VolumeRequest()) -> Volume:
+    """Open a single-channel tomogram lazily, as :func:`read_volume` does.
+
+    Raises
+    ------
+    DataError
+        When the volume is not a single-channel ``zyx`` volume (a probability map, say),
+        naming the file and the axes found.
+    """
+    volume = read_volume(path, request)
+    if volume.meta.axes != "zyx":
+        raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
+    return volume
+
+
 def list_runs(path: Path, request: VolumeRequest) -> list[str | None]:
     """Runs to process in an input: every copick run unless one is asked for; else [run]."""
     path = Path(path)
@@ -220,7 +235,7 @@ def read_copick_tomogram(path: Path, request: VolumeRequest) -> Volume:
     if run is None:
         runs = project.runs()
         if len(runs) != 1:
-            raise UsageError(f"{path}: the project has {len(runs)} runs; choose one with --run")
+            raise UsageError(f"{path}: the project has {len(runs)} runs; choose one run")
         run = runs[0]
     tomogram = project.tomogram_path(run, request.tomo_type)
     return read_ome_zarr(tomogram, open_zarr_group(tomogram), level=request.level, run=run)

@@ -173,14 +173,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if len(self.patch) != 3 or min(self.patch) < 1:
-            raise UsageError(f"--patch needs three positive sizes, got {self.patch}")
+            raise UsageError(f"training setting 'patch' needs three positive sizes, got {self.patch}")
         for name in ("batch_size", "epochs", "steps_per_epoch"):
             if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"training setting {name!r} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise UsageError(f"--max-steps must be >= 1, got {self.max_steps}")
+            raise UsageError(f"training setting 'max_steps' must be >= 1, got {self.max_steps}")
         if not 0 < self.lr < math.inf:
-            raise UsageError(f"--lr must be positive, got {self.lr}")
+            raise UsageError(f"training setting 'lr' must be positive, got {self.lr}")
         if self.max_time is not None and not 0 < self.max_time < math.inf:
             raise UsageError(f"max_time (time budget in seconds) must be a positive number, got {self.max_time}")
         for name, low in (("weight_decay", 0.0), ("grad_clip", 0.0)):
@@ -200,9 +200,9 @@ class TrainConfig:
             raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
         check_rule(self.threshold_rule)
         if self.precision not in PRECISIONS:
-            raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise UsageError(f"training setting 'precision' must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.select not in SELECT_SCORES:
-            raise UsageError(f"--select must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}")
+            raise UsageError(f"training setting 'select' must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}")
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):
             raise UsageError(f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
                              f"{list(self.val_candidate_thresholds)}")

@@ -28,10 +28,10 @@ import numpy as np
 from ..catalog import DEFAULT_CATALOG, Catalog, catalog_from_mapping
 from ..errors import DataError, NonFiniteError
 from ..io import copick
-from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.artifacts import read_artifact, sniff
+from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.picks import read_picks
-from ..io.volumes import VolumeRequest, read_volume
+from ..io.volumes import VolumeRequest, read_tomogram
 from ..normalize import apply_normalization, normalization_stats
 from ..picks import Picks, check_classes
 from ..targets import TargetSpec, make_target, picks_from_label_metadata
@@ -99,9 +99,9 @@ def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: C
     """List the training runs in each DATA argument (see the module docstring).
 
     ``selection`` chooses whose picks of a copick project are the targets (by default
-    ``curation``, else the single user present).  ``catalog`` turns integer labels of annotation CSVs into class names (default: the
-    competition's classes).  Raises a :class:`DataError` for a path that holds no usable
-    runs and for a run found twice.
+    ``curation``, else the single user present).  ``catalog`` turns integer labels of
+    annotation CSVs into class names (default: the competition's classes).  Raises a
+    :class:`DataError` for a path that holds no usable runs and for a run found twice.
     """
     sources: list[RunSource] = []
     for path in map(Path, paths):
@@ -212,9 +212,7 @@ def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normaliza
     normalization : dict
         ``{"method", "clip"}`` for tomograms that are not normalized yet.
     """
-    volume = read_volume(source.tomogram, source.request)
-    if volume.meta.axes != "zyx":
-        raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
+    volume = read_tomogram(source.tomogram, source.request)
     raw = volume.load(np.float32)
     stats = volume.meta.extra.get("normalization") if source.labels is not None else None
     if stats is None:

@@ -19,7 +19,9 @@ from ..catalog import Catalog, catalog_from_mapping
 from ..errors import UsageError
 from ..targets import TargetSpec, centres_from_picks
 from .checkpoint import ModelFile
+from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
 from .dataset import RunSource, TrainingVolume, load_run
+from .distributed import World
 from .plan import (
     check_patch,
     common_normalization,
@@ -31,8 +33,6 @@ from .plan import (
     resolve_spec,
     split_runs,
 )
-from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
-from .distributed import World
 from .recipe import UNBOUNDED_EPOCHS, TrainPlan, fingerprint_of, plan_training
 from .registry import build_network, patch_multiple
 from .session import OutputPaths, RunRecord, Validation, fit
@@ -45,8 +45,9 @@ class TrainRequest:
 
     ``resume`` is the loaded ``model.last.pt``: its stored settings replace ``config``,
     ``spec``, ``catalog`` and the split, and ``resume_limits`` may change its ``epochs``,
-    ``max_steps`` and ``max_time``.  ``init`` is a model whose weights start a new run.
-    ``world`` is this process among the ``torchrun`` ranks (``device`` is its own).
+    ``max_steps`` and ``max_time``; ``resume_source`` names its file in messages.  ``init``
+    is a model whose weights start a new run.  ``world`` is this process among the
+    ``torchrun`` ranks (``device`` is its own).
     ``given`` names the settings of ``config`` the user set; a new run's plan
     (:mod:`~.recipe`) chooses the others.
     """
@@ -62,6 +63,7 @@ class TrainRequest:
     init: ModelFile | None = None
     init_source: str = ""
     resume: ModelFile | None = None
+    resume_source: str = ""
     resume_limits: dict = field(default_factory=dict)
     world: World = World()
     given: frozenset[str] = frozenset()
@@ -82,14 +84,15 @@ def _settings(request: TrainRequest, runs: Sequence[str]
     else:
         stored = request.resume.train
         if "resume" not in stored:
-            raise UsageError("--resume needs the run's .last.pt checkpoint (this model file has no resume state)")
+            raise UsageError(f"{request.resume_source}: resuming needs the run's .last.pt checkpoint "
+                             "(this model file has no resume state)")
         unknown = sorted(set(request.resume_limits) - {"epochs", "max_steps", "max_time"})
         if unknown:
-            raise UsageError("--resume keeps the run's settings; only --epochs, --max-steps and --max-time may "
-                             f"change (got {unknown[0].replace('_', '-')})")
-        config = TrainConfig.from_json({**stored["config"], **request.resume_limits}, source="--resume")
+            raise UsageError(f"{request.resume_source}: resuming keeps the run's settings; only epochs, max_steps and "
+                             f"max_time may change (got {unknown[0]})")
+        config = TrainConfig.from_json({**stored["config"], **request.resume_limits}, source=request.resume_source)
         spec = TargetSpec.from_json(stored["target"])
-        catalog = catalog_from_mapping(request.resume.catalog, source="--resume")
+        catalog = catalog_from_mapping(request.resume.catalog, source=request.resume_source)
         validation = list(stored["val_runs"])
         training = [r for r in runs if r not in set(validation)]
     check_patch(config)

@@ -55,14 +55,14 @@ def parse_loss_spec(text: str) -> list[tuple[str, float]]:
         name, _, weight = item.partition(":")
         name = name.strip().lower()
         if name not in LOSSES:
-            raise UsageError(f"--loss: unknown loss {name!r} (choose from {', '.join(LOSSES)})")
+            raise UsageError(f"loss: unknown loss {name!r} (choose from {', '.join(LOSSES)})")
         try:
             value = float(weight) if weight else 1.0
         except ValueError:
-            raise UsageError(f"--loss: weight of {name!r} is not a number: {weight!r}") from None
+            raise UsageError(f"loss: weight of {name!r} is not a number: {weight!r}") from None
         terms.append((name, value))
     if not terms:
-        raise UsageError("--loss: no loss given")
+        raise UsageError("loss: no loss given")
     return terms
 
 
@@ -159,7 +159,7 @@ def build_loss(
     for name, weight in terms:
         if name not in allowed:
             target_kind = "label-map (spheres, points)" if activation == "softmax" else "heatmap"
-            raise UsageError(f"--loss {name} does not apply to {target_kind} targets (use {', '.join(allowed)})")
+            raise UsageError(f"loss {name!r} does not apply to {target_kind} targets (use {', '.join(allowed)})")
         function = _loss_function(
             name, activation=activation, weights=weights, alpha=tversky_alpha, beta=tversky_beta,
             gamma=focal_gamma, exponent=focal_exponent,

@@ -13,15 +13,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..catalog import DEFAULT_CATALOG, Catalog
+from ..catalog import BACKGROUND, DEFAULT_CATALOG, Catalog
+from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
 from ..targets import TargetSpec
 from .checkpoint import ModelFile
+from .config import TrainConfig
 from .dataset import RunSource, TrainingVolume, label_spec_of
 from .registry import patch_multiple, resolve_params
-from .config import TrainConfig
-
-BACKGROUND = "background"
 
 
 def parse_arch_params(items: Sequence[str]) -> dict:
@@ -36,7 +35,7 @@ def parse_arch_params(items: Sequence[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--arch-param {item!r}: expected KEY=VALUE")
+            raise UsageError(f"architecture parameter {item!r}: expected KEY=VALUE")
         try:
             params[key.strip()] = json.loads(value)
         except ValueError:
@@ -56,9 +55,9 @@ def parse_fold(text: str) -> tuple[int, int]:
     try:
         fold, folds = int(k), int(n)
     except ValueError:
-        raise UsageError(f"--fold {text!r}: expected K/N, e.g. 0/5") from None
+        raise UsageError(f"fold {text!r}: expected K/N, e.g. 0/5") from None
     if not sep or folds < 2 or not 0 <= fold < folds:
-        raise UsageError(f"--fold {text!r}: need N >= 2 and 0 <= K < N")
+        raise UsageError(f"fold {text!r}: need N >= 2 and 0 <= K < N")
     return fold, folds
 
 
@@ -77,10 +76,10 @@ def split_runs(runs: Sequence[str], *, val_runs: Sequence[str] = (), fold: tuple
     """
     ordered = sorted(runs)
     if val_runs and fold is not None:
-        raise UsageError("give --val-runs or --fold, not both")
+        raise UsageError("give validation runs or a fold, not both")
     unknown = sorted(set(val_runs) - set(ordered))
     if unknown:
-        raise UsageError(f"--val-runs: unknown run {unknown[0]!r} (runs: {', '.join(ordered)})")
+        raise UsageError(f"validation runs: unknown run {unknown[0]!r} (runs: {', '.join(ordered)})")
     if fold is not None:
         k, n = fold
         validation = ordered[k::n]
@@ -127,7 +126,7 @@ def output_channels(catalog: Catalog, target: str) -> tuple[list[str], str]:
 def check_patch(config: TrainConfig) -> None:
     """Patch sides must suit the architecture's down-sampling."""
     multiple = patch_multiple(config.arch, config.arch_params)
-    for name, patch in (("--patch", config.patch), ("val_patch", config.val_patch)):
+    for name, patch in (("patch", config.patch), ("val_patch", config.val_patch)):
         if patch is not None and any(side % multiple for side in patch):
             sides = " ".join(map(str, patch))
             raise UsageError(f"{name} {sides}: sides must be multiples of {multiple} for {config.arch}")
@@ -143,10 +142,10 @@ def common_normalization(volumes: Sequence[TrainingVolume]) -> dict:
 
 
 def common_voxel_size(volumes: Sequence[TrainingVolume]) -> float:
-    """The voxel size all volumes share (within 1 %); else a :class:`DataError`."""
+    """The voxel size all volumes share (:func:`~czii_cli.coords.same_voxel_size`), else a DataError."""
     first = volumes[0]
     for volume in volumes[1:]:
-        if abs(volume.voxel_size - first.voxel_size) > 0.01 * first.voxel_size:
+        if not same_voxel_size(volume.voxel_size, first.voxel_size):
             raise DataError(f"{volume.source}: voxel size {volume.voxel_size} Å differs from "
                             f"{first.source} ({first.voxel_size} Å)")
     return first.voxel_size
@@ -158,7 +157,7 @@ def load_initial_weights(network: nn.Module, model: ModelFile, *, arch: str, sou
     Returns one line per skipped or missing tensor group, for the user.
     """
     if model.arch != arch:
-        raise UsageError(f"--init {source}: a {model.arch} model cannot initialise a {arch} network")
+        raise UsageError(f"{source}: initial weights: a {model.arch} model cannot initialise a {arch} network")
     own = network.state_dict()
     usable = {k: v for k, v in model.state_dict.items() if k in own and own[k].shape == v.shape}
     mismatched = sorted(k for k in model.state_dict if k in own and own[k].shape != model.state_dict[k].shape)

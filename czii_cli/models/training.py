@@ -40,14 +40,14 @@ def parse_class_weights(text: str, *, channels: Sequence[str], default_particle:
     >>> parse_class_weights("b=2,background=0.5", channels=["background", "a", "b"], default_particle=4)
     [0.5, 4.0, 2.0]
     """
-    particle, named = parse_class_values(text, flag="--class-weights")
+    particle, named = parse_class_values(text, flag="class weights")
     particle = float(default_particle) if particle is None else particle
     for value in (particle, *named.values()):
         if value < 0:
-            raise UsageError(f"--class-weights: weights must be >= 0, got {text!r}")
+            raise UsageError(f"class weights: weights must be >= 0, got {text!r}")
     unknown = sorted(set(named) - set(channels))
     if unknown:
-        raise UsageError(f"--class-weights: unknown class {unknown[0]!r} (known: {', '.join(channels)})")
+        raise UsageError(f"class weights: unknown class {unknown[0]!r} (known: {', '.join(channels)})")
     return [named.get(c, 1.0 if c == "background" else particle) for c in channels]
 
 
@@ -219,7 +219,7 @@ class Trainer:
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UsageError(f"{self.config.arch} failed on a {self.config.batch_size} x "
                              f"{'x'.join(map(str, x.shape[2:]))} batch ({first_line}); "
-                             "try another --patch or --batch-size") from None
+                             "try another patch size or batch size") from None
         self.scaler.unscale_(self.optimizer)
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip)

@@ -34,7 +34,6 @@ from ..picks import Picks, concat
 from ..tune import DEFAULT_RULE, apply_thresholds, group_events, thresholds_from_events
 from .dataset import TrainingVolume
 
-
 MAX_WINDOW_VOXELS = 1 << 22
 
 
