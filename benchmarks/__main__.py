@@ -18,9 +18,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help="only these modules (e.g. metric normalize)")
     options = parser.parse_args()
-    modules = sorted(
-        info.name for info in pkgutil.iter_modules(benchmarks.__path__) if info.name.startswith("bench_")
-    )
+    modules = sorted(info.name for info in pkgutil.iter_modules(benchmarks.__path__) if info.name.startswith("bench_"))
     if options.names:
         modules = [m for m in modules if m.removeprefix("bench_") in options.names]
     console = Console(stderr=True, width=200)
@@ -40,7 +38,9 @@ def main() -> int:
     print("benchmark\tfigure\tbaseline\tbaseline_figure\tratio\ttarget\tmet")
     for r in results:
         ratio = "" if r.ratio is None else f"{r.ratio:.2f}"
-        table.add_row(r.benchmark, r.value, r.baseline, r.baseline_value, ratio, r.target, "yes" if r.ok else "[red]NO[/red]")
+        table.add_row(
+            r.benchmark, r.value, r.baseline, r.baseline_value, ratio, r.target, "yes" if r.ok else "[red]NO[/red]"
+        )
         print("\t".join([r.benchmark, r.value, r.baseline, r.baseline_value, ratio, r.target, "yes" if r.ok else "no"]))
     console.print(table)
     return 1 if failed else 0

@@ -138,7 +138,7 @@ def log(message: str) -> None:
 def czii(*args: object, stdout: Path | None = None) -> str:
     """Run one czii command in a fresh interpreter; return its stdout."""
     command = [sys.executable, "-c", "from czii_cli.main import run; run()", *map(str, args)]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"czii {args[0]} failed: {completed.stderr.strip().splitlines()[-1:]}")
     if stdout is not None:
@@ -164,26 +164,79 @@ def prepare_data(work: Path, settings: Settings) -> tuple[Path, list[str], list[
     runs = [f"TS_sim_{i}" for i in range(settings.train_runs + 1)]
     data = work / "data"
     data.mkdir(parents=True)
-    czii("simulate", work / "sim", "--runs", len(runs), "--shape", *shape, "--density", settings.density,
-         "--layout", "mrc", "--seed", 0, *settings.train_simulate, "-q")
+    czii(
+        "simulate",
+        work / "sim",
+        "--runs",
+        len(runs),
+        "--shape",
+        *shape,
+        "--density",
+        settings.density,
+        "--layout",
+        "mrc",
+        "--seed",
+        0,
+        *settings.train_simulate,
+        "-q",
+    )
     for run in runs:
         czii("normalize", work / "sim" / "train_images" / f"{run}.mrc", "-o", data / f"{run}.zarr", "-q")
-        czii("make-labels", work / "sim" / "train_annotations" / f"{run}.csv", "--like", data / f"{run}.zarr",
-             "-o", data / f"{run}.labels.zarr", "-q")
+        czii(
+            "make-labels",
+            work / "sim" / "train_annotations" / f"{run}.csv",
+            "--like",
+            data / f"{run}.zarr",
+            "-o",
+            data / f"{run}.labels.zarr",
+            "-q",
+        )
     validation = runs[-1]
-    sets = [EvalSet("validation", data / f"{validation}.zarr", work / "sim" / "train_annotations" / f"{validation}.csv")]
+    sets = [
+        EvalSet("validation", data / f"{validation}.zarr", work / "sim" / "train_annotations" / f"{validation}.csv")
+    ]
 
-    czii("simulate", work / "unseen", "--shape", *shape, "--density", settings.density, "--layout", "mrc",
-         "--seed", 1, "--snr", settings.unseen_snr, "--contrast", settings.unseen_contrast, "-q")
+    czii(
+        "simulate",
+        work / "unseen",
+        "--shape",
+        *shape,
+        "--density",
+        settings.density,
+        "--layout",
+        "mrc",
+        "--seed",
+        1,
+        "--snr",
+        settings.unseen_snr,
+        "--contrast",
+        settings.unseen_contrast,
+        "-q",
+    )
     czii("normalize", work / "unseen" / "train_images" / "TS_sim_0.mrc", "-o", work / "unseen.zarr", "-q")
     sets.append(EvalSet("unseen", work / "unseen.zarr", work / "unseen" / "train_annotations" / "TS_sim_0.csv"))
 
     if settings.full_run and settings.picks_csv.is_file():
         positions = work / "full-positions.csv"
         if real_positions(settings.picks_csv, positions, run=settings.full_run, shape=settings.full_shape):
-            czii("simulate", work / "full", "--picks", positions, "--shape", *map(str, settings.full_shape),
-                 "--layout", "mrc", "--seed", 2, "--contrast", settings.full_contrast, "-q")
-            czii("normalize", work / "full" / "train_images" / f"{settings.full_run}.mrc", "-o", work / "full.zarr", "-q")
+            czii(
+                "simulate",
+                work / "full",
+                "--picks",
+                positions,
+                "--shape",
+                *map(str, settings.full_shape),
+                "--layout",
+                "mrc",
+                "--seed",
+                2,
+                "--contrast",
+                settings.full_contrast,
+                "-q",
+            )
+            czii(
+                "normalize", work / "full" / "train_images" / f"{settings.full_run}.mrc", "-o", work / "full.zarr", "-q"
+            )
             truth = work / "full" / "train_annotations" / f"{settings.full_run}.csv"
             sets.append(EvalSet("full", work / "full.zarr", truth))
     return data, runs, sets
@@ -194,11 +247,14 @@ def real_positions(source: Path, target: Path, *, run: str, shape: tuple[int, in
     extent = [side * 10.0 for side in shape[::-1]]  # x, y, z in Å
     with open(source, newline="") as handle:
         rows = [
-            row for row in csv.DictReader(handle)
+            row
+            for row in csv.DictReader(handle)
             if row["experiment"] == run and all(0 <= float(row[a]) < e for a, e in zip("xyz", extent))
         ]
     with open(target, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["experiment", "particle_type", "x", "y", "z"], extrasaction="ignore")
+        writer = csv.DictWriter(
+            handle, fieldnames=["experiment", "particle_type", "x", "y", "z"], extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
     return len(rows)
@@ -207,8 +263,11 @@ def real_positions(source: Path, target: Path, *, run: str, shape: tuple[int, in
 def score(picks: Path, truth: Path) -> dict:
     """``czii score --format json``: overall and per-class F4."""
     document = json.loads(czii("score", picks, truth, "--format", "json", "-q"))
-    return {"score": document["score"], "classes": {n: c["fbeta"] for n, c in document["classes"].items()},
-            "counts": {n: [c["tp"], c["fp"], c["fn"]] for n, c in document["classes"].items()}}
+    return {
+        "score": document["score"],
+        "classes": {n: c["fbeta"] for n, c in document["classes"].items()},
+        "counts": {n: [c["tp"], c["fp"], c["fn"]] for n, c in document["classes"].items()},
+    }
 
 
 # ----------------------------------------------------------------------------- czii
@@ -253,8 +312,9 @@ def paint_spheres(shape, picks, *, names: list[str], voxel_size: float, scale: f
     return labels
 
 
-def run_baseline(sim: Path, data: Path, runs: list[str], sets: list[EvalSet], *, budget: int, folder: Path,
-                 seed: int = 0) -> dict:
+def run_baseline(
+    sim: Path, data: Path, runs: list[str], sets: list[EvalSet], *, budget: int, folder: Path, seed: int = 0
+) -> dict:
     """Train the plain MONAI UNet for ``budget`` seconds on the training runs; score every set."""
     import numpy as np
     import torch
@@ -276,13 +336,20 @@ def run_baseline(sim: Path, data: Path, runs: list[str], sets: list[EvalSet], *,
         image = np.asarray(volume.data[...], dtype=np.float32)
         picks = read_picks(sim / "train_annotations" / f"{run}.csv")
         images.append(image)
-        labels.append(paint_spheres(image.shape, picks, names=names, voxel_size=volume.meta.voxel_size,
-                                    scale=BASELINE_SPHERE))
+        labels.append(
+            paint_spheres(image.shape, picks, names=names, voxel_size=volume.meta.voxel_size, scale=BASELINE_SPHERE)
+        )
     counts = np.bincount(np.concatenate([lab.ravel() for lab in labels]), minlength=len(names) + 1).astype(float)
     weights = np.sqrt(counts[0] / np.maximum(counts, 1.0))
     weights[0] = 1.0
-    network = UNet(spatial_dims=3, in_channels=1, out_channels=len(names) + 1, channels=BASELINE_CHANNELS,
-                   strides=BASELINE_STRIDES, num_res_units=1)
+    network = UNet(
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=len(names) + 1,
+        channels=BASELINE_CHANNELS,
+        strides=BASELINE_STRIDES,
+        num_res_units=1,
+    )
     optimizer = torch.optim.Adam(network.parameters(), lr=BASELINE_LR)
     loss_function = torch.nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
     crop = BASELINE_CROP
@@ -319,8 +386,9 @@ def run_baseline(sim: Path, data: Path, runs: list[str], sets: list[EvalSet], *,
             logits = sliding_window_inference(image, window, 1, network, overlap=0.25, mode="gaussian")
             probs = torch.softmax(logits, dim=1)[0].numpy().astype(np.float16)
         del image, logits
-        meta = volume.meta.evolve(kind="probs", axes="czyx", classes=("background", *names),
-                                  extra={"activation": "softmax"}, provenance=[])
+        meta = volume.meta.evolve(
+            kind="probs", axes="czyx", classes=("background", *names), extra={"activation": "softmax"}, provenance=[]
+        )
         probs_path, picks_path = folder / f"{item.name}.probs.zarr", folder / f"{item.name}.csv"
         write_artifact(probs_path, probs, meta)
         del probs
@@ -398,8 +466,9 @@ def measure(settings: Settings) -> dict:
             log(f"budget {budget} s: czii " + _summary(models["czii"]))
             if settings.baseline:
                 log(f"budget {budget} s: plain MONAI UNet baseline")
-                models["baseline"] = run_baseline(work / "sim", data, runs, sets, budget=budget,
-                                                  folder=work / f"baseline-{budget}")
+                models["baseline"] = run_baseline(
+                    work / "sim", data, runs, sets, budget=budget, folder=work / f"baseline-{budget}"
+                )
                 log(f"budget {budget} s: baseline {models['baseline']['steps']} steps, " + _summary(models["baseline"]))
             results["budgets"][str(budget)] = models
         results["total_seconds"] = time.perf_counter() - start
@@ -428,15 +497,17 @@ def results_of(results: dict) -> list[Result]:
             ok = value >= target and abs(gap) <= TARGET_GAP
             if base_value is not None:
                 ok = ok and value - base_value >= TARGET_MARGIN
-            out.append(Result(
-                benchmark=f"accuracy, {budget} s training: {unseen} F4 at the pipeline's own thresholds",
-                value=f"{value:.3f} (validation {czii_scores['validation']['score']:.3f}, gap {gap:+.3f})",
-                baseline="plain MONAI UNet, same budget, threshold 0.5",
-                baseline_value="" if base_value is None else f"{base_value:.3f}",
-                ratio=None if not base_value else value / base_value,
-                target=f">= {target:.2f}, |gap| <= {TARGET_GAP:.2f}, >= baseline + {TARGET_MARGIN:.2f}",
-                ok=ok,
-            ))
+            out.append(
+                Result(
+                    benchmark=f"accuracy, {budget} s training: {unseen} F4 at the pipeline's own thresholds",
+                    value=f"{value:.3f} (validation {czii_scores['validation']['score']:.3f}, gap {gap:+.3f})",
+                    baseline="plain MONAI UNet, same budget, threshold 0.5",
+                    baseline_value="" if base_value is None else f"{base_value:.3f}",
+                    ratio=None if not base_value else value / base_value,
+                    target=f">= {target:.2f}, |gap| <= {TARGET_GAP:.2f}, >= baseline + {TARGET_MARGIN:.2f}",
+                    ok=ok,
+                )
+            )
     return out
 
 
@@ -451,5 +522,6 @@ def run(budgets: list[str] | None = None) -> list[Result]:
 
 if __name__ == "__main__":
     for result in run(sys.argv[1:]):
-        print(f"# {result.benchmark}: {result.value}; baseline {result.baseline_value}; met: {result.ok}",
-              file=sys.stderr)
+        print(
+            f"# {result.benchmark}: {result.value}; baseline {result.baseline_value}; met: {result.ok}", file=sys.stderr
+        )

@@ -83,7 +83,11 @@ def _reference_unet():
 
     torch.manual_seed(0)
     return UNet(
-        spatial_dims=3, in_channels=1, out_channels=CLASSES, channels=(32, 64, 128, 128), strides=(2, 2, 1),
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=CLASSES,
+        channels=(32, 64, 128, 128),
+        strides=(2, 2, 1),
         num_res_units=1,
     ).eval()
 
@@ -138,27 +142,31 @@ def _throughput() -> list[Result]:
     results = []
     for precision, label in ((default, f"czii default ({default})"), ("float32", "czii --precision float32")):
         speedup = best["monai"] / best[f"czii {precision}"]
-        results.append(Result(
-            benchmark=f"{task}: throughput, {label}",
-            value=f"{best[f'czii {precision}']:.1f} s",
-            baseline=monai_baseline,
-            baseline_value=f"{best['monai']:.1f} s",
-            ratio=speedup,
-            target=">= 1.3x" if precision == default else ">= 0.95x (same arithmetic)",
-            ok=speedup >= (1.3 if precision == default else 0.95),
-        ))
+        results.append(
+            Result(
+                benchmark=f"{task}: throughput, {label}",
+                value=f"{best[f'czii {precision}']:.1f} s",
+                baseline=monai_baseline,
+                baseline_value=f"{best['monai']:.1f} s",
+                ratio=speedup,
+                target=">= 1.3x" if precision == default else ">= 0.95x (same arithmetic)",
+                ok=speedup >= (1.3 if precision == default else 0.95),
+            )
+        )
     for precision in precisions:
         label = f"czii default ({default})" if precision == default else "czii float32"
         overhead = best[f"czii {precision}"] / best[f"bare {precision}"]
-        results.append(Result(
-            benchmark=f"{task}: {label} time / bare forward of its {tiling.count} windows",
-            value=f"{best[f'czii {precision}']:.1f} s",
-            baseline=f"bare {precision} forward, {runners[precision].layout} layout",
-            baseline_value=f"{best[f'bare {precision}']:.1f} s",
-            ratio=overhead,
-            target="<= 1.15x",
-            ok=overhead <= 1.15,
-        ))
+        results.append(
+            Result(
+                benchmark=f"{task}: {label} time / bare forward of its {tiling.count} windows",
+                value=f"{best[f'czii {precision}']:.1f} s",
+                baseline=f"bare {precision} forward, {runners[precision].layout} layout",
+                baseline_value=f"{best[f'bare {precision}']:.1f} s",
+                ratio=overhead,
+                target="<= 1.15x",
+                ok=overhead <= 1.15,
+            )
+        )
     return results
 
 
@@ -170,13 +178,27 @@ def _full_size() -> list[Result]:
         write_mrc(mrc, np.random.default_rng(0).normal(size=FULL_SHAPE).astype(np.float32), voxel_size=10.0)
         _write_light_model(model)
         outputs = {"monai": Path(tmp) / "monai.npy", "auto": Path(tmp) / "p.zarr", "float32": Path(tmp) / "p.zarr"}
-        codes = {"monai": MONAI.format(model=str(model), mrc=str(mrc), window=WINDOW, overlap=OVERLAP,
-                                       out=str(outputs["monai"]))}
+        codes = {
+            "monai": MONAI.format(
+                model=str(model), mrc=str(mrc), window=WINDOW, overlap=OVERLAP, out=str(outputs["monai"])
+            )
+        }
         for precision in ("auto", "float32"):
-            codes[precision] = CZII.format(args=[
-                "predict-probs", str(mrc), "-m", str(model), "--overlap", str(OVERLAP), "--precision", precision,
-                "-o", str(outputs[precision]), "-q",
-            ])
+            codes[precision] = CZII.format(
+                args=[
+                    "predict-probs",
+                    str(mrc),
+                    "-m",
+                    str(model),
+                    "--overlap",
+                    str(OVERLAP),
+                    "--precision",
+                    precision,
+                    "-o",
+                    str(outputs[precision]),
+                    "-q",
+                ]
+            )
         runs = {name: [] for name in codes}
         for _ in range(2):  # interleaved, best time and worst memory of each
             for name, code in codes.items():
@@ -200,15 +222,17 @@ def _full_size() -> list[Result]:
     ]
     for name, label in (("auto", f"czii default ({default})"), ("float32", "czii --precision float32")):
         speedup = seconds["monai"] / seconds[name]
-        results.append(Result(
-            benchmark=f"predict-probs {shape}, light net: throughput, {label}",
-            value=f"{seconds[name]:.1f} s",
-            baseline="MONAI sliding_window_inference float32 + softmax + save",
-            baseline_value=f"{seconds['monai']:.1f} s",
-            ratio=speedup,
-            target=">= 1.3x" if name == "auto" else ">= 0.95x (same arithmetic)",
-            ok=speedup >= (1.3 if name == "auto" else 0.95),
-        ))
+        results.append(
+            Result(
+                benchmark=f"predict-probs {shape}, light net: throughput, {label}",
+                value=f"{seconds[name]:.1f} s",
+                baseline="MONAI sliding_window_inference float32 + softmax + save",
+                baseline_value=f"{seconds['monai']:.1f} s",
+                ratio=speedup,
+                target=">= 1.3x" if name == "auto" else ">= 0.95x (same arithmetic)",
+                ok=speedup >= (1.3 if name == "auto" else 0.95),
+            )
+        )
     return results
 
 
@@ -231,9 +255,18 @@ def _write_light_model(path: Path) -> None:
     torch.manual_seed(0)
     params = {"channels": [4]}
     network = build_network("light", in_channels=1, out_channels=CLASSES, params=params)
-    save_model(path, ModelFile(
-        arch="light", arch_params=params, classes=["background", *DEFAULT_CATALOG.names],
-        catalog=DEFAULT_CATALOG.to_json(), target="spheres", activation="softmax",
-        normalization=normalization_method("zscore"), patch_size=list(WINDOW), voxel_size=10.0,
-        state_dict=network.state_dict(),
-    ))
+    save_model(
+        path,
+        ModelFile(
+            arch="light",
+            arch_params=params,
+            classes=["background", *DEFAULT_CATALOG.names],
+            catalog=DEFAULT_CATALOG.to_json(),
+            target="spheres",
+            activation="softmax",
+            normalization=normalization_method("zscore"),
+            patch_size=list(WINDOW),
+            voxel_size=10.0,
+            state_dict=network.state_dict(),
+        ),
+    )

@@ -39,14 +39,25 @@ def untrained_score(data: Path) -> float:
     from czii_cli.targets import TargetSpec
 
     source = next(s for s in find_runs([data]) if s.run == VALIDATION_RUN)
-    volume = load_run(source, catalog=source.catalog, spec=TargetSpec(),
-                      normalization={"method": "zscore", "clip": None})
+    volume = load_run(
+        source, catalog=source.catalog, spec=TargetSpec(), normalization={"method": "zscore", "clip": None}
+    )
     channels, activation = output_channels(source.catalog, "spheres")
     torch.manual_seed(0)
     network = build_network("light", in_channels=1, out_channels=len(channels)).eval()
-    report = validate(network, [volume], classes=channels, catalog=source.catalog, activation=activation,
-                      patch_size=None, multiple=patch_multiple("light"), minimum=(64, 64, 64), overlap=0.25,
-                      threshold=0.15, device=torch.device("cpu"))
+    report = validate(
+        network,
+        [volume],
+        classes=channels,
+        catalog=source.catalog,
+        activation=activation,
+        patch_size=None,
+        multiple=patch_multiple("light"),
+        minimum=(64, 64, 64),
+        overlap=0.25,
+        threshold=0.15,
+        device=torch.device("cpu"),
+    )
     return report.score
 
 

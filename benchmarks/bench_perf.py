@@ -117,16 +117,31 @@ def run() -> list[Result]:
         probs_map = tmp / "sim_probs.zarr"
         _simulated_map(probs_map, shape)
         runs = {
-            "czii": COMMAND.format(args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "p.zarr"),
-                                         "-q"]),
-            "sliding": COMMAND.format(args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "s.zarr"),
-                                            "--tiling", "sliding", "-q"]),
+            "czii": COMMAND.format(args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "p.zarr"), "-q"]),
+            "sliding": COMMAND.format(
+                args=[
+                    "predict-probs",
+                    str(mrc),
+                    "-m",
+                    str(model),
+                    "-o",
+                    str(tmp / "s.zarr"),
+                    "--tiling",
+                    "sliding",
+                    "-q",
+                ]
+            ),
             "postprocess": COMMAND.format(args=["postprocess", str(probs_map), "-o", str(tmp / "picks.csv"), "-q"]),
-            "monai": MONAI.format(model=str(model), mrc=str(mrc), window=WINDOW, overlap=OVERLAP,
-                                  out=str(tmp / "monai.npy")),
+            "monai": MONAI.format(
+                model=str(model), mrc=str(mrc), window=WINDOW, overlap=OVERLAP, out=str(tmp / "monai.npy")
+            ),
         }
-        outputs = {"czii": tmp / "p.zarr", "sliding": tmp / "s.zarr", "postprocess": tmp / "picks.csv",
-                   "monai": tmp / "monai.npy"}
+        outputs = {
+            "czii": tmp / "p.zarr",
+            "sliding": tmp / "s.zarr",
+            "postprocess": tmp / "picks.csv",
+            "monai": tmp / "monai.npy",
+        }
         repeats = int(os.environ.get("CZII_BENCH_REPEATS", "1"))
         measured = {name: [] for name in runs}
         floors = []
@@ -147,7 +162,7 @@ def run() -> list[Result]:
         Result(
             benchmark=f"{size}: predict-probs + postprocess (default light model, default options)",
             value=f"{total:.1f} s (predict {seconds['czii']:.1f} s, {peak['czii']:.2f} GiB; "
-                  f"postprocess {seconds['postprocess']:.1f} s, {peak['postprocess']:.2f} GiB)",
+            f"postprocess {seconds['postprocess']:.1f} s, {peak['postprocess']:.2f} GiB)",
             baseline="MONAI sliding_window_inference float32, 64^3, overlap 0.25, gaussian (+ softmax, save)",
             baseline_value=f"{seconds['monai']:.1f} s, {peak['monai']:.2f} GiB",
             ratio=seconds["monai"] / total,
@@ -212,8 +227,13 @@ def _training() -> list[Result]:
     def stepper(precision: str):
         config = TrainConfig(loss="ce:1,tversky:0.5", patch=PATCH, batch_size=BATCH, precision=precision)
         torch.manual_seed(0)
-        trainer = Trainer(build_network(config.arch, in_channels=1, out_channels=7), config=config,
-                          activation="softmax", class_weights=[1.0] + [4.0] * 6, device=torch.device("cpu"))
+        trainer = Trainer(
+            build_network(config.arch, in_channels=1, out_channels=7),
+            config=config,
+            activation="softmax",
+            class_weights=[1.0] + [4.0] * 6,
+            device=torch.device("cpu"),
+        )
         trainers[precision] = trainer
         batches = BatchMaker(volumes, config=config, n_channels=7, centres=centres)
         rng = np.random.default_rng(0)
@@ -221,15 +241,17 @@ def _training() -> list[Result]:
 
     default, plain = interleaved_rates(stepper("bfloat16"), stepper("float32"), warmup=2, timed=5)
     layout = "channels-last" if trainers["bfloat16"].layout == torch.channels_last_3d else "contiguous"
-    return [Result(
-        benchmark=f"train default recipe (light 64^3 x {BATCH}): patches/s, --precision bfloat16 ({layout})",
-        value=f"{default:.2f} patches/s",
-        baseline="float32 (precision auto on a CPU), contiguous",
-        baseline_value=f"{plain:.2f} patches/s",
-        ratio=default / plain,
-        target=">= 1.5x",
-        ok=default / plain >= 1.5,
-    )]
+    return [
+        Result(
+            benchmark=f"train default recipe (light 64^3 x {BATCH}): patches/s, --precision bfloat16 ({layout})",
+            value=f"{default:.2f} patches/s",
+            baseline="float32 (precision auto on a CPU), contiguous",
+            baseline_value=f"{plain:.2f} patches/s",
+            ratio=default / plain,
+            target=">= 1.5x",
+            ok=default / plain >= 1.5,
+        )
+    ]
 
 
 def _simulated_map(path: Path, shape) -> None:
@@ -266,12 +288,21 @@ def _write_default_model(path: Path) -> None:
     network = build_network(config.arch, in_channels=1, out_channels=CLASSES)
     with torch.no_grad():
         network.head.bias[0] += 6.0  # a trained net says background almost everywhere
-    save_model(path, ModelFile(
-        arch=config.arch, arch_params=resolve_params(config.arch), classes=["background", *DEFAULT_CATALOG.names],
-        catalog=DEFAULT_CATALOG.to_json(), target="spheres", activation="softmax",
-        normalization=normalization_method("zscore"), patch_size=list(config.patch), voxel_size=10.0,
-        state_dict=network.state_dict(),
-    ))
+    save_model(
+        path,
+        ModelFile(
+            arch=config.arch,
+            arch_params=resolve_params(config.arch),
+            classes=["background", *DEFAULT_CATALOG.names],
+            catalog=DEFAULT_CATALOG.to_json(),
+            target="spheres",
+            activation="softmax",
+            normalization=normalization_method("zscore"),
+            patch_size=list(config.patch),
+            voxel_size=10.0,
+            state_dict=network.state_dict(),
+        ),
+    )
 
 
 if __name__ == "__main__":

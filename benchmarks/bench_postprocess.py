@@ -16,7 +16,6 @@ centres (czii_cli.metric.score_picks).
 from __future__ import annotations
 
 import csv
-import json
 import tempfile
 from pathlib import Path
 
@@ -69,8 +68,14 @@ def particle_centres(rng: np.random.Generator):
         xyz = np.array([[float(r[a]) for a in "xyz"] for r in rows])
         names = np.array([r["particle_type"] for r in rows], dtype=object)
         return Picks(np.full(len(rows), RUN, dtype=object), names, xyz)
-    counts = {"apo-ferritin": 58, "beta-amylase": 9, "beta-galactosidase": 12, "ribosome": 74,
-              "thyroglobulin": 30, "virus-like-particle": 10}
+    counts = {
+        "apo-ferritin": 58,
+        "beta-amylase": 9,
+        "beta-galactosidase": 12,
+        "ribosome": 74,
+        "thyroglobulin": 30,
+        "virus-like-particle": 10,
+    }
     parts = []
     for particle in DEFAULT_CATALOG:
         upper = np.array(SHAPE[::-1]) * 10.0
@@ -108,8 +113,12 @@ def build_map(path: Path, seed: int = 0):
             radius = particle.radius / 10.0
             centres = angstrom_to_voxel(truth.where(particle_type=particle.name).xyz, voxel_size=10.0)
             for centre in centres:
-                add_blob(channel, centre + rng.normal(0, 0.5, 3), sigma=rng.uniform(0.3, 0.4) * radius,
-                         height=rng.uniform(0.4, 1.0))
+                add_blob(
+                    channel,
+                    centre + rng.normal(0, 0.5, 3),
+                    sigma=rng.uniform(0.3, 0.4) * radius,
+                    height=rng.uniform(0.4, 1.0),
+                )
             for _ in range(len(centres)):  # decoys: weak, small blobs anywhere
                 add_blob(channel, rng.uniform(0, 1, 3) * SHAPE, sigma=0.2 * radius, height=rng.uniform(0.1, 0.3))
             out[index] = channel.astype(np.float16)

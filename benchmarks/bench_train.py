@@ -39,8 +39,9 @@ def training_volumes(rng: np.random.Generator):
         )
         target = make_target(VOLUME, picks, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
         image = rng.normal(size=VOLUME).astype(np.float32)
-        volumes.append(TrainingVolume(run, image, target, picks, 10.0, (0.0, 0.0, 0.0),
-                                      {"method": "zscore", "clip": None}, run))
+        volumes.append(
+            TrainingVolume(run, image, target, picks, 10.0, (0.0, 0.0, 0.0), {"method": "zscore", "clip": None}, run)
+        )
     return volumes
 
 
@@ -64,8 +65,8 @@ def interleaved_rates(first, second, *, warmup: int = WARMUP, timed: int = TIMED
 
 def measure(arch: str, volumes) -> tuple[float, float, int]:
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.models.registry import build_network
     from czii_cli.models.config import TrainConfig
+    from czii_cli.models.registry import build_network
     from czii_cli.models.training import BatchMaker, Trainer
     from czii_cli.targets import centres_from_picks
 
@@ -83,8 +84,13 @@ def measure(arch: str, volumes) -> tuple[float, float, int]:
         optimizer.step()
 
     torch.manual_seed(0)
-    trainer = Trainer(build_network(arch, in_channels=1, out_channels=7), config=config, activation="softmax",
-                      class_weights=[1.0] + [4.0] * 6, device=torch.device("cpu"))
+    trainer = Trainer(
+        build_network(arch, in_channels=1, out_channels=7),
+        config=config,
+        activation="softmax",
+        class_weights=[1.0] + [4.0] * 6,
+        device=torch.device("cpu"),
+    )
     centres = [centres_from_picks(v.picks, catalog=DEFAULT_CATALOG, voxel_size=10.0) for v in volumes]
     batches = BatchMaker(volumes, config=config, n_channels=7, centres=centres)
     rng = np.random.default_rng(0)

@@ -245,8 +245,10 @@ def _run_dask(todo: list[Job], address: str, report: BatchReport, on_progress) -
     run = uuid.uuid4().hex[:8]  # keys unique per run: another run's same-named job is another task
     with client:
         slots = _slots_per_host(client.nthreads())
-        futures = {client.submit(_call_on_dask, job, slots, key=f"czii-{job.name}-{run}-{index}", pure=False): job
-                   for index, job in enumerate(todo)}
+        futures = {
+            client.submit(_call_on_dask, job, slots, key=f"czii-{job.name}-{run}-{index}", pure=False): job
+            for index, job in enumerate(todo)
+        }
         remaining = len(futures)
         for future in as_completed(futures):
             job = futures[future]

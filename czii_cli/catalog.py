@@ -94,10 +94,7 @@ class Catalog:
 
     def to_json(self) -> list[dict]:
         """Plain-JSON form, as stored in artifacts and model files."""
-        return [
-            {"name": c.name, "radius": c.radius, "weight": c.weight, "label": c.label}
-            for c in self.classes
-        ]
+        return [{"name": c.name, "radius": c.radius, "weight": c.weight, "label": c.label} for c in self.classes]
 
 
 DEFAULT_CATALOG = Catalog(

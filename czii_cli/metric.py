@@ -187,9 +187,7 @@ def split_groups(pred: Picks, gt: Picks, catalog: Catalog) -> list[Group]:
     gt_rows = _rows_by_key(gt_keys, np.arange(len(gt)), len(experiments) * len(names))
     pred_rows = _rows_by_key(pred_keys, kept, len(experiments) * len(names))
     return [
-        Group(str(experiment), name, next(pred_rows), next(gt_rows))
-        for experiment in experiments
-        for name in names
+        Group(str(experiment), name, next(pred_rows), next(gt_rows)) for experiment in experiments for name in names
     ]
 
 
@@ -292,8 +290,13 @@ def score_counts(
     weights = np.array([catalog.get(name).weight for name in counts.classes])
     per_class = {
         name: ClassScore(
-            int(tp[i]), int(fp[i]), int(fn[i]),
-            float(precision[i]), float(recall[i]), float(fbeta[i]), float(weights[i]),
+            int(tp[i]),
+            int(fp[i]),
+            int(fn[i]),
+            float(precision[i]),
+            float(recall[i]),
+            float(fbeta[i]),
+            float(weights[i]),
         )
         for i, name in enumerate(counts.classes)
     }

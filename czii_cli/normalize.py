@@ -192,7 +192,9 @@ def apply_normalization(block: np.ndarray, stats: dict) -> np.ndarray:
     if stats.get("fill") is not None:
         block = np.where(np.isfinite(block), block, np.float32(stats["fill"]))
     if stats["method"] in ("zscore", "robust"):
-        center, scale = (stats["mean"], stats["std"]) if stats["method"] == "zscore" else (stats["center"], stats["scale"])
+        center, scale = (
+            (stats["mean"], stats["std"]) if stats["method"] == "zscore" else (stats["center"], stats["scale"])
+        )
         out = (block - np.float32(center)) / np.float32(scale)
         if stats.get("clip") is not None:
             np.clip(out, stats["clip"][0], stats["clip"][1], out=out)

@@ -53,8 +53,13 @@ class PickSettings:
 
     def to_json(self) -> dict:
         """Plain JSON, as stored in probability maps."""
-        return {"method": self.method, "default_threshold": self.default_threshold,
-                "pick_thresholds": dict(self.pick_thresholds), "cutoffs": dict(self.cutoffs), "origin": self.origin}
+        return {
+            "method": self.method,
+            "default_threshold": self.default_threshold,
+            "pick_thresholds": dict(self.pick_thresholds),
+            "cutoffs": dict(self.cutoffs),
+            "origin": self.origin,
+        }
 
     @classmethod
     def from_json(cls, document: object, *, source: str) -> PickSettings:
@@ -89,8 +94,11 @@ class PickSettings:
         'cc at 0.15; ribosome: threshold 0.05, score >= 0.3 (tuned on TS_1)'
         """
         names = list(dict.fromkeys([*self.pick_thresholds, *self.cutoffs]))
-        parts = [f"{name}: threshold {self.threshold_of(name):g}"
-                 + (f", score >= {self.cutoffs[name]:g}" if name in self.cutoffs else "") for name in names]
+        parts = [
+            f"{name}: threshold {self.threshold_of(name):g}"
+            + (f", score >= {self.cutoffs[name]:g}" if name in self.cutoffs else "")
+            for name in names
+        ]
         text = f"{self.method} at {self.default_threshold:g}" + ("; " + "; ".join(parts) if parts else "")
         return text + (f" ({self.origin})" if self.origin else "")
 
@@ -135,9 +143,13 @@ def from_training_summary(train: Mapping, *, model: str) -> PickSettings | None:
     where = f"validation run{'s' if len(runs) != 1 else ''} {', '.join(runs)}" if runs else "validation"
     origin = f"{model}: tuned ({rule} rule) on {where}, step {train.get('best_step')}"
     return PickSettings.from_json(
-        {"method": tuned.get("method"), "default_threshold": config.get("val_threshold", 0.15),
-         "pick_thresholds": tuned.get("pick_thresholds", {}), "cutoffs": tuned.get("thresholds", {}),
-         "origin": origin},
+        {
+            "method": tuned.get("method"),
+            "default_threshold": config.get("val_threshold", 0.15),
+            "pick_thresholds": tuned.get("pick_thresholds", {}),
+            "cutoffs": tuned.get("thresholds", {}),
+            "origin": origin,
+        },
         source=model,
     )
 
@@ -159,13 +171,16 @@ def common_settings(settings: Sequence[PickSettings | None]) -> PickSettings | N
     if not settings or any(s is None for s in settings):
         return None
     first = settings[0]
-    keys = {(s.method, s.default_threshold, tuple(sorted(s.pick_thresholds.items())), tuple(sorted(s.cutoffs.items())))
-            for s in settings}
+    keys = {
+        (s.method, s.default_threshold, tuple(sorted(s.pick_thresholds.items())), tuple(sorted(s.cutoffs.items())))
+        for s in settings
+    }
     if len(keys) > 1:
         return None
     origins = list(dict.fromkeys(s.origin for s in settings if s.origin))
-    return PickSettings(first.method, first.default_threshold, dict(first.pick_thresholds), dict(first.cutoffs),
-                        "; ".join(origins))
+    return PickSettings(
+        first.method, first.default_threshold, dict(first.pick_thresholds), dict(first.cutoffs), "; ".join(origins)
+    )
 
 
 def recorded_settings(extra: Mapping, *, source: str) -> PickSettings | None:

@@ -32,8 +32,9 @@ def class_colour(index: int) -> str:
     return f"C{index % 10}"
 
 
-def new_figure(rows: int, columns: int, *, title: str | None = None, width: float | None = None
-               ) -> tuple[Any, np.ndarray]:
+def new_figure(
+    rows: int, columns: int, *, title: str | None = None, width: float | None = None
+) -> tuple[Any, np.ndarray]:
     """A figure of ``rows x columns`` panels and its axes as a 2-D array (``width`` in inches overrides)."""
     import matplotlib
 
@@ -64,8 +65,12 @@ def training_figure(history: Sequence[Mapping], *, best_step: int | None = None,
     figure, axes = new_figure(1, 2)
     loss_axes, score_axes = axes[0]
     steps = [row["step"] for row in history]
-    loss_axes.plot(steps, [np.nan if row["train_loss"] is None else row["train_loss"] for row in history], marker="o",
-                   color=OVERALL)
+    loss_axes.plot(
+        steps,
+        [np.nan if row["train_loss"] is None else row["train_loss"] for row in history],
+        marker="o",
+        color=OVERALL,
+    )
     loss_axes.set(xlabel="step", ylabel="training loss", title="loss")
     scored = [row for row in history if row.get("val_score") is not None]
     if scored:
@@ -75,22 +80,28 @@ def training_figure(history: Sequence[Mapping], *, best_step: int | None = None,
             return [np.nan if row.get(key) is None else row[key] for row in scored]
 
         score_axes.plot(x, curve("val_score"), marker="o", linewidth=2, label="score, fixed", color=OVERALL)
-        score_axes.plot(x, curve("tuned_score"), marker="o", linewidth=2, linestyle="--", label="score, tuned",
-                        color=OVERALL)
-        names = [key[len("f4_"):] for key in scored[-1] if key.startswith("f4_")]
+        score_axes.plot(
+            x, curve("tuned_score"), marker="o", linewidth=2, linestyle="--", label="score, tuned", color=OVERALL
+        )
+        names = [key[len("f4_") :] for key in scored[-1] if key.startswith("f4_")]
         for index, name in enumerate(names):
             score_axes.plot(x, curve(f"f4_{name}"), linewidth=1, label=name, color=class_colour(index))
             score_axes.plot(x, curve(f"tuned_f4_{name}"), linewidth=1, linestyle="--", color=class_colour(index))
         if best_step is not None:
             score_axes.axvline(best_step, label=f"kept (step {best_step})", **MARK)
         score_axes.legend(**LEGEND)
-    score_axes.set(xlabel="step", ylabel=f"validation F{beta:g}", ylim=(0, 1),
-                   title="validation (solid: fixed threshold, dashed: tuned)")
+    score_axes.set(
+        xlabel="step",
+        ylabel=f"validation F{beta:g}",
+        ylim=(0, 1),
+        title="validation (solid: fixed threshold, dashed: tuned)",
+    )
     return finish(figure)
 
 
-def tune_figure(curves: Mapping[str, Any], thresholds: Mapping[str, float], *, class_names: Sequence[str],
-                beta: float = 4.0) -> Any:
+def tune_figure(
+    curves: Mapping[str, Any], thresholds: Mapping[str, float], *, class_names: Sequence[str], beta: float = 4.0
+) -> Any:
     """Per class: F-beta against the score cutoff, and the precision-recall curve.
 
     Parameters
@@ -118,12 +129,20 @@ def tune_figure(curves: Mapping[str, Any], thresholds: Mapping[str, float], *, c
             at = int(np.count_nonzero(curve.cutoffs >= cutoff)) - 1  # the lowest cutoff still kept
             at = max(at, 0)
             fbeta_axes.axvline(cutoff, label=f"cutoff {cutoff:.4g}: F{beta:g} {curve.fbeta[at]:.3f}", **MARK)
-            pr_axes.plot([curve.recall[at]], [curve.precision[at]], marker="o", markersize=7, markerfacecolor="none",
-                         markeredgecolor=MARK["color"], linestyle="none", label=f"cutoff {cutoff:.4g}")
-        fbeta_axes.set(xlabel="score cutoff (keep score >= cutoff)", ylabel=f"F{beta:g}", ylim=(0, 1),
-                       title=f"{name}: F{beta:g}")
-        pr_axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02),
-                    title=f"{name}: precision-recall")
+            pr_axes.plot(
+                [curve.recall[at]],
+                [curve.precision[at]],
+                marker="o",
+                markersize=7,
+                markerfacecolor="none",
+                markeredgecolor=MARK["color"],
+                linestyle="none",
+                label=f"cutoff {cutoff:.4g}",
+            )
+        fbeta_axes.set(
+            xlabel="score cutoff (keep score >= cutoff)", ylabel=f"F{beta:g}", ylim=(0, 1), title=f"{name}: F{beta:g}"
+        )
+        pr_axes.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title=f"{name}: precision-recall")
         fbeta_axes.legend(**LEGEND)
         pr_axes.legend(**LEGEND)
     return finish(figure)
@@ -143,14 +162,19 @@ def score_figure(report: Any, *, class_names: Sequence[str], title: str | None =
     for offset, (key, alpha) in enumerate((("precision", 0.35), ("recall", 0.65), ("fbeta", 1.0))):
         values = [getattr(report.per_class[name], key) for name in names]
         colours = [class_colour(list(class_names).index(name)) for name in names]
-        bars = ax.bar(x + (offset - 1) * width, values, width, color=colours, alpha=alpha, edgecolor=OVERALL,
-                      linewidth=0.5)
+        bars = ax.bar(
+            x + (offset - 1) * width, values, width, color=colours, alpha=alpha, edgecolor=OVERALL, linewidth=0.5
+        )
         for bar, value in zip(bars, values):
-            ax.annotate(f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
-                        fontsize=6)
+            ax.annotate(
+                f"{value:.2f}", (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom", fontsize=6
+            )
     ax.axhline(report.score, label=f"score {report.score:.4f}", **MARK)
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-    ax.set(ylabel="precision / recall / F" + f"{report.beta:g}", ylim=(0, 1.08),
-           title=f"per class: precision, recall, F{report.beta:g} (light to solid)")
+    ax.set(
+        ylabel="precision / recall / F" + f"{report.beta:g}",
+        ylim=(0, 1.08),
+        title=f"per class: precision, recall, F{report.beta:g} (light to solid)",
+    )
     ax.legend(**LEGEND)
     return finish(figure)

@@ -242,9 +242,7 @@ def heatmap_sigmas(centres: Centres, *, scales: np.ndarray, sigma: float | None)
     return np.asarray(scales, dtype=np.float64)[centres.channel] * centres.radius / 2.0
 
 
-def gaussian_heatmap(
-    shape: Sequence[int], centres: Centres, *, n_classes: int, sigmas: np.ndarray
-) -> np.ndarray:
+def gaussian_heatmap(shape: Sequence[int], centres: Centres, *, n_classes: int, sigmas: np.ndarray) -> np.ndarray:
     """One Gaussian channel per class, peak 1 at each centre; overlaps take the maximum.
 
     Returns a ``float16`` array ``[n_classes, Z, Y, X]``; values beyond

@@ -249,9 +249,7 @@ def slice_marks(
     picks = picks if picks is not None else Picks.empty()
     truth = truth if truth is not None else Picks.empty()
     if judged:
-        pick_is_tp, truth_is_found = match_flags(
-            picks, truth, catalog=catalog, distance_multiplier=distance_multiplier
-        )
+        pick_is_tp, truth_is_found = match_flags(picks, truth, catalog=catalog, distance_multiplier=distance_multiplier)
         pick_status = np.where(pick_is_tp, "tp", "fp")
         truth = truth.subset(~truth_is_found)
         truth_status = np.full(len(truth), "fn")
@@ -464,8 +462,13 @@ def build_panels(
         if probs is not None:
             overlay = probability_overlay(np.asarray(probs[:, z]), channel_names=channel_names, colors=colors)
         marks = slice_marks(
-            picks, truth, z_index=z, voxel_size=voxel_size, catalog=catalog,
-            origin_zyx=origin_zyx, distance_multiplier=distance_multiplier,
+            picks,
+            truth,
+            z_index=z,
+            voxel_size=voxel_size,
+            catalog=catalog,
+            origin_zyx=origin_zyx,
+            distance_multiplier=distance_multiplier,
         )
         panels.append(Panel(z, slab_mean(volume, z_index=z, planes=slab), overlay, tuple(marks)))
     return panels
@@ -528,8 +531,13 @@ def render_slices(
             )
         )
         axes.imshow(
-            panel.image, cmap="gray", vmin=gray_range[0], vmax=gray_range[1],
-            interpolation="nearest", extent=extent, aspect="auto",
+            panel.image,
+            cmap="gray",
+            vmin=gray_range[0],
+            vmax=gray_range[1],
+            interpolation="nearest",
+            extent=extent,
+            aspect="auto",
         )
         if panel.overlay is not None:
             axes.imshow(panel.overlay, interpolation="nearest", extent=extent, aspect="auto")
@@ -537,8 +545,15 @@ def render_slices(
             linestyle, width = STATUS_STYLES[mark.status]
             halo = patheffects.withStroke(linewidth=width + 1.6, foreground="black", alpha=0.7)
             axes.add_patch(
-                Circle((mark.x_px, mark.y_px), mark.radius_px, fill=False, edgecolor=colors[mark.class_name],
-                       linestyle=linestyle, linewidth=width, path_effects=[halo])
+                Circle(
+                    (mark.x_px, mark.y_px),
+                    mark.radius_px,
+                    fill=False,
+                    edgecolor=colors[mark.class_name],
+                    linestyle=linestyle,
+                    linewidth=width,
+                    path_effects=[halo],
+                )
             )
         axes.set_xlim(extent[0], extent[1])
         axes.set_ylim(extent[2], extent[3])
@@ -548,15 +563,28 @@ def render_slices(
             axes.set_ylabel("y (voxels)", fontsize=9)
         axes.tick_params(labelsize=8)
     handles = [
-        Line2D([], [], linestyle="none", marker="o", markersize=9, markerfacecolor="none",
-               markeredgecolor=color, markeredgewidth=2.0, label=name)
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markersize=9,
+            markerfacecolor="none",
+            markeredgecolor=color,
+            markeredgewidth=2.0,
+            label=name,
+        )
         for name, color in colors.items()
     ]
     for status in statuses:
         linestyle, width = STATUS_STYLES[status]
         handles.append(Line2D([], [], color="0.25", linestyle=linestyle, linewidth=width, label=STATUS_LABELS[status]))
     figure.legend(
-        handles=handles, loc="upper left", fontsize=8, frameon=False, handlelength=2.6,
+        handles=handles,
+        loc="upper left",
+        fontsize=8,
+        frameon=False,
+        handlelength=2.6,
         bbox_to_anchor=(1 - (MARGIN_RIGHT - 12) / layout.width_px, 1 - MARGIN_TOP / layout.height_px),
     )
     figure.suptitle(title, x=MARGIN_LEFT / layout.width_px, ha="left", y=1 - 10 / layout.height_px, fontsize=11)

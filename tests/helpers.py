@@ -33,9 +33,16 @@ def make_model(path, *, seed=0, classes=MODEL_CLASSES, activation="softmax", nor
             module.running_mean.uniform_(-0.5, 0.5)
             module.running_var.uniform_(0.5, 2.0)
     model = ModelFile(
-        arch="light", arch_params=params, classes=list(classes), catalog=DEFAULT_CATALOG.to_json(),
-        target="spheres", activation=activation, normalization=normalization_method(*normalization),
-        patch_size=[8, 8, 8], voxel_size=10.0, state_dict=network.state_dict(),
+        arch="light",
+        arch_params=params,
+        classes=list(classes),
+        catalog=DEFAULT_CATALOG.to_json(),
+        target="spheres",
+        activation=activation,
+        normalization=normalization_method(*normalization),
+        patch_size=[8, 8, 8],
+        voxel_size=10.0,
+        state_dict=network.state_dict(),
     )
     save_model(path, model)
     return path

@@ -13,7 +13,10 @@ from czii_cli.io.atomic import atomic_path
 
 
 def _jobs(folder: Path, values) -> list[Job]:
-    return [Job(f"input-{v}", folder / f"{v}.txt", write_square, {"value": v, "output": folder / f"{v}.txt"}) for v in values]
+    return [
+        Job(f"input-{v}", folder / f"{v}.txt", write_square, {"value": v, "output": folder / f"{v}.txt"})
+        for v in values
+    ]
 
 
 def test_serial_runs_every_job_and_reports_failures_by_name(tmp_path):
@@ -45,7 +48,9 @@ def test_process_pool_matches_serial(tmp_path):
 def test_dask_local_cluster_matches_serial(tmp_path):
     import distributed
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         report = run_jobs(_jobs(tmp_path, [1, 2, 13]), scheduler=cluster.scheduler_address)
     assert sorted(report.done) == ["input-1", "input-2"]
     assert report.failed == {"input-13": "input-13: unlucky input"}

@@ -176,10 +176,16 @@ def test_the_output_errors_survive_pickling_and_read_as_flags_on_the_command_lin
 
     err = pickle.loads(pickle.dumps(OutputExistsError("a.zarr", note=" (raced)")))
     assert (type(err), err.path, err.note, str(err)) == (
-        OutputExistsError, "a.zarr", " (raced)", "a.zarr: output exists; not replaced unless overwrite is set (raced)")
+        OutputExistsError,
+        "a.zarr",
+        " (raced)",
+        "a.zarr: output exists; not replaced unless overwrite is set (raced)",
+    )
     assert str(pickle.loads(pickle.dumps(NoOutputError()))) == str(NoOutputError())
     path, _ = mrc
     (tmp_path / "n.npy").write_bytes(b"")
     result = cli("normalize", path, "-o", tmp_path / "n.npy")
     assert (result.exit_code, result.stderr.splitlines()) == (
-        2, [f"czii: error: {tmp_path / 'n.npy'}: output exists; pass --overwrite to replace it"])
+        2,
+        [f"czii: error: {tmp_path / 'n.npy'}: output exists; pass --overwrite to replace it"],
+    )

@@ -36,8 +36,12 @@ def make_project(root: Path, runs=("TS_a", "TS_b"), shape=(16, 24, 32), truth: P
     """A copick project with a tomogram per run and, optionally, curated picks."""
     rng = np.random.default_rng(3)
     for run in runs:
-        write_ome_zarr(root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr",
-                       rng.normal(size=shape).astype(np.float32), voxel_size=10.0, levels=1)
+        write_ome_zarr(
+            root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr",
+            rng.normal(size=shape).astype(np.float32),
+            voxel_size=10.0,
+            levels=1,
+        )
     config = root / "copick_config.json"
     config.write_text(json.dumps(copick.config_document("t", DEFAULT_CATALOG.to_json(), root)))
     if truth is not None:
@@ -55,7 +59,9 @@ def probs_map() -> np.ndarray:
 
 
 def save_probs(path: Path, run: str) -> Path:
-    write_artifact(path, probs_map(), ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run=run, classes=CLASSES))
+    write_artifact(
+        path, probs_map(), ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run=run, classes=CLASSES)
+    )
     return path
 
 
@@ -70,12 +76,27 @@ def test_postprocess_writes_picks_into_the_project_as_copick_names_and_shapes_th
     picks_dir = tmp_path / "p/overlay/ExperimentRuns/TS_a/Picks"
     assert sorted(p.name for p in picks_dir.iterdir()) == ["czii_7_apo-ferritin.json", "czii_7_ribosome.json"]
     document = json.loads((picks_dir / "czii_7_ribosome.json").read_text())
-    assert set(document) == {"pickable_object_name", "user_id", "session_id", "run_name", "voxel_spacing", "unit",
-                             "points", "trust_orientation"}
-    assert (document["pickable_object_name"], document["user_id"], document["session_id"], document["run_name"],
-            document["voxel_spacing"], document["unit"]) == ("ribosome", "czii", "7", "TS_a", 10.0, "angstrom")
-    assert document["points"] == [{"location": {"x": 220.0, "y": 120.0, "z": 80.0}, "transformation_": IDENTITY,
-                                   "instance_id": 0, "score": 0.75}]
+    assert set(document) == {
+        "pickable_object_name",
+        "user_id",
+        "session_id",
+        "run_name",
+        "voxel_spacing",
+        "unit",
+        "points",
+        "trust_orientation",
+    }
+    assert (
+        document["pickable_object_name"],
+        document["user_id"],
+        document["session_id"],
+        document["run_name"],
+        document["voxel_spacing"],
+        document["unit"],
+    ) == ("ribosome", "czii", "7", "TS_a", 10.0, "angstrom")
+    assert document["points"] == [
+        {"location": {"x": 220.0, "y": 120.0, "z": 80.0}, "transformation_": IDENTITY, "instance_id": 0, "score": 0.75}
+    ]
     # read back by czii: the same picks as the CSV form gives
     csv = cli("postprocess", *maps)
     back = read_picks(config, selection=PicksSelection(user_id="czii"))
@@ -102,11 +123,14 @@ def test_copick_picks_outputs_keep_existing_files_and_skip_complete_runs(cli, tm
     assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no partial files left
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--user-id", "a_b"], 2, "user_id 'a_b' may not contain '_'"),
-    (["--session-id", "*"], 2, "session_id '*' may not contain '*'"),
-    (["--user-id", "../x"], 1, "user_id '../x' cannot be a file or folder name"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--user-id", "a_b"], 2, "user_id 'a_b' may not contain '_'"),
+        (["--session-id", "*"], 2, "session_id '*' may not contain '*'"),
+        (["--user-id", "../x"], 1, "user_id '../x' cannot be a file or folder name"),
+    ],
+)
 def test_bad_writer_identities_are_refused_before_anything_is_written(cli, tmp_path, args, code, message):
     config = make_project(tmp_path / "p")
     result = cli("postprocess", save_probs(tmp_path / "TS_a.zarr", "TS_a"), "-o", f"copick:{config}", *args)
@@ -137,12 +161,17 @@ def test_default_selection_prefers_curation_then_the_single_user():
     files = [entry("curation", "0"), entry("czii", "0"), entry("octopi", "1")]
     assert users(select_picks_files(files, GROUND_TRUTH, source="p")) == [("curation", "0")]
     assert users(select_picks_files(files[1:2], GROUND_TRUTH, source="p")) == [("czii", "0")]
-    assert users(select_picks_files(files, PicksSelection(user_id="*i"), source="p")) == [("czii", "0"), ("octopi", "1")]
+    assert users(select_picks_files(files, PicksSelection(user_id="*i"), source="p")) == [
+        ("czii", "0"),
+        ("octopi", "1"),
+    ]
     assert users(select_picks_files(files, PicksSelection(session_id="1"), source="p")) == [("octopi", "1")]
     with pytest.raises(UsageError) as error:
         select_picks_files(files[1:], GROUND_TRUTH, source="p")
-    assert str(error.value) == ("p: no 'curation' picks and picks of several users; choose with user_id / session_id "
-                                "(users and sessions found: czii (session 0), octopi (session 1))")
+    assert str(error.value) == (
+        "p: no 'curation' picks and picks of several users; choose with user_id / session_id "
+        "(users and sessions found: czii (session 0), octopi (session 1))"
+    )
     with pytest.raises(UsageError, match=r"p: no picks of user 'x' \(users and sessions found: curation"):
         select_picks_files(files, PicksSelection(user_id="x"), source="p")
     with pytest.raises(UsageError, match="user 'curation' has several sessions \\(0, 1\\)"):
@@ -156,8 +185,9 @@ def test_picks_files_are_described_by_content_then_name(tmp_path):
     picks_dir = tmp_path / "Picks"
     picks_dir.mkdir()
     (picks_dir / "ribosome.json").write_text(json.dumps({"points": []}))  # competition download: curation / 0
-    (picks_dir / "my_user_7_beta-amylase.json").write_text(json.dumps(copick.picks_document(
-        "TS_1", "beta-amylase", [[1, 2, 3]], user="my_user", session="7")))
+    (picks_dir / "my_user_7_beta-amylase.json").write_text(
+        json.dumps(copick.picks_document("TS_1", "beta-amylase", [[1, 2, 3]], user="my_user", session="7"))
+    )
     (picks_dir / "octopi_2_thyroglobulin.json").write_text("{}")
     found = {(f.user_id, f.session_id, f.particle) for f in copick.picks_files_in(picks_dir)}
     assert found == {("curation", "0", "ribosome"), ("my_user", "7", "beta-amylase"), ("octopi", "2", "thyroglobulin")}
@@ -166,11 +196,19 @@ def test_picks_files_are_described_by_content_then_name(tmp_path):
 @pytest.fixture
 def two_users(tmp_path):
     """A project holding curated picks and, far from them, czii's predictions under czii/0."""
-    truth = concat([Picks.from_points("TS_a", "ribosome", [[100.0, 100.0, 80.0]]),
-                    Picks.from_points("TS_b", "apo-ferritin", [[60.0, 100.0, 80.0]])])
+    truth = concat(
+        [
+            Picks.from_points("TS_a", "ribosome", [[100.0, 100.0, 80.0]]),
+            Picks.from_points("TS_b", "apo-ferritin", [[60.0, 100.0, 80.0]]),
+        ]
+    )
     config = make_project(tmp_path / "p", truth=truth)
-    predictions = concat([Picks.from_points("TS_a", "ribosome", [[300.0, 200.0, 80.0]], score=[0.9]),
-                          Picks.from_points("TS_a", "thyroglobulin", [[200.0, 100.0, 40.0]], score=[0.4])])
+    predictions = concat(
+        [
+            Picks.from_points("TS_a", "ribosome", [[300.0, 200.0, 80.0]], score=[0.9]),
+            Picks.from_points("TS_a", "thyroglobulin", [[200.0, 100.0, 40.0]], score=[0.4]),
+        ]
+    )
     write_copick_picks(tmp_path / "p/overlay", predictions, user="czii", session="0")
     return config, truth, predictions
 
@@ -191,8 +229,10 @@ def test_predictions_in_the_project_never_leak_into_training_or_scoring(cli, two
     assert (per_class["thyroglobulin"]["fp"], per_class["apo-ferritin"]["fn"]) == (1, 1)
     ambiguous = cli("score", config, config)
     assert ambiguous.exit_code == 2
-    assert "choose with --pred-user-id / --pred-session-id (users and sessions found: curation (session 0), " \
-           "czii (session 0))" in one_error_line(ambiguous)
+    assert (
+        "choose with --pred-user-id / --pred-session-id (users and sessions found: curation (session 0), "
+        "czii (session 0))" in one_error_line(ambiguous)
+    )
     tuned = cli("tune", config, config, "--pred-user-id", "czii", "--user-id", "curation", "-o", tmp_path / "t.json")
     assert tuned.exit_code == 0, tuned.stderr
 
@@ -202,10 +242,24 @@ def test_selection_flags_reach_every_reader(cli, two_users, tmp_path):
     # czii's picks as the ground truth, explicitly: now they are the targets
     sources = find_runs([config], selection=PicksSelection(user_id="czii"))
     assert [s.run for s in sources] == ["TS_a"] and len(sources[0].picks) == 2
-    none = cli("make-labels", config, "--like", config, "--run", "TS_a", "--user-id", "nobody", "-o", tmp_path / "x.zarr")
+    none = cli(
+        "make-labels", config, "--like", config, "--run", "TS_a", "--user-id", "nobody", "-o", tmp_path / "x.zarr"
+    )
     assert none.exit_code == 2 and "no picks of user 'nobody'" in one_error_line(none)
-    view = cli("view", config, "--run", "TS_a", "--gt", config, "--picks", config, "--pred-user-id", "czii",
-               "-o", tmp_path / "v.png")
+    view = cli(
+        "view",
+        config,
+        "--run",
+        "TS_a",
+        "--gt",
+        config,
+        "--picks",
+        config,
+        "--pred-user-id",
+        "czii",
+        "-o",
+        tmp_path / "v.png",
+    )
     assert view.exit_code == 0, view.stderr
     train = cli("train", config, "-o", tmp_path / "m.pt", "--user-id", "nobody", "--max-steps", "1")
     assert train.exit_code == 2 and "no picks of user 'nobody'" in one_error_line(train)
@@ -235,12 +289,26 @@ def test_predict_probs_writes_each_class_map_as_a_copick_segmentation(cli, tmp_p
     model = make_model(tmp_path / "m.pt", classes=CLASSES)
     plain = cli("predict-probs", config, "-m", model, "-o", tmp_path / "probs/")
     assert plain.exit_code == 0, plain.stderr
-    result = cli("predict-probs", config, "-m", model, "-o", f"copick:{config}", "--user-id", "czii",
-                 "--session-id", "3", "--keep-maps", tmp_path / "kept")
+    result = cli(
+        "predict-probs",
+        config,
+        "-m",
+        model,
+        "-o",
+        f"copick:{config}",
+        "--user-id",
+        "czii",
+        "--session-id",
+        "3",
+        "--keep-maps",
+        tmp_path / "kept",
+    )
     assert result.exit_code == 0, result.stderr
     for run in ("TS_a", "TS_b"):  # one prediction gives the project's segmentations and czii's maps
-        np.testing.assert_array_equal(read_artifact(tmp_path / "kept" / f"{run}.zarr").load(),
-                                      read_artifact(tmp_path / "probs" / f"{run}.zarr").load())
+        np.testing.assert_array_equal(
+            read_artifact(tmp_path / "kept" / f"{run}.zarr").load(),
+            read_artifact(tmp_path / "probs" / f"{run}.zarr").load(),
+        )
     project = copick.open_project(config)
     for run in ("TS_a", "TS_b"):
         found = list_segmentations(project, run)
@@ -250,14 +318,21 @@ def test_predict_probs_writes_each_class_map_as_a_copick_segmentation(cli, tmp_p
             volume = read_segmentation(project, run, name)
             np.testing.assert_array_equal(volume.load(), expected[channel])
             assert (volume.meta.kind, volume.meta.classes, volume.meta.run, volume.meta.voxel_size) == (
-                "probs", (name.name,), run, 10.0)
+                "probs",
+                (name.name,),
+                run,
+                10.0,
+            )
         store = project.segmentations_dir(run) / found[1].store_name()
         attrs = json.loads((store / ".zattrs").read_text())  # OME-NGFF 0.4 on zarr format 2, as copick reads
         assert attrs["multiscales"][0]["datasets"] == [
-            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [10.0, 10.0, 10.0]}]}]
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [10.0, 10.0, 10.0]}]}
+        ]
         assert json.loads((store / "0" / ".zarray").read_text())["dimension_separator"] == "/"
     assert not [p for p in (tmp_path / "p/overlay").iterdir() if p.name.startswith(".")]  # staging removed
-    again = cli("predict-probs", config, "-m", model, "-o", f"copick:{config}", "--user-id", "czii", "--session-id", "3")
+    again = cli(
+        "predict-probs", config, "-m", model, "-o", f"copick:{config}", "--user-id", "czii", "--session-id", "3"
+    )
     assert again.exit_code == 2 and "output exists" in one_error_line(again)
 
 
@@ -280,8 +355,9 @@ def test_make_labels_writes_a_multilabel_segmentation(cli, two_users, tmp_path):
 
 
 def test_artifacts_are_ome_ngff_0_5_images_with_czii_metadata_alongside(tmp_path):
-    meta = ArtifactMeta(kind="probs", axes="czyx", voxel_size=7.5, origin=(10.0, 0.0, 20.0), run="TS_a",
-                        classes=CLASSES)
+    meta = ArtifactMeta(
+        kind="probs", axes="czyx", voxel_size=7.5, origin=(10.0, 0.0, 20.0), run="TS_a", classes=CLASSES
+    )
     data = np.arange(3 * 4 * 6 * 5, dtype=np.float32).reshape(3, 4, 6, 5)
     write_artifact(tmp_path / "p.zarr", data, meta, preview=True)
     attrs = json.loads((tmp_path / "p.zarr" / "zarr.json").read_text())
@@ -290,14 +366,23 @@ def test_artifacts_are_ome_ngff_0_5_images_with_czii_metadata_alongside(tmp_path
     assert ome["version"] == "0.5"
     multiscale = ome["multiscales"][0]
     assert multiscale["axes"] == [{"name": "c", "type": "channel"}] + [
-        {"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"]
+        {"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"
+    ]
     assert multiscale["datasets"] == [
-        {"path": "data", "coordinateTransformations": [
-            {"type": "scale", "scale": [1.0, 7.5, 7.5, 7.5]},
-            {"type": "translation", "translation": [0.0, 10.0, 0.0, 20.0]}]},
-        {"path": "data_2x", "coordinateTransformations": [
-            {"type": "scale", "scale": [1.0, 15.0, 15.0, 15.0]},
-            {"type": "translation", "translation": [0.0, 13.75, 3.75, 23.75]}]},
+        {
+            "path": "data",
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [1.0, 7.5, 7.5, 7.5]},
+                {"type": "translation", "translation": [0.0, 10.0, 0.0, 20.0]},
+            ],
+        },
+        {
+            "path": "data_2x",
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [1.0, 15.0, 15.0, 15.0]},
+                {"type": "translation", "translation": [0.0, 13.75, 3.75, 23.75]},
+            ],
+        },
     ]
     assert [c["label"] for c in ome["omero"]["channels"]] == list(CLASSES)
     assert attrs["attributes"]["czii"]["kind"] == "probs"
@@ -336,8 +421,10 @@ def test_an_independent_ome_zarr_reader_gets_the_axes_and_scale(tmp_path):
     write_artifact(tmp_path / "p.zarr", np.zeros((3, 8, 6, 4), np.float16), meta, preview=True)
     image = next(iter(reader.Reader(parse_url(str(tmp_path / "p.zarr")))()))
     assert [a["name"] for a in image.metadata["axes"]] == ["c", "z", "y", "x"]
-    assert [t[0]["scale"] for t in image.metadata["coordinateTransformations"]] == [[1.0, 10.0, 10.0, 10.0],
-                                                                                   [1.0, 20.0, 20.0, 20.0]]
+    assert [t[0]["scale"] for t in image.metadata["coordinateTransformations"]] == [
+        [1.0, 10.0, 10.0, 10.0],
+        [1.0, 20.0, 20.0, 20.0],
+    ]
     assert [tuple(level.shape) for level in image.data] == [(3, 8, 6, 4), (3, 4, 3, 2)]
     assert image.metadata["channel_names"] == list(CLASSES)
 
@@ -378,15 +465,17 @@ def test_the_copick_library_opens_what_czii_writes(cli, tmp_path):
 
     from helpers import make_model
 
-    config = make_project(tmp_path / "p", shape=(8, 12, 10),
-                          truth=Picks.from_points("TS_a", "ribosome", [[50.0, 60.0, 40.0]]))
+    config = make_project(
+        tmp_path / "p", shape=(8, 12, 10), truth=Picks.from_points("TS_a", "ribosome", [[50.0, 60.0, 40.0]])
+    )
     probs = save_probs(tmp_path / "TS_a.zarr", "TS_a")
     assert cli("postprocess", probs, "-o", f"copick:{config}").exit_code == 0
     model = make_model(tmp_path / "m.pt", classes=CLASSES)
     assert cli("predict-probs", config, "-m", model, "-o", f"copick:{config}").exit_code == 0
     assert cli("make-labels", config, "--like", config, "--run", "TS_a", "-o", f"copick:{config}").exit_code == 0
-    done = subprocess.run([COPICK_PYTHON, "-c", COPICK_SCRIPT, str(config)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [COPICK_PYTHON, "-c", COPICK_SCRIPT, str(config)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["TS_a"]["picks"] == {

@@ -28,8 +28,18 @@ def dataset(tmp_path_factory):
 
 def torchrun_command(*args) -> list[str]:
     """``torchrun --standalone --nproc-per-node 2 --no-python czii train ARGS``."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-            "--no-python", str(CZII), "train", *map(str, args)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "--no-python",
+        str(CZII),
+        "train",
+        *map(str, args),
+    ]
 
 
 def tiny(data: Path, out: Path, *args) -> list:
@@ -55,8 +65,9 @@ def test_two_gloo_processes_train_a_model_that_loads_and_predicts(cli, dataset, 
     model = load_model_file(out)  # torch.load(weights_only=True)
     assert not any(key.startswith("module.") for key in model.state_dict)
     assert model.train["best_step"] in (1, 2) and model.train["val_runs"] == ["r3"]
-    probs = predict_volume(model.build(), np.zeros(SHAPE, np.float32), patch_size=model.patch_size,
-                           activation=model.activation)
+    probs = predict_volume(
+        model.build(), np.zeros(SHAPE, np.float32), patch_size=model.patch_size, activation=model.activation
+    )
     assert probs.shape == (3, *SHAPE)
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-4)
     with open(tmp_path / "ddp.metrics.csv") as handle:
@@ -99,8 +110,9 @@ def test_ctrl_c_stops_every_rank_at_the_same_step_and_saves(dataset, tmp_path):
     assert resume["step"] >= 2 and len(resume["rank_rngs"]) == 1
     assert [row["step"] for row in resume["record"]["history"]] == list(range(2, resume["step"] + 1, 2))
 
-    result = torchrun(dataset, "-o", out, "--device", "cpu", "--resume", tmp_path / "cut.last.pt",
-                      "--max-steps", resume["step"] + 1)
+    result = torchrun(
+        dataset, "-o", out, "--device", "cpu", "--resume", tmp_path / "cut.last.pt", "--max-steps", resume["step"] + 1
+    )
     assert result.returncode == 0, result.stderr
     assert "continues on" not in result.stderr  # every rank got its own stream back
     assert torch.load(tmp_path / "cut.last.pt", weights_only=True)["train"]["steps"] == resume["step"] + 1

@@ -21,8 +21,14 @@ def softmax(logits):
 
 
 def probs_meta(**changes):
-    fields = dict(kind="probs", axes="czyx", voxel_size=10.0, run="TS_1", classes=CLASSES,
-                  extra={"activation": "softmax", "catalog": DEFAULT_CATALOG.to_json()})
+    fields = dict(
+        kind="probs",
+        axes="czyx",
+        voxel_size=10.0,
+        run="TS_1",
+        classes=CLASSES,
+        extra={"activation": "softmax", "catalog": DEFAULT_CATALOG.to_json()},
+    )
     fields.update(changes)
     return ArtifactMeta(**fields)
 
@@ -115,8 +121,9 @@ def test_logit_mode_on_softmax_maps_and_logit_maps():
     w = np.array([0.5, 0.5])
     from_probs = combine_block([softmax(la), softmax(lb)], mode="logit", weights=w, kinds=[MapKind("softmax")] * 2)
     np.testing.assert_allclose(from_probs, expected, rtol=1e-4)
-    mixed = combine_block([la, softmax(lb)], mode="logit", weights=w,
-                          kinds=[MapKind("logits", "softmax"), MapKind("softmax")])
+    mixed = combine_block(
+        [la, softmax(lb)], mode="logit", weights=w, kinds=[MapKind("logits", "softmax"), MapKind("softmax")]
+    )
     np.testing.assert_allclose(mixed, expected, rtol=1e-4)
 
 

@@ -46,19 +46,47 @@ def trained(tmp_path_factory):
         assert result.exit_code == 0, result.stderr
         return result
 
-    cli("simulate", root / "sim", "--runs", 2, "--shape", 40, 96, 96, "--density", 4, "--seed", 3, "--layout", "both", "-q")
+    cli(
+        "simulate",
+        root / "sim",
+        "--runs",
+        2,
+        "--shape",
+        40,
+        96,
+        96,
+        "--density",
+        4,
+        "--seed",
+        3,
+        "--layout",
+        "both",
+        "-q",
+    )
     (root / "data").mkdir()
     for run in ("TS_sim_0", "TS_sim_1"):
         cli("normalize", root / "sim" / "train_images" / f"{run}.mrc", "-o", root / "data" / f"{run}.zarr", "-q")
-    cli("make-labels", root / "sim" / "train_annotations" / "TS_sim_0.csv", "--like", root / "data" / "TS_sim_0.zarr",
-        "-o", root / "data" / "TS_sim_0.labels.zarr", "-q")
+    cli(
+        "make-labels",
+        root / "sim" / "train_annotations" / "TS_sim_0.csv",
+        "--like",
+        root / "data" / "TS_sim_0.zarr",
+        "-o",
+        root / "data" / "TS_sim_0.labels.zarr",
+        "-q",
+    )
     (root / "train").mkdir()
     for name in ("TS_sim_0.zarr", "TS_sim_0.labels.zarr"):
         (root / "train" / name).symlink_to(root / "data" / name)
     cli("train", root / "train", "-o", root / "model.pt", *TINY, "--max-steps", 60, "--seed", 0, "-q")
     model = load_model_file(root / "model.pt")
     volume = read_artifact(root / "data" / "TS_sim_1.zarr").load()
-    return {"root": root, "model": model, "volume": volume, "truth": root / "sim" / "train_annotations" / "TS_sim_1.csv"}
+    return {
+        "root": root,
+        "model": model,
+        "volume": volume,
+        "truth": root / "sim" / "train_annotations" / "TS_sim_1.csv",
+    }
 
 
 def whole_volume_pass(network: nn.Module, volume: np.ndarray, multiple: int) -> np.ndarray:
@@ -81,8 +109,16 @@ def stitched(network: nn.Module, volume: np.ndarray, tiling) -> np.ndarray:
 
     runner = NetworkRunner(network, device=torch.device("cpu"), precision="float32")
     with torch.inference_mode(), runner:
-        predict_tiles_into(tiling, volume, allocate, prepares=[None], runners=[runner],
-                           transforms=tta_transforms("none"), activation="softmax", device=torch.device("cpu"))
+        predict_tiles_into(
+            tiling,
+            volume,
+            allocate,
+            prepares=[None],
+            runners=[runner],
+            transforms=tta_transforms("none"),
+            activation="softmax",
+            device=torch.device("cpu"),
+        )
     return out["a"]
 
 
@@ -178,8 +214,9 @@ def test_halo_geometry_matches_the_sliding_window_within_tolerance_and_keeps_the
     truth = read_picks(trained["truth"], catalog=DEFAULT_CATALOG)
     scores = []
     for probs in (old, new):
-        picks = extract_picks(probs, classes=model.classes, catalog=DEFAULT_CATALOG, voxel_size=10.0,
-                              run="TS_sim_1", thresholds=0.15)
+        picks = extract_picks(
+            probs, classes=model.classes, catalog=DEFAULT_CATALOG, voxel_size=10.0, run="TS_sim_1", thresholds=0.15
+        )
         assert len(picks) > 0
         scores.append(score_picks(picks, truth, DEFAULT_CATALOG).score)
     assert scores[0] > 0.05  # the net has learnt something, so the comparison means something
@@ -198,8 +235,9 @@ def test_auto_falls_back_to_sliding_windows_for_window_wide_normalization(volume
 @pytest.fixture
 def volume_and_unet(rng):
     torch.manual_seed(0)
-    network = build_network("unet", in_channels=1, out_channels=3,
-                            params={"channels": [4, 8], "strides": [2], "num_res_units": 0})
+    network = build_network(
+        "unet", in_channels=1, out_channels=3, params={"channels": [4, 8], "strides": [2], "num_res_units": 0}
+    )
     return rng.normal(size=(8, 12, 12)).astype(np.float32), network
 
 
@@ -207,8 +245,18 @@ def test_predict_probs_reports_the_tiling_and_refuses_halo_for_unbounded_nets(cl
     from czii_cli.models.checkpoint import save_model
 
     root = trained["root"]
-    result = cli("predict-probs", root / "data" / "TS_sim_1.zarr", "-m", root / "model.pt", "-o", tmp_path / "p.zarr",
-                 "--tiling", "halo", "--memory", "0.05")
+    result = cli(
+        "predict-probs",
+        root / "data" / "TS_sim_1.zarr",
+        "-m",
+        root / "model.pt",
+        "-o",
+        tmp_path / "p.zarr",
+        "--tiling",
+        "halo",
+        "--memory",
+        "0.05",
+    )
     assert result.exit_code == 0, result.stderr
     step = read_artifact(tmp_path / "p.zarr").meta.provenance[-1]
     assert step["args"]["tiling"] == "halo"
@@ -218,15 +266,32 @@ def test_predict_probs_reports_the_tiling_and_refuses_halo_for_unbounded_nets(cl
     network = build_network("unet", in_channels=1, out_channels=len(trained["model"].classes), params=params)
     from dataclasses import replace
 
-    unet = replace(trained["model"], arch="unet", arch_params=params, state_dict=network.state_dict(),
-                   patch_size=[16, 32, 32])
+    unet = replace(
+        trained["model"], arch="unet", arch_params=params, state_dict=network.state_dict(), patch_size=[16, 32, 32]
+    )
     save_model(tmp_path / "unet.pt", unet)
-    refused = cli("predict-probs", root / "data" / "TS_sim_1.zarr", "-m", tmp_path / "unet.pt", "-o",
-                  tmp_path / "u.zarr", "--tiling", "halo")
+    refused = cli(
+        "predict-probs",
+        root / "data" / "TS_sim_1.zarr",
+        "-m",
+        tmp_path / "unet.pt",
+        "-o",
+        tmp_path / "u.zarr",
+        "--tiling",
+        "halo",
+    )
     assert refused.exit_code == 2
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("czii: error:") and "Traceback" not in refused.stderr
     assert not (tmp_path / "u.zarr").exists()
-    bad = cli("predict-probs", root / "data" / "TS_sim_1.zarr", "-m", root / "model.pt", "--tiling", "big",
-              "-o", tmp_path / "b.zarr")
+    bad = cli(
+        "predict-probs",
+        root / "data" / "TS_sim_1.zarr",
+        "-m",
+        root / "model.pt",
+        "--tiling",
+        "big",
+        "-o",
+        tmp_path / "b.zarr",
+    )
     assert bad.exit_code == 2 and bad.stderr.count("czii: error:") == 1

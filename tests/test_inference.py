@@ -198,8 +198,13 @@ def test_auto_precision_follows_the_hardware_and_is_reported(volume, monkeypatch
     monkeypatch.setattr(runner_module, "native_bfloat16", lambda: False)
     assert resolve_precision("auto", cpu) == "float32"
     probe = Probe()
-    report = predict_into([Member(probe)], volume, lambda c: np.zeros((c, *volume.shape), np.float32),
-                          patch_size=(8, 8, 8), activation="logits")
+    report = predict_into(
+        [Member(probe)],
+        volume,
+        lambda c: np.zeros((c, *volume.shape), np.float32),
+        patch_size=(8, 8, 8),
+        activation="logits",
+    )
     assert report["precision"] == "float32" and set(probe.autocast) == {None}
 
 
@@ -230,26 +235,46 @@ def test_bfloat16_on_a_cpu_fixes_the_layout_by_the_network_layers():
 def test_an_ensemble_averages_its_members(volume):
     members = [Member(Constant([0.2])), Member(Constant([0.6]))]
     arrays = []
-    predict_into(members, volume, lambda c: arrays.append(np.zeros((c, *volume.shape), np.float32)) or arrays[0],
-                 patch_size=(8, 8, 8), activation="logits")
+    predict_into(
+        members,
+        volume,
+        lambda c: arrays.append(np.zeros((c, *volume.shape), np.float32)) or arrays[0],
+        patch_size=(8, 8, 8),
+        activation="logits",
+    )
     np.testing.assert_allclose(arrays[0], 0.4, rtol=1e-5)
 
 
 def test_members_prepare_their_own_input(volume):
     members = [Member(Repeat(1), prepare=lambda b: b * 2.0), Member(Repeat(1), prepare=lambda b: b + 1.0)]
     arrays = []
-    predict_into(members, volume, lambda c: arrays.append(np.zeros((c, *volume.shape), np.float32)) or arrays[0],
-                 patch_size=(8, 8, 8), activation="logits")
+    predict_into(
+        members,
+        volume,
+        lambda c: arrays.append(np.zeros((c, *volume.shape), np.float32)) or arrays[0],
+        patch_size=(8, 8, 8),
+        activation="logits",
+    )
     np.testing.assert_allclose(arrays[0][0], (3 * volume + 1) / 2, rtol=1e-5, atol=1e-6)
 
 
 def test_streaming_into_zarr_matches_memory_and_reports_progress(volume, tmp_path):
     network = Repeat(2)
     expected = predict_volume(network, volume, patch_size=(8, 8, 8), activation="logits", tta="flips")
-    store = zarr.open_array(tmp_path / "p.zarr", mode="w", shape=(2, *volume.shape), dtype="float16", chunks=(1, 4, 8, 8))
+    store = zarr.open_array(
+        tmp_path / "p.zarr", mode="w", shape=(2, *volume.shape), dtype="float16", chunks=(1, 4, 8, 8)
+    )
     seen = []
-    report = predict_into([Member(network)], volume, lambda c: store, patch_size=(8, 8, 8), activation="logits",
-                          tta="flips", batch_size=4, on_windows=seen.append)
+    report = predict_into(
+        [Member(network)],
+        volume,
+        lambda c: store,
+        patch_size=(8, 8, 8),
+        activation="logits",
+        tta="flips",
+        batch_size=4,
+        on_windows=seen.append,
+    )
     assert sum(seen) == report["windows"] == Tiling.plan(volume.shape, (8, 8, 8), overlap=0.25).count
     np.testing.assert_allclose(store[...].astype(np.float32), expected, rtol=2e-3, atol=2e-3)
 
@@ -276,14 +301,22 @@ def test_bad_options_are_usage_errors(volume):
 
 def test_tta_sets_are_defined_as_documented():
     assert [t.name for t in tta_transforms("all")] == [
-        "identity", "rot90x1", "rot90x2", "rot90x3", "flip-z", "flip-y", "flip-x"
+        "identity",
+        "rot90x1",
+        "rot90x2",
+        "rot90x3",
+        "flip-z",
+        "flip-y",
+        "flip-x",
     ]
     assert len(tta_transforms("none")) == 1 and len(tta_transforms("rot90")) == 4
 
 
 def test_streaming_writes_each_zarr_chunk_once(volume, tmp_path, monkeypatch):
     """Finished ranges that end inside a chunk are held back until the chunk is complete."""
-    store = zarr.open_array(tmp_path / "p.zarr", mode="w", shape=(1, *volume.shape), dtype="float32", chunks=(1, 8, 13, 17))
+    store = zarr.open_array(
+        tmp_path / "p.zarr", mode="w", shape=(1, *volume.shape), dtype="float32", chunks=(1, 8, 13, 17)
+    )
     writes = []
 
     class Recording:
@@ -293,8 +326,9 @@ def test_streaming_writes_each_zarr_chunk_once(volume, tmp_path, monkeypatch):
             writes.append((index[0], index[1].start, index[1].stop))
             store[index] = value
 
-    predict_into([Member(Repeat(1))], volume, lambda c: Recording(), patch_size=(6, 6, 6), overlap=0.25,
-                 activation="logits")
+    predict_into(
+        [Member(Repeat(1))], volume, lambda c: Recording(), patch_size=(6, 6, 6), overlap=0.25, activation="logits"
+    )
     assert Tiling.plan(volume.shape, (6, 6, 6), overlap=0.25).starts[0] == [0, 4, 8, 11, 15]
     assert writes == [(0, 0, 8), (0, 8, 21)]  # 4 and 11 end inside a chunk: held back
     np.testing.assert_allclose(store[0], volume, rtol=1e-5, atol=1e-6)

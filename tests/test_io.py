@@ -144,7 +144,9 @@ def test_copick_picks_file_named_by_user_and_session(tmp_path):
 def test_submission_csv_round_trip(tmp_path):
     picks = Picks.from_points("TS_1", "ribosome", [[120.25, 50.0, 30.0]], score=[0.5])
     write_picks_csv(tmp_path / "p.csv", picks)
-    assert (tmp_path / "p.csv").read_text() == "id,experiment,particle_type,x,y,z,score\n0,TS_1,ribosome,120.25,50,30,0.5\n"
+    assert (
+        tmp_path / "p.csv"
+    ).read_text() == "id,experiment,particle_type,x,y,z,score\n0,TS_1,ribosome,120.25,50,30,0.5\n"
     back = read_picks(tmp_path / "p.csv")
     np.testing.assert_array_equal(back.xyz, picks.xyz)
     np.testing.assert_array_equal(back.score, [0.5])

@@ -21,18 +21,24 @@ def picks(rows) -> Picks:
 
 
 def test_hand_built_counts_and_score():
-    gt = picks([
-        ("TS_1", "ribosome", 0, 0, 0), ("TS_1", "ribosome", 1000, 0, 0),
-        ("TS_1", "apo-ferritin", 0, 500, 0),
-        ("TS_2", "ribosome", 0, 0, 0),
-    ])
-    pred = picks([
-        ("TS_1", "ribosome", 10, 0, 0), ("TS_1", "ribosome", 0, 20, 0),  # two near one reference
-        ("TS_1", "ribosome", 3000, 0, 0),  # far from everything
-        ("TS_1", "apo-ferritin", 0, 530, 0),  # exactly at 30 Å
-        ("TS_2", "ribosome", 0, 0, 76),  # just beyond 75 Å
-        ("TS_9", "ribosome", 0, 0, 0),  # experiment without references: ignored
-    ])
+    gt = picks(
+        [
+            ("TS_1", "ribosome", 0, 0, 0),
+            ("TS_1", "ribosome", 1000, 0, 0),
+            ("TS_1", "apo-ferritin", 0, 500, 0),
+            ("TS_2", "ribosome", 0, 0, 0),
+        ]
+    )
+    pred = picks(
+        [
+            ("TS_1", "ribosome", 10, 0, 0),
+            ("TS_1", "ribosome", 0, 20, 0),  # two near one reference
+            ("TS_1", "ribosome", 3000, 0, 0),  # far from everything
+            ("TS_1", "apo-ferritin", 0, 530, 0),  # exactly at 30 Å
+            ("TS_2", "ribosome", 0, 0, 76),  # just beyond 75 Å
+            ("TS_9", "ribosome", 0, 0, 0),  # experiment without references: ignored
+        ]
+    )
     report = score_picks(pred, gt, DEFAULT_CATALOG)
     ribosome = report.per_class["ribosome"]
     assert (ribosome.tp, ribosome.fp, ribosome.fn) == (1, 3, 2)

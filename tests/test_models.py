@@ -40,10 +40,18 @@ class WritesMarker:
 
 def tiny_model_file(**changes) -> ModelFile:
     network = build_network("light", in_channels=1, out_channels=2, params={"channels": [4, 8]})
-    fields = dict(arch="light", arch_params={"channels": [4, 8]}, classes=["background", "apo-ferritin"],
-                  catalog=DEFAULT_CATALOG.to_json(), target="spheres", activation="softmax",
-                  normalization={"method": "zscore", "clip": None}, patch_size=[8, 8, 8], voxel_size=10.0,
-                  state_dict=network.state_dict())
+    fields = dict(
+        arch="light",
+        arch_params={"channels": [4, 8]},
+        classes=["background", "apo-ferritin"],
+        catalog=DEFAULT_CATALOG.to_json(),
+        target="spheres",
+        activation="softmax",
+        normalization={"method": "zscore", "clip": None},
+        patch_size=[8, 8, 8],
+        voxel_size=10.0,
+        state_dict=network.state_dict(),
+    )
     return ModelFile(**{**fields, **changes})
 
 
@@ -178,8 +186,13 @@ def test_balanced_crops_follow_rare_classes():
 
 
 def test_uniform_crops_stay_inside_and_small_volumes_are_padded():
-    sampler = PatchSampler([(10, 20, 30)], [Centres(np.empty((0, 3)), np.empty(0, int), np.empty(0))],
-                           crop=(12, 8, 8), balanced=0.8, jitter=0.5)
+    sampler = PatchSampler(
+        [(10, 20, 30)],
+        [Centres(np.empty((0, 3)), np.empty(0, int), np.empty(0))],
+        crop=(12, 8, 8),
+        balanced=0.8,
+        jitter=0.5,
+    )
     rng = np.random.default_rng(1)
     for _ in range(50):
         _, (z, y, x) = sampler.draw(rng)
@@ -208,8 +221,9 @@ def test_intensity_augmentation_spans_the_configured_ranges():
     off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, scale=0.0, shift=0.0)
     factors = []
     for seed in range(200):
-        out = augment_intensity(patch.copy(), config=AugmentConfig(**{**off, "contrast_p": 1.0}),
-                                rng=np.random.default_rng(seed))
+        out = augment_intensity(
+            patch.copy(), config=AugmentConfig(**{**off, "contrast_p": 1.0}), rng=np.random.default_rng(seed)
+        )
         factor = out / patch
         np.testing.assert_allclose(factor, factor.flat[0], rtol=1e-5)  # one factor for the whole patch
         factors.append(float(factor.flat[0]))
@@ -219,8 +233,10 @@ def test_intensity_augmentation_spans_the_configured_ranges():
         assert not np.allclose(out, patch), change
         assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
     flat = np.full((2, 3, 3), 0.5, np.float32)  # nothing to rescale: left as it is
-    assert np.array_equal(augment_intensity(flat.copy(), config=AugmentConfig(**{**off, "gamma_p": 1.0}),
-                                            rng=np.random.default_rng(0)), flat)
+    assert np.array_equal(
+        augment_intensity(flat.copy(), config=AugmentConfig(**{**off, "gamma_p": 1.0}), rng=np.random.default_rng(0)),
+        flat,
+    )
 
 
 def test_rotation_uses_the_margin_and_keeps_probabilities():
@@ -228,8 +244,9 @@ def test_rotation_uses_the_margin_and_keeps_probabilities():
     margin = config.rotation_margin((8, 8))
     image = np.random.default_rng(0).normal(size=(4, 8 + 2 * margin, 8 + 2 * margin)).astype(np.float32)
     labels = (image > 0).astype(np.uint8)
-    out_image, out_target = augment_pair(image, one_hot(labels, 2), config=config, rng=np.random.default_rng(0),
-                                         margin=margin)
+    out_image, out_target = augment_pair(
+        image, one_hot(labels, 2), config=config, rng=np.random.default_rng(0), margin=margin
+    )
     assert out_image.shape == (4, 8, 8) and out_target.shape == (2, 4, 8, 8)
     np.testing.assert_allclose(out_target.sum(axis=0), 1.0, rtol=1e-5)
 

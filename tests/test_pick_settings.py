@@ -19,10 +19,19 @@ from czii_cli.pick_settings import KEY, PickSettings, common_settings, from_trai
 
 CLASSES = ("background", "apo-ferritin", "ribosome")
 HEADER = "id,experiment,particle_type,x,y,z,score"
-TUNED = {"method": "cc", "thresholds": {"ribosome": 0.6}, "pick_thresholds": {"apo-ferritin": 0.05, "ribosome": 0.3},
-         "score": 0.9, "per_class": {}}
-SUMMARY = {"best_tuned": TUNED, "config": {"val_threshold": 0.15, "threshold_rule": "robust"},
-           "val_runs": ["TS_v"], "best_step": 40}
+TUNED = {
+    "method": "cc",
+    "thresholds": {"ribosome": 0.6},
+    "pick_thresholds": {"apo-ferritin": 0.05, "ribosome": 0.3},
+    "score": 0.9,
+    "per_class": {},
+}
+SUMMARY = {
+    "best_tuned": TUNED,
+    "config": {"val_threshold": 0.15, "threshold_rule": "robust"},
+    "val_runs": ["TS_v"],
+    "best_step": 40,
+}
 
 
 def two_blobs() -> np.ndarray:
@@ -36,8 +45,11 @@ def two_blobs() -> np.ndarray:
 
 def save_map(path, *, settings: dict | None, run: str = "TS_a"):
     extra = {} if settings is None else {KEY: settings}
-    write_artifact(path, two_blobs(), ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run=run,
-                                                   classes=CLASSES, extra=extra))
+    write_artifact(
+        path,
+        two_blobs(),
+        ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run=run, classes=CLASSES, extra=extra),
+    )
     return path
 
 
@@ -47,8 +59,13 @@ def recorded() -> dict:
 
 def test_a_model_summary_becomes_settings_and_back():
     settings = from_training_summary(SUMMARY, model="m.pt")
-    assert settings == PickSettings("cc", 0.15, {"apo-ferritin": 0.05, "ribosome": 0.3}, {"ribosome": 0.6},
-                                    "m.pt: tuned (robust rule) on validation run TS_v, step 40")
+    assert settings == PickSettings(
+        "cc",
+        0.15,
+        {"apo-ferritin": 0.05, "ribosome": 0.3},
+        {"ribosome": 0.6},
+        "m.pt: tuned (robust rule) on validation run TS_v, step 40",
+    )
     assert PickSettings.from_json(settings.to_json(), source="x") == settings
     assert from_training_summary({"best_tuned": {"pick_thresholds": {}}}, model="m.pt") is None
     assert from_training_summary({}, model="m.pt") is None
@@ -92,11 +109,22 @@ def tuned_model(path, summary):
     params = {"channels": [4, 8]}
     network = build_network("light", in_channels=1, out_channels=len(CLASSES), params=params)
     catalog = [c for c in DEFAULT_CATALOG.to_json() if c["name"] in CLASSES]
-    save_model(path, ModelFile(
-        arch="light", arch_params=params, classes=list(CLASSES), catalog=catalog, target="spheres",
-        activation="softmax", normalization=normalization_method("zscore"), patch_size=[8, 8, 8], voxel_size=10.0,
-        train=summary, state_dict=network.state_dict(),
-    ))
+    save_model(
+        path,
+        ModelFile(
+            arch="light",
+            arch_params=params,
+            classes=list(CLASSES),
+            catalog=catalog,
+            target="spheres",
+            activation="softmax",
+            normalization=normalization_method("zscore"),
+            patch_size=[8, 8, 8],
+            voxel_size=10.0,
+            train=summary,
+            state_dict=network.state_dict(),
+        ),
+    )
     return path
 
 
@@ -112,10 +140,13 @@ def test_predict_probs_carries_the_models_thresholds_and_info_shows_them(cli, tm
     assert json.loads(cli("info", model, "--json").stdout)["thresholds"] == shown
     # two models that tuned differently: the averaged map records none, and info says so
     other = tuned_model(tmp_path / "n.pt", {**SUMMARY, "best_tuned": {**TUNED, "thresholds": {}}})
-    assert cli("predict-probs", tmp_path / "TS_1.mrc", "-m", model, "-m", other, "-o", tmp_path / "e.zarr").exit_code == 0
+    assert (
+        cli("predict-probs", tmp_path / "TS_1.mrc", "-m", model, "-m", other, "-o", tmp_path / "e.zarr").exit_code == 0
+    )
     assert KEY not in read_artifact(tmp_path / "e.zarr").meta.extra
     assert json.loads(cli("info", tmp_path / "e.zarr", "--json").stdout)["thresholds"].startswith(
-        "postprocess defaults (threshold 0.15 for every class)")
+        "postprocess defaults (threshold 0.15 for every class)"
+    )
 
 
 def test_a_mean_ensemble_of_maps_keeps_shared_thresholds_only(cli, tmp_path):

@@ -45,8 +45,15 @@ def project(tmp_path_factory):
     (root / "data").mkdir()
     for run in RUNS:
         cli("normalize", root / "sim" / "train_images" / f"{run}.mrc", "-o", root / "data" / f"{run}.zarr", "-q")
-        cli("make-labels", root / "sim" / "train_annotations" / f"{run}.csv", "--like", root / "data" / f"{run}.zarr",
-            "-o", root / "data" / f"{run}.labels.zarr", "-q")
+        cli(
+            "make-labels",
+            root / "sim" / "train_annotations" / f"{run}.csv",
+            "--like",
+            root / "data" / f"{run}.zarr",
+            "-o",
+            root / "data" / f"{run}.labels.zarr",
+            "-q",
+        )
     return root
 
 
@@ -68,8 +75,24 @@ def test_true_heatmaps_postprocess_back_to_a_perfect_score(cli, project, tmp_pat
 
 def test_train_predict_postprocess_tune_score_ensemble_view(cli, project, tmp_path):
     model = tmp_path / "tiny.pt"
-    ok(cli("train", project / "data", "-o", model, *TINY_NET, "--val-runs", "TS_sim_1", "--max-steps", 2,
-           "--steps-per-epoch", 2, "--seed", 0, "-q"))
+    ok(
+        cli(
+            "train",
+            project / "data",
+            "-o",
+            model,
+            *TINY_NET,
+            "--val-runs",
+            "TS_sim_1",
+            "--max-steps",
+            2,
+            "--steps-per-epoch",
+            2,
+            "--seed",
+            0,
+            "-q",
+        )
+    )
     assert model.exists() and (tmp_path / "tiny.metrics.csv").exists()
 
     # czii predict-probs a.zarr -m tiny.pt > p.zarr; czii postprocess p.zarr --method kl-fit > pred.csv
@@ -99,19 +122,32 @@ def test_train_predict_postprocess_tune_score_ensemble_view(cli, project, tmp_pa
     # under the exact-optimum rule each class present gets a cutoff that keeps exactly the true picks.
     scored = tmp_path / "scored.csv"
     far = np.array([3000.0, 0.0, 0.0])
-    write_picks_csv(scored, concat(
-        [Picks(references.experiment, references.particle_type, references.xyz, np.full(len(references), 0.8)),
-         Picks(references.experiment, references.particle_type, references.xyz + far, np.full(len(references), 0.3))]))
+    write_picks_csv(
+        scored,
+        concat(
+            [
+                Picks(references.experiment, references.particle_type, references.xyz, np.full(len(references), 0.8)),
+                Picks(
+                    references.experiment, references.particle_type, references.xyz + far, np.full(len(references), 0.3)
+                ),
+            ]
+        ),
+    )
     ok(cli("tune", scored, truth, "--rule", "best", "-o", tmp_path / "scored.json", "-q"))
     written = json.loads((tmp_path / "scored.json").read_text())["thresholds"]
-    assert written == tune_thresholds(read_picks(scored, catalog=DEFAULT_CATALOG), references, DEFAULT_CATALOG,
-                                      rule="best").thresholds
+    assert (
+        written
+        == tune_thresholds(
+            read_picks(scored, catalog=DEFAULT_CATALOG), references, DEFAULT_CATALOG, rule="best"
+        ).thresholds
+    )
     assert len(references.particle_types) >= 2
     assert written == {name: 0.6 for name in references.particle_types}  # 0.55 rounded within the gap
 
     printed = float(ok(cli("score", pred, truth)).stdout.strip().splitlines()[-1])
-    expected = score_picks(read_picks(pred, catalog=DEFAULT_CATALOG), read_picks(truth, catalog=DEFAULT_CATALOG),
-                           DEFAULT_CATALOG).score
+    expected = score_picks(
+        read_picks(pred, catalog=DEFAULT_CATALOG), read_picks(truth, catalog=DEFAULT_CATALOG), DEFAULT_CATALOG
+    ).score
     assert printed == pytest.approx(expected, abs=1e-6)
 
     # An ensemble of a map with itself is that map.
@@ -119,6 +155,19 @@ def test_train_predict_postprocess_tune_score_ensemble_view(cli, project, tmp_pa
     ensembled = read_volume(tmp_path / "e.zarr", VolumeRequest())
     np.testing.assert_array_equal(np.asarray(ensembled.data[:]), np.asarray(volume.data[:]))
 
-    ok(cli("view", project / "data" / "TS_sim_1.zarr", "--probs", probs, "--picks", pred, "--gt", truth,
-           "-o", tmp_path / "view.png", "-q"))
+    ok(
+        cli(
+            "view",
+            project / "data" / "TS_sim_1.zarr",
+            "--probs",
+            probs,
+            "--picks",
+            pred,
+            "--gt",
+            truth,
+            "-o",
+            tmp_path / "view.png",
+            "-q",
+        )
+    )
     assert (tmp_path / "view.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

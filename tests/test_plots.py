@@ -16,11 +16,18 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def case():
     """Ribosome: two references, found at scores 0.9 and 0.5, a false pick at 0.7; apo-ferritin: one miss."""
-    gt = concat([Picks.from_points("TS_1", "ribosome", [[0, 0, 0], [1000, 0, 0]]),
-                 Picks.from_points("TS_1", "apo-ferritin", [[0, 500, 0]])])
-    pred = concat([Picks.from_points("TS_1", "ribosome", [[10, 0, 0], [500, 500, 500], [1010, 0, 0]],
-                                     score=[0.9, 0.7, 0.5]),
-                   Picks.from_points("TS_1", "apo-ferritin", [[900, 900, 900]], score=[0.3])])
+    gt = concat(
+        [
+            Picks.from_points("TS_1", "ribosome", [[0, 0, 0], [1000, 0, 0]]),
+            Picks.from_points("TS_1", "apo-ferritin", [[0, 500, 0]]),
+        ]
+    )
+    pred = concat(
+        [
+            Picks.from_points("TS_1", "ribosome", [[10, 0, 0], [500, 500, 500], [1010, 0, 0]], score=[0.9, 0.7, 0.5]),
+            Picks.from_points("TS_1", "apo-ferritin", [[900, 900, 900]], score=[0.3]),
+        ]
+    )
     return pred, gt
 
 
@@ -61,10 +68,28 @@ def test_score_figure_draws_three_bars_per_class():
 
 
 def test_training_curves_use_the_same_colours_and_marks():
-    history = [{"step": 10, "train_loss": 1.0, "val_score": 0.2, "tuned_score": 0.3, "f4_apo-ferritin": 0.1,
-                "tuned_f4_apo-ferritin": 0.2, "f4_ribosome": 0.3, "tuned_f4_ribosome": 0.4},
-               {"step": 20, "train_loss": 0.5, "val_score": 0.4, "tuned_score": 0.5, "f4_apo-ferritin": 0.2,
-                "tuned_f4_apo-ferritin": 0.3, "f4_ribosome": 0.5, "tuned_f4_ribosome": 0.6}]
+    history = [
+        {
+            "step": 10,
+            "train_loss": 1.0,
+            "val_score": 0.2,
+            "tuned_score": 0.3,
+            "f4_apo-ferritin": 0.1,
+            "tuned_f4_apo-ferritin": 0.2,
+            "f4_ribosome": 0.3,
+            "tuned_f4_ribosome": 0.4,
+        },
+        {
+            "step": 20,
+            "train_loss": 0.5,
+            "val_score": 0.4,
+            "tuned_score": 0.5,
+            "f4_apo-ferritin": 0.2,
+            "tuned_f4_apo-ferritin": 0.3,
+            "f4_ribosome": 0.5,
+            "tuned_f4_ribosome": 0.6,
+        },
+    ]
     figure = training_figure(history, best_step=20)
     lines = figure.axes[1].lines
     assert [line.get_color() for line in lines[2:6]] == ["C0", "C0", "C1", "C1"]
@@ -75,13 +100,16 @@ def test_tune_and_score_write_their_plots_and_keep_existing_ones(cli, tmp_path):
     pred, gt = case()
     write_picks_csv(tmp_path / "pred.csv", pred)
     write_picks_csv(tmp_path / "gt.csv", gt)
-    tuned = cli("tune", tmp_path / "pred.csv", tmp_path / "gt.csv", "-o", tmp_path / "t.json", "--plot", tmp_path / "t.png")
+    tuned = cli(
+        "tune", tmp_path / "pred.csv", tmp_path / "gt.csv", "-o", tmp_path / "t.json", "--plot", tmp_path / "t.png"
+    )
     assert tuned.exit_code == 0, tuned.stderr
     scored = cli("score", tmp_path / "pred.csv", tmp_path / "gt.csv", "--plot", tmp_path / "s.png")
     assert scored.exit_code == 0, scored.stderr
     assert (tmp_path / "t.png").read_bytes()[:8] == PNG and (tmp_path / "s.png").read_bytes()[:8] == PNG
     again = cli("score", tmp_path / "pred.csv", tmp_path / "gt.csv", "--plot", tmp_path / "s.png")
     lines = again.stderr.strip().splitlines()
-    assert again.exit_code == 2 and lines == [f"czii: error: {tmp_path / 's.png'}: output exists; pass --overwrite "
-                                              "to replace it"]
+    assert again.exit_code == 2 and lines == [
+        f"czii: error: {tmp_path / 's.png'}: output exists; pass --overwrite to replace it"
+    ]
     assert cli("score", tmp_path / "pred.csv", tmp_path / "gt.csv", "--plot", tmp_path / "s.png", "-f").exit_code == 0

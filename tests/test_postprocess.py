@@ -90,9 +90,7 @@ def test_per_class_thresholds_are_honoured():
     common = {"classes": ["background", "apo-ferritin", "ribosome"], "catalog": DEFAULT_CATALOG, "run": "TS_1"}
     both = extract_picks(_two_class_map(), thresholds=0.25, voxel_size=10.0, **common)
     assert both.particle_type.tolist() == ["apo-ferritin", "ribosome"]
-    only = extract_picks(
-        _two_class_map(), thresholds={"apo-ferritin": 0.2, "ribosome": 0.5}, voxel_size=10.0, **common
-    )
+    only = extract_picks(_two_class_map(), thresholds={"apo-ferritin": 0.2, "ribosome": 0.5}, voxel_size=10.0, **common)
     assert only.particle_type.tolist() == ["apo-ferritin"]
     unlisted = extract_picks(_two_class_map(), thresholds={"apo-ferritin": 0.5}, voxel_size=10.0, **common)
     assert unlisted.particle_type.tolist() == ["ribosome"]  # unlisted: 0.15
@@ -100,8 +98,13 @@ def test_per_class_thresholds_are_honoured():
 
 def test_picks_are_in_angstrom_with_origin_run_and_score():
     picks = extract_picks(
-        _two_class_map(), classes=["background", "apo-ferritin", "ribosome"], catalog=DEFAULT_CATALOG,
-        thresholds=0.2, voxel_size=10.0, origin_zyx=(5.0, 0.0, -3.0), run="TS_1",
+        _two_class_map(),
+        classes=["background", "apo-ferritin", "ribosome"],
+        catalog=DEFAULT_CATALOG,
+        thresholds=0.2,
+        voxel_size=10.0,
+        origin_zyx=(5.0, 0.0, -3.0),
+        run="TS_1",
     )
     np.testing.assert_allclose(picks.xyz, [[97.0, 120.0, 125.0], [277.0, 120.0, 125.0]])
     assert picks.experiment.tolist() == ["TS_1", "TS_1"]
@@ -232,7 +235,7 @@ def _float16_map(rng) -> np.ndarray:
     for channel in range(1, 7):
         for centre in rng.uniform([3, 3, 3], np.array(shape) - 3, size=(5, 3)):
             distance = np.linalg.norm(grid - centre, axis=1).reshape(shape)
-            probs[channel] = np.maximum(probs[channel], rng.uniform(0.3, 0.9) * np.exp(-(distance / 2.5) ** 2))
+            probs[channel] = np.maximum(probs[channel], rng.uniform(0.3, 0.9) * np.exp(-((distance / 2.5) ** 2)))
     return probs.astype(np.float16)
 
 
@@ -243,8 +246,9 @@ def test_cc_on_float16_gives_exactly_the_picks_of_its_float32_copy(rng, threshol
     probs = _float16_map(rng)
     for channel in range(1, 7):
         centres, scores = cc_picks(probs[channel], threshold=threshold, radius=3.0)
-        expected_centres, expected_scores = _cc_as_before(probs[channel].astype(np.float32), threshold=threshold,
-                                                          radius=3.0)
+        expected_centres, expected_scores = _cc_as_before(
+            probs[channel].astype(np.float32), threshold=threshold, radius=3.0
+        )
         assert len(centres) > 0
         np.testing.assert_array_equal(centres, expected_centres)
         np.testing.assert_array_equal(scores, expected_scores)
@@ -252,8 +256,13 @@ def test_cc_on_float16_gives_exactly_the_picks_of_its_float32_copy(rng, threshol
 
 def test_extract_picks_from_float16_in_parallel_matches_float32_serially(rng):
     probs = _float16_map(rng)
-    options = {"classes": ["background", *DEFAULT_CATALOG.names], "catalog": DEFAULT_CATALOG, "voxel_size": 10.0,
-               "run": "TS_1", "thresholds": 0.14996}
+    options = {
+        "classes": ["background", *DEFAULT_CATALOG.names],
+        "catalog": DEFAULT_CATALOG,
+        "voxel_size": 10.0,
+        "run": "TS_1",
+        "thresholds": 0.14996,
+    }
     serial = extract_picks(probs.astype(np.float32), workers=1, **options)
     parallel = extract_picks(probs, workers=4, **options)
     assert len(serial) > 10

@@ -29,7 +29,9 @@ def expected_probs(model_path, data, **options):
     model = load_model_file(model_path)
     normalized = normalize(data, method=model.normalization["method"], clip=model.normalization["clip"])
     options = {"tiling": "auto", "multiple": patch_multiple(model.arch, model.arch_params), **options}
-    return predict_volume(model.build(), normalized, patch_size=model.patch_size, activation=model.activation, **options)
+    return predict_volume(
+        model.build(), normalized, patch_size=model.patch_size, activation=model.activation, **options
+    )
 
 
 @pytest.fixture
@@ -68,8 +70,12 @@ def test_predicts_an_mrc_into_a_float16_probs_artifact(cli, tomogram, model_path
 def test_a_normalized_artifact_is_used_as_is(cli, tomogram, model_path, tmp_path):
     path, _ = tomogram
     assert cli("normalize", path, "-o", tmp_path / "n.zarr").exit_code == 0
-    assert cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "raw.zarr", "--dtype", "float32").exit_code == 0
-    result = cli("predict-probs", tmp_path / "n.zarr", "-m", model_path, "-o", tmp_path / "n_p.zarr", "--dtype", "float32")
+    assert (
+        cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "raw.zarr", "--dtype", "float32").exit_code == 0
+    )
+    result = cli(
+        "predict-probs", tmp_path / "n.zarr", "-m", model_path, "-o", tmp_path / "n_p.zarr", "--dtype", "float32"
+    )
     assert result.exit_code == 0, result.stderr
     from_raw = read_artifact(tmp_path / "raw.zarr").load()
     from_normalized = read_artifact(tmp_path / "n_p.zarr")
@@ -98,7 +104,9 @@ def test_several_tomograms_give_one_artifact_each(cli, tomogram, model_path, tmp
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["TS_1.zarr", "TS_2.zarr"]
     second = read_artifact(tmp_path / "out" / "TS_2.zarr")
     assert second.meta.run == "TS_2"
-    np.testing.assert_allclose(second.load().astype(np.float32), expected_probs(model_path, data[::-1].copy()), atol=2e-3)
+    np.testing.assert_allclose(
+        second.load().astype(np.float32), expected_probs(model_path, data[::-1].copy()), atol=2e-3
+    )
     again = cli("predict-probs", path, tmp_path / "TS_2.mrc", "-m", model_path, "-o", tmp_path / "out")
     assert again.exit_code == 2 and "output exists" in again.stderr
 
@@ -124,8 +132,12 @@ def test_predicts_every_run_of_a_copick_project(cli, model_path, tmp_path, rng):
     volumes = {}
     for run in ("TS_a", "TS_b"):
         volumes[run] = (rng.normal(size=(8, 12, 10)) * 2 + 5).astype(np.float32)
-        write_ome_zarr(root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr",
-                       volumes[run], voxel_size=10.0, levels=1)
+        write_ome_zarr(
+            root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr",
+            volumes[run],
+            voxel_size=10.0,
+            levels=1,
+        )
     (root / "copick_config.json").write_text(json.dumps(config_document("p", DEFAULT_CATALOG.to_json(), root)))
     result = cli("predict-probs", root, "-m", model_path, "--tomo-type", "denoised", "-o", tmp_path / "probs")
     assert result.exit_code == 0, result.stderr
@@ -133,7 +145,9 @@ def test_predicts_every_run_of_a_copick_project(cli, model_path, tmp_path, rng):
         volume = read_artifact(tmp_path / "probs" / f"{run}.zarr")
         assert volume.meta.run == run
         np.testing.assert_allclose(volume.load().astype(np.float32), expected_probs(model_path, data), atol=2e-3)
-    single = cli("predict-probs", root / "copick_config.json", "-m", model_path, "--run", "TS_b", "-o", tmp_path / "b.zarr")
+    single = cli(
+        "predict-probs", root / "copick_config.json", "-m", model_path, "--run", "TS_b", "-o", tmp_path / "b.zarr"
+    )
     assert single.exit_code == 0, single.stderr
     assert read_artifact(tmp_path / "b.zarr").meta.run == "TS_b"
 
@@ -158,7 +172,11 @@ def test_models_with_different_classes_are_refused(cli, tomogram, model_path, tm
     other = make_model(tmp_path / "other.pt", classes=["background", "ribosome"])
     result = cli("predict-probs", path, "-m", model_path, "-m", other, "-o", tmp_path / "e.zarr")
     assert result.exit_code == 2
-    assert "models disagree on classes" in result.stderr and str(other) in result.stderr and str(model_path) in result.stderr
+    assert (
+        "models disagree on classes" in result.stderr
+        and str(other) in result.stderr
+        and str(model_path) in result.stderr
+    )
     assert not (tmp_path / "e.zarr").exists()
 
 
@@ -196,8 +214,18 @@ def test_precision_is_recorded_resolved_and_a_bad_one_is_a_usage_error(cli, tomo
     assert cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "auto.zarr").exit_code == 0
     auto = read_artifact(tmp_path / "auto.zarr").meta.provenance[-1]["args"]["precision"]
     assert auto == resolve_precision("auto", torch.device("cpu"))
-    result = cli("predict-probs", path, "-m", model_path, "-o", tmp_path / "p.zarr", "--precision", "float32",
-                 "--dtype", "float32")
+    result = cli(
+        "predict-probs",
+        path,
+        "-m",
+        model_path,
+        "-o",
+        tmp_path / "p.zarr",
+        "--precision",
+        "float32",
+        "--dtype",
+        "float32",
+    )
     assert result.exit_code == 0, result.stderr
     volume = read_artifact(tmp_path / "p.zarr")
     assert volume.meta.provenance[-1]["args"]["precision"] == "float32"
@@ -210,8 +238,11 @@ def test_precision_is_recorded_resolved_and_a_bad_one_is_a_usage_error(cli, tomo
 
 def test_bad_options_are_usage_errors(cli, tomogram, model_path, tmp_path):
     path, _ = tomogram
-    for flag, value, message in [("--tta", "spin", "unknown TTA set"), ("--dtype", "int8", "--dtype"),
-                                 ("--device", "tpu", "unknown device")]:
+    for flag, value, message in [
+        ("--tta", "spin", "unknown TTA set"),
+        ("--dtype", "int8", "--dtype"),
+        ("--device", "tpu", "unknown device"),
+    ]:
         result = cli("predict-probs", path, "-m", model_path, flag, value, "-o", tmp_path / "p.zarr")
         assert result.exit_code == 2, flag
         assert message in result.stderr

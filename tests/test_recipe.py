@@ -16,8 +16,9 @@ torch.set_num_threads(1)
 
 
 def plan_for(shapes, *, config=TrainConfig(), given=(), device="cpu"):
-    fingerprint = fingerprint_of(shapes, {"ribosome": 4, "apo-ferritin": 1}, catalog=DEFAULT_CATALOG,
-                                 spec=TargetSpec(), voxel_size=10.0)
+    fingerprint = fingerprint_of(
+        shapes, {"ribosome": 4, "apo-ferritin": 1}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0
+    )
     return plan_training(fingerprint, config=config, given=given, device=device, multiple=8, target="spheres")
 
 
@@ -28,13 +29,17 @@ def chosen(plan) -> dict:
 def test_class_weights_follow_the_blob_volumes():
     # spheres of 0.5 r: radii 3, 3.25, 4.5, 7.5, 6.5 and 6.75 voxels; the ribosome's is the largest
     weights = chosen(plan_for([(96, 192, 192)]))["class_weights"]
-    assert weights == ("apo-ferritin=15.8,beta-amylase=14,beta-galactosidase=8.61,ribosome=4,"
-                       "thyroglobulin=4.96,virus-like-particle=4.68")
+    assert weights == (
+        "apo-ferritin=15.8,beta-amylase=14,beta-galactosidase=8.61,ribosome=4,"
+        "thyroglobulin=4.96,virus-like-particle=4.68"
+    )
     # the gain is capped: a tiny class weighs at most four times the largest
-    fingerprint = fingerprint_of([(64, 64, 64)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(radius_scale=0.05),
-                                 voxel_size=10.0)
-    fingerprint = fingerprint.__class__(**{**fingerprint.__dict__,
-                                           "blob_radii_voxels": {"ribosome": 8.0, "apo-ferritin": 0.5}})
+    fingerprint = fingerprint_of(
+        [(64, 64, 64)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(radius_scale=0.05), voxel_size=10.0
+    )
+    fingerprint = fingerprint.__class__(
+        **{**fingerprint.__dict__, "blob_radii_voxels": {"ribosome": 8.0, "apo-ferritin": 0.5}}
+    )
     plan = plan_training(fingerprint, config=TrainConfig(), given=(), device="cpu", multiple=8, target="spheres")
     assert chosen(plan)["class_weights"] == "ribosome=4,apo-ferritin=16"
 
@@ -81,8 +86,19 @@ def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_pat
 def test_a_planned_validated_run_is_deterministic_under_its_seed(cli, mrc_dataset, tmp_path):  # noqa: F811
     runs = []
     for name in ("a", "b"):
-        result = train(cli, mrc_dataset, tmp_path / f"{name}.pt", "--max-steps", "2", "--steps-per-epoch", "1",
-                       "--val-runs", "r3", "--seed", "5")
+        result = train(
+            cli,
+            mrc_dataset,
+            tmp_path / f"{name}.pt",
+            "--max-steps",
+            "2",
+            "--steps-per-epoch",
+            "1",
+            "--val-runs",
+            "r3",
+            "--seed",
+            "5",
+        )
         assert result.exit_code == 0, result.stderr
         runs.append(load_model_file(tmp_path / f"{name}.pt"))
     a, b = runs

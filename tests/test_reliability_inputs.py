@@ -85,15 +85,23 @@ PRED = "experiment,particle_type,x,y,z\nTS_1,ribosome,100,200,300\n"
 
 @pytest.mark.parametrize(
     "spoil, count",
-    [(lambda d: d.reshape(-1)[:100].fill(np.nan), 100), (lambda d: (d.__setitem__(0, np.inf), d.__setitem__(5, -np.inf)), 512)],
+    [
+        (lambda d: d.reshape(-1)[:100].fill(np.nan), 100),
+        (lambda d: (d.__setitem__(0, np.inf), d.__setitem__(5, -np.inf)), 512),
+    ],
     ids=["100-nan", "two-inf-planes"],
 )
 def test_normalize_refuses_nonfinite_voxels_with_their_count(cli, tmp_path, rng, spoil, count):
     data = volume(rng)
     spoil(data)
     write_raw_mrc(tmp_path / "bad.mrc", data)
-    refused(cli("normalize", tmp_path / "bad.mrc", "-o", tmp_path / "out.zarr"), 1,
-            "bad.mrc", f"{count} of 4096 voxels are not finite", "--fill-nonfinite")
+    refused(
+        cli("normalize", tmp_path / "bad.mrc", "-o", tmp_path / "out.zarr"),
+        1,
+        "bad.mrc",
+        f"{count} of 4096 voxels are not finite",
+        "--fill-nonfinite",
+    )
     nothing_left(tmp_path, "bad.mrc")
 
 
@@ -109,8 +117,9 @@ def test_fill_nonfinite_puts_the_finite_mean_in_their_place_with_a_warning(cli, 
     data = np.arange(16 * 16 * 16, dtype=np.float32).reshape(16, 16, 16)
     data[0, 0, 0], data[3, 4, 5] = np.nan, np.inf
     write_raw_mrc(tmp_path / "holes.mrc", data)
-    result = cli("normalize", tmp_path / "holes.mrc", "--method", method, "--fill-nonfinite",
-                 "-o", tmp_path / "out.zarr")
+    result = cli(
+        "normalize", tmp_path / "holes.mrc", "--method", method, "--fill-nonfinite", "-o", tmp_path / "out.zarr"
+    )
     assert result.exit_code == 0, result.stderr
     finite = np.delete(data.ravel(), [0, 3 * 256 + 4 * 16 + 5]).astype(np.float64)
     assert "replaced 2 non-finite voxels by the finite mean" in result.stderr
@@ -121,7 +130,9 @@ def test_fill_nonfinite_puts_the_finite_mean_in_their_place_with_a_warning(cli, 
     normalized = out.load()
     assert np.isfinite(normalized).all()
     if method == "zscore":  # the filled voxels sit exactly at the finite mean: 0 after z-scoring
-        assert normalized[0, 0, 0] == pytest.approx(0.0, abs=1e-6) and normalized[3, 4, 5] == pytest.approx(0.0, abs=1e-6)
+        assert normalized[0, 0, 0] == pytest.approx(0.0, abs=1e-6) and normalized[3, 4, 5] == pytest.approx(
+            0.0, abs=1e-6
+        )
         assert stats["mean"] == pytest.approx(finite.mean()) and stats["std"] == pytest.approx(finite.std())
     else:
         low, high = np.percentile(finite.astype(np.float32), [5, 99])
@@ -142,13 +153,26 @@ def test_predict_probs_refuses_nonfinite_tomograms_raw_or_normalized(cli, tmp_pa
     data = volume(rng)
     data[2, 3, :7] = np.nan
     write_raw_mrc(tmp_path / "raw.mrc", data)
-    refused(cli("predict-probs", tmp_path / "raw.mrc", "-m", model, "-o", tmp_path / "p.zarr"), 1,
-            "raw.mrc", "7 of 4096 voxels are not finite")
-    meta = ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0, run="TS_1",
-                        extra={"normalization": {"method": "zscore", "clip": None}})
+    refused(
+        cli("predict-probs", tmp_path / "raw.mrc", "-m", model, "-o", tmp_path / "p.zarr"),
+        1,
+        "raw.mrc",
+        "7 of 4096 voxels are not finite",
+    )
+    meta = ArtifactMeta(
+        kind="tomogram",
+        axes="zyx",
+        voxel_size=10.0,
+        run="TS_1",
+        extra={"normalization": {"method": "zscore", "clip": None}},
+    )
     write_artifact(tmp_path / "norm.zarr", data, meta)
-    refused(cli("predict-probs", tmp_path / "norm.zarr", "-m", model, "-o", tmp_path / "p.zarr"), 1,
-            "norm.zarr", "7 of 4096 voxels are not finite")
+    refused(
+        cli("predict-probs", tmp_path / "norm.zarr", "-m", model, "-o", tmp_path / "p.zarr"),
+        1,
+        "norm.zarr",
+        "7 of 4096 voxels are not finite",
+    )
     nothing_left(tmp_path, "m.pt", "raw.mrc", "norm.zarr")
 
 
@@ -160,8 +184,19 @@ def test_train_refuses_a_nonfinite_tomogram_naming_it(cli, tmp_path):
     spoilt = data / "train_images" / "r2.mrc"
     with mrcfile.mmap(spoilt, mode="r+") as mrc:
         mrc.data[1, 2, :5] = np.inf
-    result = cli("train", data, "-o", tmp_path / "model.pt", "--classes", data / "classes.json", *TINY,
-                 "--max-steps", 1, "--epochs", 1)
+    result = cli(
+        "train",
+        data,
+        "-o",
+        tmp_path / "model.pt",
+        "--classes",
+        data / "classes.json",
+        *TINY,
+        "--max-steps",
+        1,
+        "--epochs",
+        1,
+    )
     refused(result, 1, "r2.mrc", "5 of", "voxels are not finite")
     assert not (tmp_path / "model.pt").exists()
 
@@ -264,16 +299,24 @@ def test_a_malformed_copick_config_is_one_line_wherever_it_is_read(cli, tmp_path
 def test_nan_in_a_copick_picks_file_is_one_line_in_score(cli, tmp_path):
     config = copick_project(tmp_path / "proj")
     picks = tmp_path / "proj" / "overlay" / "ExperimentRuns" / "TS_1" / "Picks" / "curation_0_ribosome.json"
-    picks.write_text('{"pickable_object_name": "ribosome", "run_name": "TS_1", '
-                     '"points": [{"location": {"x": NaN, "y": 1, "z": 2}}, {"location": {"x": 1, "y": 1, "z": 2}}]}')
-    refused(cli("score", csv_file(tmp_path / "pred.csv", PRED), config), 1,
-            "curation_0_ribosome.json", "1 of 2 points have non-finite coordinates")
+    picks.write_text(
+        '{"pickable_object_name": "ribosome", "run_name": "TS_1", '
+        '"points": [{"location": {"x": NaN, "y": 1, "z": 2}}, {"location": {"x": 1, "y": 1, "z": 2}}]}'
+    )
+    refused(
+        cli("score", csv_file(tmp_path / "pred.csv", PRED), config),
+        1,
+        "curation_0_ribosome.json",
+        "1 of 2 points have non-finite coordinates",
+    )
 
 
 def test_a_binary_file_named_csv_in_a_truth_folder_is_one_line(cli, tmp_path):
     (tmp_path / "gt").mkdir()
     (tmp_path / "gt" / "TS_1.csv").write_bytes(bytes(range(256)) * 4)
-    refused(cli("score", csv_file(tmp_path / "pred.csv", PRED), tmp_path / "gt"), 1, "TS_1.csv", "not a UTF-8 text file")
+    refused(
+        cli("score", csv_file(tmp_path / "pred.csv", PRED), tmp_path / "gt"), 1, "TS_1.csv", "not a UTF-8 text file"
+    )
 
 
 def spoiled_model(path: Path, source: Path, **changes) -> Path:
@@ -294,8 +337,15 @@ def spoiled_model(path: Path, source: Path, **changes) -> Path:
         ({"normalization": {"method": "median", "clip": None}}, "unknown normalization 'median'"),
         ({"patch_size": [8, 8]}, "patch_size must be three positive integers"),
     ],
-    ids=["misfit-weights", "empty-state-dict", "bad-arch", "bad-arch-param", "arch-params-not-a-dict",
-         "bad-normalization", "bad-patch-size"],
+    ids=[
+        "misfit-weights",
+        "empty-state-dict",
+        "bad-arch",
+        "bad-arch-param",
+        "arch-params-not-a-dict",
+        "bad-normalization",
+        "bad-patch-size",
+    ],
 )
 def test_a_damaged_model_file_is_one_line_naming_it(cli, tmp_path, rng, changes, message):
     model = spoiled_model(tmp_path / "bad.pt", make_model(tmp_path / "m.pt"), **changes)
@@ -355,8 +405,10 @@ ANNOTATIONS = {
 
 def annotation_folder(root: Path, dataset: str, image: str, name: str) -> Path:
     root.mkdir()
-    csv_file(root / name, f"dataset_id,image_name,x,y,z,label\n{dataset},{image},100,200,300,4\n"
-                          f"{dataset},{image},80,80,80,1\n")
+    csv_file(
+        root / name,
+        f"dataset_id,image_name,x,y,z,label\n{dataset},{image},100,200,300,4\n{dataset},{image},80,80,80,1\n",
+    )
     return root
 
 
@@ -449,9 +501,13 @@ def test_an_invalid_voxel_size_is_called_invalid_in_every_command(cli, tmp_path,
 
 @pytest.mark.parametrize(
     "flag, value, message",
-    [("--max-time", "-5", "max_time"), ("--max-time", "nan", "max_time"), ("--max-time", "0", "max_time"),
-     ("--lr", "nan", "training setting 'lr' must be positive"),
-     ("--lr", "inf", "training setting 'lr' must be positive")],
+    [
+        ("--max-time", "-5", "max_time"),
+        ("--max-time", "nan", "max_time"),
+        ("--max-time", "0", "max_time"),
+        ("--lr", "nan", "training setting 'lr' must be positive"),
+        ("--lr", "inf", "training setting 'lr' must be positive"),
+    ],
 )
 def test_train_refuses_negative_or_nonfinite_numbers_before_reading_data(cli, tmp_path, flag, value, message):
     result = cli("train", tmp_path / "absent", flag, value, "-o", tmp_path / "model.pt")

@@ -40,8 +40,12 @@ from czii_cli.picks import Picks, concat
 torch.set_num_threads(1)
 
 PROB_CLASSES = ("background", "apo-ferritin", "ribosome")
-TRAIN_CLASSES = {"classes": [{"name": "small", "radius": 30.0, "weight": 1, "label": 1},
-                             {"name": "large", "radius": 50.0, "weight": 1, "label": 2}]}
+TRAIN_CLASSES = {
+    "classes": [
+        {"name": "small", "radius": 30.0, "weight": 1, "label": 1},
+        {"name": "large", "radius": 50.0, "weight": 1, "label": 2},
+    ]
+}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -72,11 +76,21 @@ def make_model(path: Path) -> Path:
     torch.manual_seed(0)
     params = {"channels": [4, 8]}
     network = build_network("light", in_channels=1, out_channels=len(PROB_CLASSES), params=params)
-    save_model(path, ModelFile(
-        arch="light", arch_params=params, classes=list(PROB_CLASSES), catalog=DEFAULT_CATALOG.to_json(),
-        target="spheres", activation="softmax", normalization=normalization_method("zscore", None),
-        patch_size=[8, 8, 8], voxel_size=10.0, state_dict=network.state_dict(),
-    ))
+    save_model(
+        path,
+        ModelFile(
+            arch="light",
+            arch_params=params,
+            classes=list(PROB_CLASSES),
+            catalog=DEFAULT_CATALOG.to_json(),
+            target="spheres",
+            activation="softmax",
+            normalization=normalization_method("zscore", None),
+            patch_size=[8, 8, 8],
+            voxel_size=10.0,
+            state_dict=network.state_dict(),
+        ),
+    )
     return path
 
 
@@ -88,9 +102,14 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     write_mrc(root / "TS_1.mrc", (rng.normal(size=(16, 24, 32)) * 4 + 20).astype(np.float32), voxel_size=10.0)
     save_probs(root / "probs.zarr")
     save_probs(root / "probs_b.zarr")
-    picks = concat([Picks.from_points("TS_1", "ribosome", np.array([[100.0, 120.0, 80.0], [200.0, 100.0, 60.0]]),
-                                      score=np.array([0.9, 0.4])),
-                    Picks.from_points("TS_1", "apo-ferritin", np.array([[60.0, 100.0, 80.0]]), score=np.array([0.7]))])
+    picks = concat(
+        [
+            Picks.from_points(
+                "TS_1", "ribosome", np.array([[100.0, 120.0, 80.0], [200.0, 100.0, 60.0]]), score=np.array([0.9, 0.4])
+            ),
+            Picks.from_points("TS_1", "apo-ferritin", np.array([[60.0, 100.0, 80.0]]), score=np.array([0.7])),
+        ]
+    )
     write_picks_csv(root / "picks.csv", picks)
     write_picks_csv(root / "truth.csv", picks.where(particle_type="ribosome"))
     make_model(root / "m.pt")
@@ -99,9 +118,15 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     (data / "train_annotations").mkdir()
     volume = rng.normal(size=(24, 32, 32)).astype(np.float32)
     write_mrc(data / "train_images" / "r1.mrc", volume, voxel_size=10.0)
-    write_picks_csv(data / "train_annotations" / "r1.csv", concat([
-        Picks.from_points("r1", "small", np.array([[100.0, 100.0, 100.0]])),
-        Picks.from_points("r1", "large", np.array([[200.0, 200.0, 120.0]]))]))
+    write_picks_csv(
+        data / "train_annotations" / "r1.csv",
+        concat(
+            [
+                Picks.from_points("r1", "small", np.array([[100.0, 100.0, 100.0]])),
+                Picks.from_points("r1", "large", np.array([[200.0, 200.0, 120.0]])),
+            ]
+        ),
+    )
     (root / "classes.json").write_text(json.dumps(TRAIN_CLASSES))
     return {p.name: p for p in root.iterdir()}
 
@@ -208,9 +233,21 @@ def writing_commands(i: dict[str, Path], out: Path) -> dict[str, tuple[list, Pat
     }
 
 
-COMMANDS = ["normalize-zarr", "normalize-zip", "normalize-npy", "make-labels", "predict-probs-file",
-            "predict-probs-folder", "postprocess-file", "postprocess-folder", "ensemble", "tune", "simulate", "view",
-            "train"]
+COMMANDS = [
+    "normalize-zarr",
+    "normalize-zip",
+    "normalize-npy",
+    "make-labels",
+    "predict-probs-file",
+    "predict-probs-folder",
+    "postprocess-file",
+    "postprocess-folder",
+    "ensemble",
+    "tune",
+    "simulate",
+    "view",
+    "train",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -262,8 +299,11 @@ def test_npy_output_space_is_reserved_up_front(tmp_path, monkeypatch):
     assert os.stat(sparse).st_blocks * 512 < 1 << 20
     artifacts._preallocate(sparse)
     assert os.stat(sparse).st_blocks * 512 >= 1 << 20
-    monkeypatch.setattr(os, "posix_fallocate", lambda fd, offset, length: (_ for _ in ()).throw(
-        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    monkeypatch.setattr(
+        os,
+        "posix_fallocate",
+        lambda fd, offset, length: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))),
+    )
     meta = ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0)
     with pytest.raises(DataError, match=r"t\.npy: cannot write: No space left on device"):
         with create_artifact(tmp_path / "t.npy", shape=(4, 4, 4), dtype="float32", meta=meta):
@@ -278,15 +318,16 @@ CZII = [sys.executable, "-c", "from czii_cli.main import run; run()"]
 
 
 def run_czii(*args, stdout=None, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([*CZII, *map(str, args)], stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout)
+    return subprocess.run([*CZII, *map(str, args)], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 
 @pytest.mark.parametrize("command", ["score", "postprocess", "predict-probs"])
 def test_a_full_stdout_is_one_line_exit_1(inputs, command):
-    args = {"score": ["score", inputs["picks.csv"], inputs["truth.csv"]],
-            "postprocess": ["postprocess", inputs["probs.zarr"]],
-            "predict-probs": ["predict-probs", inputs["TS_1.mrc"], "-m", inputs["m.pt"]]}[command]
+    args = {
+        "score": ["score", inputs["picks.csv"], inputs["truth.csv"]],
+        "postprocess": ["postprocess", inputs["probs.zarr"]],
+        "predict-probs": ["predict-probs", inputs["TS_1.mrc"], "-m", inputs["m.pt"]],
+    }[command]
     with open("/dev/full", "w") as full:
         result = run_czii(*args, stdout=full)
     assert result.returncode == 1, result.stderr
@@ -298,10 +339,11 @@ def test_a_full_stdout_is_one_line_exit_1(inputs, command):
 
 @pytest.mark.parametrize("command", ["score", "predict-probs"])
 def test_a_closed_pipe_is_reported_as_such(inputs, command):
-    args = {"score": ["score", inputs["picks.csv"], inputs["truth.csv"]],
-            "predict-probs": ["predict-probs", inputs["TS_1.mrc"], "-m", inputs["m.pt"]]}[command]
-    process = subprocess.Popen([*CZII, *map(str, args)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    args = {
+        "score": ["score", inputs["picks.csv"], inputs["truth.csv"]],
+        "predict-probs": ["predict-probs", inputs["TS_1.mrc"], "-m", inputs["m.pt"]],
+    }[command]
+    process = subprocess.Popen([*CZII, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.close()  # the reader is gone before the first byte (`| head -c 0`)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1, stderr
@@ -344,12 +386,23 @@ def test_a_dangling_symlink_output_is_an_existing_output(cli, inputs, tmp_path):
 # ----------------------------------------------------------------------------- group 1: names from data
 
 
-@pytest.mark.parametrize("name, problem", [
-    ("../escaped", "path separator"), ("/abs/victim", "path separator"), ("a\\b", "path separator"),
-    ("..", "'.' or '..'"), (".", "'.' or '..'"), ("", "empty"), ("TS\x00x", "NUL"), ("TS\nx", "control"),
-    ("TS\x1b[2J", "control"), ("x" * 201, "longer than 200 bytes"), (".p.zarr.partial-1-deadbeef", "temporary"),
-    (7, "not text"),
-])
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("../escaped", "path separator"),
+        ("/abs/victim", "path separator"),
+        ("a\\b", "path separator"),
+        ("..", "'.' or '..'"),
+        (".", "'.' or '..'"),
+        ("", "empty"),
+        ("TS\x00x", "NUL"),
+        ("TS\nx", "control"),
+        ("TS\x1b[2J", "control"),
+        ("x" * 201, "longer than 200 bytes"),
+        (".p.zarr.partial-1-deadbeef", "temporary"),
+        (7, "not text"),
+    ],
+)
 def test_bad_run_names_are_refused(name, problem):
     assert problem in name_problem(name)
     with pytest.raises(DataError, match=r"^in\.zarr: the run name .* cannot name an output file"):
@@ -448,7 +501,7 @@ def test_the_final_rename_is_exclusive(tmp_path, kind):
         with atomic_path(out, overwrite=False) as tmp:
             (tmp.mkdir() if kind == "folder" else tmp.write_text("mine"))
             out.mkdir() if kind == "folder" else out.write_text("theirs")
-    assert (out.is_dir() if kind == "folder" else out.read_text() == "theirs")
+    assert out.is_dir() if kind == "folder" else out.read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -482,10 +535,21 @@ def test_skip_existing_skips_only_complete_outputs(tmp_path):
     npy = save_probs(tmp_path / "f.npy")
     orphan = tmp_path / "g.npy"
     shutil.copy(npy, orphan)  # without its sidecar
-    complete = {p.name: output_is_complete(p) for p in (csv_ok, empty_csv, no_newline, empty_dir, artifact, zipped,
-                                                         npy, orphan, tmp_path / "missing.csv")}
-    assert complete == {"a.csv": True, "b.csv": False, "c.csv": False, "d.zarr": False, "e.zarr": True,
-                        "e.zip": True, "f.npy": True, "g.npy": False, "missing.csv": False}
+    complete = {
+        p.name: output_is_complete(p)
+        for p in (csv_ok, empty_csv, no_newline, empty_dir, artifact, zipped, npy, orphan, tmp_path / "missing.csv")
+    }
+    assert complete == {
+        "a.csv": True,
+        "b.csv": False,
+        "c.csv": False,
+        "d.zarr": False,
+        "e.zarr": True,
+        "e.zip": True,
+        "f.npy": True,
+        "g.npy": False,
+        "missing.csv": False,
+    }
 
 
 def test_skip_existing_does_not_skip_an_empty_folder_or_csv(cli, inputs, tmp_path):
@@ -534,9 +598,11 @@ def partials(tmp_path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("command", ["postprocess", "info", "make-labels"])
 def test_partial_outputs_are_refused_when_named(cli, inputs, tmp_path, partials, command):
     for partial, why in zip(partials, ("the temporary of an unfinished czii output", "an incomplete artifact")):
-        args = {"postprocess": ["postprocess", partial],
-                "info": ["info", partial],
-                "make-labels": ["make-labels", inputs["picks.csv"], "--like", partial, "-o", tmp_path / "l.zarr"]}
+        args = {
+            "postprocess": ["postprocess", partial],
+            "info": ["info", partial],
+            "make-labels": ["make-labels", inputs["picks.csv"], "--like", partial, "-o", tmp_path / "l.zarr"],
+        }
         result = cli(*args[command])
         assert_one_error(result, 1, str(partial), why)
     assert not (tmp_path / "l.zarr").exists()
@@ -548,5 +614,9 @@ def test_partial_picks_and_model_files_are_refused_when_named(cli, inputs, tmp_p
     shutil.copy(inputs["m.pt"], model)
     assert_one_error(cli("score", picks, inputs["truth.csv"]), 1, str(picks), "unfinished czii output")
     assert_one_error(cli("info", model), 1, str(model), "unfinished czii output")
-    assert_one_error(cli("predict-probs", inputs["TS_1.mrc"], "-m", model, "-o", tmp_path / "p.zarr"), 1,
-                     str(model), "unfinished czii output")
+    assert_one_error(
+        cli("predict-probs", inputs["TS_1.mrc"], "-m", model, "-o", tmp_path / "p.zarr"),
+        1,
+        str(model),
+        "unfinished czii output",
+    )

@@ -55,9 +55,7 @@ def same_csvs(folder: Path, reference: Path) -> None:
 def test_a_dask_cluster_gives_the_serial_outputs(cli, project, tmp_path, monkeypatch):
     import distributed
 
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         address = cluster.scheduler_address
         monkeypatch.chdir(tmp_path)  # relative paths here; the workers started elsewhere
         probs = cli("predict-probs", *project.tomograms, "-m", project.model, "-o", "probs/", "--scheduler", address)
@@ -77,8 +75,10 @@ def test_local_workers_give_the_serial_outputs(cli, project, tmp_path):
     probs = cli("predict-probs", *project.tomograms, "-m", project.model, "-o", tmp_path / "probs", "-j", "2")
     assert probs.exit_code == 0, probs.stderr
     same_probs(tmp_path / "probs", project.root / "probs")
-    assert f"TS_3.mrc: 1 tile (halo 20x20x20) of 12x12x16 x 1 model(s) x none TTA -> {tmp_path / 'probs' / 'TS_3.zarr'}" \
+    assert (
+        f"TS_3.mrc: 1 tile (halo 20x20x20) of 12x12x16 x 1 model(s) x none TTA -> {tmp_path / 'probs' / 'TS_3.zarr'}"
         in probs.stderr
+    )
 
 
 class _DiesAfterOneWrite:
@@ -115,10 +115,15 @@ def test_a_killed_worker_leaves_nothing_skip_existing_accepts(cli, project, tmp_
     probs.mkdir()
     for run in RUNS[:2]:  # two complete outputs from an earlier run
         os.symlink(project.root / "probs" / f"{run}.zarr", probs / f"{run}.zarr")
-    worker = multiprocessing.get_context("spawn").Process(target=predict_then_die, kwargs={
-        "path": project.tomograms[2], "request": VolumeRequest(), "target": probs / "TS_2.zarr",
-        "settings": PredictSettings(models=(project.model,), window=(8, 8, 8)),
-    })
+    worker = multiprocessing.get_context("spawn").Process(
+        target=predict_then_die,
+        kwargs={
+            "path": project.tomograms[2],
+            "request": VolumeRequest(),
+            "target": probs / "TS_2.zarr",
+            "settings": PredictSettings(models=(project.model,), window=(8, 8, 8)),
+        },
+    )
     worker.start()
     worker.join(120)
     assert worker.exitcode == 9

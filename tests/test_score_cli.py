@@ -36,8 +36,13 @@ def case(tmp_path):
 def test_score_is_the_same_for_every_reference_format(cli, case):
     tmp_path, pred, gt = case
     expected = f"{score_picks(pred, gt, DEFAULT_CATALOG).score:.6f}"
-    for reference in ("solution.csv", "annotations", "project", "project/copick_config.json",
-                      "project/overlay/ExperimentRuns"):
+    for reference in (
+        "solution.csv",
+        "annotations",
+        "project",
+        "project/copick_config.json",
+        "project/overlay/ExperimentRuns",
+    ):
         result = cli("score", tmp_path / "pred.csv", tmp_path / reference)
         assert result.exit_code == 0, result.stderr
         assert result.stdout == expected + "\n", reference
@@ -53,8 +58,20 @@ def test_score_reads_predictions_from_a_copick_overlay(cli, case, tmp_path):
 
 def test_score_table_and_options(cli, case):
     tmp_path, pred, gt = case
-    result = cli("score", tmp_path / "pred.csv", tmp_path / "solution.csv", "--format", "table",
-                 "--matching", "one-to-one", "--beta", "2", "--distance-multiplier", "0.8", "--per-experiment")
+    result = cli(
+        "score",
+        tmp_path / "pred.csv",
+        tmp_path / "solution.csv",
+        "--format",
+        "table",
+        "--matching",
+        "one-to-one",
+        "--beta",
+        "2",
+        "--distance-multiplier",
+        "0.8",
+        "--per-experiment",
+    )
     assert result.exit_code == 0, result.stderr
     report = score_picks(pred, gt, DEFAULT_CATALOG, beta=2.0, distance_multiplier=0.8, matching="one-to-one")
     assert result.stdout.splitlines()[-1] == f"{report.score:.6f}"

@@ -41,9 +41,7 @@ SMALL = (32, 64, 64)
 
 def _simulate(seed: int = 0, shape=SMALL, **options):
     options.setdefault("density_scale", 20.0)
-    return simulate_run(
-        shape, catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(seed), **options
-    )
+    return simulate_run(shape, catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(seed), **options)
 
 
 def _render(name: str, radius: float = 10.0, size: int = 31) -> np.ndarray:
@@ -94,7 +92,9 @@ def test_picks_lie_inside_and_never_overlap():
 
 
 def test_sampler_refuses_overlaps_and_membranes():
-    sampler = ExclusionSampler((20, 20, 20), membranes=[Membrane((10.0, 10.0, 10.0), 6.0, 2.0)], rng=np.random.default_rng(0))
+    sampler = ExclusionSampler(
+        (20, 20, 20), membranes=[Membrane((10.0, 10.0, 10.0), 6.0, 2.0)], rng=np.random.default_rng(0)
+    )
     sampler.add(np.array([3.0, 3.0, 3.0]), 2.0)
     assert not sampler.fits(np.array([3.0, 3.0, 6.0]), 2.0)  # 3 apart, needs 4
     assert sampler.fits(np.array([3.0, 3.0, 7.5]), 2.0)
@@ -141,7 +141,9 @@ def test_each_known_class_has_its_own_shape_and_unknown_names_a_globule():
 def test_rotation_turns_an_elongated_particle():
     volume = np.zeros((31, 31, 31), np.float32)
     quarter_turn = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # y <-> x in the particle frame
-    render_template(volume, class_template("thyroglobulin"), centre_zyx=np.full(3, 15.0), radius=10.0, rotation=quarter_turn)
+    render_template(
+        volume, class_template("thyroglobulin"), centre_zyx=np.full(3, 15.0), radius=10.0, rotation=quarter_turn
+    )
     upright = _render("thyroglobulin")
     # The two lobes lie along y upright, along x after the turn.
     assert upright[15, 15 - 4, 15] > 0.3 and upright[15, 15, 15 - 4] < 0.3
@@ -185,13 +187,22 @@ def test_snr_is_the_ratio_of_signal_to_noise_variance():
 @pytest.mark.parametrize("shape", [(8, 9, 10), (8, 9, 11)])
 def test_spectral_variance_is_parseval_for_odd_and_even_sides(shape):
     volume = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    assert spectral_variance(scipy.fft.rfftn(volume), shape_zyx=shape) == pytest.approx(volume.var(dtype=np.float64), rel=1e-5)
+    assert spectral_variance(scipy.fft.rfftn(volume), shape_zyx=shape) == pytest.approx(
+        volume.var(dtype=np.float64), rel=1e-5
+    )
 
 
 def test_proteins_appear_darker_than_solvent():
     picks = Picks.from_points("r", "ribosome", np.array([[320.0, 320.0, 240.0]]))
-    sim = simulate_run((48, 64, 64), catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(0),
-                       snr=1e6, positions=picks, density_scale=0.0)
+    sim = simulate_run(
+        (48, 64, 64),
+        catalog=DEFAULT_CATALOG,
+        voxel_size=10.0,
+        rng=np.random.default_rng(0),
+        snr=1e6,
+        positions=picks,
+        density_scale=0.0,
+    )
     z, y, x = np.round(angstrom_to_voxel(picks.xyz, voxel_size=10.0)[0]).astype(int)
     core = sim.tomogram[z - 8 : z + 9, y - 8 : y + 9, x - 8 : x + 9].mean()
     assert core < -1.0  # well below the solvent (the volume mean is 0)
@@ -252,8 +263,14 @@ def test_copick_layout_is_readable_and_matches_the_library(cli, tmp_path):
 
     volume = read_volume(out, VolumeRequest(run="TS_sim_1"))
     assert volume.meta.voxel_size == 10.0 and volume.shape == SMALL
-    expected = simulate_run(SMALL, catalog=DEFAULT_CATALOG, voxel_size=10.0, density_scale=20.0, run="TS_sim_1",
-                            rng=np.random.default_rng(np.random.SeedSequence([4, 1])))
+    expected = simulate_run(
+        SMALL,
+        catalog=DEFAULT_CATALOG,
+        voxel_size=10.0,
+        density_scale=20.0,
+        run="TS_sim_1",
+        rng=np.random.default_rng(np.random.SeedSequence([4, 1])),
+    )
     np.testing.assert_array_equal(np.asarray(volume.data[...]), expected.tomogram)
     picks = read_picks(out).where(experiment="TS_sim_1").sorted()
     assert list(picks.particle_type) == list(expected.picks.particle_type)
@@ -387,16 +404,24 @@ def test_default_conditions_are_the_historical_run():
 def test_contrast_darkens_the_particles_at_the_same_noise():
     ribosome = Picks.from_points("r", "ribosome", np.array([[320.0, 320.0, 240.0]]))
     runs = {
-        c: simulate_run((48, 64, 64), catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(0),
-                        positions=ribosome, density_scale=0.0,
-                        conditions=RunConditions(snr=1e6, contrast=c, vesicles=0.0))
+        c: simulate_run(
+            (48, 64, 64),
+            catalog=DEFAULT_CATALOG,
+            voxel_size=10.0,
+            rng=np.random.default_rng(0),
+            positions=ribosome,
+            density_scale=0.0,
+            conditions=RunConditions(snr=1e6, contrast=c, vesicles=0.0),
+        )
         for c in (1.0, 2.0)
     }
     # With nothing but the particle the whole signal scales and the nearly noise-free
     # image, once standardized, stays the same.
     np.testing.assert_allclose(runs[1.0].tomogram, runs[2.0].tomogram, atol=1e-2)
-    crowded = {c: _simulate(4, shape=(48, 96, 96), density_scale=10.0, conditions=RunConditions(contrast=c))
-               for c in (1.0, 2.0)}
+    crowded = {
+        c: _simulate(4, shape=(48, 96, 96), density_scale=10.0, conditions=RunConditions(contrast=c))
+        for c in (1.0, 2.0)
+    }
     np.testing.assert_array_equal(crowded[1.0].picks.xyz, crowded[2.0].picks.xyz)  # same particles, same noise
     darkness = {c: _core_darkness(run) for c, run in crowded.items()}
     assert darkness[1.0] < 0
@@ -425,8 +450,14 @@ def test_ice_gradient_makes_one_side_noisier():
     np.testing.assert_allclose(profile[0, :, 0], [0.75, 11 / 12, 13 / 12, 1.25], rtol=1e-6)
     assert np.all(profile[0] == profile[0, :, :1])
     density = np.zeros((32, 32, 64), np.float32)
-    image = form_image(density, voxel_size=10.0, snr=1.0, rng=np.random.default_rng(0), defocus_um=3.0,
-                       noise_profile=ice_profile(density.shape, gradient=1.5, direction_deg=0.0))
+    image = form_image(
+        density,
+        voxel_size=10.0,
+        snr=1.0,
+        rng=np.random.default_rng(0),
+        defocus_um=3.0,
+        noise_profile=ice_profile(density.shape, gradient=1.5, direction_deg=0.0),
+    )
     thin, thick = image[:, :, 4:16].std(), image[:, :, -16:-4].std()
     assert thick > 2.5 * thin  # amplitudes about 0.5 and 1.5 there
 
@@ -436,8 +467,9 @@ def test_form_image_reference_signal_variance_sets_the_noise():
     density[10:20, 10:30, 15:35] = 1.0
     reference = filtered_variance(density, voxel_size=10.0, defocus_um=3.0)
     clean = form_image(2 * density, voxel_size=10.0, snr=np.inf, rng=np.random.default_rng(0), defocus_um=3.0)
-    noisy = form_image(2 * density, voxel_size=10.0, snr=0.25, rng=np.random.default_rng(0), defocus_um=3.0,
-                       signal_variance=reference)
+    noisy = form_image(
+        2 * density, voxel_size=10.0, snr=0.25, rng=np.random.default_rng(0), defocus_um=3.0, signal_variance=reference
+    )
     assert (noisy - clean).var() == pytest.approx(reference / 0.25, rel=1e-3)
 
 
@@ -467,8 +499,29 @@ def test_invalid_ranges_name_the_parameter(options, message):
 
 
 def test_ranges_vary_the_runs_and_simulation_json_records_them(cli, tmp_path):
-    args = ["--runs", 3, "--shape", *SMALL, "--density", 20, "--seed", 5, "--snr", "0.05:0.5", "--contrast", "1:2",
-            "--defocus", "2:5", "--ice-gradient", "0:0.5", "--gold", "0:2", "--vesicles", "0.5", "-q"]
+    args = [
+        "--runs",
+        3,
+        "--shape",
+        *SMALL,
+        "--density",
+        20,
+        "--seed",
+        5,
+        "--snr",
+        "0.05:0.5",
+        "--contrast",
+        "1:2",
+        "--defocus",
+        "2:5",
+        "--ice-gradient",
+        "0:0.5",
+        "--gold",
+        "0:2",
+        "--vesicles",
+        "0.5",
+        "-q",
+    ]
     assert cli("simulate", tmp_path / "a", *args).exit_code == 0
     assert cli("simulate", tmp_path / "b", *args).exit_code == 0
     document = json.loads((tmp_path / "a" / "simulation.json").read_text())
@@ -482,9 +535,16 @@ def test_ranges_vary_the_runs_and_simulation_json_records_them(cli, tmp_path):
     # The recorded draw rebuilds the run exactly, and the same seed gives the same files.
     recorded = runs["TS_sim_1"]
     conditions = RunConditions(**{k: recorded[k] for k in RunConditions().to_json()})
-    expected = simulate_run(SMALL, catalog=DEFAULT_CATALOG, voxel_size=10.0, density_scale=20.0, run="TS_sim_1",
-                            rng=np.random.default_rng(np.random.SeedSequence([5, 1])),
-                            imaging=ImagingParameters(defocus_um=(2.0, 5.0)), conditions=conditions)
+    expected = simulate_run(
+        SMALL,
+        catalog=DEFAULT_CATALOG,
+        voxel_size=10.0,
+        density_scale=20.0,
+        run="TS_sim_1",
+        rng=np.random.default_rng(np.random.SeedSequence([5, 1])),
+        imaging=ImagingParameters(defocus_um=(2.0, 5.0)),
+        conditions=conditions,
+    )
     np.testing.assert_array_equal(_zarr_level0(tmp_path / "a", "TS_sim_1"), expected.tomogram)
     assert expected.defocus_um == pytest.approx(recorded["defocus_um"])
     for run in runs:
@@ -527,9 +587,15 @@ def test_full_size_run_at_given_positions_with_the_new_conditions():
     names = list(DEFAULT_CATALOG.names)
     xyz = np.column_stack([rng.uniform(500, 5800, 30), rng.uniform(500, 5800, 30), rng.uniform(400, 1400, 30)])
     given = concat([Picks.from_points("TS_5_4", names[i % 6], xyz[i : i + 1]) for i in range(30)])
-    sim = simulate_run((184, 630, 630), catalog=DEFAULT_CATALOG, voxel_size=10.0, rng=np.random.default_rng(1),
-                       positions=given, run="TS_5_4",
-                       conditions=RunConditions(contrast=2.0, gold=1.0, ice_gradient=0.3, ice_direction_deg=45.0))
+    sim = simulate_run(
+        (184, 630, 630),
+        catalog=DEFAULT_CATALOG,
+        voxel_size=10.0,
+        rng=np.random.default_rng(1),
+        positions=given,
+        run="TS_5_4",
+        conditions=RunConditions(contrast=2.0, gold=1.0, ice_gradient=0.3, ice_direction_deg=45.0),
+    )
     assert sim.tomogram.shape == (184, 630, 630) and sim.tomogram.dtype == np.float32
     assert np.isfinite(sim.tomogram).all()
     np.testing.assert_allclose(sim.picks.sorted().xyz, given.sorted().xyz)

@@ -111,8 +111,14 @@ def test_test_modules_share_code_through_helpers_only():
         tree = ast.parse(path.read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-        edits = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-                 and node.attr == "path" and isinstance(node.value, ast.Name) and node.value.id == "sys"]
+        edits = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and node.attr == "path"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+        ]
         found = sorted(name for name in imported if name.split(".")[0].startswith("test_"))
         found += [f"sys.path at line {line}" for line in edits]
         if found:

@@ -38,8 +38,13 @@ def lattice_count(radius: float) -> int:
 
 @pytest.mark.parametrize("scale, expected", [(1.0, 33), (0.5, 7), (1.5, lattice_count(3.0))])
 def test_sphere_holds_exactly_the_lattice_points_within_the_radius(scale, expected):
-    labels = make_target((9, 9, 9), picks_at("small", (4, 4, 4)), catalog=CATALOG,
-                         spec=TargetSpec("spheres", radius_scale=scale), voxel_size=10.0)
+    labels = make_target(
+        (9, 9, 9),
+        picks_at("small", (4, 4, 4)),
+        catalog=CATALOG,
+        spec=TargetSpec("spheres", radius_scale=scale),
+        voxel_size=10.0,
+    )
     assert labels.dtype == np.uint8
     assert int((labels == 1).sum()) == expected
     assert labels[4, 4, 4] == 1 and set(np.unique(labels)) == {0, 1}
@@ -56,8 +61,9 @@ def test_per_class_scale_and_label_values():
 
 def test_overlapping_spheres_take_the_nearest_centre():
     picks = concat([picks_at("small", (5, 5, 4)), picks_at("large", (5, 5, 7))])
-    labels = make_target((11, 11, 12), picks, catalog=CATALOG, spec=TargetSpec("spheres", radius_scale=1.0),
-                         voxel_size=10.0)
+    labels = make_target(
+        (11, 11, 12), picks, catalog=CATALOG, spec=TargetSpec("spheres", radius_scale=1.0), voxel_size=10.0
+    )
     centres = {1: np.array([5, 5, 4]), 2: np.array([5, 5, 7])}
     radii = {1: 2.0, 2: 3.0}
     for index in np.ndindex(labels.shape):
@@ -81,13 +87,24 @@ def test_exact_ties_go_to_the_first_pick():
 
 
 def test_spheres_cut_at_the_border_and_origin_shifts_them():
-    labels = make_target((5, 5, 5), picks_at("small", (0, 0, 0)), catalog=CATALOG,
-                         spec=TargetSpec("spheres", radius_scale=1.0), voxel_size=10.0)
+    labels = make_target(
+        (5, 5, 5),
+        picks_at("small", (0, 0, 0)),
+        catalog=CATALOG,
+        spec=TargetSpec("spheres", radius_scale=1.0),
+        voxel_size=10.0,
+    )
     assert int((labels == 1).sum()) == sum(
         1 for p in itertools.product(range(3), repeat=3) if sum(v * v for v in p) <= 4
     )
-    shifted = make_target((5, 5, 5), picks_at("small", (2, 2, 2)), catalog=CATALOG,
-                          spec=TargetSpec("spheres", radius_scale=1.0), voxel_size=10.0, origin_zyx=(20.0, 20.0, 20.0))
+    shifted = make_target(
+        (5, 5, 5),
+        picks_at("small", (2, 2, 2)),
+        catalog=CATALOG,
+        spec=TargetSpec("spheres", radius_scale=1.0),
+        voxel_size=10.0,
+        origin_zyx=(20.0, 20.0, 20.0),
+    )
     assert np.array_equal(shifted, labels)
 
 
@@ -159,8 +176,18 @@ def labelled_inputs(tmp_path):
 
 def test_make_labels_spheres(cli, labelled_inputs):
     d = labelled_inputs
-    result = cli("make-labels", d / "picks.csv", "--like", d / "r1.mrc", "--classes", d / "classes.json",
-                 "--radius-scale", "1,large=0.34", "-o", d / "r1.labels.zarr")
+    result = cli(
+        "make-labels",
+        d / "picks.csv",
+        "--like",
+        d / "r1.mrc",
+        "--classes",
+        d / "classes.json",
+        "--radius-scale",
+        "1,large=0.34",
+        "-o",
+        d / "r1.labels.zarr",
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     volume = read_artifact(d / "r1.labels.zarr")
@@ -169,7 +196,12 @@ def test_make_labels_spheres(cli, labelled_inputs):
     assert int((labels == 1).sum()) == 33 and int((labels == 2).sum()) == 7  # run r2's pick is ignored
     meta = volume.meta
     assert (meta.kind, meta.axes, meta.run, meta.voxel_size, list(meta.classes)) == (
-        "labels", "zyx", "r1", 10.0, ["small", "large"])
+        "labels",
+        "zyx",
+        "r1",
+        10.0,
+        ["small", "large"],
+    )
     assert meta.extra["target"] == "spheres"
     assert meta.extra["radius_scale"] == {"default": 1.0, "large": 0.34}
     assert meta.provenance[-1]["command"] == "make-labels"
@@ -179,14 +211,38 @@ def test_make_labels_spheres(cli, labelled_inputs):
 
 def test_make_labels_heatmap_and_points(cli, labelled_inputs):
     d = labelled_inputs
-    result = cli("make-labels", d / "picks.csv", "--like", d / "r1.mrc", "--classes", d / "classes.json",
-                 "--target", "heatmap", "--sigma", "1.5", "-o", d / "h.zarr")
+    result = cli(
+        "make-labels",
+        d / "picks.csv",
+        "--like",
+        d / "r1.mrc",
+        "--classes",
+        d / "classes.json",
+        "--target",
+        "heatmap",
+        "--sigma",
+        "1.5",
+        "-o",
+        d / "h.zarr",
+    )
     assert result.exit_code == 0, result.stderr
     heat = read_artifact(d / "h.zarr")
     assert (heat.meta.kind, heat.meta.axes, heat.shape) == ("heatmap", "czyx", (2, 9, 10, 12))
     assert heat.data.dtype == np.float16 and float(heat.data[0, 4, 4, 4]) == 1.0
-    result = cli("make-labels", d / "picks.csv", "--like", d / "r1.mrc", "--classes", d / "classes.json",
-                 "--target", "points", "--dilate", "1", "-o", d / "p.npy")
+    result = cli(
+        "make-labels",
+        d / "picks.csv",
+        "--like",
+        d / "r1.mrc",
+        "--classes",
+        d / "classes.json",
+        "--target",
+        "points",
+        "--dilate",
+        "1",
+        "-o",
+        d / "p.npy",
+    )
     assert result.exit_code == 0, result.stderr
     assert int((read_artifact(d / "p.npy").load() > 0).sum()) == 54
 
@@ -201,8 +257,17 @@ def test_make_labels_heatmap_and_points(cli, labelled_inputs):
 )
 def test_make_labels_errors(cli, labelled_inputs, args, code, message):
     d = labelled_inputs
-    result = cli("make-labels", d / "picks.csv", "--like", d / "r1.mrc", "--classes", d / "classes.json",
-                 "-o", d / "x.zarr", *args)
+    result = cli(
+        "make-labels",
+        d / "picks.csv",
+        "--like",
+        d / "r1.mrc",
+        "--classes",
+        d / "classes.json",
+        "-o",
+        d / "x.zarr",
+        *args,
+    )
     assert result.exit_code == code
     assert message in result.stderr
     assert not (d / "x.zarr").exists()
@@ -232,8 +297,12 @@ def test_make_labels_takes_the_classes_of_a_copick_project(cli, tmp_path):
     from czii_cli.io.volumes import write_ome_zarr
 
     root = tmp_path / "project"
-    write_ome_zarr(root / "static" / "ExperimentRuns" / "r1" / "VoxelSpacing10.000" / "denoised.zarr",
-                   np.zeros((9, 9, 9), np.float32), voxel_size=10.0, levels=1)
+    write_ome_zarr(
+        root / "static" / "ExperimentRuns" / "r1" / "VoxelSpacing10.000" / "denoised.zarr",
+        np.zeros((9, 9, 9), np.float32),
+        voxel_size=10.0,
+        levels=1,
+    )
     write_copick_picks(root / "overlay", picks_at("large", (4, 4, 4)))
     (root / "copick_config.json").write_text(json.dumps(config_document("t", CATALOG.to_json(), root)))
     result = cli("make-labels", root, "--like", root, "--run", "r1", "--radius-scale", "1", "-o", tmp_path / "l.zarr")

@@ -58,18 +58,26 @@ def test_train_writes_a_safe_self_describing_model(cli, mrc_dataset, tmp_path):
     assert [r["step"] for r in rows] == ["2"]
     assert {"train_loss", "val_score", "f4_small", "f4_large"} <= set(rows[0])
     row = rows[0]
-    tuned_columns = ["tuned_score", *(f"{column}_{c}" for column in ("tuned_f4", "pick_threshold", "cutoff")
-                                      for c in CLASSES)]
+    tuned_columns = [
+        "tuned_score",
+        *(f"{column}_{c}" for column in ("tuned_f4", "pick_threshold", "cutoff") for c in CLASSES),
+    ]
     assert set(tuned_columns) <= set(row)
     assert all(0 <= float(row[column]) <= 1 for column in tuned_columns if row[column])
     assert row["tuned_score"] and row["tuned_f4_small"] and row["tuned_f4_large"]
     fixed, tuned = model.train["best_fixed"], model.train["best_tuned"]
     assert model.train["best_score"] == tuned["score"] == float(row["tuned_score"])
-    assert fixed == {"score": float(row["val_score"]), "per_class": {c: float(row[f"f4_{c}"]) for c in CLASSES},
-                     "method": "cc", "threshold": 0.15}
+    assert fixed == {
+        "score": float(row["val_score"]),
+        "per_class": {c: float(row[f"f4_{c}"]) for c in CLASSES},
+        "method": "cc",
+        "threshold": 0.15,
+    }
     assert tuned["per_class"] == model.train["best_per_class"] == {c: float(row[f"tuned_f4_{c}"]) for c in CLASSES}
     assert tuned["thresholds"] == {c: float(row[f"cutoff_{c}"]) for c in CLASSES if row[f"cutoff_{c}"]}
-    assert tuned["pick_thresholds"] == {c: float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"pick_threshold_{c}"]}
+    assert tuned["pick_thresholds"] == {
+        c: float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"pick_threshold_{c}"]
+    }
     assert set(tuned["pick_thresholds"].values()) <= {0.02, 0.05, 0.15}
     assert torch.load(out, weights_only=True)["train"]["best_tuned"] == tuned
     described = json.loads(cli("info", out, "--json").stdout)
@@ -165,9 +173,20 @@ def test_artifact_pairs_from_normalize_and_make_labels(cli, mrc_dataset, tmp_pat
     for run in RUNS:
         mrc = mrc_dataset / "train_images" / f"{run}.mrc"
         assert cli("normalize", mrc, "-o", pairs / f"{run}.zarr").exit_code == 0
-        result = cli("make-labels", mrc_dataset / "train_annotations" / f"{run}.csv", "--like", pairs / f"{run}.zarr",
-                     "--classes", mrc_dataset / "classes.json", "--target", "points", "--dilate", "1",
-                     "-o", pairs / f"{run}.labels.zarr")
+        result = cli(
+            "make-labels",
+            mrc_dataset / "train_annotations" / f"{run}.csv",
+            "--like",
+            pairs / f"{run}.zarr",
+            "--classes",
+            mrc_dataset / "classes.json",
+            "--target",
+            "points",
+            "--dilate",
+            "1",
+            "-o",
+            pairs / f"{run}.labels.zarr",
+        )
         assert result.exit_code == 0, result.stderr
     (pairs / "notes.txt").write_text("ignored")
     result = cli("train", pairs, "-o", tmp_path / "p.pt", *TINY, "--max-steps", "2", "--fold", "0/3")
@@ -186,13 +205,30 @@ def test_copick_project_with_heatmap_target(cli, mrc_dataset, tmp_path):
     picks = []
     for run in RUNS[:2]:
         data, run_picks = simulate_run(run, rng)
-        write_ome_zarr(root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr", data,
-                       voxel_size=10.0, levels=1)
+        write_ome_zarr(
+            root / "static" / "ExperimentRuns" / run / "VoxelSpacing10.000" / "denoised.zarr",
+            data,
+            voxel_size=10.0,
+            levels=1,
+        )
         picks.append(run_picks)
     write_copick_picks(root / "overlay", concat(picks))
     (root / "copick_config.json").write_text(json.dumps(config_document("t", CATALOG.to_json(), root)))
-    result = cli("train", root, "-o", tmp_path / "h.pt", *TINY, "--max-steps", "2", "--target", "heatmap",
-                 "--loss", "bce:1,mse:1,tversky:0.5", "--val-runs", "r2")
+    result = cli(
+        "train",
+        root,
+        "-o",
+        tmp_path / "h.pt",
+        *TINY,
+        "--max-steps",
+        "2",
+        "--target",
+        "heatmap",
+        "--loss",
+        "bce:1,mse:1,tversky:0.5",
+        "--val-runs",
+        "r2",
+    )
     assert result.exit_code == 0, result.stderr
     model = load_model_file(tmp_path / "h.pt")
     assert (model.target, model.activation, model.classes) == ("heatmap", "sigmoid", ["small", "large"])
@@ -201,14 +237,36 @@ def test_copick_project_with_heatmap_target(cli, mrc_dataset, tmp_path):
 
 def test_init_fine_tunes_and_reports_a_different_head(cli, mrc_dataset, tmp_path):
     assert train(cli, mrc_dataset, tmp_path / "base.pt", "--max-steps", "1").exit_code == 0
-    result = train(cli, mrc_dataset, tmp_path / "tuned.pt", "--max-steps", "1", "--init", tmp_path / "base.pt",
-                   "--target", "heatmap", "--loss", "mse")
+    result = train(
+        cli,
+        mrc_dataset,
+        tmp_path / "tuned.pt",
+        "--max-steps",
+        "1",
+        "--init",
+        tmp_path / "base.pt",
+        "--target",
+        "heatmap",
+        "--loss",
+        "mse",
+    )
     assert result.exit_code == 0, result.stderr
     assert "--init: shape differs, kept the new initialisation: head.bias, head.weight" in result.stderr
     base, tuned = weights(tmp_path / "base.pt"), weights(tmp_path / "tuned.pt")
     assert tuned["head.weight"].shape[0] == 2 and base["head.weight"].shape[0] == 3
-    result = train(cli, mrc_dataset, tmp_path / "other.pt", "--max-steps", "1", "--init", tmp_path / "base.pt",
-                   "--arch", "unet", "--arch-param", "strides=[2]")
+    result = train(
+        cli,
+        mrc_dataset,
+        tmp_path / "other.pt",
+        "--max-steps",
+        "1",
+        "--init",
+        tmp_path / "base.pt",
+        "--arch",
+        "unet",
+        "--arch-param",
+        "strides=[2]",
+    )
     assert result.exit_code == 2
     assert "a light model cannot initialise a unet network" in result.stderr
 
@@ -315,8 +373,19 @@ def test_tuned_score_is_never_below_the_fixed_score(cli, mrc_dataset, tmp_path, 
     config = tmp_path / "config.json"
     settings = {"threshold_rule": "best"} | ({} if candidates is None else {"val_candidate_thresholds": candidates})
     config.write_text(json.dumps(settings))
-    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "4", "--steps-per-epoch", "2",
-                   "--val-runs", "r3", "--config", config)
+    result = train(
+        cli,
+        mrc_dataset,
+        tmp_path / "m.pt",
+        "--max-steps",
+        "4",
+        "--steps-per-epoch",
+        "2",
+        "--val-runs",
+        "r3",
+        "--config",
+        config,
+    )
     assert result.exit_code == 0, result.stderr
     rows = metrics(tmp_path / "m.metrics.csv")
     assert len(rows) == 2
@@ -324,14 +393,19 @@ def test_tuned_score_is_never_below_the_fixed_score(cli, mrc_dataset, tmp_path, 
         assert float(row["tuned_score"]) >= float(row["val_score"])
         assert all(float(row[f"tuned_f4_{c}"]) >= float(row[f"f4_{c}"]) for c in CLASSES)
         assert {float(row[f"pick_threshold_{c}"]) for c in CLASSES if row[f"pick_threshold_{c}"]} <= levels
-    assert f"step 4: loss {float(rows[1]['train_loss']):.4f} val F4 fixed {float(rows[1]['val_score']):.4f}, " \
-           f"tuned {float(rows[1]['tuned_score']):.4f} (fixed/tuned: small " in result.stderr
+    assert (
+        f"step 4: loss {float(rows[1]['train_loss']):.4f} val F4 fixed {float(rows[1]['val_score']):.4f}, "
+        f"tuned {float(rows[1]['tuned_score']):.4f} (fixed/tuned: small " in result.stderr
+    )
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"val_candidate_thresholds": [0.0]}, "validation pick thresholds must lie in (0, 1]"),
-    ({"val_candidate_thresholds": 0.05}, "val_candidate_thresholds must be a list of numbers"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"val_candidate_thresholds": [0.0]}, "validation pick thresholds must lie in (0, 1]"),
+        ({"val_candidate_thresholds": 0.05}, "val_candidate_thresholds must be a list of numbers"),
+    ],
+)
 def test_validation_settings_errors(cli, mrc_dataset, tmp_path, settings, message):
     config = tmp_path / "config.json"
     config.write_text(json.dumps(settings))
@@ -357,8 +431,9 @@ def scripted_rounds(scores: list[tuple[float, float]]):
 
 
 @pytest.mark.parametrize("select, kept, score", [("fixed", 2, 0.5), (None, 4, 0.6)])
-def test_select_keeps_the_best_checkpoint_by_the_chosen_score(cli, mrc_dataset, tmp_path, monkeypatch, select, kept,
-                                                              score):
+def test_select_keeps_the_best_checkpoint_by_the_chosen_score(
+    cli, mrc_dataset, tmp_path, monkeypatch, select, kept, score
+):
     """``--select fixed`` keeps the round with the best fixed-threshold score, as before ``tuned`` existed."""
     monkeypatch.setattr(session, "validate_round", scripted_rounds([(0.5, 0.2), (0.3, 0.6), (0.4, 0.4)]))
     out = tmp_path / "m.pt"

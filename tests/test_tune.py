@@ -61,8 +61,9 @@ def test_one_to_one_tuning_in_crowded_clusters():
     for seed in range(30):
         rng = np.random.default_rng(seed)
         gt = Picks.from_points("E", "apo-ferritin", rng.integers(0, 60, size=(6, 3)).astype(float))
-        pred = Picks.from_points("E", "apo-ferritin", rng.integers(0, 60, size=(10, 3)).astype(float),
-                                 score=rng.integers(0, 5, size=10) / 5)
+        pred = Picks.from_points(
+            "E", "apo-ferritin", rng.integers(0, 60, size=(10, 3)).astype(float), score=rng.integers(0, 5, size=10) / 5
+        )
         result = tune_thresholds(pred, gt, DEFAULT_CATALOG, matching="one-to-one", rule="best")
         best, best_cut = brute_force_class(pred, gt, "apo-ferritin", "one-to-one")
         np.testing.assert_array_equal(pred.score >= result.thresholds["apo-ferritin"], pred.score >= best_cut)
@@ -198,10 +199,12 @@ def test_tuning_needs_scores():
 
 
 def test_apply_thresholds_keeps_classes_without_a_cutoff():
-    scored = concat([
-        Picks.from_points("E", "ribosome", np.zeros((3, 3)), score=[0.1, 0.5, 0.9]),
-        Picks.from_points("E", "apo-ferritin", np.zeros((2, 3)), score=[0.0, 0.2]),
-    ])
+    scored = concat(
+        [
+            Picks.from_points("E", "ribosome", np.zeros((3, 3)), score=[0.1, 0.5, 0.9]),
+            Picks.from_points("E", "apo-ferritin", np.zeros((2, 3)), score=[0.0, 0.2]),
+        ]
+    )
     kept = apply_thresholds(scored, {"ribosome": 0.5})
     assert kept.particle_type.tolist() == ["ribosome", "ribosome", "apo-ferritin", "apo-ferritin"]
     assert kept.score.tolist() == [0.5, 0.9, 0.0, 0.2]
@@ -235,7 +238,7 @@ def test_thresholds_file_round_trip(tmp_path):
     [
         ("{not json", "not a readable JSON"),
         ('{"cutoffs": {}}', 'a "thresholds" object'),
-        ('[1, 2]', 'a "thresholds" object'),
+        ("[1, 2]", 'a "thresholds" object'),
         ('{"thresholds": {"ribosome": "high"}}', "'ribosome' is not a finite number"),
         ('{"thresholds": {"ribosome": NaN}}', "'ribosome' is not a finite number"),
         ('{"thresholds": {"ribosome": true}}', "'ribosome' is not a finite number"),

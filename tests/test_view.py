@@ -58,8 +58,9 @@ def test_slice_marks_positions_and_cross_section_radius():
 
 def test_slice_marks_apply_the_origin():
     truth = Picks.from_points("r", "apo-ferritin", [[1120.0, 1200.0, 1030.0]])
-    (mark,) = slice_marks(None, truth, z_index=3, voxel_size=10.0, catalog=DEFAULT_CATALOG,
-                          origin_zyx=(1000.0, 1000.0, 1000.0))
+    (mark,) = slice_marks(
+        None, truth, z_index=3, voxel_size=10.0, catalog=DEFAULT_CATALOG, origin_zyx=(1000.0, 1000.0, 1000.0)
+    )
     assert (mark.x_px, mark.y_px, mark.radius_px, mark.status) == (12.0, 20.0, 6.0, "truth")
 
 
@@ -71,16 +72,20 @@ def test_one_tp_one_fp_one_fn():
 
 
 def test_match_flags_follow_the_metric():
-    truth = concat([
-        Picks.from_points("r", "ribosome", [[0.0, 0.0, 0.0]]),
-        Picks.from_points("r", "apo-ferritin", [[1000.0, 0.0, 0.0]]),
-        Picks.from_points("s", "ribosome", [[2000.0, 0.0, 0.0]]),
-    ])
-    picks = concat([
-        Picks.from_points("r", "ribosome", [[75.0, 0.0, 0.0], [10.0, 0.0, 0.0], [76.0, 0.0, 0.0]]),
-        Picks.from_points("r", "ribosome", [[1000.0, 0.0, 0.0]]),  # right place, wrong class
-        Picks.from_points("r", "apo-ferritin", [[2000.0, 0.0, 0.0]]),  # right place, wrong run
-    ])
+    truth = concat(
+        [
+            Picks.from_points("r", "ribosome", [[0.0, 0.0, 0.0]]),
+            Picks.from_points("r", "apo-ferritin", [[1000.0, 0.0, 0.0]]),
+            Picks.from_points("s", "ribosome", [[2000.0, 0.0, 0.0]]),
+        ]
+    )
+    picks = concat(
+        [
+            Picks.from_points("r", "ribosome", [[75.0, 0.0, 0.0], [10.0, 0.0, 0.0], [76.0, 0.0, 0.0]]),
+            Picks.from_points("r", "ribosome", [[1000.0, 0.0, 0.0]]),  # right place, wrong class
+            Picks.from_points("r", "apo-ferritin", [[2000.0, 0.0, 0.0]]),  # right place, wrong run
+        ]
+    )
     pick_is_tp, truth_is_found = match_flags(picks, truth, catalog=DEFAULT_CATALOG)
     # 75 Å = 0.5 x 150 Å is inside the match distance, 76 Å outside; the nearer pick claims
     # the particle, the other near one is a duplicate (FP), as in the score
@@ -94,10 +99,12 @@ def test_match_flags_agree_with_the_metric_counts():
     rng = np.random.default_rng(5)
     truth = Picks(np.full(60, "r"), rng.choice(DEFAULT_CATALOG.names, size=60), rng.uniform(0, 3000, size=(60, 3)))
     near = truth.subset(rng.random(60) < 0.7)
-    picks = concat([
-        Picks(near.experiment, near.particle_type, near.xyz + rng.normal(scale=20.0, size=near.xyz.shape)),
-        Picks(np.full(20, "r"), rng.choice(DEFAULT_CATALOG.names, size=20), rng.uniform(0, 3000, size=(20, 3))),
-    ])
+    picks = concat(
+        [
+            Picks(near.experiment, near.particle_type, near.xyz + rng.normal(scale=20.0, size=near.xyz.shape)),
+            Picks(np.full(20, "r"), rng.choice(DEFAULT_CATALOG.names, size=20), rng.uniform(0, 3000, size=(20, 3))),
+        ]
+    )
     pick_is_tp, truth_is_found = match_flags(picks, truth, catalog=DEFAULT_CATALOG)
     counts = match_counts(picks, truth, DEFAULT_CATALOG)
     assert (~truth_is_found).sum() == counts.fn.sum()
@@ -121,8 +128,9 @@ def test_slice_occupancy_agrees_with_marks():
     picks = concat([picks, Picks.from_points("r", "ribosome", [[0.0, 0.0, 150.0]])])  # cuts z = 1 to 30 only
     counts, area = slice_occupancy(picks, depth=40, voxel_size=10.0, catalog=DEFAULT_CATALOG, origin_z=-5.0)
     for z in range(40):
-        marks = slice_marks(picks, None, z_index=z, voxel_size=10.0, catalog=DEFAULT_CATALOG,
-                            origin_zyx=(-5.0, 0.0, 0.0))
+        marks = slice_marks(
+            picks, None, z_index=z, voxel_size=10.0, catalog=DEFAULT_CATALOG, origin_zyx=(-5.0, 0.0, 0.0)
+        )
         assert counts[z] == len(marks)
         assert area[z] == pytest.approx(sum(np.pi * m.radius_px**2 for m in marks))
 
@@ -197,10 +205,14 @@ def test_view_draws_the_pick_where_it_is(cli, gray_mrc, tmp_path):
 
 
 def test_view_auto_z_and_several_panels(cli, gray_mrc, tmp_path):
-    truth = concat([
-        Picks.from_points("TS_1", "apo-ferritin", [[100.0, 100.0, 70.0], [250.0, 100.0, 70.0], [100.0, 250.0, 230.0]]),
-        Picks.from_points("TS_2", "apo-ferritin", [[100.0, 100.0, 150.0]] * 5),  # another run: ignored
-    ])
+    truth = concat(
+        [
+            Picks.from_points(
+                "TS_1", "apo-ferritin", [[100.0, 100.0, 70.0], [250.0, 100.0, 70.0], [100.0, 250.0, 230.0]]
+            ),
+            Picks.from_points("TS_2", "apo-ferritin", [[100.0, 100.0, 150.0]] * 5),  # another run: ignored
+        ]
+    )
     gt = write_csv(tmp_path / "gt.csv", truth)
     result = cli("view", gray_mrc, "--gt", gt, "-o", tmp_path / "one.png")
     assert result.exit_code == 0, result.stderr
@@ -213,8 +225,9 @@ def test_view_auto_z_and_several_panels(cli, gray_mrc, tmp_path):
 
 def test_view_with_probs_is_reproducible(cli, gray_mrc, tmp_path, rng):
     probs = rng.random((7, 30, 32, 40)).astype(np.float16)
-    meta = ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run="TS_1",
-                        classes=("background", *DEFAULT_CATALOG.names))
+    meta = ArtifactMeta(
+        kind="probs", axes="czyx", voxel_size=10.0, run="TS_1", classes=("background", *DEFAULT_CATALOG.names)
+    )
     write_artifact(tmp_path / "p.zarr", probs, meta)
     picks = write_csv(tmp_path / "pred.csv", Picks.from_points("TS_1", "ribosome", [[120.0, 200.0, 100.0]]))
     gt = write_csv(tmp_path / "gt.csv", Picks.from_points("TS_1", "ribosome", [[150.0, 200.0, 100.0]]))

@@ -21,9 +21,7 @@ Scheduler = Annotated[
         show_default=False,
     ),
 ]
-SkipExisting = Annotated[
-    bool, typer.Option("--skip-existing", help="Skip inputs whose output is already complete.")
-]
+SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Skip inputs whose output is already complete.")]
 
 
 def check_batch_options(*, scheduler: str | None, skip_existing: bool, overwrite: bool, stdin: bool) -> None:
@@ -85,8 +83,12 @@ def run_with_progress(
             )
 
         report = run_jobs(
-            jobs, workers=workers, scheduler=scheduler, skip_existing=skip_existing,
-            description=description, on_progress=update,
+            jobs,
+            workers=workers,
+            scheduler=scheduler,
+            skip_existing=skip_existing,
+            description=description,
+            on_progress=update,
         )
         update(report, 0)
     for job in jobs:

@@ -57,28 +57,42 @@ def voxel_size_option(value: float | None) -> float | None:
 
 VoxelSize = Annotated[
     float | None,
-    typer.Option("--voxel-size", help="Voxel size in Å; overrides the input's own.", show_default=False,
-                 callback=voxel_size_option),
+    typer.Option(
+        "--voxel-size",
+        help="Voxel size in Å; overrides the input's own.",
+        show_default=False,
+        callback=voxel_size_option,
+    ),
 ]
 UserId = Annotated[
     str | None,
-    typer.Option("--user-id", help="copick projects: whose picks to read (glob pattern). Default: curation, "
-                 "else the single user present.", show_default=False),
+    typer.Option(
+        "--user-id",
+        help="copick projects: whose picks to read (glob pattern). Default: curation, else the single user present.",
+        show_default=False,
+    ),
 ]
 SessionId = Annotated[
     str | None,
-    typer.Option("--session-id", help="copick projects: which sessions' picks to read (glob pattern). Default: "
-                 "the chosen user's only session.", show_default=False),
+    typer.Option(
+        "--session-id",
+        help="copick projects: which sessions' picks to read (glob pattern). Default: the chosen user's only session.",
+        show_default=False,
+    ),
 ]
 PredUserId = Annotated[
     str | None,
-    typer.Option("--pred-user-id", help="copick projects: whose picks are the predictions (glob pattern). "
-                 "Default: the single user present.", show_default=False),
+    typer.Option(
+        "--pred-user-id",
+        help="copick projects: whose picks are the predictions (glob pattern). Default: the single user present.",
+        show_default=False,
+    ),
 ]
 PredSessionId = Annotated[
     str | None,
-    typer.Option("--pred-session-id", help="copick projects: the predictions' sessions (glob pattern).",
-                 show_default=False),
+    typer.Option(
+        "--pred-session-id", help="copick projects: the predictions' sessions (glob pattern).", show_default=False
+    ),
 ]
 
 
@@ -93,9 +107,14 @@ def pred_selection(user_id: str | None, session_id: str | None):
     """The picks a predictions source contributes (``--pred-user-id`` / ``--pred-session-id``)."""
     from ..io.copick import PicksSelection
 
-    return PicksSelection(user_id=user_id, session_id=session_id, prefer=None,
-                          parameters="--pred-user-id / --pred-session-id")
+    return PicksSelection(
+        user_id=user_id, session_id=session_id, prefer=None, parameters="--pred-user-id / --pred-session-id"
+    )
+
+
 Preview = Annotated[
-    bool, typer.Option("--preview", help="Also store a 2x downsampled level (in the OME-Zarr multiscales) for "
-                       "quick viewing.")
+    bool,
+    typer.Option(
+        "--preview", help="Also store a 2x downsampled level (in the OME-Zarr multiscales) for quick viewing."
+    ),
 ]

@@ -31,11 +31,14 @@ from .common import Classes, Output, Overwrite, Quiet
 
 
 def command(
-    inputs: Annotated[list[Path], typer.Argument(help="Probability maps (czii artifacts), or pick lists with --mode cluster.")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Probability maps (czii artifacts), or pick lists with --mode cluster.")
+    ],
     output: Output = None,
     mode: Annotated[str, typer.Option("--mode", help="mean, logit, max or rank (maps); cluster (picks).")] = "mean",
     weights: Annotated[
-        str | None, typer.Option("--weights", help="Comma-separated weight per input, e.g. 0.6,0.4.", show_default=False)
+        str | None,
+        typer.Option("--weights", help="Comma-separated weight per input, e.g. 0.6,0.4.", show_default=False),
     ] = None,
     classes: Classes = None,
     overwrite: Overwrite = False,
@@ -91,8 +94,11 @@ def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
     kinds = [MapKind.from_extra(m.meta.extra) for m in maps]
     kind = output_kind(kinds, mode=mode)
     first = maps[0].meta
-    extra = {"activation": kind.activation, "catalog": first.extra.get("catalog"),
-             "ensemble": {"mode": mode, "weights": weights, "inputs": [m.source for m in maps]}}
+    extra = {
+        "activation": kind.activation,
+        "catalog": first.extra.get("catalog"),
+        "ensemble": {"mode": mode, "weights": weights, "inputs": [m.source for m in maps]},
+    }
     if kind.logits_of:
         extra["logits_of"] = kind.logits_of
     shared = _shared_pick_settings(maps, mode=mode)
@@ -103,12 +109,19 @@ def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
     )
     target = artifact_target(output)
     blocks = len(block_slices(maps[0].shape))
-    with make_progress() as progress, create_artifact(
-        target, shape=maps[0].shape, dtype="float16", meta=meta, overwrite=overwrite
-    ) as out:
+    with (
+        make_progress() as progress,
+        create_artifact(target, shape=maps[0].shape, dtype="float16", meta=meta, overwrite=overwrite) as out,
+    ):
         task = progress.add_task("ensemble", total=blocks, status="")
-        ensemble_maps([m.data for m in maps], out, mode=mode, weights=weights, kinds=kinds,
-                      on_block=lambda: progress.advance(task))
+        ensemble_maps(
+            [m.data for m in maps],
+            out,
+            mode=mode,
+            weights=weights,
+            kinds=kinds,
+            on_block=lambda: progress.advance(task),
+        )
 
 
 def _shared_pick_settings(maps, *, mode: str):

@@ -44,8 +44,9 @@ def command(
         _print_table(description)
 
 
-def _describe(path: Path, *, run: str | None, tomo_type: str | None, user_id: str | None = None,
-              session_id: str | None = None) -> dict:
+def _describe(
+    path: Path, *, run: str | None, tomo_type: str | None, user_id: str | None = None, session_id: str | None = None
+) -> dict:
     from ..describe import describe_model, describe_picks, describe_volume
     from ..io import copick
     from ..io.picks import copick_files_of, read_picks
@@ -63,7 +64,9 @@ def _describe(path: Path, *, run: str | None, tomo_type: str | None, user_id: st
             "source": str(project.config_path),
             "classes": [o["name"] for o in project.config["pickable_objects"]],
             "runs": runs,
-            "tomo_types": {r: project.tomo_types(r) for r in runs if (project.static_root / "ExperimentRuns" / r).is_dir()},
+            "tomo_types": {
+                r: project.tomo_types(r) for r in runs if (project.static_root / "ExperimentRuns" / r).is_dir()
+            },
             "picks": _picks_per_user(path, user_id, session_id),
         }
     if path.is_dir() and not _is_zarr_dir(path) and copick_files_of(path) is not None:
@@ -83,8 +86,10 @@ def _picks_per_user(path: Path, user_id: str | None, session_id: str | None) -> 
     if not groups and (user_id is not None or session_id is not None):
         everyone = ", ".join(f"{u}/{s}" for u, s in read_picks_by_user(path)) or "none"
         raise UsageError(f"{path}: no picks match --user-id / --session-id (users and sessions found: {everyone})")
-    return {f"{user}/{session}": describe_picks(picks, source=str(path))["counts"]
-            for (user, session), picks in groups.items()}
+    return {
+        f"{user}/{session}": describe_picks(picks, source=str(path))["counts"]
+        for (user, session), picks in groups.items()
+    }
 
 
 def _is_torch_file(path: Path) -> bool:

@@ -46,23 +46,27 @@ def command(
         str, typer.Option("--radius-scale", help="Fraction of the class radius: 0.5, or 0.5,ribosome=0.33,...")
     ] = "0.5",
     sigma: Annotated[
-        float | None, typer.Option("--sigma", help="Heatmap sigma in voxels (default scale x radius / 2).",
-                                   show_default=False)
+        float | None,
+        typer.Option("--sigma", help="Heatmap sigma in voxels (default scale x radius / 2).", show_default=False),
     ] = None,
     dilate: Annotated[int, typer.Option("--dilate", help="Points: dilate each centre to a (2N+1)^3 cube.")] = 0,
     classes: Annotated[
         Path | None,
-        typer.Option("--classes", help="Particle catalog (copick config or JSON class list). Default: the copick "
-                     "project's own classes when PICKS is one, else the six competition classes.",
-                     show_default=False),
+        typer.Option(
+            "--classes",
+            help="Particle catalog (copick config or JSON class list). Default: the copick "
+            "project's own classes when PICKS is one, else the six competition classes.",
+            show_default=False,
+        ),
     ] = None,
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
     user_id: UserId = None,
     session_id: SessionId = None,
-    out_user_id: Annotated[str, typer.Option("--out-user-id", help="With -o copick:CONFIG: the user the "
-                                             "segmentation is written under.")] = "czii",
+    out_user_id: Annotated[
+        str, typer.Option("--out-user-id", help="With -o copick:CONFIG: the user the segmentation is written under.")
+    ] = "czii",
     out_session_id: Annotated[str, typer.Option("--out-session-id", help="With -o copick:CONFIG: its session.")] = "0",
     preview: Preview = False,
     overwrite: Overwrite = False,
@@ -95,8 +99,12 @@ def command(
         )
     check_classes(picks, catalog.names, source=str(picks_path))
     data = make_target(
-        volume.spatial_shape, picks, catalog=catalog, spec=spec,
-        voxel_size=volume.meta.voxel_size, origin_zyx=volume.meta.origin,
+        volume.spatial_shape,
+        picks,
+        catalog=catalog,
+        spec=spec,
+        voxel_size=volume.meta.voxel_size,
+        origin_zyx=volume.meta.origin,
     )
     meta = volume.meta.evolve(
         kind="heatmap" if spec.kind == "heatmap" else "labels",
@@ -108,8 +116,15 @@ def command(
     if project_path is not None:
         from ..io.copick_segmentations import write_target_to_copick
 
-        stores = write_target_to_copick(copick.open_output_project(project_path), data, meta, kind=spec.kind,
-                                        user=out_user_id, session=out_session_id, overwrite=overwrite)
+        stores = write_target_to_copick(
+            copick.open_output_project(project_path),
+            data,
+            meta,
+            kind=spec.kind,
+            user=out_user_id,
+            session=out_session_id,
+            overwrite=overwrite,
+        )
         destination = ", ".join(s.name for s in stores)
     else:
         write_artifact(destination, data, meta, overwrite=overwrite, preview=preview)

@@ -38,8 +38,11 @@ def command(
     method: Annotated[str, typer.Option("--method", help="zscore, robust or percentile.")] = "zscore",
     clip: Annotated[
         tuple[float, float] | None,
-        typer.Option("--clip", help="zscore: clip to LO..HI std; percentile: LO HI percentiles (default 5 99).",
-                     show_default=False),
+        typer.Option(
+            "--clip",
+            help="zscore: clip to LO..HI std; percentile: LO HI percentiles (default 5 99).",
+            show_default=False,
+        ),
     ] = None,
     run: Run = None,
     tomo_type: TomoType = None,
@@ -47,8 +50,10 @@ def command(
     preview: Preview = False,
     fill_nonfinite: Annotated[
         bool,
-        typer.Option("--fill-nonfinite", help="Replace NaN and infinite voxels by the mean of the finite ones "
-                     "(default: refuse such a tomogram)."),
+        typer.Option(
+            "--fill-nonfinite",
+            help="Replace NaN and infinite voxels by the mean of the finite ones (default: refuse such a tomogram).",
+        ),
     ] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -64,8 +69,13 @@ def command(
     target = artifact_target(output)
     volume = read_tomogram(tomogram, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
     try:
-        stats = normalization_stats(volume.data, method=spec["method"], clip=spec["clip"],
-                                    nonfinite="fill" if fill_nonfinite else "error", source=volume.source)
+        stats = normalization_stats(
+            volume.data,
+            method=spec["method"],
+            clip=spec["clip"],
+            nonfinite="fill" if fill_nonfinite else "error",
+            source=volume.source,
+        )
     except NonFiniteError as err:
         hint = "" if err.count == err.total else "; pass --fill-nonfinite to replace them by the finite mean"
         raise NonFiniteError(f"{err}{hint}", count=err.count, total=err.total) from None
@@ -74,8 +84,9 @@ def command(
     meta = volume.meta.evolve(kind="tomogram", extra={**volume.meta.extra, "normalization": stats})
     meta = meta.with_step("normalize", args={**spec, "fill_nonfinite": fill_nonfinite}, inputs=[volume.source])
     slab = 64  # the artifact's chunk depth: each chunk is written once
-    with create_artifact(target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite,
-                         preview=preview) as out:
+    with create_artifact(
+        target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite, preview=preview
+    ) as out:
         for start in range(0, volume.shape[0], slab):
             out[start : start + slab] = apply_normalization(volume.data[start : start + slab], stats)
     info(f"normalized {volume.source} ({'x'.join(map(str, volume.shape))}, {spec['method']}) -> {target}")

@@ -74,7 +74,9 @@ def command(
     threshold: Annotated[
         str | None, typer.Option("--threshold", help="0.15, ribosome=0.2,apo-ferritin=0.1 or 0.1,ribosome=0.2.")
     ] = None,
-    thresholds: Annotated[Path | None, typer.Option("--thresholds", help="Per-class score cutoffs: the JSON czii tune writes.")] = None,
+    thresholds: Annotated[
+        Path | None, typer.Option("--thresholds", help="Per-class score cutoffs: the JSON czii tune writes.")
+    ] = None,
     connectivity: Annotated[int | None, _option("--connectivity", "6, 18 or 26 (all but peaks; default 26).")] = None,
     radius_scale: Annotated[
         float | None, _option("--radius-scale", "Blob radius / particle radius (all; default 0.5).")
@@ -97,10 +99,12 @@ def command(
     points: Annotated[str | None, _option("--points", "dbscan: voxels (default) or centroids.")] = None,
     template: Annotated[str | None, _option("--template", "kl-fit: ball (default) or gaussian.")] = None,
     overlap: Annotated[float | None, _option("--overlap", "kl-fit: stop at centres this many diameters apart.")] = None,
-    user_id: Annotated[str, typer.Option("--user-id", help="With -o copick:CONFIG: the user the picks are "
-                                         "written under.")] = "czii",
-    session_id: Annotated[str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the "
-                                            "picks are written under.")] = "0",
+    user_id: Annotated[
+        str, typer.Option("--user-id", help="With -o copick:CONFIG: the user the picks are written under.")
+    ] = "czii",
+    session_id: Annotated[
+        str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the picks are written under.")
+    ] = "0",
     seed: Seed = 0,
     classes: Classes = None,
     voxel_size: VoxelSize = None,
@@ -126,10 +130,20 @@ def command(
     from .batching import absolute, check_batch_options, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
-    given = {"connectivity": connectivity, "radius_scale": radius_scale, "min_size_fraction": min_size_fraction,
-             "min_size": min_size, "sigma": sigma, "footprint": footprint, "nms_distance": nms_distance,
-             "marker_distance": marker_distance, "eps_scale": eps_scale, "points": points, "template": template,
-             "overlap": overlap}
+    given = {
+        "connectivity": connectivity,
+        "radius_scale": radius_scale,
+        "min_size_fraction": min_size_fraction,
+        "min_size": min_size,
+        "sigma": sigma,
+        "footprint": footprint,
+        "nms_distance": nms_distance,
+        "marker_distance": marker_distance,
+        "eps_scale": eps_scale,
+        "points": points,
+        "template": template,
+        "overlap": overlap,
+    }
     options = {name: value for name, value in given.items() if value is not None}
     for name in options:
         if name not in option_names(method):
@@ -139,8 +153,9 @@ def command(
     check_method_options(method, options)
     if sum(str(p) == "-" for p in probs) > 1 or len(set(map(str, probs))) != len(probs):
         raise UsageError("each input, '-' (stdin) included, may be given only once")
-    check_batch_options(scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite,
-                        stdin=any(is_stdout(p) for p in probs))
+    check_batch_options(
+        scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite, stdin=any(is_stdout(p) for p in probs)
+    )
     project_path = copick_target(output)
     folder = None if project_path is not None else output_folder(output)
     target = "-" if output is None or is_stdout(output) else Path(output)
@@ -182,27 +197,67 @@ def command(
         tuned = recorded.get(name)
         if tuned is None:
             return {**common, **given}
-        return {**common, "default": tuned.default_threshold, "per_class": tuned.pick_thresholds,
-                "cutoffs": tuned.cutoffs}
+        return {
+            **common,
+            "default": tuned.default_threshold,
+            "per_class": tuned.pick_thresholds,
+            "cutoffs": tuned.cutoffs,
+        }
 
     if project_path is not None:
-        _write_into_copick(inputs, project_path, experiments=experiments, channels=channels, user=user_id,
-                           session=session_id, settings_of=settings_of, place=place, jobs=jobs, scheduler=scheduler,
-                           skip_existing=skip_existing, overwrite=overwrite)
+        _write_into_copick(
+            inputs,
+            project_path,
+            experiments=experiments,
+            channels=channels,
+            user=user_id,
+            session=session_id,
+            settings_of=settings_of,
+            place=place,
+            jobs=jobs,
+            scheduler=scheduler,
+            skip_existing=skip_existing,
+            overwrite=overwrite,
+        )
         return
     if folder is not None:
         targets = _plan_csvs(folder, experiments, overwrite=overwrite or skip_existing)
-        batch = [Job(name, place(targets[name]), write_picks_of_input,
-                     {"path": place(path), "name": name, "output": place(targets[name]), "overwrite": overwrite,
-                      **settings_of(name)}) for name, path in inputs]
-        run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=skip_existing,
-                          description="postprocess",
-                          on_done=lambda name, count: info(f"{name}: {count} picks -> {targets[name]}"))
+        batch = [
+            Job(
+                name,
+                place(targets[name]),
+                write_picks_of_input,
+                {
+                    "path": place(path),
+                    "name": name,
+                    "output": place(targets[name]),
+                    "overwrite": overwrite,
+                    **settings_of(name),
+                },
+            )
+            for name, path in inputs
+        ]
+        run_with_progress(
+            batch,
+            workers=jobs,
+            scheduler=scheduler,
+            skip_existing=skip_existing,
+            description="postprocess",
+            on_done=lambda name, count: info(f"{name}: {count} picks -> {targets[name]}"),
+        )
         return
-    batch = [Job(name, None, picks_of_input, {"path": place(path), "name": name, **settings_of(name)})
-             for name, path in inputs]
-    report = run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=False, description="postprocess",
-                               on_done=lambda name, found: info(f"{name}: {len(found)} picks"))
+    batch = [
+        Job(name, None, picks_of_input, {"path": place(path), "name": name, **settings_of(name)})
+        for name, path in inputs
+    ]
+    report = run_with_progress(
+        batch,
+        workers=jobs,
+        scheduler=scheduler,
+        skip_existing=False,
+        description="postprocess",
+        on_done=lambda name, found: info(f"{name}: {len(found)} picks"),
+    )
     results = [report.results[name] for name, _ in inputs]
     runs = [found.experiments for found in results if len(found)]
     if len({run for names in runs for run in names}) < len(runs):
@@ -212,9 +267,21 @@ def command(
     info(f"{len(picks)} picks from {len(inputs)} input(s) ({method}) -> {'stdout' if target == '-' else target}")
 
 
-def _write_into_copick(inputs, project_path: Path, *, experiments: dict, channels: dict, user: str, session: str,
-                       settings_of, place, jobs: int, scheduler: str | None, skip_existing: bool,
-                       overwrite: bool) -> None:
+def _write_into_copick(
+    inputs,
+    project_path: Path,
+    *,
+    experiments: dict,
+    channels: dict,
+    user: str,
+    session: str,
+    settings_of,
+    place,
+    jobs: int,
+    scheduler: str | None,
+    skip_existing: bool,
+    overwrite: bool,
+) -> None:
     """``-o copick:CONFIG``: each input writes its run's picks files into the project."""
     from ..batch import Job
     from ..console import info
@@ -245,15 +312,36 @@ def _write_into_copick(inputs, project_path: Path, *, experiments: dict, channel
                 if t.exists():
                     raise UsageError(f"{t}: output exists; pass --overwrite to replace it (or --skip-existing)")
         todo.append((name, path))
-    batch = [Job(name, None, write_picks_to_copick,
-                 {"path": place(path), "name": name, "project": place(project.config_path), "run": experiments[name],
-                  "user": user, "session": session, "overwrite": overwrite or skip_existing, **settings_of(name)})
-             for name, path in todo]
+    batch = [
+        Job(
+            name,
+            None,
+            write_picks_to_copick,
+            {
+                "path": place(path),
+                "name": name,
+                "project": place(project.config_path),
+                "run": experiments[name],
+                "user": user,
+                "session": session,
+                "overwrite": overwrite or skip_existing,
+                **settings_of(name),
+            },
+        )
+        for name, path in todo
+    ]
     if not batch:
         return
-    run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=False, description="postprocess",
-                      on_done=lambda name, count: info(f"{name}: {count} picks -> {project.config_path} "
-                                                       f"({user}/{session}, run {experiments[name]})"))
+    run_with_progress(
+        batch,
+        workers=jobs,
+        scheduler=scheduler,
+        skip_existing=False,
+        description="postprocess",
+        on_done=lambda name, count: info(
+            f"{name}: {count} picks -> {project.config_path} ({user}/{session}, run {experiments[name]})"
+        ),
+    )
 
 
 def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) -> dict[str, Path]:
@@ -267,8 +355,10 @@ def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) ->
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise UsageError(f"several inputs are experiment {repeated[0]!r}; their CSVs in {folder} would collide")
-    targets = {name: file_in_folder(folder, experiment, ".csv", source=name, what="experiment (run name)")
-               for name, experiment in experiments.items()}
+    targets = {
+        name: file_in_folder(folder, experiment, ".csv", source=name, what="experiment (run name)")
+        for name, experiment in experiments.items()
+    }
     folder.mkdir(exist_ok=True)
     for target in targets.values():
         check_output(target, overwrite=overwrite)
@@ -333,7 +423,9 @@ def open_probs(path: Path, *, name: str, catalog: Catalog | None, voxel_size: fl
     if meta.kind not in ("probs", "heatmap") or meta.axes != "czyx":
         raise DataError(f"{name}: expected a probs or heatmap artifact with axes czyx, found {meta.kind} {meta.axes}")
     if catalog is None:
-        catalog = catalog_from_mapping(meta.extra["catalog"], source=name) if "catalog" in meta.extra else DEFAULT_CATALOG
+        catalog = (
+            catalog_from_mapping(meta.extra["catalog"], source=name) if "catalog" in meta.extra else DEFAULT_CATALOG
+        )
     if len(meta.classes) != volume.shape[0]:
         raise DataError(f"{name}: {len(meta.classes)} channel names for {volume.shape[0]} channels")
     for channel in meta.classes:
@@ -343,8 +435,16 @@ def open_probs(path: Path, *, name: str, catalog: Catalog | None, voxel_size: fl
 
 
 def picks_of_input(
-    path: Path, *, name: str, method: str, default: float, per_class: dict, cutoffs: dict, catalog: Catalog | None,
-    voxel_size: float | None, options: dict,
+    path: Path,
+    *,
+    name: str,
+    method: str,
+    default: float,
+    per_class: dict,
+    cutoffs: dict,
+    catalog: Catalog | None,
+    voxel_size: float | None,
+    options: dict,
 ) -> Picks:
     """Picks of one probability map (the batch job for one merged CSV).
 
@@ -373,9 +473,15 @@ def picks_of_input(
     names = list(volume.meta.classes)
     try:
         picks = extract_picks(
-            volume.data, classes=names, catalog=catalog, method=method,
-            thresholds={c: per_class.get(c, default) for c in names}, voxel_size=volume.meta.voxel_size,
-            origin_zyx=volume.meta.origin, run=run, **options,
+            volume.data,
+            classes=names,
+            catalog=catalog,
+            method=method,
+            thresholds={c: per_class.get(c, default) for c in names},
+            voxel_size=volume.meta.voxel_size,
+            origin_zyx=volume.meta.origin,
+            run=run,
+            **options,
         )
     except NonFiniteError as err:
         raise NonFiniteError(f"{name}: {err}", count=err.count, total=err.total) from None
@@ -395,8 +501,9 @@ def write_picks_of_input(path: Path, *, output: Path, overwrite: bool = False, *
     return len(picks)
 
 
-def write_picks_to_copick(path: Path, *, project: Path, run: str, user: str, session: str, overwrite: bool = False,
-                          **settings) -> int:
+def write_picks_to_copick(
+    path: Path, *, project: Path, run: str, user: str, session: str, overwrite: bool = False, **settings
+) -> int:
     """Write the picks of one probability map into a copick project (the batch job for ``-o copick:``).
 
     One ``<user>_<session>_<class>.json`` per class channel of the map (background
@@ -405,9 +512,19 @@ def write_picks_to_copick(path: Path, *, project: Path, run: str, user: str, ses
     from ..io.copick import open_project
     from ..io.picks import write_run_to_copick
 
-    volume, _, _ = open_probs(path, name=settings["name"], catalog=settings["catalog"], voxel_size=settings["voxel_size"])
+    volume, _, _ = open_probs(
+        path, name=settings["name"], catalog=settings["catalog"], voxel_size=settings["voxel_size"]
+    )
     particles = [c for c in volume.meta.classes if c != BACKGROUND]
     picks = picks_of_input(path, **settings).sorted()
-    write_run_to_copick(open_project(project), picks, run=run, particles=particles, user=user, session=session,
-                        voxel_spacing=volume.meta.voxel_size, overwrite=overwrite)
+    write_run_to_copick(
+        open_project(project),
+        picks,
+        run=run,
+        particles=particles,
+        user=user,
+        session=session,
+        voxel_spacing=volume.meta.voxel_size,
+        overwrite=overwrite,
+    )
     return len(picks)

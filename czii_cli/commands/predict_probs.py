@@ -79,9 +79,12 @@ def command(
     logits: Annotated[bool, typer.Option("--logits", help="Write averaged raw logits, not probabilities.")] = False,
     window: Annotated[
         tuple[int, int, int] | None,
-        typer.Option("--window", help="Sliding window Z Y X in voxels (default: the model's patch size); a side "
-                     "longer than the tomogram's is shrunk to it, rounded up to what the network takes.",
-                     show_default=False),
+        typer.Option(
+            "--window",
+            help="Sliding window Z Y X in voxels (default: the model's patch size); a side "
+            "longer than the tomogram's is shrunk to it, rounded up to what the network takes.",
+            show_default=False,
+        ),
     ] = None,
     tiling: Annotated[
         str, typer.Option("--tiling", help="auto, halo (large tiles, stitched) or sliding (overlapping windows).")
@@ -95,13 +98,20 @@ def command(
     jobs: Jobs = 1,
     scheduler: Scheduler = None,
     skip_existing: SkipExisting = False,
-    user_id: Annotated[str, typer.Option("--user-id", help="With -o copick:CONFIG: the user the maps are "
-                                         "written under.")] = "czii",
-    session_id: Annotated[str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the maps "
-                                            "are written under.")] = "0",
-    keep_maps: Annotated[Path | None, typer.Option("--keep-maps", help="With -o copick:CONFIG: also keep the czii "
-                                                   "maps in this folder, one <run>.zarr each.",
-                                                   show_default=False)] = None,
+    user_id: Annotated[
+        str, typer.Option("--user-id", help="With -o copick:CONFIG: the user the maps are written under.")
+    ] = "czii",
+    session_id: Annotated[
+        str, typer.Option("--session-id", help="With -o copick:CONFIG: the session the maps are written under.")
+    ] = "0",
+    keep_maps: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep-maps",
+            help="With -o copick:CONFIG: also keep the czii maps in this folder, one <run>.zarr each.",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -144,15 +154,34 @@ def command(
         raise UsageError(f"--tiling must be one of {', '.join(TILINGS)}, got {tiling!r}")
     if window and tiling == "auto":  # an explicit window asks for sliding windows
         tiling = "sliding"
-    check_batch_options(scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite,
-                        stdin=any(is_stdout(p) for p in tomograms))
+    check_batch_options(
+        scheduler=scheduler,
+        skip_existing=skip_existing,
+        overwrite=overwrite,
+        stdin=any(is_stdout(p) for p in tomograms),
+    )
     models = load_models(model)
-    settings = PredictSettings(models=tuple(model), window=choose_window(models, model, window), overlap=overlap,
-                               batch_size=batch_size, tta=tta, device=device, dtype=dtype, logits=logits,
-                               precision=precision, tiling=tiling, memory_budget=memory * 1024**3)
+    settings = PredictSettings(
+        models=tuple(model),
+        window=choose_window(models, model, window),
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        device=device,
+        dtype=dtype,
+        logits=logits,
+        precision=precision,
+        tiling=tiling,
+        memory_budget=memory * 1024**3,
+    )
     found = find_tomograms(tomograms, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    targets = plan_outputs([t.name for t in found], output, overwrite=overwrite, skip_existing=skip_existing,
-                           sources=[t.volume.source if t.volume is not None else str(t.path) for t in found])
+    targets = plan_outputs(
+        [t.name for t in found],
+        output,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+        sources=[t.volume.source if t.volume is not None else str(t.path) for t in found],
+    )
     if is_stdout(targets[0]) and (skip_existing or scheduler is not None):
         raise UsageError("--skip-existing and --scheduler need an output on disk; pass -o OUT or -o DIR/")
     trained = models[0].voxel_size
@@ -167,8 +196,10 @@ def command(
         kind += "" if result["windows"] == 1 else "s"
         if result["tiling"] == "halo":
             kind += f" (halo {'x'.join(map(str, result['halo']))})"
-        info(f"{result['source']}: {result['windows']} {kind} of {shape} x {len(models)} model(s) x {tta} TTA "
-             f"-> {result['target']}")
+        info(
+            f"{result['source']}: {result['windows']} {kind} of {shape} x {len(models)} model(s) x {tta} TTA "
+            f"-> {result['target']}"
+        )
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows
@@ -178,22 +209,58 @@ def command(
             return
         with make_progress() as progress:
             task = progress.add_task(item.name, total=None, status="")
-            log(predict_tomogram(item.volume, target, models=models, networks=[m.build() for m in models],
-                                 settings=settings, overwrite=overwrite, on_windows=lambda n: progress.advance(task, n),
-                                 on_plan=lambda n: progress.update(task, total=n)))
+            log(
+                predict_tomogram(
+                    item.volume,
+                    target,
+                    models=models,
+                    networks=[m.build() for m in models],
+                    settings=settings,
+                    overwrite=overwrite,
+                    on_windows=lambda n: progress.advance(task, n),
+                    on_plan=lambda n: progress.update(task, total=n),
+                )
+            )
         return
     place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
     settings = replace(settings, models=tuple(map(place, settings.models)))
-    batch = [Job(item.name, place(target), predict_job, {"path": place(item.path), "request": item.request,
-                                                         "target": place(target), "settings": settings,
-                                                         "overwrite": overwrite})
-             for item, target in zip(found, targets)]
-    run_with_progress(batch, workers=jobs, scheduler=scheduler, skip_existing=skip_existing,
-                      description="predict-probs", on_done=lambda name, result: log(result))
+    batch = [
+        Job(
+            item.name,
+            place(target),
+            predict_job,
+            {
+                "path": place(item.path),
+                "request": item.request,
+                "target": place(target),
+                "settings": settings,
+                "overwrite": overwrite,
+            },
+        )
+        for item, target in zip(found, targets)
+    ]
+    run_with_progress(
+        batch,
+        workers=jobs,
+        scheduler=scheduler,
+        skip_existing=skip_existing,
+        description="predict-probs",
+        on_done=lambda name, result: log(result),
+    )
 
 
-def _predict_into_copick(*, output: str, user_id: str, session_id: str, keep_maps: Path | None, skip_existing: bool,
-                         overwrite: bool, quiet: bool, verbose: bool, **options) -> None:
+def _predict_into_copick(
+    *,
+    output: str,
+    user_id: str,
+    session_id: str,
+    keep_maps: Path | None,
+    skip_existing: bool,
+    overwrite: bool,
+    quiet: bool,
+    verbose: bool,
+    **options,
+) -> None:
     """``-o copick:CONFIG``: predict into a staging folder of the overlay, then write segmentations."""
     import shutil
     import tempfile
@@ -218,7 +285,9 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, keep_map
     runs, todo = project.runs(), []
     for item in found:
         if item.name not in runs:
-            raise UsageError(f"{item.path}: run {item.name!r} is not in {project.config_path} (runs: {', '.join(runs)})")
+            raise UsageError(
+                f"{item.path}: run {item.name!r} is not in {project.config_path} (runs: {', '.join(runs)})"
+            )
         voxel = item.volume.meta.voxel_size if item.volume is not None else 10.0
         names = probs_segmentation_names(classes, voxel_size=voxel, user=user_id, session=session_id)
         stores = [segmentation_path(project, item.name, n) for n in names]
@@ -241,14 +310,31 @@ def _predict_into_copick(*, output: str, user_id: str, session_id: str, keep_map
     project.overlay_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".czii-staging-", dir=project.overlay_root))
     try:
-        calls = ([{}] if len(todo) == len(found)  # every run in one batch, else one call per remaining run
-                 else [{"tomograms": [item.path], "run": item.request.run} for item in todo])
+        calls = (
+            [{}]
+            if len(todo) == len(found)  # every run in one batch, else one call per remaining run
+            else [{"tomograms": [item.path], "run": item.request.run} for item in todo]
+        )
         for call in calls:
-            command(**{**options, **call}, output=f"{staging}/", skip_existing=False, overwrite=False, quiet=quiet,
-                    verbose=verbose, user_id=user_id, session_id=session_id)
+            command(
+                **{**options, **call},
+                output=f"{staging}/",
+                skip_existing=False,
+                overwrite=False,
+                quiet=quiet,
+                verbose=verbose,
+                user_id=user_id,
+                session_id=session_id,
+            )
         for item in todo:
-            stores = write_probs_to_copick(project, read_artifact(staging / f"{item.name}.zarr"), run=item.name,
-                                           user=user_id, session=session_id, overwrite=overwrite or skip_existing)
+            stores = write_probs_to_copick(
+                project,
+                read_artifact(staging / f"{item.name}.zarr"),
+                run=item.name,
+                user=user_id,
+                session=session_id,
+                overwrite=overwrite or skip_existing,
+            )
             info(f"{item.name}: {len(stores)} segmentations -> {stores[0].parent}")
             if keep_maps is not None:
                 with atomic_path(keep_maps / f"{item.name}.zarr", overwrite=True) as kept:

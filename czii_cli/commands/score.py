@@ -67,8 +67,10 @@ def command(
     per_experiment: Annotated[
         bool, typer.Option("--per-experiment", help="Add the breakdown of each experiment (table or json).")
     ] = False,
-    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of per-class precision, recall and F-beta bars.",
-                                              show_default=False)] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="PNG of per-class precision, recall and F-beta bars.", show_default=False),
+    ] = None,
     overwrite: Overwrite = False,
     classes: Classes = None,
     user_id: UserId = None,
@@ -94,8 +96,12 @@ def command(
 
         check_output(plot, overwrite=overwrite)
     catalog, pred_picks, gt_picks = read_inputs(
-        pred, gt, classes, gt_selection=truth_selection(user_id, session_id),
-        pred_selection=pred_selection(pred_user_id, pred_session_id))
+        pred,
+        gt,
+        classes,
+        gt_selection=truth_selection(user_id, session_id),
+        pred_selection=pred_selection(pred_user_id, pred_session_id),
+    )
     report = score_picks(
         pred_picks, gt_picks, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching
     )
@@ -144,8 +150,10 @@ def warn_disjoint(pred_picks, gt_picks, *, pred: Path, gt: Path) -> None:
 
     mine, theirs = pred_picks.experiments, gt_picks.experiments
     if mine and theirs and not set(mine) & set(theirs):
-        warn(f"no experiment of {pred} is in {gt}, so nothing can match: {pred} has {_names(mine)}; "
-             f"{gt} has {_names(theirs)}")
+        warn(
+            f"no experiment of {pred} is in {gt}, so nothing can match: {pred} has {_names(mine)}; "
+            f"{gt} has {_names(theirs)}"
+        )
 
 
 def _names(names: list[str], most: int = 5) -> str:
@@ -164,8 +172,14 @@ def print_score_table(report, *, title: str) -> None:
         table.add_column(column, justify="left" if column == "class" else "right")
     for name, part in report.per_class.items():
         table.add_row(
-            name, str(part.tp), str(part.fp), str(part.fn),
-            f"{part.precision:.4f}", f"{part.recall:.4f}", f"{part.fbeta:.4f}", f"{part.weight:g}",
+            name,
+            str(part.tp),
+            str(part.fp),
+            str(part.fn),
+            f"{part.precision:.4f}",
+            f"{part.recall:.4f}",
+            f"{part.fbeta:.4f}",
+            f"{part.weight:g}",
         )
     table.add_section()
     table.add_row("score", "", "", "", "", "", f"{report.score:.4f}", "", style="bold")

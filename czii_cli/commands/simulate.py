@@ -68,9 +68,11 @@ def command(
     runs: Annotated[
         int | None, typer.Option("--runs", min=1, help="Number of runs (default 1).", show_default=False)
     ] = None,
-    shape: Annotated[
-        tuple[int, int, int], typer.Option("--shape", metavar="Z Y X", help="Run size in voxels.")
-    ] = (184, 630, 630),
+    shape: Annotated[tuple[int, int, int], typer.Option("--shape", metavar="Z Y X", help="Run size in voxels.")] = (
+        184,
+        630,
+        630,
+    ),
     seed: Seed = 0,
     layout: Annotated[Layout, typer.Option("--layout", help="Output layout.")] = Layout.copick,
     snr: Annotated[
@@ -78,8 +80,11 @@ def command(
     ] = f"{DEFAULT_SNR:g}",
     picks: Annotated[
         Path | None,
-        typer.Option("--picks", help="Place particles at these picks (any picks file); its runs replace --runs.",
-                     show_default=False),
+        typer.Option(
+            "--picks",
+            help="Place particles at these picks (any picks file); its runs replace --runs.",
+            show_default=False,
+        ),
     ] = None,
     voxel_size: Annotated[
         float, typer.Option("--voxel-size", help="Voxel size in Å.", callback=voxel_size_option)
@@ -97,7 +102,9 @@ def command(
     off_targets: Annotated[
         str, _range_option("--off-targets", "Rate of off-target proteins, times the default (0.5 per particle).")
     ] = "1",
-    vesicles: Annotated[str, _range_option("--vesicles", "Rate of vesicles and membrane sheets, times the default.")] = "1",
+    vesicles: Annotated[
+        str, _range_option("--vesicles", "Rate of vesicles and membrane sheets, times the default.")
+    ] = "1",
     gold: Annotated[str, _range_option("--gold", "Rate of gold beads (1: about 7 per 184x630x630 run).")] = "0",
     classes: Classes = None,
     overwrite: Overwrite = False,
@@ -134,8 +141,12 @@ def command(
             raise UsageError(f"--shape {' '.join(map(str, shape))}: {err}") from None
     bounds = {}
     for name, flag, text in (
-        ("snr", "--snr", snr), ("contrast", "--contrast", contrast), ("ice_gradient", "--ice-gradient", ice_gradient),
-        ("off_targets", "--off-targets", off_targets), ("vesicles", "--vesicles", vesicles), ("gold", "--gold", gold),
+        ("snr", "--snr", snr),
+        ("contrast", "--contrast", contrast),
+        ("ice_gradient", "--ice-gradient", ice_gradient),
+        ("off_targets", "--off-targets", off_targets),
+        ("vesicles", "--vesicles", vesicles),
+        ("gold", "--gold", gold),
     ):
         bounds[name] = _parse_range(text, flag)
         try:
@@ -165,8 +176,15 @@ def command(
         check_file_name(run, source=str(picks), what="run name")
     for name in catalog.names:
         check_file_name(name, source=str(classes or "the class catalog"), what="particle name")
-    args = {"runs": len(names), "shape": list(shape), "seed": seed, "layout": layout.value, "snr": snr,
-            "voxel_size": voxel_size, "density": density}
+    args = {
+        "runs": len(names),
+        "shape": list(shape),
+        "seed": seed,
+        "layout": layout.value,
+        "snr": snr,
+        "voxel_size": voxel_size,
+        "density": density,
+    }
 
     provenance = {
         "command": "simulate",
@@ -251,7 +269,9 @@ def _write_marker(root: Path, args: dict, *, inputs: list[str]) -> None:
     from ..io.atomic import MARKER
     from ..io.volumes import write_json
 
-    write_json(root / MARKER, {"czii": {"kind": "simulation", "provenance": [provenance_entry("simulate", args, inputs)]}})
+    write_json(
+        root / MARKER, {"czii": {"kind": "simulation", "provenance": [provenance_entry("simulate", args, inputs)]}}
+    )
 
 
 def _write_copick_config(root: Path, catalog: Catalog, *, final: Path) -> None:

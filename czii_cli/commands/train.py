@@ -64,40 +64,73 @@ def command(
     data: Annotated[list[Path], typer.Argument(help="Artifact folders, copick projects or MRC+CSV folders.")],
     output: Output = None,
     config_file: Annotated[Path | None, Opt("--config", help="JSON file of training settings.")] = None,
-    arch: Annotated[str | None, Opt("--arch", help="light, unet, segresnet, dynunet or flexunet.",
-                                    show_default=DEFAULTS.arch)] = None,
+    arch: Annotated[
+        str | None, Opt("--arch", help="light, unet, segresnet, dynunet or flexunet.", show_default=DEFAULTS.arch)
+    ] = None,
     arch_param: Annotated[list[str] | None, Opt("--arch-param", help="KEY=JSON network override, repeatable.")] = None,
-    loss: Annotated[str | None, Opt("--loss", help="ce, dice, dicece, tversky, focaltversky, bce, mse with "
-                                    "weights, e.g. ce:1,tversky:0.5.", show_default="by target")] = None,
-    class_weights: Annotated[str | None, Opt("--class-weights", help="ce/bce weights: 256, or "
-                                             "background=1,ribosome=2.", show_default="by target")] = None,
-    target: Annotated[str | None, Opt("--target", help="spheres, heatmap or points (labelled on the fly).",
-                                      show_default="spheres")] = None,
-    radius_scale: Annotated[str | None, Opt("--radius-scale", help="Sphere/heatmap radius fraction: 0.5 or "
-                                            "0.5,CLASS=X,...", show_default="0.5")] = None,
+    loss: Annotated[
+        str | None,
+        Opt(
+            "--loss",
+            help="ce, dice, dicece, tversky, focaltversky, bce, mse with weights, e.g. ce:1,tversky:0.5.",
+            show_default="by target",
+        ),
+    ] = None,
+    class_weights: Annotated[
+        str | None,
+        Opt("--class-weights", help="ce/bce weights: 256, or background=1,ribosome=2.", show_default="by target"),
+    ] = None,
+    target: Annotated[
+        str | None, Opt("--target", help="spheres, heatmap or points (labelled on the fly).", show_default="spheres")
+    ] = None,
+    radius_scale: Annotated[
+        str | None,
+        Opt("--radius-scale", help="Sphere/heatmap radius fraction: 0.5 or 0.5,CLASS=X,...", show_default="0.5"),
+    ] = None,
     sigma: Annotated[float | None, Opt("--sigma", help="Fixed heatmap sigma in voxels.")] = None,
     dilate: Annotated[int | None, Opt("--dilate", help="Points: cube half-width in voxels.")] = None,
-    patch: Annotated[tuple[int, int, int] | None, Opt("--patch", help="Crop Z Y X.",
-                                                      show_default=" ".join(map(str, DEFAULTS.patch)))] = None,
-    batch_size: Annotated[int | None, Opt("--batch-size", help="Patches per step (per process under torchrun).",
-                                          show_default=str(DEFAULTS.batch_size))] = None,
-    epochs: Annotated[int | None, Opt("--epochs", help="Rounds of steps, each followed by validation.",
-                                      show_default=str(DEFAULTS.epochs))] = None,
+    patch: Annotated[
+        tuple[int, int, int] | None, Opt("--patch", help="Crop Z Y X.", show_default=" ".join(map(str, DEFAULTS.patch)))
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        Opt(
+            "--batch-size", help="Patches per step (per process under torchrun).", show_default=str(DEFAULTS.batch_size)
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None,
+        Opt("--epochs", help="Rounds of steps, each followed by validation.", show_default=str(DEFAULTS.epochs)),
+    ] = None,
     steps_per_epoch: Annotated[int | None, Opt("--steps-per-epoch", show_default=str(DEFAULTS.steps_per_epoch))] = None,
     max_steps: Annotated[int | None, Opt("--max-steps", help="Stop after this many steps in all.")] = None,
     max_time: Annotated[float | None, Opt("--max-time", help="Time budget in seconds, validation included.")] = None,
     lr: Annotated[float | None, Opt("--lr", help="Peak learning rate.", show_default=str(DEFAULTS.lr))] = None,
     val_runs: Annotated[str | None, Opt("--val-runs", help="Comma-separated runs to validate on.")] = None,
     fold: Annotated[str | None, Opt("--fold", help="K/N: validate on every N-th run from the K-th (sorted).")] = None,
-    select: Annotated[str | None, Opt("--select", help="Keep the checkpoint with the best validation F4 at tuned "
-                                      "thresholds (tuned) or at the fixed threshold (fixed).",
-                                      show_default=DEFAULTS.select)] = None,
-    seed: Annotated[int | None, Opt("--seed", help="Random seed; the same seed gives the same weights.",
-                                    show_default=str(DEFAULTS.seed))] = None,
+    select: Annotated[
+        str | None,
+        Opt(
+            "--select",
+            help="Keep the checkpoint with the best validation F4 at tuned "
+            "thresholds (tuned) or at the fixed threshold (fixed).",
+            show_default=DEFAULTS.select,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        Opt("--seed", help="Random seed; the same seed gives the same weights.", show_default=str(DEFAULTS.seed)),
+    ] = None,
     device: Annotated[str, Opt("--device", help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str | None, Opt("--precision", help="Training arithmetic: auto (GPU: mixed, CPU: float32), float32 or "
-                                         "bfloat16 (CPU: faster with native bfloat16, not bit-reproducible).",
-                                         show_default=DEFAULTS.precision)] = None,
+    precision: Annotated[
+        str | None,
+        Opt(
+            "--precision",
+            help="Training arithmetic: auto (GPU: mixed, CPU: float32), float32 or "
+            "bfloat16 (CPU: faster with native bfloat16, not bit-reproducible).",
+            show_default=DEFAULTS.precision,
+        ),
+    ] = None,
     init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
     classes: Classes = None,
@@ -141,40 +174,64 @@ def command(
             raise DataError(f"{config_file}: not a readable JSON file ({err})") from None
         if not isinstance(settings, dict):
             raise DataError(f"{config_file}: training settings must be a JSON object, found {type(settings).__name__}")
-    flags = {"arch": arch, "loss": loss, "class_weights": class_weights, "patch": patch, "batch_size": batch_size,
-             "epochs": epochs, "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "max_time": max_time,
-             "lr": lr, "select": select, "seed": seed, "precision": precision,
-             "arch_params": parse_arch_params(arch_param) if arch_param else None}
+    flags = {
+        "arch": arch,
+        "loss": loss,
+        "class_weights": class_weights,
+        "patch": patch,
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "max_steps": max_steps,
+        "max_time": max_time,
+        "lr": lr,
+        "select": select,
+        "seed": seed,
+        "precision": precision,
+        "arch_params": parse_arch_params(arch_param) if arch_param else None,
+    }
     given = {k: v for k, v in flags.items() if v is not None}
     config = TrainConfig.from_json({**settings, **given}, source=str(config_file or "flags"))
     catalog = load_catalog(classes) if classes is not None else None
     spec = None
     if any(v is not None for v in (target, radius_scale, sigma, dilate)):
         default_scale, scales = parse_radius_scale(radius_scale or str(DEFAULT_RADIUS_SCALE))
-        spec = TargetSpec(target or "spheres", radius_scale=default_scale, class_scales=scales, sigma=sigma,
-                          dilate=dilate or 0)
+        spec = TargetSpec(
+            target or "spheres", radius_scale=default_scale, class_scales=scales, sigma=sigma, dilate=dilate or 0
+        )
     if init is not None and resume is not None:
         raise UsageError("--init starts a new run and --resume continues one: give only one")
     with process_group(world, resolve_device(device)) as rank_device:
         request = TrainRequest(
-            sources=find_runs(data, tomo_type=tomo_type, catalog=catalog,
-                              selection=truth_selection(user_id, session_id)), paths=paths, config=config,
-            device=rank_device, spec=spec, catalog=catalog,
+            sources=find_runs(
+                data, tomo_type=tomo_type, catalog=catalog, selection=truth_selection(user_id, session_id)
+            ),
+            paths=paths,
+            config=config,
+            device=rank_device,
+            spec=spec,
+            catalog=catalog,
             val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
             fold=parse_fold(fold) if fold else None,
-            init=load_model_file(init) if init else None, init_source=str(init or ""),
-            resume=load_model_file(resume) if resume else None, resume_source=str(resume or ""),
+            init=load_model_file(init) if init else None,
+            init_source=str(init or ""),
+            resume=load_model_file(resume) if resume else None,
+            resume_source=str(resume or ""),
             resume_limits={**settings, **given} if resume else {},
-            world=world, given=frozenset(settings) | frozenset(given),
+            world=world,
+            given=frozenset(settings) | frozenset(given),
         )
         with make_progress() as progress:
             tasks = {}
             record = launch(
-                request, log=info,
-                track_loading=lambda sources: track(sources, description="loading runs", total=len(sources),
-                                                   progress=progress),
+                request,
+                log=info,
+                track_loading=lambda sources: track(
+                    sources, description="loading runs", total=len(sources), progress=progress
+                ),
                 on_start=lambda first, total: tasks.update(
-                    train=progress.add_task("training", total=total, completed=first, status="")),
+                    train=progress.add_task("training", total=total, completed=first, status="")
+                ),
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
                 on_round=lambda row: info(_round_line(row)),
             )
@@ -182,8 +239,10 @@ def command(
     if record.model_written:
         info(f"done: {steps} steps, {_kept(record)} -> {paths.model}")
     else:
-        info(f"done: {steps} steps, no better checkpoint than the resumed run's ({_kept(record)}); "
-             f"{paths.model} not written, the last state is in {paths.last}")
+        info(
+            f"done: {steps} steps, no better checkpoint than the resumed run's ({_kept(record)}); "
+            f"{paths.model} not written, the last state is in {paths.last}"
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -208,7 +267,9 @@ def _round_line(row: dict) -> str:
     loss = "-" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
     if row["val_score"] is None:
         return f"step {row['step']}: loss {loss}"
-    names = [key[len("f4_"):] for key in row if key.startswith("f4_")]
+    names = [key[len("f4_") :] for key in row if key.startswith("f4_")]
     scores = " ".join(f"{name} {row[f'f4_{name}']:.2f}/{row[f'tuned_f4_{name}']:.2f}" for name in names)
-    return (f"step {row['step']}: loss {loss} val F4 fixed {row['val_score']:.4f}, tuned {row['tuned_score']:.4f} "
-            f"(fixed/tuned: {scores})")
+    return (
+        f"step {row['step']}: loss {loss} val F4 fixed {row['val_score']:.4f}, tuned {row['tuned_score']:.4f} "
+        f"(fixed/tuned: {scores})"
+    )

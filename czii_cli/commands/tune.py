@@ -61,9 +61,17 @@ def command(
     distance_multiplier: DistanceMultiplier = 0.5,
     matching: Matching = "any",
     cv: Annotated[bool, typer.Option("--cv", help="Also report the leave-one-experiment-out score.")] = False,
-    rule: Annotated[str, typer.Option("--rule", help="robust (carries over) or best (exact optimum on PRED).")] = "robust",
-    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of F-beta against the cutoff and the "
-                                              "precision-recall curve, per class.", show_default=False)] = None,
+    rule: Annotated[
+        str, typer.Option("--rule", help="robust (carries over) or best (exact optimum on PRED).")
+    ] = "robust",
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="PNG of F-beta against the cutoff and the precision-recall curve, per class.",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Overwrite = False,
     classes: Classes = None,
     user_id: UserId = None,
@@ -93,8 +101,12 @@ def command(
     if plot is not None:
         check_output(plot, overwrite=overwrite)
     catalog, pred_picks, gt_picks = read_inputs(
-        pred, gt, classes, gt_selection=truth_selection(user_id, session_id),
-        pred_selection=pred_selection(pred_user_id, pred_session_id))
+        pred,
+        gt,
+        classes,
+        gt_selection=truth_selection(user_id, session_id),
+        pred_selection=pred_selection(pred_user_id, pred_session_id),
+    )
     if pred_picks.score is None:
         raise DataError(f"{pred}: no score column; tuning needs scored picks (czii postprocess writes them)")
     if not np.isfinite(pred_picks.score).all():
@@ -114,8 +126,9 @@ def command(
         from ..tune import cutoff_curves, group_events
 
         events = group_events(pred_picks, gt_picks, catalog, distance_multiplier=distance_multiplier, matching=matching)
-        figure = tune_figure(cutoff_curves(events, catalog, beta=beta), result.thresholds, class_names=catalog.names,
-                             beta=beta)
+        figure = tune_figure(
+            cutoff_curves(events, catalog, beta=beta), result.thresholds, class_names=catalog.names, beta=beta
+        )
         write_png(plot, figure, overwrite=overwrite)
     if not quiet:
         print_tune_table(result)
@@ -139,13 +152,23 @@ def print_tune_table(result) -> None:
         before = result.before.per_class[name]
         cutoff = result.thresholds.get(name)
         table.add_row(
-            name, keeps_all if cutoff is None else f"{cutoff:.6g}", f"{after.tp + after.fp}/{before.tp + before.fp}",
-            f"{before.fbeta:.4f}", f"{after.fbeta:.4f}", f"{after.tp}/{after.fp}/{after.fn}",
+            name,
+            keeps_all if cutoff is None else f"{cutoff:.6g}",
+            f"{after.tp + after.fp}/{before.tp + before.fp}",
+            f"{before.fbeta:.4f}",
+            f"{after.fbeta:.4f}",
+            f"{after.tp}/{after.fp}/{after.fn}",
             *([f"{result.cv.per_class[name].fbeta:.4f}"] if result.cv else []),
         )
     table.add_section()
     table.add_row(
-        "score", "", "", f"{result.before.score:.4f}", f"{result.after.score:.4f}", "",
-        *([f"{result.cv.score:.4f}"] if result.cv else []), style="bold",
+        "score",
+        "",
+        "",
+        f"{result.before.score:.4f}",
+        f"{result.after.score:.4f}",
+        "",
+        *([f"{result.cv.score:.4f}"] if result.cv else []),
+        style="bold",
     )
     console.print(table)

@@ -47,12 +47,15 @@ from .common import (
 def command(
     tomogram: Annotated[Path, typer.Argument(help="Tomogram (MRC, OME-Zarr, czii artifact, copick project).")],
     output: Output = None,
-    probs: Annotated[Path | None, typer.Option("--probs", help="Probability map artifact to overlay.",
-                                               show_default=False)] = None,
-    picks: Annotated[Path | None, typer.Option("--picks", help="Predicted picks (CSV or copick).",
-                                               show_default=False)] = None,
-    gt: Annotated[Path | None, typer.Option("--gt", help="Ground-truth picks (CSV or copick).",
-                                            show_default=False)] = None,
+    probs: Annotated[
+        Path | None, typer.Option("--probs", help="Probability map artifact to overlay.", show_default=False)
+    ] = None,
+    picks: Annotated[
+        Path | None, typer.Option("--picks", help="Predicted picks (CSV or copick).", show_default=False)
+    ] = None,
+    gt: Annotated[
+        Path | None, typer.Option("--gt", help="Ground-truth picks (CSV or copick).", show_default=False)
+    ] = None,
     z: Annotated[str, typer.Option("--z", help="'auto', or slice indices separated by commas.")] = "auto",
     slices: Annotated[int, typer.Option("--slices", min=1, help="Panels side by side (with --z auto).")] = 1,
     slab: Annotated[int, typer.Option("--slab", min=1, help="Odd number of z-planes averaged per panel.")] = 5,
@@ -103,15 +106,26 @@ def command(
     channels = list(probs_volume.meta.classes) if probs_volume is not None else []
     colors = view.class_colors(catalog.names + [c for c in channels if c != BACKGROUND])
     panels = view.build_panels(
-        volume.data, z_indices=z_indices, slab=slab, voxel_size=meta.voxel_size, catalog=catalog, colors=colors,
-        origin_zyx=meta.origin, probs=None if probs_volume is None else probs_volume.data, channel_names=channels,
-        picks=pick_table, truth=truth_table,
+        volume.data,
+        z_indices=z_indices,
+        slab=slab,
+        voxel_size=meta.voxel_size,
+        catalog=catalog,
+        colors=colors,
+        origin_zyx=meta.origin,
+        probs=None if probs_volume is None else probs_volume.data,
+        channel_names=channels,
+        picks=pick_table,
+        truth=truth_table,
     )
     title = f"{run_name or volume.source}   voxel {meta.voxel_size:g} Å   slab of {slab} planes" + (
         f"   overlay: {probs.name}" if probs is not None else ""
     )
     figure = view.render_slices(
-        panels, gray_range=view.display_range([p.image for p in panels]), colors=colors, title=title,
+        panels,
+        gray_range=view.display_range([p.image for p in panels]),
+        colors=colors,
+        title=title,
         statuses=view.legend_statuses(has_picks=pick_table is not None, has_truth=truth_table is not None),
     )
     png = view.figure_png(figure)
@@ -156,7 +170,10 @@ def _slice_indices(z: str, slices: int, *, depth: int, particles, meta, catalog)
             raise UsageError(f"--slices {slices}: the tomogram has only {depth} z-planes")
         counts, area = slice_occupancy(
             particles if particles is not None else Picks.empty(),
-            depth=depth, voxel_size=meta.voxel_size, catalog=catalog, origin_z=meta.origin[0],
+            depth=depth,
+            voxel_size=meta.voxel_size,
+            catalog=catalog,
+            origin_z=meta.origin[0],
         )
         return choose_slices(counts, area=area, count=slices)
     try:

@@ -30,6 +30,8 @@ def read_matching_maps(paths: Sequence[Path]) -> list[Volume]:
                 f"{first.source} {list(first.meta.classes)}"
             )
         if other.meta.run != first.meta.run:
-            raise DataError(f"{other.source}: run {other.meta.run!r} differs from {first.source} run {first.meta.run!r}")
+            raise DataError(
+                f"{other.source}: run {other.meta.run!r} differs from {first.source} run {first.meta.run!r}"
+            )
         check_same_grid(first, other, spatial_only=False)
     return maps

@@ -94,7 +94,9 @@ def output_kind(kinds: Sequence[MapKind], *, mode: str) -> MapKind:
         return MapKind(families.pop())
     if len(set(kinds)) > 1:
         described = ", ".join(sorted({str(k.activation) for k in kinds}))
-        raise DataError(f"mode {mode!r} cannot combine maps of different kinds ({described}); try mode 'logit' or 'rank'")
+        raise DataError(
+            f"mode {mode!r} cannot combine maps of different kinds ({described}); try mode 'logit' or 'rank'"
+        )
     return kinds[0]
 
 

@@ -67,8 +67,14 @@ def window_wide_layers(network: nn.Module) -> bool:
 
 
 def receptive_radius(
-    network: nn.Module, *, multiple: int, tolerance: float = 0.0, device: torch.device | None = None,
-    length: int = PROBE_LENGTH, seed: int = 0, precision: str = "float32",
+    network: nn.Module,
+    *,
+    multiple: int,
+    tolerance: float = 0.0,
+    device: torch.device | None = None,
+    length: int = PROBE_LENGTH,
+    seed: int = 0,
+    precision: str = "float32",
     layout: torch.memory_format | None = None,
 ) -> tuple[int, int, int] | None:
     """How many input voxels beyond a block of outputs the network reads, per axis (z, y, x).
@@ -122,8 +128,16 @@ def receptive_radius(
     >>> receptive_radius(net, multiple=1, length=32)
     (3, 3, 3)
     """
-    found = probe_network(network, multiple=multiple, tolerance=tolerance, device=device, length=length, seed=seed,
-                          precision=precision, layout=layout)
+    found = probe_network(
+        network,
+        multiple=multiple,
+        tolerance=tolerance,
+        device=device,
+        length=length,
+        seed=seed,
+        precision=precision,
+        layout=layout,
+    )
     return found.radius
 
 
@@ -159,8 +173,14 @@ def isotropic_layers(network: nn.Module) -> bool:
 
 
 def probe_network(
-    network: nn.Module, *, multiple: int, tolerance: float = 0.0, device: torch.device | None = None,
-    length: int = PROBE_LENGTH, seed: int = 0, precision: str = "float32",
+    network: nn.Module,
+    *,
+    multiple: int,
+    tolerance: float = 0.0,
+    device: torch.device | None = None,
+    length: int = PROBE_LENGTH,
+    seed: int = 0,
+    precision: str = "float32",
     layout: torch.memory_format | None = None,
 ) -> NetworkProbe:
     """The receptive radius (as :func:`receptive_radius`) and the working memory per voxel.
@@ -188,8 +208,16 @@ def probe_network(
             probe = min(PROBE_START, length)
             while found is None:
                 probe = probe // multiple * multiple
-                found = _axis_radius(run, axis, probe, multiple=multiple, width=width, tolerance=tolerance,
-                                     seed=seed + axis, tracker=tracker if tracker.voxels == 0 else None)
+                found = _axis_radius(
+                    run,
+                    axis,
+                    probe,
+                    multiple=multiple,
+                    width=width,
+                    tolerance=tolerance,
+                    seed=seed + axis,
+                    tracker=tracker if tracker.voxels == 0 else None,
+                )
                 if found is None and probe >= length:
                     return NetworkProbe(None, tracker.per_voxel, tracker.channels)
                 probe = min(probe * 2, length)
@@ -208,7 +236,7 @@ def _forward(network, inputs, *, precision: str, layout, device, tracker=None) -
     if layout is not None:
         network.to(memory_format=layout)
         inputs = inputs.contiguous(memory_format=layout)
-    with torch.inference_mode(), (tracker if tracker is not None else nullcontext()):
+    with torch.inference_mode(), tracker if tracker is not None else nullcontext():
         if precision == "float32":
             output = network(inputs)
         else:
@@ -259,8 +287,9 @@ class _PeakTracker(TorchDispatchMode):
         return result
 
 
-def _axis_radius(run, axis: int, length: int, *, multiple: int, width: int, tolerance: float, seed: int,
-                 tracker=None) -> int | None:
+def _axis_radius(
+    run, axis: int, length: int, *, multiple: int, width: int, tolerance: float, seed: int, tracker=None
+) -> int | None:
     """The radius along one axis with a probe of ``length``, or None if it reaches the probe's ends.
 
     One batch holds, per random probe, the probe itself and one copy per tested distance
@@ -302,8 +331,13 @@ def _axis_radius(run, axis: int, length: int, *, multiple: int, width: int, tole
 
 
 def working_bytes_per_voxel(
-    network: nn.Module, *, multiple: int, precision: str = "float32", layout: torch.memory_format | None = None,
-    device: torch.device | None = None, side: int = 32,
+    network: nn.Module,
+    *,
+    multiple: int,
+    precision: str = "float32",
+    layout: torch.memory_format | None = None,
+    device: torch.device | None = None,
+    side: int = 32,
 ) -> tuple[float, int]:
     """Peak bytes of the tensors a forward pass holds at once, per input voxel; output channels.
 
@@ -339,8 +373,14 @@ def working_bytes_per_voxel(
     was_training = network.training
     network.eval()
     try:
-        _forward(network, torch.randn((1, 1, side, side, side)), precision=precision, layout=layout, device=device,
-                 tracker=tracker)
+        _forward(
+            network,
+            torch.randn((1, 1, side, side, side)),
+            precision=precision,
+            layout=layout,
+            device=device,
+            tracker=tracker,
+        )
     finally:
         network.train(was_training)
         if layout is not None:
@@ -399,7 +439,9 @@ class HaloTiling:
         return found
 
 
-def axis_tiles(size: int, window: int, *, halo: int, multiple: int, align: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def axis_tiles(
+    size: int, window: int, *, halo: int, multiple: int, align: int = 1
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Starts and core boundaries of the fewest tiles of ``window`` voxels along one axis.
 
     Tiles start at multiples of ``multiple``, the first at 0, the last ending at ``size``
@@ -444,7 +486,11 @@ def _smallest_window(size: int, count: int, *, halo: int, multiple: int) -> int:
 
 
 def plan_halo_tiling(
-    shape: Sequence[int], *, halo: Sequence[int], multiple: int, max_window_voxels: int,
+    shape: Sequence[int],
+    *,
+    halo: Sequence[int],
+    multiple: int,
+    max_window_voxels: int,
     align: Sequence[int] = (1, 1, 1),
 ) -> HaloTiling:
     """The tiling that computes the fewest voxels with tiles of at most ``max_window_voxels``.
@@ -505,13 +551,24 @@ def plan_halo_tiling(
         )
     window = best[1]
     axes = [axis_tiles(p, w, halo=h, multiple=multiple, align=a) for p, w, h, a in zip(padded, window, halo, align)]
-    return HaloTiling(shape=shape, padded_shape=padded, window=window, halo=halo,
-                      starts=tuple(a[0] for a in axes), cuts=tuple(a[1] for a in axes))
+    return HaloTiling(
+        shape=shape,
+        padded_shape=padded,
+        window=window,
+        halo=halo,
+        starts=tuple(a[0] for a in axes),
+        cuts=tuple(a[1] for a in axes),
+    )
 
 
 def network_bounds(
-    networks: Sequence[nn.Module], *, multiple: int, tolerance: float, device: torch.device | None = None,
-    precision: str = "float32", layouts: Sequence[torch.memory_format | None] | None = None,
+    networks: Sequence[nn.Module],
+    *,
+    multiple: int,
+    tolerance: float,
+    device: torch.device | None = None,
+    precision: str = "float32",
+    layouts: Sequence[torch.memory_format | None] | None = None,
 ) -> tuple[tuple[int, int, int] | None, float, int]:
     """The largest receptive radius per axis over ``networks`` (None if any is unbounded),
     the largest working memory per voxel and the output channels (see :func:`probe_network`)."""
@@ -519,8 +576,9 @@ def network_bounds(
     per_voxel, channels = 0.0, 0
     for position, network in enumerate(networks):
         layout = layouts[position] if layouts else None
-        found = probe_network(network, multiple=multiple, tolerance=tolerance, device=device, precision=precision,
-                              layout=layout)
+        found = probe_network(
+            network, multiple=multiple, tolerance=tolerance, device=device, precision=precision, layout=layout
+        )
         if found.radius is None:
             return None, 0.0, 0
         radius = np.maximum(radius, found.radius)

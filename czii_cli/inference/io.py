@@ -68,7 +68,11 @@ def find_tomograms(paths: Sequence[Path], request: VolumeRequest) -> list[Tomogr
 
 
 def plan_outputs(
-    names: Sequence[str], output: str | None, *, overwrite: bool, skip_existing: bool = False,
+    names: Sequence[str],
+    output: str | None,
+    *,
+    overwrite: bool,
+    skip_existing: bool = False,
     sources: Sequence[str] | None = None,
 ) -> list[Path | str]:
     """The target of each named tomogram's artifact (a path, or ``-`` for stdout).

@@ -27,8 +27,8 @@ from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
 from .models import fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
-from .stitch import DEFAULT_MEMORY_BUDGET
 from .runner import resolve_device, resolve_precision
+from .stitch import DEFAULT_MEMORY_BUDGET
 
 
 @dataclass(frozen=True)
@@ -120,35 +120,60 @@ def predict_tomogram(
     window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
     activation = "logits" if settings.logits else models[0].activation
     members, normalization = members_for(networks, models, volume)
-    extra = {"activation": activation, "catalog": models[0].catalog, "tta": settings.tta,
-             "models": [{"path": str(p), "arch": m.arch, "target": m.target} for p, m in zip(settings.models, models)]}
+    extra = {
+        "activation": activation,
+        "catalog": models[0].catalog,
+        "tta": settings.tta,
+        "models": [{"path": str(p), "arch": m.arch, "target": m.target} for p, m in zip(settings.models, models)],
+    }
     if settings.logits:
         extra["logits_of"] = models[0].activation
     else:
         tuned = common_settings([from_training_summary(m.train, model=str(p)) for p, m in zip(settings.models, models)])
         if tuned is not None:
             extra[PICK_SETTINGS_KEY] = tuned.to_json()
-    args = {"tta": settings.tta, "overlap": settings.overlap, "window": list(window),
-            "batch_size": settings.batch_size, "device": str(device),
-            "precision": resolve_precision(settings.precision, device), "dtype": settings.dtype,
-            "logits": settings.logits, "normalization": normalization, "tiling": settings.tiling,
-            "memory_budget": settings.memory_budget}
+    args = {
+        "tta": settings.tta,
+        "overlap": settings.overlap,
+        "window": list(window),
+        "batch_size": settings.batch_size,
+        "device": str(device),
+        "precision": resolve_precision(settings.precision, device),
+        "dtype": settings.dtype,
+        "logits": settings.logits,
+        "normalization": normalization,
+        "tiling": settings.tiling,
+        "memory_budget": settings.memory_budget,
+    }
     meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra)
     meta = meta.with_step("predict-probs", args=args, inputs=[volume.source, *map(str, settings.models)])
     shape = (len(models[0].classes), *volume.shape)
     with create_artifact(target, shape=shape, dtype=settings.dtype, meta=meta, overwrite=overwrite) as out:
         try:
             report = predict_into(
-                members, volume.data, FixedOutput(out), patch_size=window, overlap=settings.overlap,
-                batch_size=settings.batch_size, tta=settings.tta, activation=activation, device=device,
-                on_windows=on_windows, precision=settings.precision, tiling=settings.tiling,
+                members,
+                volume.data,
+                FixedOutput(out),
+                patch_size=window,
+                overlap=settings.overlap,
+                batch_size=settings.batch_size,
+                tta=settings.tta,
+                activation=activation,
+                device=device,
+                on_windows=on_windows,
+                precision=settings.precision,
+                tiling=settings.tiling,
                 multiple=window_multiple(models),
-                memory_budget=settings.memory_budget, on_plan=on_plan,
+                memory_budget=settings.memory_budget,
+                on_plan=on_plan,
             )
         except torch.cuda.OutOfMemoryError:
             raise DataError(f"{volume.source}: out of GPU memory; try a smaller batch size or window") from None
-    return {"source": volume.source, "target": "stdout" if is_stdout(target) else str(target),
-            **{key: report[key] for key in ("tiling", "windows", "window", "halo", "layouts", "precision")}}
+    return {
+        "source": volume.source,
+        "target": "stdout" if is_stdout(target) else str(target),
+        **{key: report[key] for key in ("tiling", "windows", "window", "halo", "layouts", "precision")},
+    }
 
 
 def predict_job(

@@ -71,9 +71,7 @@ def fit_window(window: Sequence[int], shape: Sequence[int], *, multiple: int = 1
     (64, 64, 64)
     """
     multiple = max(1, int(multiple))
-    return tuple(
-        min(int(w), math.ceil(int(s) / multiple) * multiple) for w, s in zip(window, shape)
-    )
+    return tuple(min(int(w), math.ceil(int(s) / multiple) * multiple) for w, s in zip(window, shape))
 
 
 def window_multiple(models: Sequence[ModelFile]) -> int:
@@ -85,8 +83,9 @@ def check_finite_volume(volume: Volume) -> None:
     """Refuse a tomogram with NaN or infinite voxels, naming it and the count."""
     bad, total = count_nonfinite(volume.data)
     if bad:
-        raise NonFiniteError(f"{volume.source}: {bad} of {total} voxels are not finite (NaN or infinite)",
-                             count=bad, total=total)
+        raise NonFiniteError(
+            f"{volume.source}: {bad} of {total} voxels are not finite (NaN or infinite)", count=bad, total=total
+        )
 
 
 def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Prepare | None, dict | str]:
@@ -109,8 +108,7 @@ def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Pr
     key = json.dumps(spec, sort_keys=True)
     if key not in cache:
         try:
-            stats = normalization_stats(volume.data, method=spec["method"], clip=spec.get("clip"),
-                                        source=volume.source)
+            stats = normalization_stats(volume.data, method=spec["method"], clip=spec.get("clip"), source=volume.source)
         except (KeyError, TypeError) as err:
             raise DataError(f"malformed normalization in a model file: {spec!r} ({err!r})") from None
         cache[key] = (partial(apply_normalization, stats=stats), stats)

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
-from .stitch import DEFAULT_HALO_TOLERANCE, DEFAULT_MEMORY_BUDGET, plan_tiles, predict_tiles_into
 from .runner import ACTIVATIONS, NetworkRunner, activate, is_contiguous_float32, network_device, resolve_precision
+from .stitch import DEFAULT_HALO_TOLERANCE, DEFAULT_MEMORY_BUDGET, plan_tiles, predict_tiles_into
 from .tta import tta_transforms
 from .windows import Tiling
 
@@ -129,8 +129,18 @@ def predict_volume(
         return arrays[0]
 
     predict_into(
-        [Member(network)], volume, allocate, patch_size=patch_size, overlap=overlap, batch_size=batch_size,
-        tta=tta, activation=activation, device=device, precision=precision, tiling=tiling, multiple=multiple,
+        [Member(network)],
+        volume,
+        allocate,
+        patch_size=patch_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        activation=activation,
+        device=device,
+        precision=precision,
+        tiling=tiling,
+        multiple=multiple,
         memory_budget=DEFAULT_MEMORY_BUDGET,
     )
     return arrays[0]
@@ -205,9 +215,16 @@ def predict_into(
     resolved = resolve_precision(precision, device)
     if tiling != "sliding":
         halo = plan_tiles(
-            [m.network for m in members], volume.shape, multiple=multiple, precision=resolved,
-            passes=len(members) * len(transforms), memory_budget=memory_budget, tolerance=halo_tolerance,
-            out_itemsize=_output_itemsize(output), align=_output_chunks(output), device=device,
+            [m.network for m in members],
+            volume.shape,
+            multiple=multiple,
+            precision=resolved,
+            passes=len(members) * len(transforms),
+            memory_budget=memory_budget,
+            tolerance=halo_tolerance,
+            out_itemsize=_output_itemsize(output),
+            align=_output_chunks(output),
+            device=device,
         )
         if halo is None and tiling == "halo":
             raise UsageError("halo tiling needs networks with a bounded receptive field; use sliding windows")
@@ -218,11 +235,25 @@ def predict_into(
             with torch.inference_mode(), ExitStack() as stack:
                 for runner in runners:
                     stack.enter_context(runner)
-                predict_tiles_into(halo, volume, output, prepares=[m.prepare for m in members], runners=runners,
-                                   transforms=transforms, activation=activation, device=device,
-                                   on_windows=on_windows)
-            return {"tiling": "halo", "windows": len(halo.tiles()), "window": list(halo.window),
-                    "halo": list(halo.halo), "layouts": [r.layout for r in runners], "precision": resolved}
+                predict_tiles_into(
+                    halo,
+                    volume,
+                    output,
+                    prepares=[m.prepare for m in members],
+                    runners=runners,
+                    transforms=transforms,
+                    activation=activation,
+                    device=device,
+                    on_windows=on_windows,
+                )
+            return {
+                "tiling": "halo",
+                "windows": len(halo.tiles()),
+                "window": list(halo.window),
+                "halo": list(halo.halo),
+                "layouts": [r.layout for r in runners],
+                "precision": resolved,
+            }
     tiling = Tiling.plan(volume.shape, patch_size, overlap=overlap)
     if on_plan is not None:
         on_plan(tiling.count)
@@ -245,8 +276,14 @@ def predict_into(
                 if on_windows is not None:
                     on_windows(len(starts))
             writer.finish_band(band_index)
-    return {"tiling": "sliding", "windows": tiling.count, "window": list(tiling.window), "halo": None,
-            "layouts": [r.layout for r in runners], "precision": resolved}
+    return {
+        "tiling": "sliding",
+        "windows": tiling.count,
+        "window": list(tiling.window),
+        "halo": None,
+        "layouts": [r.layout for r in runners],
+        "precision": resolved,
+    }
 
 
 class _Passes:
@@ -278,8 +315,9 @@ class _Passes:
                 if total is None and transform.is_identity:
                     total = activate(logits, self.activation, out=self._buffer("total", logits, count), staging=staging)
                     continue
-                activated = activate(logits, self.activation, out=self._buffer("activated", logits, count),
-                                     staging=staging)
+                activated = activate(
+                    logits, self.activation, out=self._buffer("activated", logits, count), staging=staging
+                )
                 activated = transform.invert(activated)
                 if total is None:
                     total = self._buffer("total", activated, count).copy_(activated)

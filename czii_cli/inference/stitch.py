@@ -35,9 +35,17 @@ DEFAULT_HALO_TOLERANCE = 0.0
 
 
 def plan_tiles(
-    networks: Sequence[torch.nn.Module], shape: Sequence[int], *, multiple: int, precision: str, passes: int,
-    memory_budget: float = DEFAULT_MEMORY_BUDGET, tolerance: float = DEFAULT_HALO_TOLERANCE,
-    out_itemsize: int = 2, align: Sequence[int] = (1, 1, 1), device: torch.device | None = None,
+    networks: Sequence[torch.nn.Module],
+    shape: Sequence[int],
+    *,
+    multiple: int,
+    precision: str,
+    passes: int,
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    tolerance: float = DEFAULT_HALO_TOLERANCE,
+    out_itemsize: int = 2,
+    align: Sequence[int] = (1, 1, 1),
+    device: torch.device | None = None,
 ) -> HaloTiling | None:
     """The halo tiling for ``networks`` over a volume of ``shape``, or None when a network's
     receptive field is unbounded (then only overlapping windows with blending apply).
@@ -73,18 +81,28 @@ def plan_tiles(
     if not memory_budget > 0:
         raise UsageError(f"the memory budget must be positive, got {memory_budget}")
     layouts = [bfloat16_layout(network) if precision == "bfloat16" else None for network in networks]
-    halo, working, channels = network_bounds(networks, multiple=multiple, tolerance=tolerance, device=device,
-                                             precision=precision, layouts=layouts)
+    halo, working, channels = network_bounds(
+        networks, multiple=multiple, tolerance=tolerance, device=device, precision=precision, layouts=layouts
+    )
     if halo is None:
         return None
     per_voxel = SCRATCH * working + 4 + channels * (out_itemsize + (4 if passes > 1 else 0))
-    return plan_halo_tiling(shape, halo=halo, multiple=multiple, max_window_voxels=int(memory_budget // per_voxel),
-                            align=align)
+    return plan_halo_tiling(
+        shape, halo=halo, multiple=multiple, max_window_voxels=int(memory_budget // per_voxel), align=align
+    )
 
 
 def predict_tiles_into(
-    tiling: HaloTiling, volume, output: Callable[[int], Any], *, prepares: Sequence, runners: Sequence,
-    transforms: Sequence, activation: str, device: torch.device, on_windows: Callable[[int], None] | None = None,
+    tiling: HaloTiling,
+    volume,
+    output: Callable[[int], Any],
+    *,
+    prepares: Sequence,
+    runners: Sequence,
+    transforms: Sequence,
+    activation: str,
+    device: torch.device,
+    on_windows: Callable[[int], None] | None = None,
 ) -> None:
     """Predict every tile of ``tiling`` and write its core into the output.
 
@@ -142,8 +160,9 @@ def predict_tiles_into(
 def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor, add: bool) -> None:
     """Activate ``[C, z, y, x]`` logits in z-slabs (float32) into ``into`` (copy, or add)."""
     depth = logits.shape[1]
-    staging = torch.empty((logits.shape[0], min(SLAB, depth), *logits.shape[2:]), dtype=torch.float32,
-                          device=logits.device)
+    staging = torch.empty(
+        (logits.shape[0], min(SLAB, depth), *logits.shape[2:]), dtype=torch.float32, device=logits.device
+    )
     activated = torch.empty_like(staging)
     for first in range(0, depth, SLAB):
         count = min(SLAB, depth - first)

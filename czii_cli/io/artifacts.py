@@ -227,7 +227,9 @@ class GuardedArray:
         except MemoryError:
             raise
         except Exception as err:  # zarr and its codecs raise many types for a damaged chunk
-            raise DataError(f"{self._source}: damaged data, a chunk cannot be read ({type(err).__name__}: {err})") from None
+            raise DataError(
+                f"{self._source}: damaged data, a chunk cannot be read ({type(err).__name__}: {err})"
+            ) from None
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[...]
@@ -249,7 +251,9 @@ def zarr_member(group, name: str, *, source: Path | str) -> GuardedArray:
     except KeyError:
         raise DataError(f"{source}: the zarr store has no array {name!r}") from None
     except Exception as err:  # a corrupt zarr.json / .zarray raises JSON or validation errors
-        raise DataError(f"{source}: the metadata of array {name!r} is unreadable ({type(err).__name__}: {err})") from None
+        raise DataError(
+            f"{source}: the metadata of array {name!r} is unreadable ({type(err).__name__}: {err})"
+        ) from None
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         raise DataError(f"{source}: {name!r} is not an array")
     return GuardedArray(array, str(source))
@@ -360,9 +364,7 @@ def _check_axes(meta: ArtifactMeta, shape: Sequence[int], path: Path) -> None:
     if len(meta.axes) != len(shape):
         raise DataError(f"{path}: axes {meta.axes!r} do not fit an array of shape {tuple(shape)}")
     if meta.axes == "czyx" and meta.classes and len(meta.classes) != shape[0]:
-        raise DataError(
-            f"{path}: {len(meta.classes)} class names for {shape[0]} channels"
-        )
+        raise DataError(f"{path}: {len(meta.classes)} class names for {shape[0]} channels")
 
 
 def stdin_to_tempfile() -> Path:
@@ -477,8 +479,11 @@ def create_artifact(
             error = write_error(workdir, err, scratch=workdir)
             if error.target != workdir:  # about another file (an input)
                 raise error from None
-            raise OutputError(f"{workdir}: cannot write the scratch copy of the stdout stream: {error.reason}",
-                              target=workdir, reason=error.reason) from None
+            raise OutputError(
+                f"{workdir}: cannot write the scratch copy of the stdout stream: {error.reason}",
+                target=workdir,
+                reason=error.reason,
+            ) from None
         with stdout_errors(), open(workdir / "stream.zip", "rb") as handle:
             shutil.copyfileobj(handle, sys.stdout.buffer, length=1 << 20)
             sys.stdout.buffer.flush()
@@ -509,8 +514,14 @@ def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> An
     group = zarr.open_group(store=LocalStore(path), mode="w", zarr_format=3)
     group.attrs.update({"ome": ngff_metadata(meta, levels=1), "czii": {**meta.to_json(), INCOMPLETE: True}})
     fill = 0 if np.dtype(dtype).kind in "biuf" else None
-    return group, group.create_array("data", shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=fill,
-                                     dimension_names=_dimension_names(meta.axes))
+    return group, group.create_array(
+        "data",
+        shape=tuple(shape),
+        dtype=dtype,
+        chunks=chunks,
+        fill_value=fill,
+        dimension_names=_dimension_names(meta.axes),
+    )
 
 
 def _mark_complete(group, meta: ArtifactMeta, *, levels: int) -> None:
@@ -555,18 +566,25 @@ def ngff_metadata(meta: ArtifactMeta, *, levels: int = 1) -> dict:
         datasets.append({"path": path, "coordinateTransformations": transforms})
     document = {
         "version": NGFF_VERSION,
-        "multiscales": [{"name": meta.run or meta.kind, "axes": axes, "datasets": datasets,
-                         "type": "mean" if levels > 1 else None}],
+        "multiscales": [
+            {"name": meta.run or meta.kind, "axes": axes, "datasets": datasets, "type": "mean" if levels > 1 else None}
+        ],
     }
     if document["multiscales"][0]["type"] is None:
         del document["multiscales"][0]["type"]
     if channel and meta.classes:
         palette = ("808080", "0075DC", "FFA405", "2BCE48", "F0A3FF", "993F00", "4C005C", "005C31", "94FFB5")
-        document["omero"] = {"channels": [
-            {"label": str(name), "color": palette[i % len(palette)], "active": name != BACKGROUND,
-             "window": {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}}
-            for i, name in enumerate(meta.classes)
-        ]}
+        document["omero"] = {
+            "channels": [
+                {
+                    "label": str(name),
+                    "color": palette[i % len(palette)],
+                    "active": name != BACKGROUND,
+                    "window": {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0},
+                }
+                for i, name in enumerate(meta.classes)
+            ]
+        }
     return document
 
 
@@ -601,12 +619,18 @@ def _add_preview_level(path: Path, array: Any, meta: ArtifactMeta) -> None:
     if min(shape[-3:]) < 1:
         raise UsageError(f"{path}: too small for a 2x preview level ({tuple(array.shape)})")
     chunks = default_chunks(shape, meta.axes)
-    half = group.create_array(PREVIEW_PATH, shape=shape, dtype=array.dtype, chunks=chunks, fill_value=0,
-                              dimension_names=_dimension_names(meta.axes))
+    half = group.create_array(
+        PREVIEW_PATH,
+        shape=shape,
+        dtype=array.dtype,
+        chunks=chunks,
+        fill_value=0,
+        dimension_names=_dimension_names(meta.axes),
+    )
     depth = shape[-3]
     for start in range(0, depth, 32):
         stop = min(depth, start + 32)
-        block = array[..., 2 * start: 2 * stop, :, :]
+        block = array[..., 2 * start : 2 * stop, :, :]
         half[..., start:stop, :, :] = downsample_block(np.asarray(block), integer=integer).astype(array.dtype)
     group.attrs["ome"] = ngff_metadata(meta, levels=2)
 
@@ -675,4 +699,6 @@ def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = Tr
             f"{reference.source} {reference.meta.voxel_size} Å"
         )
     if any(abs(x - y) > 1e-3 for x, y in zip(reference.meta.origin, other.meta.origin)):
-        raise DataError(f"{other.source}: origin {other.meta.origin} does not match {reference.source} {reference.meta.origin}")
+        raise DataError(
+            f"{other.source}: origin {other.meta.origin} does not match {reference.source} {reference.meta.origin}"
+        )

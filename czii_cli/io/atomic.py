@@ -78,8 +78,7 @@ def is_partial_name(path: Path | str) -> bool:
 def refuse_partial(path: Path | str) -> None:
     """A DataError for the hidden temporary of an unfinished output, named as an input."""
     if is_partial_name(path):
-        raise DataError(f"{path}: the temporary of an unfinished czii output (its run did not finish); "
-                        "not an input")
+        raise DataError(f"{path}: the temporary of an unfinished czii output (its run did not finish); not an input")
 
 
 def os_reason(err: OSError) -> str:
@@ -142,8 +141,10 @@ def check_output(path: Path, *, overwrite: bool) -> None:
             if _working_folder().is_relative_to(path.resolve()):
                 raise UsageError(f"{path}: holds the working folder; refusing to replace it")
             if not is_czii_folder(path):
-                raise UsageError(f"{path}: a folder that czii did not write; refusing to replace it (remove it "
-                                 "yourself or choose another output)")
+                raise UsageError(
+                    f"{path}: a folder that czii did not write; refusing to replace it (remove it "
+                    "yourself or choose another output)"
+                )
     if not path.parent.is_dir():
         raise UsageError(f"{path}: the folder {path.parent} does not exist")
     check_writable(path.parent, output=path)
@@ -164,8 +165,9 @@ def check_writable(folder: Path, *, output: Path | None = None) -> None:
             pass
     except OSError as err:
         reason = os_reason(err)
-        raise OutputError(f"{output or folder}: cannot write to {folder}: {reason}", target=output or folder,
-                          reason=reason) from None
+        raise OutputError(
+            f"{output or folder}: cannot write to {folder}: {reason}", target=output or folder, reason=reason
+        ) from None
     remove_path(probe)
 
 

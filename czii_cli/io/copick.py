@@ -60,9 +60,7 @@ class CopickProject:
         }
         return sorted(types)
 
-    def tomogram_path(
-        self, run: str, tomo_type: str | None = None, voxel_spacing: float | None = None
-    ) -> Path:
+    def tomogram_path(self, run: str, tomo_type: str | None = None, voxel_spacing: float | None = None) -> Path:
         """Locate a run's tomogram; the type may be omitted when there is only one."""
         vs_dirs = self.voxel_spacing_dirs(run)
         if voxel_spacing is not None:
@@ -91,12 +89,21 @@ class CopickProject:
 
     def picks_dir(self, run: str) -> Path:
         """The ``Picks`` folder of a run in the overlay (it may not exist yet)."""
-        return self.overlay_root / "ExperimentRuns" / check_name(run, what="run name", source=str(self.config_path)) / "Picks"
+        return (
+            self.overlay_root
+            / "ExperimentRuns"
+            / check_name(run, what="run name", source=str(self.config_path))
+            / "Picks"
+        )
 
     def segmentations_dir(self, run: str) -> Path:
         """The ``Segmentations`` folder of a run in the overlay (it may not exist yet)."""
-        return (self.overlay_root / "ExperimentRuns" / check_name(run, what="run name", source=str(self.config_path))
-                / "Segmentations")
+        return (
+            self.overlay_root
+            / "ExperimentRuns"
+            / check_name(run, what="run name", source=str(self.config_path))
+            / "Segmentations"
+        )
 
     def picks_files(self, run: str) -> list[PicksFile]:
         """Every picks file of a run, with its user, session and particle."""
@@ -253,11 +260,13 @@ def select_picks_files(files: Sequence[PicksFile], selection: PicksSelection, *,
             user_pattern = users[0]
         else:
             whose = f"no {selection.prefer!r} picks and " if selection.prefer else ""
-            raise UsageError(
-                f"{source}: {whose}picks of several users; choose with {selection.parameters} ({found})"
-            )
-    chosen = [f for f in files if fnmatchcase(f.user_id, user_pattern)
-              and (session_pattern is None or fnmatchcase(f.session_id, session_pattern))]
+            raise UsageError(f"{source}: {whose}picks of several users; choose with {selection.parameters} ({found})")
+    chosen = [
+        f
+        for f in files
+        if fnmatchcase(f.user_id, user_pattern)
+        and (session_pattern is None or fnmatchcase(f.session_id, session_pattern))
+    ]
     if not chosen:
         wanted = f"user {user_pattern!r}" + ("" if session_pattern is None else f", session {session_pattern!r}")
         raise UsageError(f"{source}: no picks of {wanted} ({found})")
@@ -313,7 +322,7 @@ def copick_target(output: str | Path | None) -> Path | None:
     """
     if output is None or not str(output).startswith(COPICK_PREFIX):
         return None
-    return Path(str(output)[len(COPICK_PREFIX):])
+    return Path(str(output)[len(COPICK_PREFIX) :])
 
 
 def open_output_project(path: Path) -> CopickProject:
@@ -443,8 +452,14 @@ def config_document(name: str, catalog_json: list[dict], root: Path) -> dict:
 
 def _color(label: int) -> list[int]:
     palette = [
-        [0, 117, 220, 128], [255, 164, 5, 128], [43, 206, 72, 128], [240, 163, 255, 128],
-        [153, 63, 0, 128], [76, 0, 92, 128], [0, 92, 49, 128], [148, 255, 181, 128],
+        [0, 117, 220, 128],
+        [255, 164, 5, 128],
+        [43, 206, 72, 128],
+        [240, 163, 255, 128],
+        [153, 63, 0, 128],
+        [76, 0, 92, 128],
+        [0, 92, 49, 128],
+        [148, 255, 181, 128],
     ]
     return palette[(label - 1) % len(palette)]
 

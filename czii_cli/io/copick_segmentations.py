@@ -90,8 +90,11 @@ def list_segmentations(project: CopickProject, run: str) -> list[SegmentationNam
     folder = project.segmentations_dir(run)
     if not folder.is_dir():
         return []
-    found = [SegmentationName.parse(p.name) for p in sorted(folder.iterdir())
-             if p.is_dir() and p.name.endswith(".zarr") and not p.name.startswith(".")]
+    found = [
+        SegmentationName.parse(p.name)
+        for p in sorted(folder.iterdir())
+        if p.is_dir() and p.name.endswith(".zarr") and not p.name.startswith(".")
+    ]
     return [f for f in found if f is not None]
 
 
@@ -130,8 +133,9 @@ def write_segmentation(
     from zarr.storage import LocalStore
 
     if run not in project.runs():
-        raise DataError(f"{project.config_path}: no run {run!r} to write a segmentation into "
-                        f"(runs: {', '.join(project.runs())})")
+        raise DataError(
+            f"{project.config_path}: no run {run!r} to write a segmentation into (runs: {', '.join(project.runs())})"
+        )
     if len(data.shape) != 3:
         raise UsageError(f"segmentation {name.name!r}: expected a (z, y, x) volume, got shape {tuple(data.shape)}")
     if meta is not None and meta.axes != "zyx":
@@ -141,21 +145,35 @@ def write_segmentation(
     shape = tuple(int(s) for s in data.shape)
     with atomic_path(target, overwrite=overwrite) as tmp:
         group = zarr.open_group(store=LocalStore(tmp), mode="w", zarr_format=2)
-        array = group.create_array("0", shape=shape, dtype=data.dtype, chunks=tuple(min(256, s) for s in shape),
-                                   fill_value=0, chunk_key_encoding=NESTED_V2_KEYS)
+        array = group.create_array(
+            "0",
+            shape=shape,
+            dtype=data.dtype,
+            chunks=tuple(min(256, s) for s in shape),
+            fill_value=0,
+            chunk_key_encoding=NESTED_V2_KEYS,
+        )
         for start in range(0, shape[0], SLAB):
-            block = np.asarray(data[start: start + SLAB])
+            block = np.asarray(data[start : start + SLAB])
             if block.dtype.kind == "f" and not np.isfinite(block).all():
                 raise DataError(f"segmentation {name.name!r} of run {run!r}: non-finite values")
-            array[start: start + SLAB] = block
-        attrs = {"multiscales": [{
-            "version": "0.4",
-            "name": name.name,
-            "axes": [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"],
-            "datasets": [{"path": "0", "coordinateTransformations": [
-                {"type": "scale", "scale": [float(name.voxel_size)] * 3}]}],
-            "metadata": {"description": "written by czii"},
-        }]}
+            array[start : start + SLAB] = block
+        attrs = {
+            "multiscales": [
+                {
+                    "version": "0.4",
+                    "name": name.name,
+                    "axes": [{"name": a, "type": "space", "unit": "angstrom"} for a in "zyx"],
+                    "datasets": [
+                        {
+                            "path": "0",
+                            "coordinateTransformations": [{"type": "scale", "scale": [float(name.voxel_size)] * 3}],
+                        }
+                    ],
+                    "metadata": {"description": "written by czii"},
+                }
+            ]
+        }
         if meta is not None:
             attrs["czii"] = meta.to_json()
         group.attrs.update(attrs)
@@ -180,8 +198,13 @@ def read_segmentation(project: CopickProject, run: str, name: SegmentationName) 
     if "czii" in group.attrs:
         meta = ArtifactMeta.from_json(dict(group.attrs["czii"]), source=str(path))
     else:
-        meta = ArtifactMeta(kind="labels" if name.multilabel else "probs", axes="zyx", voxel_size=name.voxel_size,
-                            run=run, classes=() if name.multilabel else (name.name,))
+        meta = ArtifactMeta(
+            kind="labels" if name.multilabel else "probs",
+            axes="zyx",
+            voxel_size=name.voxel_size,
+            run=run,
+            classes=() if name.multilabel else (name.name,),
+        )
     if len(array.shape) != 3:
         raise DataError(f"{path}: expected a (z, y, x) segmentation, found shape {tuple(array.shape)}")
     return Volume(data=array, meta=meta, source=str(path))
@@ -208,8 +231,11 @@ def write_probs_to_copick(
     for name in names:
         channel = list(meta.classes).index(name.name)
         channel_meta = meta.evolve(axes="zyx", classes=(name.name,))
-        written.append(write_segmentation(project, run, _Channel(volume.data, channel), name=name, meta=channel_meta,
-                                          overwrite=overwrite))
+        written.append(
+            write_segmentation(
+                project, run, _Channel(volume.data, channel), name=name, meta=channel_meta, overwrite=overwrite
+            )
+        )
     return written
 
 
@@ -227,7 +253,13 @@ class _Channel:
 
 
 def write_target_to_copick(
-    project: CopickProject, data: np.ndarray, meta: ArtifactMeta, *, kind: str, user: str, session: str,
+    project: CopickProject,
+    data: np.ndarray,
+    meta: ArtifactMeta,
+    *,
+    kind: str,
+    user: str,
+    session: str,
     overwrite: bool = False,
 ) -> list[Path]:
     """Write a training target of ``meta.run`` as copick segmentations.

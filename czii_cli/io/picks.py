@@ -63,7 +63,9 @@ def read_picks(
         raise DataError(f"{path}: no such file or directory")
     if copick.find_config(path) is not None:
         project = copick.open_project(path)
-        return _read_experiment_runs(project.overlay_root / "ExperimentRuns", selection, source=str(project.config_path))
+        return _read_experiment_runs(
+            project.overlay_root / "ExperimentRuns", selection, source=str(project.config_path)
+        )
     if path.is_dir():
         return _read_folder(path, catalog, selection)
     if path.suffix.lower() == ".json":
@@ -108,8 +110,11 @@ def copick_picks_files(runs_dir: Path) -> dict[str, list[copick.PicksFile]]:
     """Every picks file under an ``ExperimentRuns`` folder, by run."""
     if not runs_dir.is_dir():
         return {}
-    return {run_dir.name: copick.picks_files_in(run_dir / "Picks")
-            for run_dir in sorted(runs_dir.iterdir()) if run_dir.is_dir()}
+    return {
+        run_dir.name: copick.picks_files_in(run_dir / "Picks")
+        for run_dir in sorted(runs_dir.iterdir())
+        if run_dir.is_dir()
+    }
 
 
 def copick_files_of(path: Path) -> dict[str, list[copick.PicksFile]] | None:
@@ -139,11 +144,17 @@ def read_picks_by_user(
     by_run = copick_files_of(path)
     if by_run is None:
         raise DataError(f"{path}: not a copick project, overlay or Picks folder")
-    entries = [(run, e) for run, files in by_run.items() for e in files
-               if (user_id is None or fnmatchcase(e.user_id, user_id))
-               and (session_id is None or fnmatchcase(e.session_id, session_id))]
+    entries = [
+        (run, e)
+        for run, files in by_run.items()
+        for e in files
+        if (user_id is None or fnmatchcase(e.user_id, user_id))
+        and (session_id is None or fnmatchcase(e.session_id, session_id))
+    ]
     groups: dict[tuple[str, str], list[Picks]] = {}
-    for run, entry in sorted(entries, key=lambda item: (item[1].user_id, item[1].session_id, item[0], item[1].particle)):
+    for run, entry in sorted(
+        entries, key=lambda item: (item[1].user_id, item[1].session_id, item[0], item[1].particle)
+    ):
         groups.setdefault((entry.user_id, entry.session_id), []).append(_read_copick_file(entry.path, run=run))
     return {key: concat(parts) for key, parts in groups.items()}
 
@@ -219,11 +230,7 @@ def _read_csv_text(text: str, *, source: str, catalog: Catalog, run: str | None 
                 "experiment,particle_type,x,y,z or dataset_id,image_name,x,y,z,label"
             )
         xyz = np.array([[float(r[columns[a]]) for a in "xyz"] for r in body], dtype=np.float64)
-        score = (
-            np.array([float(r[columns["score"]]) for r in body], dtype=np.float64)
-            if "score" in columns
-            else None
-        )
+        score = np.array([float(r[columns["score"]]) for r in body], dtype=np.float64) if "score" in columns else None
     except (IndexError, ValueError) as err:
         raise DataError(f"{source}: malformed row in picks CSV ({err})") from None
     if len(xyz) and not np.isfinite(xyz).all():
@@ -323,7 +330,9 @@ def write_copick_picks(
         picks_dir.mkdir(parents=True, exist_ok=True)
         for particle in picks.where(experiment=run).particle_types:
             subset = picks.where(experiment=run, particle_type=particle)
-            stem = particle if naming == "particle" else copick.picks_file_name(user, session, particle)[: -len(".json")]
+            stem = (
+                particle if naming == "particle" else copick.picks_file_name(user, session, particle)[: -len(".json")]
+            )
             name = file_in_folder(picks_dir, stem, ".json", source="the picks", what="particle name").name
             document = copick.picks_document(run, particle, subset.xyz, user=user, session=session, scores=subset.score)
             _write_json_atomic(picks_dir / name, document, overwrite=overwrite)
@@ -339,8 +348,11 @@ def copick_picks_targets(
     user = copick.check_identity(user, what="user_id", source=source)
     session = copick.check_identity(session, what="session_id", source=source)
     folder = project.picks_dir(run)
-    return [folder / copick.check_name(copick.picks_file_name(user, session, particle), what="picks file name",
-                                       source=source) for particle in particles]
+    return [
+        folder
+        / copick.check_name(copick.picks_file_name(user, session, particle), what="picks file name", source=source)
+        for particle in particles
+    ]
 
 
 def write_run_to_copick(
@@ -382,7 +394,9 @@ def write_run_to_copick(
         The files written, in the order of ``particles``.
     """
     if run not in project.runs():
-        raise DataError(f"{project.config_path}: no run {run!r} to write picks into (runs: {', '.join(project.runs())})")
+        raise DataError(
+            f"{project.config_path}: no run {run!r} to write picks into (runs: {', '.join(project.runs())})"
+        )
     targets = copick_picks_targets(project, run=run, particles=particles, user=user, session=session)
     for target in targets:
         if target.exists() and not overwrite:
@@ -391,8 +405,16 @@ def write_run_to_copick(
     of_run = picks.where(experiment=run)
     for particle, target in zip(particles, targets):
         subset = of_run.where(particle_type=particle)
-        document = copick.picks_document(run, particle, subset.xyz, user=user, session=session, scores=subset.score,
-                                         voxel_spacing=voxel_spacing, trust_orientation=False)
+        document = copick.picks_document(
+            run,
+            particle,
+            subset.xyz,
+            user=user,
+            session=session,
+            scores=subset.score,
+            voxel_spacing=voxel_spacing,
+            trust_orientation=False,
+        )
         _write_json_atomic(target, document, overwrite=overwrite)
     return targets
 

@@ -152,25 +152,38 @@ def check_model_fields(model: ModelFile, *, source: str) -> None:
     """Raise a :class:`DataError` naming ``source`` for a field of the wrong type or value."""
     from ..normalize import normalization_method
 
-    expected = {"arch": str, "arch_params": dict, "classes": list, "catalog": list, "target": str,
-                "activation": str, "normalization": dict, "patch_size": list, "train": dict,
-                "state_dict": dict, "in_channels": int}
+    expected = {
+        "arch": str,
+        "arch_params": dict,
+        "classes": list,
+        "catalog": list,
+        "target": str,
+        "activation": str,
+        "normalization": dict,
+        "patch_size": list,
+        "train": dict,
+        "state_dict": dict,
+        "in_channels": int,
+    }
     for item in fields(ModelFile):
         kind = expected.get(item.name)
         value = getattr(model, item.name)
         if kind is list and isinstance(value, tuple):
             continue
         if kind is not None and not isinstance(value, kind):
-            raise DataError(f"{source}: malformed model file: {item.name} is a {type(value).__name__}, "
-                            f"expected a {kind.__name__}")
+            raise DataError(
+                f"{source}: malformed model file: {item.name} is a {type(value).__name__}, expected a {kind.__name__}"
+            )
     if not model.classes or not all(isinstance(name, str) for name in model.classes):
         raise DataError(f"{source}: malformed model file: classes must be a non-empty list of names")
     if len(model.patch_size) != 3 or not all(isinstance(v, int) and v > 0 for v in model.patch_size):
-        raise DataError(f"{source}: malformed model file: patch_size must be three positive integers, "
-                        f"got {model.patch_size!r}")
+        raise DataError(
+            f"{source}: malformed model file: patch_size must be three positive integers, got {model.patch_size!r}"
+        )
     if not isinstance(model.voxel_size, (int, float)) or not (math.isfinite(model.voxel_size) and model.voxel_size > 0):
-        raise DataError(f"{source}: malformed model file: voxel_size must be a positive number of Å, "
-                        f"got {model.voxel_size!r}")
+        raise DataError(
+            f"{source}: malformed model file: voxel_size must be a positive number of Å, got {model.voxel_size!r}"
+        )
     if model.activation not in ("softmax", "sigmoid"):
         raise DataError(f"{source}: malformed model file: unknown activation {model.activation!r}")
     try:

@@ -200,12 +200,18 @@ class TrainConfig:
             raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
         check_rule(self.threshold_rule)
         if self.precision not in PRECISIONS:
-            raise UsageError(f"training setting 'precision' must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise UsageError(
+                f"training setting 'precision' must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.select not in SELECT_SCORES:
-            raise UsageError(f"training setting 'select' must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}")
+            raise UsageError(
+                f"training setting 'select' must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}"
+            )
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):
-            raise UsageError(f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
-                             f"{list(self.val_candidate_thresholds)}")
+            raise UsageError(
+                f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
+                f"{list(self.val_candidate_thresholds)}"
+            )
 
     @property
     def total_steps(self) -> int:
@@ -259,7 +265,9 @@ def _int_triple(value, *, key: str, source: str) -> tuple[int, int, int]:
     """Three whole numbers (Z, Y, X) from a JSON list; anything else is a UsageError naming the key."""
     if not isinstance(value, (list, tuple)) or len(value) != 3:
         raise UsageError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer() for v in value):
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer() for v in value
+    ):
         raise UsageError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
     return tuple(int(v) for v in value)
 

@@ -94,8 +94,13 @@ class TrainingVolume:
     source: str
 
 
-def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: Catalog | None = None,
-              selection: PicksSelection = GROUND_TRUTH) -> list[RunSource]:
+def find_runs(
+    paths: Sequence[Path],
+    *,
+    tomo_type: str | None = None,
+    catalog: Catalog | None = None,
+    selection: PicksSelection = GROUND_TRUTH,
+) -> list[RunSource]:
     """List the training runs in each DATA argument (see the module docstring).
 
     ``selection`` chooses whose picks of a copick project are the targets (by default
@@ -114,8 +119,10 @@ def find_runs(paths: Sequence[Path], *, tomo_type: str | None = None, catalog: C
         elif path.is_dir():
             found = _artifact_runs(path)
         else:
-            raise DataError(f"{path}: not training data (expected a folder of artifacts, a copick project "
-                            "or a folder with train_images/ and train_annotations/)")
+            raise DataError(
+                f"{path}: not training data (expected a folder of artifacts, a copick project "
+                "or a folder with train_images/ and train_annotations/)"
+            )
         if not found:
             raise DataError(f"{path}: no training runs found")
         sources.extend(found)
@@ -132,8 +139,9 @@ def _copick_runs(path: Path, tomo_type: str | None, selection: PicksSelection) -
     catalog = catalog_from_mapping(project.config, source=str(project.config_path))
     picks = read_picks(path, catalog=catalog, selection=selection)
     return [
-        RunSource(run, path, VolumeRequest(run=run, tomo_type=tomo_type), picks=picks.where(experiment=run),
-                  catalog=catalog)
+        RunSource(
+            run, path, VolumeRequest(run=run, tomo_type=tomo_type), picks=picks.where(experiment=run), catalog=catalog
+        )
         for run in picks.experiments
     ]
 
@@ -144,8 +152,7 @@ def _mrc_csv_runs(path: Path, catalog: Catalog) -> list[RunSource]:
         raise DataError(f"{path}: has train_images/ but no train_annotations/")
     picks = read_picks(path / "train_annotations", catalog=catalog)
     return [
-        RunSource(mrc.stem, mrc, VolumeRequest(run=mrc.stem), picks=picks.where(experiment=mrc.stem))
-        for mrc in images
+        RunSource(mrc.stem, mrc, VolumeRequest(run=mrc.stem), picks=picks.where(experiment=mrc.stem)) for mrc in images
     ]
 
 
@@ -216,25 +223,40 @@ def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normaliza
     raw = volume.load(np.float32)
     stats = volume.meta.extra.get("normalization") if source.labels is not None else None
     if stats is None:
-        stats = normalization_stats(raw, method=normalization["method"], clip=normalization["clip"],
-                                    source=volume.source)
+        stats = normalization_stats(
+            raw, method=normalization["method"], clip=normalization["clip"], source=volume.source
+        )
         image = apply_normalization(raw, stats)
     else:
         image = raw
         bad = int(image.size - np.count_nonzero(np.isfinite(image)))
         if bad:
-            raise NonFiniteError(f"{volume.source}: {bad} of {image.size} voxels are not finite (NaN or infinite)",
-                                 count=bad, total=image.size)
+            raise NonFiniteError(
+                f"{volume.source}: {bad} of {image.size} voxels are not finite (NaN or infinite)",
+                count=bad,
+                total=image.size,
+            )
     if source.labels is None:
         picks = source.picks if source.picks is not None else Picks.empty()
         check_classes(picks, catalog.names, source=str(source.tomogram))
-        target = make_target(volume.spatial_shape, picks, catalog=catalog, spec=spec,
-                             voxel_size=volume.meta.voxel_size, origin_zyx=volume.meta.origin)
+        target = make_target(
+            volume.spatial_shape,
+            picks,
+            catalog=catalog,
+            spec=spec,
+            voxel_size=volume.meta.voxel_size,
+            origin_zyx=volume.meta.origin,
+        )
     else:
         picks, target = _read_labels(source, volume, catalog=catalog, spec=spec)
     return TrainingVolume(
-        run=source.run, image=image, target=target, picks=picks, voxel_size=volume.meta.voxel_size,
-        origin=tuple(volume.meta.origin), normalization={"method": stats["method"], "clip": stats.get("clip")},
+        run=source.run,
+        image=image,
+        target=target,
+        picks=picks,
+        voxel_size=volume.meta.voxel_size,
+        origin=tuple(volume.meta.origin),
+        normalization={"method": stats["method"], "clip": stats.get("clip")},
         source=volume.source,
     )
 

@@ -64,8 +64,9 @@ class World:
             values = ", ".join(f"{name}={environ.get(name)!r}" for name in defaults)
             raise UsageError(f"torchrun environment is not numeric ({values})") from None
         if size < 1 or not 0 <= rank < size or local_rank < 0:
-            raise UsageError(f"torchrun environment is inconsistent (RANK={rank}, WORLD_SIZE={size}, "
-                             f"LOCAL_RANK={local_rank})")
+            raise UsageError(
+                f"torchrun environment is inconsistent (RANK={rank}, WORLD_SIZE={size}, LOCAL_RANK={local_rank})"
+            )
         return cls(rank, size, local_rank)
 
     @property
@@ -157,12 +158,15 @@ def process_group(world: World, device: torch.device) -> Iterator[torch.device]:
         return
     if device.type == "cuda":
         if world.local_rank >= torch.cuda.device_count():
-            raise UsageError(f"LOCAL_RANK {world.local_rank} has no GPU (this machine has "
-                             f"{torch.cuda.device_count()}); start at most that many processes per node")
+            raise UsageError(
+                f"LOCAL_RANK {world.local_rank} has no GPU (this machine has "
+                f"{torch.cuda.device_count()}); start at most that many processes per node"
+            )
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size,
-                            timeout=TIMEOUT)
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size, timeout=TIMEOUT
+    )
     try:
         yield device
     finally:

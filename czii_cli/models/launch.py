@@ -72,8 +72,9 @@ class TrainRequest:
 LoadCallback = Callable[[Sequence], Sequence]
 
 
-def _settings(request: TrainRequest, runs: Sequence[str]
-              ) -> tuple[TrainConfig, TargetSpec, Catalog, list[str], list[str]]:
+def _settings(
+    request: TrainRequest, runs: Sequence[str]
+) -> tuple[TrainConfig, TargetSpec, Catalog, list[str], list[str]]:
     """Config, target, classes, training and validation runs: stored ones when resuming."""
     if request.resume is None:
         catalog = resolve_catalog(request.sources, request.catalog)
@@ -84,12 +85,16 @@ def _settings(request: TrainRequest, runs: Sequence[str]
     else:
         stored = request.resume.train
         if "resume" not in stored:
-            raise UsageError(f"{request.resume_source}: resuming needs the run's .last.pt checkpoint "
-                             "(this model file has no resume state)")
+            raise UsageError(
+                f"{request.resume_source}: resuming needs the run's .last.pt checkpoint "
+                "(this model file has no resume state)"
+            )
         unknown = sorted(set(request.resume_limits) - {"epochs", "max_steps", "max_time"})
         if unknown:
-            raise UsageError(f"{request.resume_source}: resuming keeps the run's settings; only epochs, max_steps and "
-                             f"max_time may change (got {unknown[0]})")
+            raise UsageError(
+                f"{request.resume_source}: resuming keeps the run's settings; only epochs, max_steps and "
+                f"max_time may change (got {unknown[0]})"
+            )
         config = TrainConfig.from_json({**stored["config"], **request.resume_limits}, source=request.resume_source)
         spec = TargetSpec.from_json(stored["target"])
         catalog = catalog_from_mapping(request.resume.catalog, source=request.resume_source)
@@ -123,8 +128,10 @@ def _data_rng(config: TrainConfig, request: TrainRequest, log: Callable[[str], N
     if world.rank < len(saved):
         restore_rng_state(rng, saved[world.rank])
     if len(saved) != world.size:
-        log(f"--resume: the run was saved by {len(saved)} process(es) and continues on {world.size}; "
-            "its batches will differ from an uninterrupted run")
+        log(
+            f"--resume: the run was saved by {len(saved)} process(es) and continues on {world.size}; "
+            "its batches will differ from an uninterrupted run"
+        )
     return rng
 
 
@@ -160,13 +167,15 @@ def launch(
         for line in plan.lines():
             log(f"plan: {line}")
     channels, activation = output_channels(catalog, spec.kind)
-    weights = parse_class_weights(config.class_weights, channels=channels,
-                                  default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
+    weights = parse_class_weights(
+        config.class_weights, channels=channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind]
+    )
     network = _network(config, request, len(channels), log)
     if request.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    trainer = Trainer(network, config=config, activation=activation, class_weights=weights, device=request.device,
-                      world=request.world)
+    trainer = Trainer(
+        network, config=config, activation=activation, class_weights=weights, device=request.device, world=request.world
+    )
     rng = _data_rng(config, request, log)
     record = RunRecord()
     if request.resume is not None:
@@ -174,41 +183,80 @@ def launch(
         trainer.load_state(state)
         record = RunRecord.from_json(state["record"])
     template = model_template(
-        config, catalog=catalog, spec=spec, normalization=common_normalization(volumes),
-        voxel_size=common_voxel_size(volumes), train_runs=[v.run for v in training], val_runs=val_names,
+        config,
+        catalog=catalog,
+        spec=spec,
+        normalization=common_normalization(volumes),
+        voxel_size=common_voxel_size(volumes),
+        train_runs=[v.run for v in training],
+        val_runs=val_names,
         class_weights=weights,
     )
     stored_plan = plan.to_json() if plan is not None else request.resume.train.get("plan")
     template = replace(template, train={**template.train, "plan": stored_plan})
-    centres = [centres_from_picks(v.picks, catalog=catalog, voxel_size=v.voxel_size, origin_zyx=v.origin)
-               for v in training]
+    centres = [
+        centres_from_picks(v.picks, catalog=catalog, voxel_size=v.voxel_size, origin_zyx=v.origin) for v in training
+    ]
     batches = BatchMaker(training, config=config, n_channels=len(channels), centres=centres)
     validation = None
     if validating:
         validation = Validation(
-            validating, catalog, patch_size=tuple(config.val_patch) if config.val_patch else None,
-            multiple=patch_multiple(config.arch, config.arch_params), minimum=tuple(config.patch),
-            overlap=config.val_overlap, threshold=config.val_threshold,
-            candidate_thresholds=tuple(config.val_candidate_thresholds), rule=config.threshold_rule,
+            validating,
+            catalog,
+            patch_size=tuple(config.val_patch) if config.val_patch else None,
+            multiple=patch_multiple(config.arch, config.arch_params),
+            minimum=tuple(config.patch),
+            overlap=config.val_overlap,
+            threshold=config.val_threshold,
+            candidate_thresholds=tuple(config.val_candidate_thresholds),
+            rule=config.threshold_rule,
         )
     processes = request.world.size
-    parallel = (f"; {processes} processes x batch {config.batch_size} = global batch {config.batch_size * processes}"
-                if processes > 1 else "")
-    log(f"{config.arch}: {sum(p.numel() for p in network.parameters()):,} parameters; {spec.kind} target; "
+    parallel = (
+        f"; {processes} processes x batch {config.batch_size} = global batch {config.batch_size * processes}"
+        if processes > 1
+        else ""
+    )
+    log(
+        f"{config.arch}: {sum(p.numel() for p in network.parameters()):,} parameters; {spec.kind} target; "
         f"loss {config.loss}; train {', '.join(v.run for v in training)}; "
-        f"validate {', '.join(val_names) or '-'}; device {request.device}{parallel}")
+        f"validate {', '.join(val_names) or '-'}; device {request.device}{parallel}"
+    )
     if on_start:
         on_start(trainer.step, None if config.epochs == UNBOUNDED_EPOCHS else config.total_steps)
-    return fit(trainer, batches, rng=rng, template=template, paths=request.paths, record=record,
-               validation=validation, on_step=on_step, on_round=on_round, world=request.world)
+    return fit(
+        trainer,
+        batches,
+        rng=rng,
+        template=template,
+        paths=request.paths,
+        record=record,
+        validation=validation,
+        on_step=on_step,
+        on_round=on_round,
+        world=request.world,
+    )
 
 
-def _plan(config: TrainConfig, request: TrainRequest, training: Sequence[TrainingVolume], *, catalog: Catalog,
-          spec: TargetSpec) -> TrainPlan:
+def _plan(
+    config: TrainConfig,
+    request: TrainRequest,
+    training: Sequence[TrainingVolume],
+    *,
+    catalog: Catalog,
+    spec: TargetSpec,
+) -> TrainPlan:
     """The plan of a new run from its training volumes and device."""
     names = np.concatenate([v.picks.particle_type for v in training]) if training else np.empty(0, dtype=str)
     counts = {name: int(np.count_nonzero(names == name)) for name in catalog.names}
-    fingerprint = fingerprint_of([v.image.shape for v in training], counts, catalog=catalog, spec=spec,
-                                 voxel_size=common_voxel_size(training))
-    return plan_training(fingerprint, config=config, given=request.given, device=request.device.type,
-                         multiple=patch_multiple(config.arch, config.arch_params), target=spec.kind)
+    fingerprint = fingerprint_of(
+        [v.image.shape for v in training], counts, catalog=catalog, spec=spec, voxel_size=common_voxel_size(training)
+    )
+    return plan_training(
+        fingerprint,
+        config=config,
+        given=request.given,
+        device=request.device.type,
+        multiple=patch_multiple(config.arch, config.arch_params),
+        target=spec.kind,
+    )

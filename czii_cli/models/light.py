@@ -41,8 +41,9 @@ class LightUNet(nn.Module):
         trilinearly to the input size.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 7, channels: Sequence[int] = (28, 32, 36),
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 1, out_channels: int = 7, channels: Sequence[int] = (28, 32, 36), stem_stride: int = 1
+    ):
         super().__init__()
         channels = list(channels)
         self.input_norm = nn.BatchNorm3d(in_channels)

@@ -161,8 +161,13 @@ def build_loss(
             target_kind = "label-map (spheres, points)" if activation == "softmax" else "heatmap"
             raise UsageError(f"loss {name!r} does not apply to {target_kind} targets (use {', '.join(allowed)})")
         function = _loss_function(
-            name, activation=activation, weights=weights, alpha=tversky_alpha, beta=tversky_beta,
-            gamma=focal_gamma, exponent=focal_exponent,
+            name,
+            activation=activation,
+            weights=weights,
+            alpha=tversky_alpha,
+            beta=tversky_beta,
+            gamma=focal_gamma,
+            exponent=focal_exponent,
         )
         built.append(LossTerm(name, float(weight), function))
     return CombinedLoss(built)
@@ -172,8 +177,9 @@ def _probabilities(logits: torch.Tensor, activation: str) -> torch.Tensor:
     return torch.softmax(logits.float(), dim=1) if activation == "softmax" else torch.sigmoid(logits.float())
 
 
-def _loss_function(name: str, *, activation: str, weights: torch.Tensor, alpha: float, beta: float,
-                   gamma: float, exponent: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _loss_function(
+    name: str, *, activation: str, weights: torch.Tensor, alpha: float, beta: float, gamma: float, exponent: float
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     first = 1 if activation == "softmax" else 0  # particle channels only for overlap losses
     if name == "ce":
         return lambda logits, target: weighted_cross_entropy(logits, target, weights)
@@ -190,11 +196,18 @@ def _loss_function(name: str, *, activation: str, weights: torch.Tensor, alpha: 
     if name in ("dice", "dicece"):
         from monai.losses import DiceCELoss, DiceLoss
 
-        options = {"include_background": activation != "softmax", "softmax": activation == "softmax",
-                   "sigmoid": activation == "sigmoid", "batch": True, "smooth_nr": SMOOTH, "smooth_dr": SMOOTH}
+        options = {
+            "include_background": activation != "softmax",
+            "softmax": activation == "softmax",
+            "sigmoid": activation == "sigmoid",
+            "batch": True,
+            "smooth_nr": SMOOTH,
+            "smooth_dr": SMOOTH,
+        }
         monai_loss = DiceLoss(**options) if name == "dice" else DiceCELoss(**options)
         return lambda logits, target: monai_loss(logits.float(), target.float())
     if name == "bce":
+
         def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
             w = weights.to(logits.device).view(1, -1, *([1] * (logits.dim() - 2)))
             voxel_weight = 1 + (w - 1) * target.float()

@@ -61,8 +61,9 @@ def parse_fold(text: str) -> tuple[int, int]:
     return fold, folds
 
 
-def split_runs(runs: Sequence[str], *, val_runs: Sequence[str] = (), fold: tuple[int, int] | None = None
-               ) -> tuple[list[str], list[str]]:
+def split_runs(
+    runs: Sequence[str], *, val_runs: Sequence[str] = (), fold: tuple[int, int] | None = None
+) -> tuple[list[str], list[str]]:
     """Split experiments into training and validation runs.
 
     ``fold=(K, N)`` validates on every N-th run of the sorted names, starting at K.
@@ -146,8 +147,9 @@ def common_voxel_size(volumes: Sequence[TrainingVolume]) -> float:
     first = volumes[0]
     for volume in volumes[1:]:
         if not same_voxel_size(volume.voxel_size, first.voxel_size):
-            raise DataError(f"{volume.source}: voxel size {volume.voxel_size} Å differs from "
-                            f"{first.source} ({first.voxel_size} Å)")
+            raise DataError(
+                f"{volume.source}: voxel size {volume.voxel_size} Å differs from {first.source} ({first.voxel_size} Å)"
+            )
     return first.voxel_size
 
 

@@ -63,10 +63,13 @@ class DataFingerprint:
     counts: dict[str, int]
 
     def to_json(self) -> dict:
-        return {"voxel_size": self.voxel_size, "shapes": [list(s) for s in self.shapes],
-                "radii_voxels": {k: round(v, 3) for k, v in self.radii_voxels.items()},
-                "blob_radii_voxels": {k: round(v, 3) for k, v in self.blob_radii_voxels.items()},
-                "counts": dict(self.counts)}
+        return {
+            "voxel_size": self.voxel_size,
+            "shapes": [list(s) for s in self.shapes],
+            "radii_voxels": {k: round(v, 3) for k, v in self.radii_voxels.items()},
+            "blob_radii_voxels": {k: round(v, 3) for k, v in self.blob_radii_voxels.items()},
+            "counts": dict(self.counts),
+        }
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,14 @@ class TrainPlan:
         return [f"{c.setting} = {_shown(c.value)}: {c.reason}" for c in self.choices]
 
     def to_json(self) -> dict:
-        return {"fingerprint": self.fingerprint.to_json(), "device": self.device,
-                "choices": [{"setting": c.setting, "value": _plain(c.value), "reason": c.reason, "given": c.given}
-                            for c in self.choices]}
+        return {
+            "fingerprint": self.fingerprint.to_json(),
+            "device": self.device,
+            "choices": [
+                {"setting": c.setting, "value": _plain(c.value), "reason": c.reason, "given": c.given}
+                for c in self.choices
+            ],
+        }
 
 
 def _plain(value: object) -> object:
@@ -109,8 +117,9 @@ def _shown(value: object) -> str:
     return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-def fingerprint_of(shapes: Sequence[Sequence[int]], counts: Mapping[str, int], *, catalog: Catalog,
-                   spec: TargetSpec, voxel_size: float) -> DataFingerprint:
+def fingerprint_of(
+    shapes: Sequence[Sequence[int]], counts: Mapping[str, int], *, catalog: Catalog, spec: TargetSpec, voxel_size: float
+) -> DataFingerprint:
     """The fingerprint of training volumes of ``shapes`` holding ``counts`` particles per class.
 
     Examples
@@ -124,13 +133,23 @@ def fingerprint_of(shapes: Sequence[Sequence[int]], counts: Mapping[str, int], *
     radii = {c.name: c.radius / voxel_size for c in catalog}
     blobs = {name: radius * spec.scale_of(name) for name, radius in radii.items()}
     return DataFingerprint(
-        voxel_size=float(voxel_size), shapes=tuple(tuple(int(s) for s in shape) for shape in shapes),
-        radii_voxels=radii, blob_radii_voxels=blobs, counts={c.name: int(counts.get(c.name, 0)) for c in catalog},
+        voxel_size=float(voxel_size),
+        shapes=tuple(tuple(int(s) for s in shape) for shape in shapes),
+        radii_voxels=radii,
+        blob_radii_voxels=blobs,
+        counts={c.name: int(counts.get(c.name, 0)) for c in catalog},
     )
 
 
-def plan_training(fingerprint: DataFingerprint, *, config: TrainConfig, given: Collection[str], device: str,
-                  multiple: int, target: str) -> TrainPlan:
+def plan_training(
+    fingerprint: DataFingerprint,
+    *,
+    config: TrainConfig,
+    given: Collection[str],
+    device: str,
+    multiple: int,
+    target: str,
+) -> TrainPlan:
     """Choose the open settings of a run from its data and device.
 
     Parameters
@@ -179,12 +198,14 @@ def _epochs(config: TrainConfig, given: set[str]) -> Choice:
         return Choice("epochs", config.epochs, "no time budget: the default number of rounds")
     if "max_steps" in given:
         return Choice("epochs", config.epochs, "a step limit is given: the default rounds, capped by it")
-    return Choice("epochs", UNBOUNDED_EPOCHS,
-                  f"a time budget of {config.max_time:g} s: train until it is spent (the learning rate follows it)")
+    return Choice(
+        "epochs",
+        UNBOUNDED_EPOCHS,
+        f"a time budget of {config.max_time:g} s: train until it is spent (the learning rate follows it)",
+    )
 
 
-def _patch(fingerprint: DataFingerprint, config: TrainConfig, given: set[str], *, device: str,
-           multiple: int) -> Choice:
+def _patch(fingerprint: DataFingerprint, config: TrainConfig, given: set[str], *, device: str, multiple: int) -> Choice:
     if "patch" in given:
         return Choice("patch", tuple(config.patch), "given", given=True)
     diameter = 2 * max(fingerprint.radii_voxels.values(), default=0.0)
@@ -192,8 +213,12 @@ def _patch(fingerprint: DataFingerprint, config: TrainConfig, given: set[str], *
     side = max(preferred, _round_up(2 * diameter, multiple))
     smallest = np.min(np.array(fingerprint.shapes), axis=0) if fingerprint.shapes else np.array([side] * 3)
     patch = tuple(int(max(multiple, min(side, (int(s) // multiple) * multiple))) for s in smallest)
-    return Choice("patch", patch, f"twice the largest particle diameter ({diameter:.0f} voxels) and at least "
-                  f"{preferred} on {device}, within the smallest volume ({' '.join(map(str, smallest))})")
+    return Choice(
+        "patch",
+        patch,
+        f"twice the largest particle diameter ({diameter:.0f} voxels) and at least "
+        f"{preferred} on {device}, within the smallest volume ({' '.join(map(str, smallest))})",
+    )
 
 
 def _batch_size(config: TrainConfig, given: set[str], *, device: str) -> Choice:
@@ -211,8 +236,12 @@ def _class_weights(fingerprint: DataFingerprint, config: TrainConfig, given: set
     largest = max(volumes.values(), default=1.0)
     weights = {name: base * min(MAX_WEIGHT_GAIN, math.sqrt(largest / volume)) for name, volume in volumes.items()}
     text = ",".join(f"{name}={weight:.3g}" for name, weight in weights.items())
-    return Choice("class_weights", text, f"particle weight {base:g} times sqrt(largest blob / class blob volume), "
-                  f"at most x{MAX_WEIGHT_GAIN:g}: small particles weigh as much as large ones")
+    return Choice(
+        "class_weights",
+        text,
+        f"particle weight {base:g} times sqrt(largest blob / class blob volume), "
+        f"at most x{MAX_WEIGHT_GAIN:g}: small particles weigh as much as large ones",
+    )
 
 
 def _blob_voxels(radius: float) -> float:

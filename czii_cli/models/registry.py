@@ -16,7 +16,13 @@ from ..errors import UsageError
 
 DEFAULT_PARAMS: dict[str, dict] = {
     # 2nd place: light MONAI UNet, InstanceNorm + PReLU, strides (2, 2, 1).
-    "unet": {"channels": [48, 64, 80, 80], "strides": [2, 2, 1], "num_res_units": 1, "norm": "instance", "act": "prelu"},
+    "unet": {
+        "channels": [48, 64, 80, 80],
+        "strides": [2, 2, 1],
+        "num_res_units": 1,
+        "norm": "instance",
+        "act": "prelu",
+    },
     "segresnet": {"init_filters": 16, "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1], "dropout_prob": 0.0},
     "dynunet": {
         "kernel_size": [3, 3, 3, 3],
@@ -94,8 +100,14 @@ def _unet(i: int, o: int, p: dict) -> nn.Module:
     from monai.networks.nets import UNet
 
     return UNet(
-        spatial_dims=3, in_channels=i, out_channels=o, channels=tuple(p["channels"]),
-        strides=tuple(p["strides"]), num_res_units=p["num_res_units"], norm=p["norm"], act=p["act"],
+        spatial_dims=3,
+        in_channels=i,
+        out_channels=o,
+        channels=tuple(p["channels"]),
+        strides=tuple(p["strides"]),
+        num_res_units=p["num_res_units"],
+        norm=p["norm"],
+        act=p["act"],
     )
 
 
@@ -103,8 +115,13 @@ def _segresnet(i: int, o: int, p: dict) -> nn.Module:
     from monai.networks.nets import SegResNet
 
     return SegResNet(
-        spatial_dims=3, in_channels=i, out_channels=o, init_filters=p["init_filters"],
-        blocks_down=tuple(p["blocks_down"]), blocks_up=tuple(p["blocks_up"]), dropout_prob=p["dropout_prob"],
+        spatial_dims=3,
+        in_channels=i,
+        out_channels=o,
+        init_filters=p["init_filters"],
+        blocks_down=tuple(p["blocks_down"]),
+        blocks_up=tuple(p["blocks_up"]),
+        dropout_prob=p["dropout_prob"],
     )
 
 
@@ -113,9 +130,15 @@ def _dynunet(i: int, o: int, p: dict) -> nn.Module:
 
     strides = list(p["strides"])
     return DynUNet(
-        spatial_dims=3, in_channels=i, out_channels=o, kernel_size=list(p["kernel_size"]),
-        strides=strides, upsample_kernel_size=strides[1:], filters=list(p["filters"]),
-        res_block=p["res_block"], norm_name="instance",
+        spatial_dims=3,
+        in_channels=i,
+        out_channels=o,
+        kernel_size=list(p["kernel_size"]),
+        strides=strides,
+        upsample_kernel_size=strides[1:],
+        filters=list(p["filters"]),
+        res_block=p["res_block"],
+        norm_name="instance",
     )
 
 
@@ -123,8 +146,12 @@ def _flexunet(i: int, o: int, p: dict) -> nn.Module:
     from monai.networks.nets import FlexibleUNet
 
     return FlexibleUNet(
-        in_channels=i, out_channels=o, backbone=p["backbone"], pretrained=False,
-        decoder_channels=tuple(p["decoder_channels"]), spatial_dims=3,
+        in_channels=i,
+        out_channels=o,
+        backbone=p["backbone"],
+        pretrained=False,
+        decoder_channels=tuple(p["decoder_channels"]),
+        spatial_dims=3,
     )
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import Catalog
-from ..io.atomic import atomic_path, atomic_text
+from ..io.atomic import atomic_text
 from .checkpoint import ModelFile, save_model
 from .dataset import TrainingVolume
 from .distributed import World
@@ -57,8 +57,12 @@ class OutputPaths:
         """
         model = Path(model)
         stem = model.name[: -len(model.suffix)] if model.suffix else model.name
-        return cls(model, model.with_name(f"{stem}.last.pt"), model.with_name(f"{stem}.metrics.csv"),
-                   model.with_name(f"{stem}.curves.png"))
+        return cls(
+            model,
+            model.with_name(f"{stem}.last.pt"),
+            model.with_name(f"{stem}.metrics.csv"),
+            model.with_name(f"{stem}.curves.png"),
+        )
 
     def all(self) -> list[Path]:
         return [self.model, self.last, self.metrics, self.curves]
@@ -76,13 +80,21 @@ class RunRecord:
     """Whether this process wrote the model file (not saved: a resumed run may find no new best)."""
 
     def to_json(self) -> dict:
-        return {"history": self.history, "best_score": self.best_score, "best_step": self.best_step,
-                "seconds": self.seconds}
+        return {
+            "history": self.history,
+            "best_score": self.best_score,
+            "best_step": self.best_step,
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_json(cls, document: dict) -> RunRecord:
-        return cls(list(document.get("history", [])), document.get("best_score"), document.get("best_step"),
-                   float(document.get("seconds", 0.0)))
+        return cls(
+            list(document.get("history", [])),
+            document.get("best_score"),
+            document.get("best_step"),
+            float(document.get("seconds", 0.0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -198,8 +210,16 @@ def _status(record: RunRecord) -> str:
     return f"val F4 {last['val_score']:.3f}{tuned} (best {record.best_score:.3f})"
 
 
-def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation: Validation | None,
-           template: ModelFile, paths: OutputPaths, rng: np.random.Generator, world: World) -> dict:
+def _round(
+    trainer: Trainer,
+    record: RunRecord,
+    losses: list[float],
+    validation: Validation | None,
+    template: ModelFile,
+    paths: OutputPaths,
+    rng: np.random.Generator,
+    world: World,
+) -> dict:
     """Close a round on every rank: average the loss, gather the random states; rank 0 keeps the files."""
     config = trainer.config
     row = {
@@ -218,16 +238,32 @@ def _round(trainer: Trainer, record: RunRecord, losses: list[float], validation:
     return row
 
 
-def _keep_round(row: dict, trainer: Trainer, record: RunRecord, validation: Validation | None,
-                template: ModelFile, paths: OutputPaths, random_states: list[dict]) -> None:
+def _keep_round(
+    row: dict,
+    trainer: Trainer,
+    record: RunRecord,
+    validation: Validation | None,
+    template: ModelFile,
+    paths: OutputPaths,
+    random_states: list[dict],
+) -> None:
     """Validate, record the row, write the best model, the last checkpoint, metrics and curves."""
     score_column = SCORE_COLUMNS[trainer.config.select]
     if validation is not None:
         scores = validate_round(
-            trainer.evaluation_network(), validation.volumes, classes=template.classes, catalog=validation.catalog,
-            activation=template.activation, patch_size=validation.patch_size, multiple=validation.multiple,
-            minimum=validation.minimum, overlap=validation.overlap, threshold=validation.threshold,
-            candidate_thresholds=validation.candidate_thresholds, rule=validation.rule, device=trainer.device,
+            trainer.evaluation_network(),
+            validation.volumes,
+            classes=template.classes,
+            catalog=validation.catalog,
+            activation=template.activation,
+            patch_size=validation.patch_size,
+            multiple=validation.multiple,
+            minimum=validation.minimum,
+            overlap=validation.overlap,
+            threshold=validation.threshold,
+            candidate_thresholds=validation.candidate_thresholds,
+            rule=validation.rule,
+            device=trainer.device,
         )
         row.update(_score_columns(scores))
     record.history.append(row)
@@ -257,7 +293,7 @@ def _score_columns(scores: RoundScores) -> dict:
 
 def _columns(row: dict, prefix: str) -> dict:
     """``{class: value}`` of a row's per-class columns ``<prefix><class>``."""
-    return {key[len(prefix):]: value for key, value in row.items() if key.startswith(prefix)}
+    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
 
 
 def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
@@ -275,15 +311,32 @@ def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
     best: dict = {"best_per_class": {}}
     if record.best_step is not None:
         row = next(row for row in record.history if row["step"] == record.best_step)
-        fixed = {"score": row["val_score"], "per_class": _columns(row, "f4_"), "method": DEFAULT_METHOD,
-                 "threshold": config.val_threshold}
-        tuned = {"score": row.get("tuned_score"), "per_class": _columns(row, "tuned_f4_"),
-                 "thresholds": _given(_columns(row, "cutoff_")), "method": DEFAULT_METHOD,
-                 "pick_thresholds": _given(_columns(row, "pick_threshold_"))}
-        best = {"best_per_class": (fixed if config.select == "fixed" else tuned)["per_class"],
-                "best_fixed": fixed, "best_tuned": tuned}
-    return {**template.train, "steps": trainer.step, "best_score": record.best_score, "best_step": record.best_step,
-            **best, "seconds": round(record.seconds, 1)}
+        fixed = {
+            "score": row["val_score"],
+            "per_class": _columns(row, "f4_"),
+            "method": DEFAULT_METHOD,
+            "threshold": config.val_threshold,
+        }
+        tuned = {
+            "score": row.get("tuned_score"),
+            "per_class": _columns(row, "tuned_f4_"),
+            "thresholds": _given(_columns(row, "cutoff_")),
+            "method": DEFAULT_METHOD,
+            "pick_thresholds": _given(_columns(row, "pick_threshold_")),
+        }
+        best = {
+            "best_per_class": (fixed if config.select == "fixed" else tuned)["per_class"],
+            "best_fixed": fixed,
+            "best_tuned": tuned,
+        }
+    return {
+        **template.train,
+        "steps": trainer.step,
+        "best_score": record.best_score,
+        "best_step": record.best_step,
+        **best,
+        "seconds": round(record.seconds, 1),
+    }
 
 
 def _given(values: dict) -> dict:
@@ -294,8 +347,9 @@ def _model(template: ModelFile, trainer: Trainer, record: RunRecord) -> ModelFil
     return replace(template, train=_summary(template, trainer, record), state_dict=trainer.weights())
 
 
-def _save_last(trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths,
-               random_states: list[dict]) -> None:
+def _save_last(
+    trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths, random_states: list[dict]
+) -> None:
     """``rng`` is rank 0's random state, ``rank_rngs`` those of the other ranks."""
     resume = {**trainer.state(), "rng": random_states[0], "rank_rngs": random_states[1:], "record": record.to_json()}
     last = replace(_model(template, trainer, record), train={**_summary(template, trainer, record), "resume": resume})

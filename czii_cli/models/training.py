@@ -51,8 +51,9 @@ def parse_class_weights(text: str, *, channels: Sequence[str], default_particle:
     return [named.get(c, 1.0 if c == "background" else particle) for c in channels]
 
 
-def learning_rate(step: int, *, base: float, warmup: int, total: int, floor: float = 0.01,
-                  time_used: float = 0.0) -> float:
+def learning_rate(
+    step: int, *, base: float, warmup: int, total: int, floor: float = 0.01, time_used: float = 0.0
+) -> float:
     """Linear warm-up over ``warmup`` steps, then cosine decay to ``floor * base`` at ``total``.
 
     ``time_used`` is the fraction of a time budget (``--max-time``) spent; the decay follows
@@ -130,8 +131,12 @@ class BatchMaker:
         self.margin = config.augment.rotation_margin(tuple(config.patch[1:]))
         self.crop = (config.patch[0], config.patch[1] + 2 * self.margin, config.patch[2] + 2 * self.margin)
         self.sampler = PatchSampler(
-            [v.image.shape for v in self.volumes], centres, crop=self.crop, balanced=config.balanced,
-            jitter=config.jitter, patch=config.patch,
+            [v.image.shape for v in self.volumes],
+            centres,
+            crop=self.crop,
+            balanced=config.balanced,
+            jitter=config.jitter,
+            patch=config.patch,
         )
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -173,8 +178,16 @@ class Trainer:
     for what it costs in reproducibility); weights are saved contiguous.
     """
 
-    def __init__(self, network: nn.Module, *, config: TrainConfig, activation: str, class_weights: Sequence[float],
-                 device: torch.device, world: World = World()):
+    def __init__(
+        self,
+        network: nn.Module,
+        *,
+        config: TrainConfig,
+        activation: str,
+        class_weights: Sequence[float],
+        device: torch.device,
+        world: World = World(),
+    ):
         self.config = config
         self.device = device
         from ..inference.runner import bfloat16_layout
@@ -202,24 +215,32 @@ class Trainer:
         schedule never moves back, also across ``--resume``.
         """
         self.time_used = max(self.time_used, time_used)
-        lr = learning_rate(self.step, base=self.config.lr, warmup=self.config.warmup_steps,
-                           total=self.config.total_steps, time_used=self.time_used)
+        lr = learning_rate(
+            self.step,
+            base=self.config.lr,
+            warmup=self.config.warmup_steps,
+            total=self.config.total_steps,
+            time_used=self.time_used,
+        )
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
         x = torch.from_numpy(images).to(self.device).contiguous(memory_format=self.layout)
         y = torch.from_numpy(targets).to(self.device)
         try:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
                 loss = self.loss(self.model(x).float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
         except (ValueError, RuntimeError) as err:  # shape, memory and normalisation failures of the network
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UsageError(f"{self.config.arch} failed on a {self.config.batch_size} x "
-                             f"{'x'.join(map(str, x.shape[2:]))} batch ({first_line}); "
-                             "try another patch size or batch size") from None
+            raise UsageError(
+                f"{self.config.arch} failed on a {self.config.batch_size} x "
+                f"{'x'.join(map(str, x.shape[2:]))} batch ({first_line}); "
+                "try another patch size or batch size"
+            ) from None
         self.scaler.unscale_(self.optimizer)
         if self.config.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip)

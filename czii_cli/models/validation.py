@@ -37,8 +37,9 @@ from .dataset import TrainingVolume
 MAX_WINDOW_VOXELS = 1 << 22
 
 
-def validation_window(shape: Sequence[int], *, multiple: int, minimum: Sequence[int],
-                      max_voxels: int = MAX_WINDOW_VOXELS) -> tuple[int, int, int]:
+def validation_window(
+    shape: Sequence[int], *, multiple: int, minimum: Sequence[int], max_voxels: int = MAX_WINDOW_VOXELS
+) -> tuple[int, int, int]:
     """A large sliding window for validation: few windows means little overlap work.
 
     Start from the whole volume (sides rounded up to ``multiple``) and halve the longest
@@ -51,6 +52,7 @@ def validation_window(shape: Sequence[int], *, multiple: int, minimum: Sequence[
     >>> validation_window((184, 630, 630), multiple=4, minimum=(64, 64, 64))
     (92, 160, 160)
     """
+
     def round_up(value: float) -> int:
         return int(math.ceil(value / multiple) * multiple)
 
@@ -86,8 +88,15 @@ class RoundScores:
     cutoffs: dict[str, float | None]
 
 
-def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalog, *, threshold: float,
-                beta: float = 4.0, rule: str = DEFAULT_RULE) -> RoundScores:
+def score_round(
+    picks: Mapping[float, Picks],
+    references: Picks,
+    catalog: Catalog,
+    *,
+    threshold: float,
+    beta: float = 4.0,
+    rule: str = DEFAULT_RULE,
+) -> RoundScores:
     """Score the picks at the fixed threshold, and the candidates at their F-beta-best thresholds.
 
     For every candidate threshold the per-class score cutoffs that maximise F-beta are
@@ -132,8 +141,9 @@ def score_round(picks: Mapping[float, Picks], references: Picks, catalog: Catalo
     cutoffs: dict[str, float | None] = {}
     kept_of_class: dict[str, Picks] = {}
     for level in sorted(picks, reverse=True):
-        level_cutoffs = thresholds_from_events(group_events(picks[level], references, catalog), catalog, beta=beta,
-                                               rule=rule)
+        level_cutoffs = thresholds_from_events(
+            group_events(picks[level], references, catalog), catalog, beta=beta, rule=rule
+        )
         kept = apply_thresholds(picks[level], level_cutoffs)
         level_picks = picks[level]
         found = set(level_picks.particle_type[np.isin(level_picks.experiment, references.experiments)].tolist())
@@ -198,19 +208,28 @@ def validation_picks(
     picked: list[list[Picks]] = [[] for _ in thresholds]
     for volume in volumes:
         window = patch_size or validation_window(volume.image.shape, multiple=multiple, minimum=minimum)
-        probs = predict_volume(network, volume.image, patch_size=tuple(window), overlap=overlap,
-                               activation=activation, device=device)
+        probs = predict_volume(
+            network, volume.image, patch_size=tuple(window), overlap=overlap, activation=activation, device=device
+        )
         for picks, threshold in zip(picked, thresholds):
             picks.append(
-                extract_picks(probs, classes=list(classes), catalog=catalog, method=DEFAULT_METHOD,
-                              thresholds=threshold, voxel_size=volume.voxel_size, origin_zyx=volume.origin,
-                              run=volume.run)
+                extract_picks(
+                    probs,
+                    classes=list(classes),
+                    catalog=catalog,
+                    method=DEFAULT_METHOD,
+                    thresholds=threshold,
+                    voxel_size=volume.voxel_size,
+                    origin_zyx=volume.origin,
+                    run=volume.run,
+                )
             )
     return [concat(picks) for picks in picked]
 
 
-def validate(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float,
-             **options) -> ScoreReport:
+def validate(
+    network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float, **options
+) -> ScoreReport:
     """Score a network on validation volumes at one pick threshold.
 
     ``options`` are those of :func:`validation_picks` (``classes``, ``activation``,
@@ -225,8 +244,16 @@ def validate(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: 
     return score_picks(picks, concat(v.picks for v in volumes), catalog)
 
 
-def validate_round(network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float,
-                   candidate_thresholds: Sequence[float], rule: str = DEFAULT_RULE, **options) -> RoundScores:
+def validate_round(
+    network: nn.Module,
+    volumes: Sequence[TrainingVolume],
+    *,
+    catalog: Catalog,
+    threshold: float,
+    candidate_thresholds: Sequence[float],
+    rule: str = DEFAULT_RULE,
+    **options,
+) -> RoundScores:
     """Score a network at the fixed ``threshold`` and at per-class tuned thresholds.
 
     The volumes are predicted once and picked at ``threshold`` and at each of
@@ -239,5 +266,6 @@ def validate_round(network: nn.Module, volumes: Sequence[TrainingVolume], *, cat
     """
     levels = sorted({threshold, *candidate_thresholds}, reverse=True)
     picks = validation_picks(network, volumes, catalog=catalog, thresholds=levels, **options)
-    return score_round(dict(zip(levels, picks)), concat(v.picks for v in volumes), catalog, threshold=threshold,
-                       rule=rule)
+    return score_round(
+        dict(zip(levels, picks)), concat(v.picks for v in volumes), catalog, threshold=threshold, rule=rule
+    )

@@ -156,8 +156,11 @@ def extract_picks(
             prob = prob.astype(np.float32, copy=False)
         bad = int(prob.size - np.count_nonzero(np.isfinite(prob)))
         if bad:
-            raise NonFiniteError(f"channel {particle.name!r}: {bad} of {prob.size} values are not finite "
-                                 "(NaN or infinite)", count=bad, total=prob.size)
+            raise NonFiniteError(
+                f"channel {particle.name!r}: {bad} of {prob.size} values are not finite (NaN or infinite)",
+                count=bad,
+                total=prob.size,
+            )
         found = METHODS[method](
             prob, threshold=cutoffs[particle.name], radius=particle.radius / voxel_size, **method_options
         )

@@ -73,8 +73,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 from scipy.signal import fftconvolve
+from scipy.spatial import cKDTree
 
 from ..errors import UsageError
 from .common import (

@@ -35,7 +35,6 @@ from .common import (
     DEFAULT_MIN_SIZE_FRACTION,
     DEFAULT_RADIUS_SCALE,
     Detections,
-    ball,
     blob_radius,
     check_connectivity,
     component_boxes,
@@ -45,6 +44,7 @@ from .common import (
     min_component_size,
     padded_box,
 )
+
 
 def watershed_picks(
     prob: np.ndarray,

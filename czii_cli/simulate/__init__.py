@@ -304,8 +304,14 @@ def simulate_run(
     if conditions.ice_gradient > 0:
         profile = ice_profile(shape, gradient=conditions.ice_gradient, direction_deg=conditions.ice_direction_deg)
     tomogram = form_image(
-        density, voxel_size=voxel_size, snr=conditions.snr, rng=rng, defocus_um=defocus, parameters=imaging,
-        signal_variance=reference, noise_profile=profile,
+        density,
+        voxel_size=voxel_size,
+        snr=conditions.snr,
+        rng=rng,
+        defocus_um=defocus,
+        parameters=imaging,
+        signal_variance=reference,
+        noise_profile=profile,
     )
     del density
     tomogram -= tomogram.mean(dtype=np.float64)
@@ -313,6 +319,12 @@ def simulate_run(
 
     picks = Picks(np.full(len(names), run, dtype=object), np.array(names, dtype=object), xyz).sorted()
     return SimulatedRun(
-        run, tomogram, picks, len(blob_centres), len(membranes), defocus, conditions=conditions,
+        run,
+        tomogram,
+        picks,
+        len(blob_centres),
+        len(membranes),
+        defocus,
+        conditions=conditions,
         gold_beads=len(gold_centres),
     )

@@ -139,9 +139,7 @@ def _sphere_points(count: int, radius: float) -> np.ndarray:
     index = np.arange(count) + 0.5
     polar = np.arccos(1.0 - 2.0 * index / count)
     azimuth = np.pi * (1.0 + 5.0**0.5) * index
-    return radius * np.stack(
-        [np.cos(polar), np.sin(polar) * np.sin(azimuth), np.sin(polar) * np.cos(azimuth)], axis=1
-    )
+    return radius * np.stack([np.cos(polar), np.sin(polar) * np.sin(azimuth), np.sin(polar) * np.cos(azimuth)], axis=1)
 
 
 def _tetrahedron(distance: float) -> np.ndarray:
@@ -158,9 +156,7 @@ def _beta_amylase() -> tuple[Primitive, ...]:
 
 
 def _beta_galactosidase() -> tuple[Primitive, ...]:
-    return tuple(
-        Ellipsoid((0.0, sy * 0.38, sx * 0.42), (0.45, 0.38, 0.42)) for sy in (-1, 1) for sx in (-1, 1)
-    )
+    return tuple(Ellipsoid((0.0, sy * 0.38, sx * 0.42), (0.45, 0.38, 0.42)) for sy in (-1, 1) for sx in (-1, 1))
 
 
 def _ribosome() -> tuple[Primitive, ...]:
