@@ -47,7 +47,7 @@ bench: $(STAMP)
 bench-accuracy: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_accuracy $(BUDGETS)
 
-# issue 16's rows alone; CZII_BENCH_SHAPE="96 256 256" for a quick, reduced-size run
+# the inference speed rows alone; CZII_BENCH_SHAPE="96 256 256" for a quick, reduced-size run
 bench-perf: $(STAMP)
 	$(BIN)/python -m benchmarks perf
 

@@ -1,4 +1,4 @@
-"""A full tomogram from probabilities to picks, against MONAI and the network's floor (issue 16).
+"""A full tomogram from probabilities to picks, against MONAI and the network's floor.
 
 All rows come from one run on this machine; each child process is fresh (time, peak RSS).
 
@@ -19,7 +19,7 @@ All rows come from one run on this machine; each child process is fresh (time, p
    ``--precision bfloat16`` (autocast, channels-last) against float32 (what ``auto``
    gives on a CPU), alternated step by step (median step times).
 
-Targets (issue 16): predict-probs + postprocess <= 20 s on 2 cores, >= 5x MONAI, peak
+Targets: predict-probs + postprocess <= 20 s on 2 cores, >= 5x MONAI, peak
 <= 2 GiB, predict-probs <= 1.2x the floor, training >= 1.5x float32.
 """
 

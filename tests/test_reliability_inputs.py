@@ -1,5 +1,5 @@
 """Bad inputs through the CLI: one `czii: error:` line naming the file, the right exit code,
-no traceback and nothing written (issue 13, the input side).
+no traceback and nothing written (the input side).
 
 Groups: non-finite values (2), damaged inputs (3), silent zeros and drops (5), sizes and
 numbers (6).
