@@ -12,8 +12,11 @@ import numpy as np
 from .io.artifacts import Volume
 from .pick_settings import PickSettings, from_training_summary, recorded_settings
 from .picks import Picks
+from .postprocess.common import DEFAULT_THRESHOLD
 
-NO_TUNED_THRESHOLDS = "postprocess defaults (threshold 0.15 for every class): no tuned thresholds recorded"
+NO_TUNED_THRESHOLDS = (
+    f"postprocess defaults (threshold {DEFAULT_THRESHOLD:g} for every class): no tuned thresholds recorded"
+)
 
 
 def describe_volume(volume: Volume) -> dict:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import DataError
+from .postprocess.common import DEFAULT_THRESHOLD
 
 KEY = "pick_settings"
 """The key of the settings in a probability map's ``attrs["czii"]``."""
@@ -145,7 +146,7 @@ def from_training_summary(train: Mapping, *, model: str) -> PickSettings | None:
     return PickSettings.from_json(
         {
             "method": tuned.get("method"),
-            "default_threshold": config.get("val_threshold", 0.15),
+            "default_threshold": config.get("val_threshold", DEFAULT_THRESHOLD),
             "pick_thresholds": tuned.get("pick_thresholds", {}),
             "cutoffs": tuned.get("thresholds", {}),
             "origin": origin,
