@@ -49,7 +49,7 @@ from czii_cli.main import app
 start = time.perf_counter()
 app({args!r}, standalone_mode=False)
 seconds = time.perf_counter() - start
-from czii_cli.inference import resolve_precision
+from czii_cli.predict_probs import resolve_precision
 print(json.dumps({{"seconds": seconds, "precision": resolve_precision("auto", torch.device("cpu"))}}))
 """
 
@@ -57,7 +57,7 @@ MONAI = """
 import json, os, time
 import mrcfile, numpy as np, torch
 from monai.inferers import sliding_window_inference
-from czii_cli.models.checkpoint import load_model_file
+from czii_cli.training.checkpoint import load_model_file
 from czii_cli.normalize import normalize
 torch.set_num_threads(len(os.sched_getaffinity(0)))
 network = load_model_file({model!r}).build()
@@ -98,8 +98,8 @@ def _throughput() -> list[Result]:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from czii_cli.inference import Tiling, predict_volume, resolve_precision
-    from czii_cli.inference.runner import NetworkRunner
+    from czii_cli.predict_probs import Tiling, predict_volume, resolve_precision
+    from czii_cli.predict_probs.runner import NetworkRunner
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     network = _reference_unet()
@@ -248,9 +248,9 @@ def _write_light_model(path: Path) -> None:
     import torch
 
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.models.checkpoint import ModelFile, save_model
-    from czii_cli.models.registry import build_network
     from czii_cli.normalize import normalization_method
+    from czii_cli.training.checkpoint import ModelFile, save_model
+    from czii_cli.training.registry import build_network
 
     torch.manual_seed(0)
     params = {"channels": [4]}

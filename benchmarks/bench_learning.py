@@ -32,11 +32,11 @@ def czii(*args: str) -> None:
 def untrained_score(data: Path) -> float:
     import torch
 
-    from czii_cli.models.dataset import find_runs, load_run
-    from czii_cli.models.plan import output_channels
-    from czii_cli.models.registry import build_network, patch_multiple
-    from czii_cli.models.validation import validate
-    from czii_cli.targets import TargetSpec
+    from czii_cli.make_labels import TargetSpec
+    from czii_cli.training.dataset import find_runs, load_run
+    from czii_cli.training.plan import output_channels
+    from czii_cli.training.registry import build_network, patch_multiple
+    from czii_cli.training.validation import validate
 
     source = next(s for s in find_runs([data]) if s.run == VALIDATION_RUN)
     volume = load_run(

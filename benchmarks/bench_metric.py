@@ -4,7 +4,7 @@
 classes (tomograms of 630 x 630 x 184 voxels of 10 Å): each reference has a few
 candidates around it, the rest are scattered.
 
-* ``score``: :func:`czii_cli.metric.score_picks`, target < 2 s.  Baseline: the
+* ``score``: :func:`czii_cli.score.score_picks`, target < 2 s.  Baseline: the
   competition's own procedure, written here: for each experiment and class select rows by
   boolean masks, build two KD-trees, ``query_ball_tree`` and a Python set of matched
   references.
@@ -83,7 +83,7 @@ def competition_style_score(pred, gt, catalog, *, beta: float = 4.0, distance_mu
 
 def grid_tuning(pred, gt, catalog, *, matching: str) -> float:
     """Best score over 100 grid cutoffs (one cutoff for all classes at a time, per class kept)."""
-    from czii_cli.metric import score_picks
+    from czii_cli.score import score_picks
 
     best: dict[str, float] = {}
     for cutoff in np.linspace(pred.score.min(), pred.score.max(), 100):
@@ -95,7 +95,7 @@ def grid_tuning(pred, gt, catalog, *, matching: str) -> float:
 
 def run() -> list[Result]:
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.metric import score_picks
+    from czii_cli.score import score_picks
     from czii_cli.tune import tune_thresholds
 
     pred, gt = synthetic_case()

@@ -63,7 +63,7 @@ MONAI = """
 import json, os, time
 import mrcfile, numpy as np, torch
 from monai.inferers import sliding_window_inference
-from czii_cli.models.checkpoint import load_model_file
+from czii_cli.training.checkpoint import load_model_file
 from czii_cli.normalize import normalize
 torch.set_num_threads(len(os.sched_getaffinity(0)))
 network = load_model_file({model!r}).build().eval()
@@ -81,8 +81,8 @@ print(json.dumps({{"seconds": time.perf_counter() - start}}))
 FLOOR = """
 import json, os, time
 import torch
-from czii_cli.inference.runner import NetworkRunner, resolve_precision
-from czii_cli.models.checkpoint import load_model_file
+from czii_cli.predict_probs.runner import NetworkRunner, resolve_precision
+from czii_cli.training.checkpoint import load_model_file
 torch.set_num_threads(len(os.sched_getaffinity(0)))
 network = load_model_file({model!r}).build()
 block = torch.randn(1, 1, *{block!r})
@@ -214,10 +214,10 @@ def _training() -> list[Result]:
 
     from benchmarks.bench_train import BATCH, PATCH, interleaved_rates, training_volumes
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.models.config import TrainConfig
-    from czii_cli.models.registry import build_network
-    from czii_cli.models.training import BatchMaker, Trainer
-    from czii_cli.targets import centres_from_picks
+    from czii_cli.make_labels import centres_from_picks
+    from czii_cli.training.config import TrainConfig
+    from czii_cli.training.registry import build_network
+    from czii_cli.training.training import BatchMaker, Trainer
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     volumes = training_volumes(np.random.default_rng(0))
@@ -278,10 +278,10 @@ def _write_default_model(path: Path) -> None:
     import torch
 
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.models.checkpoint import ModelFile, save_model
-    from czii_cli.models.config import TrainConfig
-    from czii_cli.models.registry import build_network, resolve_params
     from czii_cli.normalize import normalization_method
+    from czii_cli.training.checkpoint import ModelFile, save_model
+    from czii_cli.training.config import TrainConfig
+    from czii_cli.training.registry import build_network, resolve_params
 
     config = TrainConfig()
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ Baselines, measured in the same run: time, reading the map from disk and thresho
 every channel (so the ratio is the method's own overhead); memory, the map's size.
 Targets: cc and peaks under 15 s, watershed, dbscan and kl-fit under 120 s, peak RSS
 under 2x the map.  Each figure also gives the F4 score of the picks against the blob
-centres (czii_cli.metric.score_picks).
+centres (czii_cli.score.score_picks).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def build_map(path: Path, seed: int = 0):
 def run() -> list[Result]:
     from czii_cli.catalog import DEFAULT_CATALOG
     from czii_cli.io.picks import read_picks
-    from czii_cli.metric import score_picks
+    from czii_cli.score import score_picks
 
     map_bytes = 7 * int(np.prod(SHAPE)) * 2
     results = []

@@ -26,9 +26,9 @@ ARCHS = ("light", "unet", "segresnet", "dynunet", "flexunet")
 
 def training_volumes(rng: np.random.Generator):
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.models.dataset import TrainingVolume
+    from czii_cli.make_labels import TargetSpec, make_target
     from czii_cli.picks import Picks, concat
-    from czii_cli.targets import TargetSpec, make_target
+    from czii_cli.training.dataset import TrainingVolume
 
     volumes = []
     for index in range(3):
@@ -65,10 +65,10 @@ def interleaved_rates(first, second, *, warmup: int = WARMUP, timed: int = TIMED
 
 def measure(arch: str, volumes) -> tuple[float, float, int]:
     from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.models.config import TrainConfig
-    from czii_cli.models.registry import build_network
-    from czii_cli.models.training import BatchMaker, Trainer
-    from czii_cli.targets import centres_from_picks
+    from czii_cli.make_labels import centres_from_picks
+    from czii_cli.training.config import TrainConfig
+    from czii_cli.training.registry import build_network
+    from czii_cli.training.training import BatchMaker, Trainer
 
     config = TrainConfig(arch=arch, loss="ce:1,tversky:0.5", patch=PATCH, batch_size=BATCH)
     torch.manual_seed(0)

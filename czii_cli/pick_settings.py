@@ -1,7 +1,7 @@
 """The thresholds that turn one model's probability maps into picks, carried stage to stage.
 
 A training run tunes, on its validation runs, a pick (binarization) threshold and a score
-cutoff per class (:mod:`czii_cli.models.validation`, robust rule by default).  The model
+cutoff per class (:mod:`czii_cli.training.validation`, robust rule by default).  The model
 file keeps them in its ``train`` summary (``best_tuned``); ``predict-probs`` copies them
 into the probability map's metadata as ``pick_settings``; ``postprocess`` applies them
 when it is given no thresholds of its own.  So a user who chains the commands gets the

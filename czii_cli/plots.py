@@ -151,7 +151,7 @@ def tune_figure(
 def score_figure(report: Any, *, class_names: Sequence[str], title: str | None = None) -> Any:
     """Per-class bars of precision, recall and F-beta (one group per class, the final score in the title).
 
-    ``report`` is a :class:`czii_cli.metric.ScoreReport`.  Each group's bars take the
+    ``report`` is a :class:`czii_cli.score.ScoreReport`.  Each group's bars take the
     class colour: precision light, recall medium, F-beta solid.
     """
     names = [name for name in class_names if name in report.per_class]

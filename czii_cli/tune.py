@@ -45,7 +45,8 @@ from scipy.sparse import csr_matrix
 
 from .catalog import Catalog
 from .errors import DataError, UsageError
-from .metric import (
+from .picks import Picks
+from .score import (
     MatchCounts,
     ScoreReport,
     check_metric_options,
@@ -55,7 +56,6 @@ from .metric import (
     score_picks,
     split_groups,
 )
-from .picks import Picks
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,7 @@ def tune_thresholds(
     catalog : Catalog
         Radii and weights.
     beta, distance_multiplier, matching
-        The metric, as in :func:`czii_cli.metric.score_picks`.
+        The metric, as in :func:`czii_cli.score.score_picks`.
     cross_validation : bool
         Also compute the leave-one-experiment-out score.
     rule : {"robust", "best"}

@@ -159,7 +159,7 @@ def match_flags(
     """Judge each pick and each truth particle with the competition's matching rule.
 
     A truth particle is found when a pick of the same class and experiment lies within
-    ``distance_multiplier * radius`` of it (pairs from :func:`czii_cli.metric.reach_pairs`,
+    ``distance_multiplier * radius`` of it (pairs from :func:`czii_cli.score.reach_pairs`,
     so FN = truth not found, exactly as in the metric).
     Each found particle claims one pick, nearest pairs first; claimed picks are TP, the
     rest FP, so duplicates near one particle count as FP as they do in the score.
@@ -177,7 +177,7 @@ def match_flags(
     >>> match_flags(picks, truth, catalog=DEFAULT_CATALOG)
     (array([ True, False]), array([ True, False]))
     """
-    from .metric import reach_pairs
+    from .score import reach_pairs
 
     pick_is_tp = np.zeros(len(picks), dtype=bool)
     truth_is_found = np.zeros(len(truth), dtype=bool)

@@ -14,10 +14,10 @@ import torch
 from czii_cli.catalog import DEFAULT_CATALOG, Catalog, ParticleClass
 from czii_cli.io.picks import write_picks_csv
 from czii_cli.io.volumes import write_mrc
-from czii_cli.models.checkpoint import ModelFile, save_model
-from czii_cli.models.registry import build_network
 from czii_cli.normalize import normalization_method
 from czii_cli.picks import Picks, concat
+from czii_cli.training.checkpoint import ModelFile, save_model
+from czii_cli.training.registry import build_network
 
 MODEL_CLASSES = ["background", *DEFAULT_CATALOG.names]
 """Channels of the model files :func:`make_model` writes by default."""

@@ -18,8 +18,8 @@ from czii_cli.io.copick import GROUND_TRUTH, PicksFile, PicksSelection, select_p
 from czii_cli.io.copick_segmentations import SegmentationName, list_segmentations, read_segmentation
 from czii_cli.io.picks import read_picks, write_copick_picks
 from czii_cli.io.volumes import write_ome_zarr
-from czii_cli.models.dataset import find_runs
 from czii_cli.picks import Picks, concat
+from czii_cli.training.dataset import find_runs
 
 CLASSES = ("background", "apo-ferritin", "ribosome")
 IDENTITY = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]

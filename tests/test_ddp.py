@@ -15,8 +15,8 @@ import pytest
 import torch
 from helpers import SHAPE, TINY, write_mrc_dataset
 
-from czii_cli.inference import predict_volume
-from czii_cli.models.checkpoint import load_model_file
+from czii_cli.predict_probs import predict_volume
+from czii_cli.training.checkpoint import load_model_file
 
 CZII = Path(sys.executable).with_name("czii")
 

@@ -9,22 +9,22 @@ from torch import nn
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.errors import UsageError
-from czii_cli.inference import predict_volume
-from czii_cli.inference.geometry import (
+from czii_cli.io.artifacts import read_artifact
+from czii_cli.io.picks import read_picks
+from czii_cli.postprocess import extract_picks
+from czii_cli.predict_probs import predict_volume
+from czii_cli.predict_probs.geometry import (
     axis_tiles,
     plan_halo_tiling,
     receptive_radius,
     working_bytes_per_voxel,
 )
-from czii_cli.inference.runner import NetworkRunner
-from czii_cli.inference.stitch import predict_tiles_into
-from czii_cli.inference.tta import tta_transforms
-from czii_cli.io.artifacts import read_artifact
-from czii_cli.io.picks import read_picks
-from czii_cli.metric import score_picks
-from czii_cli.models.checkpoint import load_model_file
-from czii_cli.models.registry import build_network, patch_multiple
-from czii_cli.postprocess import extract_picks
+from czii_cli.predict_probs.runner import NetworkRunner
+from czii_cli.predict_probs.stitch import predict_tiles_into
+from czii_cli.predict_probs.tta import tta_transforms
+from czii_cli.score import score_picks
+from czii_cli.training.checkpoint import load_model_file
+from czii_cli.training.registry import build_network, patch_multiple
 
 torch.set_num_threads(1)
 
@@ -242,7 +242,7 @@ def volume_and_unet(rng):
 
 
 def test_predict_probs_reports_the_tiling_and_refuses_halo_for_unbounded_nets(cli, trained, tmp_path):
-    from czii_cli.models.checkpoint import save_model
+    from czii_cli.training.checkpoint import save_model
 
     root = trained["root"]
     result = cli(

@@ -9,7 +9,7 @@ import zarr
 from torch import nn
 
 from czii_cli.errors import DataError, UsageError
-from czii_cli.inference import (
+from czii_cli.predict_probs import (
     Member,
     Tiling,
     predict_into,
@@ -18,9 +18,9 @@ from czii_cli.inference import (
     tta_transforms,
     window_starts,
 )
-from czii_cli.inference import runner as runner_module
-from czii_cli.inference.runner import NetworkRunner
-from czii_cli.models.registry import build_network
+from czii_cli.predict_probs import runner as runner_module
+from czii_cli.predict_probs.runner import NetworkRunner
+from czii_cli.training.registry import build_network
 
 torch.set_num_threads(1)
 

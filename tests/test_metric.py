@@ -9,8 +9,8 @@ from plain_metric import DISTANCE, plain_counts, plain_score, random_case
 
 from czii_cli.catalog import DEFAULT_CATALOG, Catalog, ParticleClass
 from czii_cli.errors import DataError, UsageError
-from czii_cli.metric import count_matches, fbeta_score, match_counts, score_picks
 from czii_cli.picks import Picks
+from czii_cli.score import count_matches, fbeta_score, match_counts, score_picks
 
 
 def picks(rows) -> Picks:

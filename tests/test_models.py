@@ -12,15 +12,15 @@ import torch
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.errors import DataError, UsageError
 from czii_cli.io.volumes import write_mrc
-from czii_cli.models.augment import augment_pair, mixup
-from czii_cli.models.checkpoint import ModelFile, load_model_file, save_model
-from czii_cli.models.config import AugmentConfig, TrainConfig
-from czii_cli.models.losses import build_loss, tversky_index, weighted_cross_entropy
-from czii_cli.models.plan import load_initial_weights, split_runs
-from czii_cli.models.registry import build_network, patch_multiple
-from czii_cli.models.sampling import PatchSampler, extract_crop
-from czii_cli.models.training import Trainer, learning_rate, one_hot, restore_rng_state, rng_state
-from czii_cli.targets import Centres
+from czii_cli.make_labels import Centres
+from czii_cli.training.augment import augment_pair, mixup
+from czii_cli.training.checkpoint import ModelFile, load_model_file, save_model
+from czii_cli.training.config import AugmentConfig, TrainConfig
+from czii_cli.training.losses import build_loss, tversky_index, weighted_cross_entropy
+from czii_cli.training.plan import load_initial_weights, split_runs
+from czii_cli.training.registry import build_network, patch_multiple
+from czii_cli.training.sampling import PatchSampler, extract_crop
+from czii_cli.training.training import Trainer, learning_rate, one_hot, restore_rng_state, rng_state
 
 torch.set_num_threads(1)
 
@@ -215,7 +215,7 @@ def test_augmentation_moves_image_and_target_together():
 
 
 def test_intensity_augmentation_spans_the_configured_ranges():
-    from czii_cli.models.augment import augment_intensity
+    from czii_cli.training.augment import augment_intensity
 
     patch = np.random.default_rng(4).normal(size=(6, 10, 10)).astype(np.float32)
     off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, scale=0.0, shift=0.0)

@@ -12,10 +12,10 @@ from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.errors import DataError
 from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
 from czii_cli.io.volumes import write_mrc
-from czii_cli.models.checkpoint import ModelFile, save_model
-from czii_cli.models.registry import build_network
 from czii_cli.normalize import normalization_method
 from czii_cli.pick_settings import KEY, PickSettings, common_settings, from_training_summary
+from czii_cli.training.checkpoint import ModelFile, save_model
+from czii_cli.training.registry import build_network
 
 CLASSES = ("background", "apo-ferritin", "ribosome")
 HEADER = "id,experiment,particle_type,x,y,z,score"

@@ -15,8 +15,8 @@ import pytest
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.io.picks import read_picks, write_picks_csv
 from czii_cli.io.volumes import VolumeRequest, read_volume
-from czii_cli.metric import score_picks
 from czii_cli.picks import Picks, concat
+from czii_cli.score import score_picks
 from czii_cli.tune import tune_thresholds
 
 RUNS = ("TS_sim_0", "TS_sim_1")

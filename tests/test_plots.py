@@ -6,9 +6,9 @@ import numpy as np
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.io.picks import write_picks_csv
-from czii_cli.metric import score_picks
 from czii_cli.picks import Picks, concat
 from czii_cli.plots import class_colour, score_figure, training_figure, tune_figure
+from czii_cli.score import score_picks
 from czii_cli.tune import cutoff_curves, group_events, tune_thresholds
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,10 +8,10 @@ import torch
 from helpers import write_mrc_dataset
 
 from czii_cli.errors import UsageError
-from czii_cli.models.checkpoint import load_model_file
-from czii_cli.models.config import TrainConfig
-from czii_cli.models.registry import build_network
-from czii_cli.models.training import Trainer, one_hot, training_precision
+from czii_cli.training.checkpoint import load_model_file
+from czii_cli.training.config import TrainConfig
+from czii_cli.training.registry import build_network
+from czii_cli.training.training import Trainer, one_hot, training_precision
 
 torch.set_num_threads(1)
 

@@ -11,13 +11,13 @@ import torch
 from helpers import MODEL_CLASSES, make_model
 
 from czii_cli.catalog import DEFAULT_CATALOG
-from czii_cli.inference import predict_volume, resolve_precision
 from czii_cli.io.artifacts import read_artifact
 from czii_cli.io.copick import config_document
 from czii_cli.io.volumes import write_mrc, write_ome_zarr
-from czii_cli.models.checkpoint import load_model_file
-from czii_cli.models.registry import patch_multiple
 from czii_cli.normalize import normalize
+from czii_cli.predict_probs import predict_volume, resolve_precision
+from czii_cli.training.checkpoint import load_model_file
+from czii_cli.training.registry import patch_multiple
 
 torch.set_num_threads(1)
 

@@ -7,10 +7,10 @@ import torch
 from helpers import train
 
 from czii_cli.catalog import DEFAULT_CATALOG
-from czii_cli.models.checkpoint import load_model_file
-from czii_cli.models.config import TrainConfig
-from czii_cli.models.recipe import UNBOUNDED_EPOCHS, fingerprint_of, plan_training
-from czii_cli.targets import TargetSpec
+from czii_cli.make_labels import TargetSpec
+from czii_cli.training.checkpoint import load_model_file
+from czii_cli.training.config import TrainConfig
+from czii_cli.training.recipe import UNBOUNDED_EPOCHS, fingerprint_of, plan_training
 
 torch.set_num_threads(1)
 

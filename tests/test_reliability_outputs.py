@@ -32,10 +32,10 @@ from czii_cli.io.atomic import atomic_path, is_partial_name
 from czii_cli.io.names import file_in_folder, name_problem
 from czii_cli.io.picks import write_copick_picks, write_picks_csv
 from czii_cli.io.volumes import write_mrc
-from czii_cli.models.checkpoint import ModelFile, save_model
-from czii_cli.models.registry import build_network
 from czii_cli.normalize import normalization_method
 from czii_cli.picks import Picks, concat
+from czii_cli.training.checkpoint import ModelFile, save_model
+from czii_cli.training.registry import build_network
 
 torch.set_num_threads(1)
 
@@ -279,7 +279,7 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_nothing(cli, inputs, tm
 
 
 def test_train_checks_its_output_folder_before_training(cli, inputs, tmp_path, monkeypatch):
-    from czii_cli.models.training import Trainer
+    from czii_cli.training.training import Trainer
 
     steps = []
     original = Trainer.train_step

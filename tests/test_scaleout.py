@@ -97,7 +97,7 @@ class _DiesAfterOneWrite:
 
 def predict_then_die(**kwargs) -> None:
     """The predict-probs batch job, in a worker that is killed part-way through writing."""
-    from czii_cli.inference import job
+    from czii_cli.predict_probs import job
 
     predict_into = job.predict_into
 
@@ -109,7 +109,7 @@ def predict_then_die(**kwargs) -> None:
 
 
 def test_a_killed_worker_leaves_nothing_skip_existing_accepts(cli, project, tmp_path):
-    from czii_cli.inference.job import PredictSettings
+    from czii_cli.predict_probs.job import PredictSettings
 
     probs = tmp_path / "probs"
     probs.mkdir()

@@ -12,7 +12,7 @@ from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.io import copick
 from czii_cli.io.picks import write_annotation_csv, write_copick_picks, write_picks_csv
 from czii_cli.io.thresholds import read_thresholds
-from czii_cli.metric import score_picks
+from czii_cli.score import score_picks
 
 
 @pytest.fixture

@@ -80,7 +80,7 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def test_the_import_check_resolves_relative_imports():
-    names = imported_modules(PACKAGE / "inference" / "io.py")
+    names = imported_modules(PACKAGE / "io" / "tomogram_inputs.py")
     assert {"czii_cli.io.atomic", "czii_cli.io.outputs.output_folder", "czii_cli.errors"} <= names
     assert "czii_cli.commands.batching" in imported_modules(PACKAGE / "commands" / "postprocess.py")
 
@@ -96,10 +96,10 @@ def test_nothing_outside_commands_imports_commands():
 
 def test_postprocess_copies_of_shared_facts_agree():
     """``postprocess/`` still keeps its own copies of two facts; they must stay the same."""
-    from czii_cli import catalog, postprocess, targets
+    from czii_cli import catalog, make_labels, postprocess
     from czii_cli.postprocess import common
 
-    assert common.DEFAULT_RADIUS_SCALE == targets.DEFAULT_RADIUS_SCALE == 0.5
+    assert common.DEFAULT_RADIUS_SCALE == make_labels.DEFAULT_RADIUS_SCALE == 0.5
     assert postprocess.BACKGROUND == catalog.BACKGROUND == "background"
 
 

@@ -13,13 +13,13 @@ from czii_cli.errors import DataError, UsageError
 from czii_cli.io.artifacts import read_artifact
 from czii_cli.io.picks import write_picks_csv
 from czii_cli.io.volumes import write_mrc
-from czii_cli.picks import Picks, concat
-from czii_cli.targets import (
+from czii_cli.make_labels import (
     TargetSpec,
     make_target,
     parse_radius_scale,
     picks_from_label_metadata,
 )
+from czii_cli.picks import Picks, concat
 
 # Radii of 20 and 30 Å: at 10 Å voxels and scale 1, balls of 2 and 3 voxels.
 CATALOG = Catalog((ParticleClass("small", 20.0, 1.0, 1), ParticleClass("large", 30.0, 2.0, 2)))

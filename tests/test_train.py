@@ -10,17 +10,17 @@ import pytest
 import torch
 from helpers import CATALOG, RUNS, SHAPE, TINY, simulate_run, train
 
-from czii_cli.inference import predict_volume
 from czii_cli.io.copick import config_document
 from czii_cli.io.picks import write_copick_picks
 from czii_cli.io.thresholds import read_thresholds
 from czii_cli.io.volumes import write_ome_zarr
-from czii_cli.metric import ClassScore, ScoreReport, score_picks
-from czii_cli.models import session
-from czii_cli.models.checkpoint import load_model_file
-from czii_cli.models.training import Trainer
-from czii_cli.models.validation import RoundScores, score_round
 from czii_cli.picks import Picks, concat
+from czii_cli.predict_probs import predict_volume
+from czii_cli.score import ClassScore, ScoreReport, score_picks
+from czii_cli.training import session
+from czii_cli.training.checkpoint import load_model_file
+from czii_cli.training.training import Trainer
+from czii_cli.training.validation import RoundScores, score_round
 from czii_cli.tune import apply_thresholds
 
 torch.set_num_threads(1)

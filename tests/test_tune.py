@@ -11,8 +11,8 @@ from plain_metric import plain_counts, plain_fbeta, random_case
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.errors import DataError, OutputExistsError, UsageError
 from czii_cli.io.thresholds import read_thresholds, write_thresholds
-from czii_cli.metric import score_picks
 from czii_cli.picks import Picks, concat
+from czii_cli.score import score_picks
 from czii_cli.tune import apply_thresholds, best_cutoff, cross_validate, group_events, tune_thresholds
 
 

@@ -94,7 +94,7 @@ def test_match_flags_follow_the_metric():
 
 
 def test_match_flags_agree_with_the_metric_counts():
-    from czii_cli.metric import match_counts
+    from czii_cli.score import match_counts
 
     rng = np.random.default_rng(5)
     truth = Picks(np.full(60, "r"), rng.choice(DEFAULT_CATALOG.names, size=60), rng.uniform(0, 3000, size=(60, 3)))

@@ -83,9 +83,9 @@ def _fuse_pick_lists(inputs, output, *, weights, classes, overwrite) -> None:
 def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
     from ..console import make_progress
     from ..ensemble import MapKind, ensemble_maps
-    from ..ensemble.io import read_matching_maps
     from ..ensemble.maps import block_slices, check_weights, output_kind
     from ..io.artifacts import create_artifact
+    from ..io.matching_maps import read_matching_maps
     from ..io.outputs import artifact_target
     from ..pick_settings import KEY as PICK_SETTINGS_KEY
 

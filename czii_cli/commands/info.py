@@ -47,13 +47,13 @@ def command(
 def _describe(
     path: Path, *, run: str | None, tomo_type: str | None, user_id: str | None = None, session_id: str | None = None
 ) -> dict:
-    from ..describe import describe_model, describe_picks, describe_volume
+    from ..info import describe_model, describe_picks, describe_volume
     from ..io import copick
     from ..io.picks import copick_files_of, read_picks
     from ..io.volumes import VolumeRequest, read_volume
 
     if _is_torch_file(path):
-        from ..models.checkpoint import load_checkpoint
+        from ..training.checkpoint import load_checkpoint
 
         return describe_model(load_checkpoint(path), source=str(path))
     if copick.find_config(path) is not None and run is None:
@@ -78,8 +78,8 @@ def _describe(
 
 def _picks_per_user(path: Path, user_id: str | None, session_id: str | None) -> dict:
     """``{"user/session": {run: {class: count}}}`` for every user and session (or those matching)."""
-    from ..describe import describe_picks
     from ..errors import UsageError
+    from ..info import describe_picks
     from ..io.picks import read_picks_by_user
 
     groups = read_picks_by_user(path, user_id=user_id, session_id=session_id)

@@ -79,8 +79,8 @@ def command(
     from ..io.catalog_file import load_catalog
     from ..io.picks import read_picks
     from ..io.volumes import VolumeRequest, read_volume
+    from ..make_labels import TargetSpec, label_metadata, make_target, parse_radius_scale
     from ..picks import check_classes
-    from ..targets import TargetSpec, label_metadata, make_target, parse_radius_scale
 
     set_verbosity(quiet=quiet)
     own_classes = picks_path if str(picks_path) != "-" and copick.find_config(picks_path) else None

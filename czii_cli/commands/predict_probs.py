@@ -135,14 +135,14 @@ def command(
     from ..console import debug, info, make_progress, set_verbosity, warn
     from ..coords import MODEL_VOXEL_SIZE_WARNING
     from ..errors import UsageError
-    from ..inference import resolve_device, resolve_precision, tta_transforms
-    from ..inference.io import find_tomograms, plan_outputs
-    from ..inference.job import PredictSettings, predict_job, predict_tomogram
-    from ..inference.models import choose_window, load_models
-    from ..inference.predict import TILINGS
     from ..io.artifacts import output_is_complete
     from ..io.atomic import is_stdout
+    from ..io.tomogram_inputs import find_tomograms, plan_outputs
     from ..io.volumes import VolumeRequest
+    from ..predict_probs import resolve_device, resolve_precision, tta_transforms
+    from ..predict_probs.job import PredictSettings, predict_job, predict_tomogram
+    from ..predict_probs.members import choose_window, load_models
+    from ..predict_probs.predict import TILINGS
     from .batching import absolute, check_batch_options, run_with_progress
 
     set_verbosity(quiet=quiet, verbose=verbose)
@@ -267,13 +267,13 @@ def _predict_into_copick(
 
     from ..console import info, set_verbosity
     from ..errors import UsageError
-    from ..inference.io import find_tomograms
-    from ..inference.models import load_models
     from ..io.artifacts import read_artifact
     from ..io.atomic import atomic_path
     from ..io.copick import copick_target, open_output_project
     from ..io.copick_segmentations import probs_segmentation_names, segmentation_path, write_probs_to_copick
+    from ..io.tomogram_inputs import find_tomograms
     from ..io.volumes import VolumeRequest
+    from ..predict_probs.members import load_models
 
     set_verbosity(quiet=quiet, verbose=verbose)
     if skip_existing and overwrite:

@@ -81,7 +81,7 @@ def command(
 ) -> None:
     from ..console import console, set_verbosity
     from ..errors import UsageError
-    from ..metric import check_metric_options, score_picks
+    from ..score import check_metric_options, score_picks
 
     set_verbosity(quiet=quiet)
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)

@@ -50,11 +50,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..models.config import TrainConfig
+from ..training.config import TrainConfig
 from .common import Classes, Output, Overwrite, Quiet, SessionId, TomoType, UserId, Verbose, truth_selection
 
 if TYPE_CHECKING:
-    from ..models.session import RunRecord
+    from ..training.session import RunRecord
 
 Opt = typer.Option
 DEFAULTS = TrainConfig()
@@ -145,16 +145,16 @@ def command(
 
     from ..console import info, make_progress, set_verbosity, track
     from ..errors import DataError, UsageError
-    from ..inference import resolve_device
     from ..io.atomic import check_output, check_writable
     from ..io.catalog_file import load_catalog
-    from ..models.checkpoint import load_model_file
-    from ..models.dataset import find_runs
-    from ..models.distributed import World, process_group
-    from ..models.launch import TrainRequest, launch
-    from ..models.plan import parse_arch_params, parse_fold
-    from ..models.session import OutputPaths
-    from ..targets import DEFAULT_RADIUS_SCALE, TargetSpec, parse_radius_scale
+    from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec, parse_radius_scale
+    from ..predict_probs import resolve_device
+    from ..training.checkpoint import load_model_file
+    from ..training.dataset import find_runs
+    from ..training.distributed import World, process_group
+    from ..training.launch import TrainRequest, launch
+    from ..training.plan import parse_arch_params, parse_fold
+    from ..training.session import OutputPaths
 
     world = World.from_env()
     set_verbosity(quiet=quiet or not world.is_main, verbose=verbose and world.is_main)

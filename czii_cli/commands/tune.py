@@ -87,7 +87,7 @@ def command(
     from ..io.artifacts import provenance_entry
     from ..io.atomic import check_output, is_stdout
     from ..io.thresholds import write_thresholds
-    from ..metric import check_metric_options
+    from ..score import check_metric_options
     from ..tune import RULES, tune_thresholds
     from .score import read_inputs
 

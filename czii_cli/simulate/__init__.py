@@ -18,7 +18,7 @@ contrast, defocus, ice gradient, distractor rates) and draws them from ranges.
 The default SNR (0.1, see :mod:`.imaging` for the definition) was chosen by eye and by
 training: at the real particle density the ribosomes and capsids are plain, the small
 proteins faint among noise blobs and off-target proteins, and the ~0.3 M-parameter
-:class:`czii_cli.models.light.LightUNet` trained for ~10 CPU minutes on three
+:class:`czii_cli.training.light.LightUNet` trained for ~10 CPU minutes on three
 96x192x192 runs (~290 steps of two 48^3 crops) reached F4 of 0.52-0.67, depending on
 the threshold, on a fourth run (8 particles: a small, noisy check).
 """

@@ -120,11 +120,11 @@ class TrainConfig:
         ``{"method", "clip"}`` for tomograms that are not normalized yet.
     val_overlap, val_threshold, val_patch : sliding-window overlap, pick threshold and
         window of validation rounds (default window: the largest of at most 4 M voxels,
-        see :func:`czii_cli.models.validation.validation_window`).
+        see :func:`czii_cli.training.validation.validation_window`).
     val_candidate_thresholds : tuple of float
         Pick thresholds, besides ``val_threshold``, of the candidates whose per-class
         score cutoffs each validation round tunes; each class takes the one that tunes
-        best (see :func:`czii_cli.models.validation.validate_round`).  The default spans
+        best (see :func:`czii_cli.training.validation.validate_round`).  The default spans
         where the best one moves while a network trains: early on, connected components
         at a low threshold merge a whole tomogram into one; later a small class may only
         be found at 0.02 to 0.05.  Each costs one more picking pass; empty: tune cutoffs
@@ -139,7 +139,7 @@ class TrainConfig:
         at ``val_threshold``.
     precision : {"auto", "float32", "bfloat16"}
         Arithmetic of the training step: ``auto`` is mixed precision on a GPU and float32
-        on a CPU (see :func:`czii_cli.models.training.training_precision`).
+        on a CPU (see :func:`czii_cli.training.training.training_precision`).
     seed : int
     """
 

@@ -173,7 +173,7 @@ class Trainer:
         which averages the gradients; ``network`` stays the plain module that is saved.
 
     In bfloat16 on a CPU the network and the batches also take the channels-last layout
-    when the network has no InstanceNorm (:func:`czii_cli.inference.runner.bfloat16_layout`,
+    when the network has no InstanceNorm (:func:`czii_cli.predict_probs.runner.bfloat16_layout`,
     the faster layout of the forward and backward there; see :func:`training_precision`
     for what it costs in reproducibility); weights are saved contiguous.
     """
@@ -190,7 +190,7 @@ class Trainer:
     ):
         self.config = config
         self.device = device
-        from ..inference.runner import bfloat16_layout
+        from ..predict_probs.runner import bfloat16_layout
 
         self.precision = training_precision(config.precision, device)
         self.amp_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]

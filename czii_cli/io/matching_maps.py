@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import DataError, UsageError
-from ..io.artifacts import Volume, check_same_grid, read_artifact, stdin_to_tempfile
+from .artifacts import Volume, check_same_grid, read_artifact, stdin_to_tempfile
 
 
 def read_matching_maps(paths: Sequence[Path]) -> list[Volume]:

@@ -17,7 +17,7 @@ import torch
 
 from ..catalog import Catalog, catalog_from_mapping
 from ..errors import UsageError
-from ..targets import TargetSpec, centres_from_picks
+from ..make_labels import TargetSpec, centres_from_picks
 from .checkpoint import ModelFile
 from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
 from .dataset import RunSource, TrainingVolume, load_run

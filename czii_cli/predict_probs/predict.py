@@ -92,7 +92,7 @@ def predict_volume(
     batch_size : int
         Windows per network call.
     tta : str
-        ``none``, ``flips``, ``rot90`` or ``all`` (see :mod:`czii_cli.inference.tta`).
+        ``none``, ``flips``, ``rot90`` or ``all`` (see :mod:`czii_cli.predict_probs.tta`).
     activation : str
         ``softmax``, ``sigmoid`` or ``logits`` (raw, averaged logits).
     device : torch.device, optional
@@ -100,7 +100,7 @@ def predict_volume(
     precision : str
         ``auto``, ``float32`` or ``bfloat16``: the network's arithmetic (autocast);
         ``auto`` is float16 on CUDA, bfloat16 on a CPU with native bfloat16, else
-        float32 (see :func:`czii_cli.inference.runner.resolve_precision`).
+        float32 (see :func:`czii_cli.predict_probs.runner.resolve_precision`).
     tiling : {"sliding", "halo", "auto"}
         Overlapping windows with Gaussian blending, or large tiles with a halo of the
         network's receptive radius stitched by their cores (see :func:`predict_into`).

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..targets import Centres
+from ..make_labels import Centres
 
 
 def clamp_start(centre_start: np.ndarray, shape: Sequence[int], crop: Sequence[int]) -> tuple[int, int, int]:

@@ -32,9 +32,9 @@ from ..io.artifacts import read_artifact, sniff
 from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.picks import read_picks
 from ..io.volumes import VolumeRequest, read_tomogram
+from ..make_labels import TargetSpec, make_target, picks_from_label_metadata
 from ..normalize import apply_normalization, normalization_stats
 from ..picks import Picks, check_classes
-from ..targets import TargetSpec, make_target, picks_from_label_metadata
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from torch import nn
 from ..catalog import BACKGROUND, DEFAULT_CATALOG, Catalog
 from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
-from ..targets import TargetSpec
+from ..make_labels import TargetSpec
 from .checkpoint import ModelFile
 from .config import TrainConfig
 from .dataset import RunSource, TrainingVolume, label_spec_of

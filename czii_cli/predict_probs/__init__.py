@@ -4,7 +4,7 @@
 * :func:`predict_into`: the streaming engine behind it, writing finished z-ranges into
   any array (a zarr artifact for full tomograms) with bounded memory;
 * :mod:`.windows` (tiling and weights), :mod:`.tta` (transform sets),
-  :mod:`.runner` (device, precision, memory layout), :mod:`.models` (model files).
+  :mod:`.runner` (device, precision, memory layout), :mod:`.members` (model files to ensemble members).
 """
 
 from .predict import Member, predict_into, predict_volume

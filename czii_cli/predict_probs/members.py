@@ -1,6 +1,6 @@
 """From model files to ensemble members: agreement checks, window choice, input normalization.
 
-Model files load only through :func:`czii_cli.models.checkpoint.load_model_file`
+Model files load only through :func:`czii_cli.training.checkpoint.load_model_file`
 (``torch.load(weights_only=True)``), so a file that would run code is refused before
 anything in it runs.
 """
@@ -17,9 +17,9 @@ from torch import nn
 
 from ..errors import DataError, NonFiniteError, UsageError
 from ..io.artifacts import Volume
-from ..models.checkpoint import ModelFile, load_model_file
-from ..models.registry import patch_multiple
 from ..normalize import apply_normalization, count_nonfinite, normalization_stats
+from ..training.checkpoint import ModelFile, load_model_file
+from ..training.registry import patch_multiple
 from .predict import Member, Prepare
 
 

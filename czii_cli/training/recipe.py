@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import Catalog
-from ..targets import TargetSpec
+from ..make_labels import TargetSpec
 from .config import DEFAULT_PARTICLE_WEIGHT, TrainConfig
 
 UNBOUNDED_EPOCHS = 1_000_000  # a time budget ends the run long before

@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import DataError, UsageError
-from ..io.artifacts import Volume, stdin_to_tempfile
-from ..io.atomic import check_output, is_stdout
-from ..io.names import file_in_folder
-from ..io.outputs import artifact_target, output_folder
-from ..io.volumes import VolumeRequest, list_runs, read_tomogram
+from .artifacts import Volume, stdin_to_tempfile
+from .atomic import check_output, is_stdout
+from .names import file_in_folder
+from .outputs import artifact_target, output_folder
+from .volumes import VolumeRequest, list_runs, read_tomogram
 
 
 @dataclass(frozen=True)

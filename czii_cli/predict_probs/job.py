@@ -22,10 +22,10 @@ from ..errors import DataError
 from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
 from ..io.volumes import VolumeRequest, read_tomogram
-from ..models.checkpoint import ModelFile
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
-from .models import fit_window, load_models, members_for, window_multiple
+from ..training.checkpoint import ModelFile
+from .members import fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
 from .runner import resolve_device, resolve_precision
 from .stitch import DEFAULT_MEMORY_BUDGET
@@ -41,7 +41,7 @@ class PredictSettings:
         Model files, averaged as an ensemble.
     window : tuple of 3 int
         Window shape (z, y, x) in voxels; each tomogram shrinks it to its own shape
-        (see :func:`czii_cli.inference.models.fit_window`).
+        (see :func:`czii_cli.predict_probs.members.fit_window`).
     overlap : float
         Minimum overlap between neighbouring windows, fraction of the window.
     batch_size : int
@@ -56,9 +56,9 @@ class PredictSettings:
         Write averaged raw logits instead of probabilities.
     precision : str
         ``auto``, ``float32`` or ``bfloat16``, resolved where the tomogram is predicted
-        (see :func:`czii_cli.inference.runner.resolve_precision`).
+        (see :func:`czii_cli.predict_probs.runner.resolve_precision`).
     tiling : str
-        ``auto``, ``halo`` or ``sliding`` (see :func:`czii_cli.inference.predict.predict_into`);
+        ``auto``, ``halo`` or ``sliding`` (see :func:`czii_cli.predict_probs.predict.predict_into`);
         ``window`` and ``overlap`` apply to ``sliding``.
     memory_budget : float
         Bytes a halo tile may use.
@@ -98,7 +98,7 @@ def predict_tomogram(
         The artifact (see :func:`czii_cli.io.artifacts.create_artifact`); ``-`` streams
         a zip to stdout.
     models, networks : sequences
-        The loaded model files (:func:`czii_cli.inference.models.load_models`) and the
+        The loaded model files (:func:`czii_cli.predict_probs.members.load_models`) and the
         networks built from them, in the order of ``settings.models``.
     settings : PredictSettings
         How to predict.

@@ -1,9 +1,9 @@
 """Validation rounds with the real pipeline: sliding-window prediction, picking, F-beta.
 
-Each held-out tomogram is predicted whole with :func:`czii_cli.inference.predict_volume`
+Each held-out tomogram is predicted whole with :func:`czii_cli.predict_probs.predict_volume`
 and picked with :func:`czii_cli.postprocess.extract_picks` (the library's default
 method) at the fixed pick threshold and at a few lower candidate thresholds.  The
-competition's metric (:func:`czii_cli.metric.score_picks`) scores the picks at the fixed
+competition's metric (:func:`czii_cli.score.score_picks`) scores the picks at the fixed
 threshold as they are, and the candidates after per-class score cutoffs tuned on these
 same picks (:mod:`czii_cli.tune`, by default with its ``robust`` rule, whose cutoffs are
 made to carry over to unseen tomograms), as the competition's solutions chose their
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from ..catalog import Catalog
-from ..metric import ScoreReport, score_picks
 from ..picks import Picks, concat
+from ..score import ScoreReport, score_picks
 from ..tune import DEFAULT_RULE, apply_thresholds, group_events, thresholds_from_events
 from .dataset import TrainingVolume
 
@@ -72,9 +72,9 @@ class RoundScores:
 
     Attributes
     ----------
-    fixed : czii_cli.metric.ScoreReport
+    fixed : czii_cli.score.ScoreReport
         The picks at the fixed threshold.
-    tuned : czii_cli.metric.ScoreReport
+    tuned : czii_cli.score.ScoreReport
         Per class, the candidates at ``pick_thresholds[class]`` with ``score >= cutoffs[class]``.
     pick_thresholds : dict of str to float
         The tuned candidate threshold of each class that has candidates.
@@ -202,8 +202,8 @@ def validation_picks(
     list of Picks
         For each threshold, the picks of all volumes (default method, with scores).
     """
-    from ..inference import predict_volume
     from ..postprocess import DEFAULT_METHOD, extract_picks
+    from ..predict_probs import predict_volume
 
     picked: list[list[Picks]] = [[] for _ in thresholds]
     for volume in volumes:
@@ -237,7 +237,7 @@ def validate(
 
     Returns
     -------
-    czii_cli.metric.ScoreReport
+    czii_cli.score.ScoreReport
         ``.score`` (weighted F-beta) and ``.per_class``.
     """
     (picks,) = validation_picks(network, volumes, catalog=catalog, thresholds=[threshold], **options)

@@ -31,7 +31,7 @@ DEFAULT_MEMORY_BUDGET = 1.75 * 1024**3
 """Bytes a tile may use: the network's working memory plus the tile's buffers."""
 DEFAULT_HALO_TOLERANCE = 0.0
 """Influence beyond the halo on the logits, relative to their magnitude (see
-:func:`~czii_cli.inference.geometry.receptive_radius`): none, the exact receptive field."""
+:func:`~czii_cli.predict_probs.geometry.receptive_radius`): none, the exact receptive field."""
 
 
 def plan_tiles(
