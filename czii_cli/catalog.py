@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import DataError
 
@@ -92,7 +93,7 @@ class Catalog:
                 return c
         raise DataError(f"no particle class has label {label}")
 
-    def to_json(self) -> list[dict]:
+    def to_json(self) -> list[dict[str, Any]]:
         """Plain-JSON form, as stored in artifacts and model files."""
         return [{"name": c.name, "radius": c.radius, "weight": c.weight, "label": c.label} for c in self.classes]
 
@@ -109,7 +110,7 @@ DEFAULT_CATALOG = Catalog(
 )
 
 
-def catalog_from_mapping(document: Mapping | list, *, source: str) -> Catalog:
+def catalog_from_mapping(document: Mapping[str, Any] | list[Any], *, source: str) -> Catalog:
     """Build a catalog from a parsed copick config or czii class file.
 
     Parameters

@@ -97,7 +97,7 @@ def check_voxel_size(value: float | None, *, source: str, override: bool = False
     return float(value)
 
 
-def valid_voxel_size(value: float) -> float:
+def valid_voxel_size(value: float | str | None) -> float:
     """Return a voxel size given by a user if it is a positive, finite number of Å.
 
     Raises
@@ -113,6 +113,8 @@ def valid_voxel_size(value: float) -> float:
     from .errors import UsageError
 
     try:
+        if value is None:
+            raise TypeError(value)
         number = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"invalid voxel size {value!r}: expected a positive number of Å") from None

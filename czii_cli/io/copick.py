@@ -11,10 +11,11 @@ the file is ``<particle>.json`` (competition download) or
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 from ..coords import same_voxel_size
 from ..errors import DataError, UsageError
@@ -29,7 +30,7 @@ class CopickProject:
     """A copick filesystem project on disk."""
 
     config_path: Path
-    config: dict
+    config: dict[str, Any]
     static_root: Path
     overlay_root: Path
 
@@ -364,7 +365,7 @@ def is_config_document(document: object) -> bool:
     return isinstance(document, dict) and any(key in document for key in CONFIG_KEYS)
 
 
-def check_config(document: object, *, source: str) -> dict:
+def check_config(document: object, *, source: str) -> dict[str, Any]:
     """Validate the parts of a copick config czii reads; return it.
 
     ``pickable_objects`` must be a non-empty list of objects, each with a ``name``;
@@ -425,7 +426,7 @@ def _resolve_root(url: str | None, base: Path, default: str) -> Path:
     return base / default
 
 
-def config_document(name: str, catalog_json: list[dict], root: Path) -> dict:
+def config_document(name: str, catalog_json: list[dict[str, Any]], root: Path) -> dict[str, Any]:
     """A copick config for a project at ``root`` with ``static/`` and ``overlay/`` folders."""
     objects = [
         {
@@ -481,14 +482,14 @@ def picks_file_name(user: str, session: str, particle: str) -> str:
 def picks_document(
     run: str,
     particle: str,
-    xyz_angstrom,
+    xyz_angstrom: Iterable[Iterable[float]],
     *,
     user: str,
     session: str,
-    scores=None,
+    scores: Iterable[float] | None = None,
     voxel_spacing: float | None = None,
     trust_orientation: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """A copick picks JSON document for points given in Å (``N x 3``, x/y/z).
 
     Each point has its ``location`` in Å, an identity ``transformation_`` (czii does not

@@ -13,6 +13,7 @@ segmentation back gives the same :class:`~czii_cli.io.artifacts.Volume` metadata
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ from .copick import CopickProject, check_identity, check_name
 
 MULTILABEL_SUFFIX = "-multilabel"
 SLAB = 64  # z-planes copied at a time
-NESTED_V2_KEYS = {"name": "v2", "separator": "/"}  # chunk keys 0/0/0: copick's store normalises keys to "/"
+NESTED_V2_KEYS: dict[str, Any] = {
+    "name": "v2",
+    "separator": "/",
+}  # chunk keys 0/0/0: copick's store normalises keys to "/"
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ def write_segmentation(
             if block.dtype.kind == "f" and not np.isfinite(block).all():
                 raise DataError(f"segmentation {name.name!r} of run {run!r}: non-finite values")
             array[start : start + SLAB] = block
-        attrs = {
+        attrs: dict[str, Any] = {
             "multiscales": [
                 {
                     "version": "0.4",
@@ -210,7 +214,9 @@ def read_segmentation(project: CopickProject, run: str, name: SegmentationName) 
     return Volume(data=array, meta=meta, source=str(path))
 
 
-def probs_segmentation_names(classes, *, voxel_size: float, user: str, session: str) -> list[SegmentationName]:
+def probs_segmentation_names(
+    classes: Iterable[str], *, voxel_size: float, user: str, session: str
+) -> list[SegmentationName]:
     """One binary segmentation per class channel of a probability map (background excepted)."""
     return [SegmentationName(float(voxel_size), user, session, c) for c in classes if c != BACKGROUND]
 
@@ -242,12 +248,12 @@ def write_probs_to_copick(
 class _Channel:
     """One channel of a lazy ``czyx`` array, indexed like a ``zyx`` one along z."""
 
-    def __init__(self, data: Any, channel: int):
+    def __init__(self, data: Any, channel: int) -> None:
         self.data, self.channel = data, channel
         self.shape = tuple(data.shape[1:])
         self.dtype = np.dtype(data.dtype)
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: int | slice | tuple[int | slice, ...]) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         return np.asarray(self.data[(self.channel, *key)])
 

@@ -69,7 +69,7 @@ def check_file_name(name: object, *, source: str, what: str = "run name") -> str
     'TS_5_4'
     """
     problem = name_problem(name)
-    if problem is not None:
+    if problem is not None or not isinstance(name, str):  # name_problem refuses what is not text
         raise DataError(f"{source}: the {what} {name!r} cannot name an output file: it {problem}")
     return name
 

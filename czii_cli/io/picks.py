@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -419,6 +420,6 @@ def write_run_to_copick(
     return targets
 
 
-def _write_json_atomic(path: Path, document: dict, *, overwrite: bool) -> None:
+def _write_json_atomic(path: Path, document: dict[str, Any], *, overwrite: bool) -> None:
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(document, indent=1))

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import DataError
 from .atomic import atomic_text
@@ -20,7 +21,7 @@ def write_thresholds(
     path: Path | str,
     thresholds: Mapping[str, float],
     *,
-    extra: Mapping | None = None,
+    extra: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> None:
     """Write a thresholds file atomically (``-`` writes to stdout).

@@ -11,10 +11,14 @@ Accepted inputs, told apart by content:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..coords import check_voxel_size
 from ..errors import DataError, UsageError
@@ -30,6 +34,9 @@ from .artifacts import (
     zarr_member,
 )
 from .atomic import atomic_path
+
+if TYPE_CHECKING:
+    import zarr
 
 
 @dataclass(frozen=True)
@@ -122,14 +129,14 @@ class RawVolumeReader:
         self.path, self.offset, self.shape, self.dtype = Path(path), int(offset), tuple(shape), np.dtype(dtype)
         self.ndim = 3
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         whole = self[...]
         return whole if dtype is None else whole.astype(dtype)
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: int | slice | EllipsisType | tuple[Any, ...]) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         first = key[0] if key and key[0] is not Ellipsis else slice(None)
         rest = key[1:] if key and key[0] is not Ellipsis else key
@@ -150,7 +157,8 @@ class RawVolumeReader:
             raise DataError(f"{self.path}: file is shorter than its header says")
         block = block.reshape(stop - start, *self.shape[1:])
         if squeeze:
-            return block[0][rest] if rest else block[0]
+            one_plane: np.ndarray = block[0][rest] if rest else block[0]
+            return one_plane
         return block[(slice(None),) + rest] if rest else block
 
 
@@ -181,10 +189,10 @@ def read_mrc(path: Path, *, run: str | None = None) -> Volume:
     return Volume(data=data, meta=meta, source=str(path))
 
 
-def read_ome_zarr(path: Path, group, *, level: int = 0, run: str | None = None) -> Volume:
+def read_ome_zarr(path: Path, group: zarr.Group, *, level: int = 0, run: str | None = None) -> Volume:
     """Open one level of an OME-Zarr multiscale image (OME-NGFF 0.4 or 0.5)."""
     try:
-        attrs = group.attrs
+        attrs: Mapping[str, Any] = group.attrs  # parsed loosely: malformed metadata raises below
         multiscale = (attrs["multiscales"] if "multiscales" in attrs else attrs["ome"]["multiscales"])[0]
         dataset = multiscale["datasets"][level]
         array = zarr_member(group, str(dataset["path"]), source=path)
@@ -206,13 +214,14 @@ def read_ome_zarr(path: Path, group, *, level: int = 0, run: str | None = None) 
         kind="tomogram",
         axes="zyx",
         voxel_size=scale[-1] * factor,
-        origin=tuple(t * factor for t in translation),
+        # three values when the multiscales metadata is well formed; the length is not checked here
+        origin=cast("tuple[float, float, float]", tuple(t * factor for t in translation)),
         run=run,
     )
     return Volume(data=array, meta=meta, source=str(path))
 
 
-def _unit_to_angstrom(axes: list) -> float:
+def _unit_to_angstrom(axes: list[Any]) -> float:
     units = {"angstrom": 1.0, "nanometer": 10.0, "micrometer": 1e4}
     for axis in axes:
         if isinstance(axis, dict) and axis.get("type") == "space":
@@ -275,7 +284,7 @@ def write_ome_zarr(
 
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
         group = zarr.open_group(store=LocalStore(tmp), mode="w", zarr_format=2)
-        datasets = []
+        datasets: list[dict[str, Any]] = []
         level_data = np.asarray(data, dtype=np.float32)
         for level in range(levels):
             if level > 0:
@@ -307,10 +316,11 @@ def downsample2(data: np.ndarray) -> np.ndarray:
     """Halve each axis by averaging 2x2x2 blocks (odd trailing planes are dropped)."""
     z, y, x = (s // 2 * 2 for s in data.shape)
     trimmed = data[:z, :y, :x]
-    return trimmed.reshape(z // 2, 2, y // 2, 2, x // 2, 2).mean(axis=(1, 3, 5), dtype=np.float32)
+    halved: np.ndarray = trimmed.reshape(z // 2, 2, y // 2, 2, x // 2, 2).mean(axis=(1, 3, 5), dtype=np.float32)
+    return halved
 
 
-def write_json(path: Path, document: dict, *, overwrite: bool = False) -> None:
+def write_json(path: Path, document: dict[str, Any], *, overwrite: bool = False) -> None:
     """Write a JSON document atomically."""
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(document, indent=2))
