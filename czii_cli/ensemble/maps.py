@@ -19,9 +19,9 @@ rank takes any kind and keeps the first map's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class MapKind:
     logits_of: str | None = None
 
     @classmethod
-    def from_extra(cls, extra: dict) -> MapKind:
+    def from_extra(cls, extra: Mapping[str, Any]) -> MapKind:
         """Read a probs artifact's ``extra`` (``activation``, ``logits_of``)."""
         return cls(extra.get("activation"), extra.get("logits_of"))
 
@@ -73,12 +73,13 @@ def check_weights(weights: Sequence[float] | None, count: int, *, mode: str) -> 
         return np.full(count, 1.0 / count)
     if mode == "max":
         raise UsageError("weights do not apply to mode 'max'")
-    weights = np.asarray(weights, dtype=np.float64)
-    if len(weights) != count:
-        raise UsageError(f"{len(weights)} weights for {count} inputs")
-    if (weights < 0).any() or not weights.sum() > 0:
-        raise UsageError(f"weights must be non-negative with a positive sum, got {weights.tolist()}")
-    return weights / weights.sum()
+    values = np.asarray(weights, dtype=np.float64)
+    if len(values) != count:
+        raise UsageError(f"{len(values)} weights for {count} inputs")
+    if (values < 0).any() or not values.sum() > 0:
+        raise UsageError(f"weights must be non-negative with a positive sum, got {values.tolist()}")
+    normalised: np.ndarray = values / values.sum()
+    return normalised
 
 
 def output_kind(kinds: Sequence[MapKind], *, mode: str) -> MapKind:
@@ -86,8 +87,9 @@ def output_kind(kinds: Sequence[MapKind], *, mode: str) -> MapKind:
     if mode == "rank":
         return kinds[0]
     if mode == "logit":
-        families = {kind.family for kind in kinds}
-        if None in families or families - {"softmax", "sigmoid"}:
+        recorded = {kind.family for kind in kinds}
+        families = {family for family in recorded if family is not None}
+        if None in recorded or families - {"softmax", "sigmoid"}:
             raise DataError("mode 'logit' needs maps that record softmax or sigmoid (or logits of one)")
         if len(families) > 1:
             raise DataError(f"mode 'logit' cannot mix activations ({', '.join(sorted(families))})")
@@ -112,18 +114,19 @@ def to_logits(values: np.ndarray, kind: MapKind) -> np.ndarray:
     if kind.activation == "logits":
         return values
     clipped = np.clip(values, EPSILON, 1.0 - EPSILON)
-    if kind.activation == "sigmoid":
-        return np.log(clipped) - np.log1p(-clipped)
-    return np.log(clipped)
+    logits: np.ndarray = np.log(clipped) - np.log1p(-clipped) if kind.activation == "sigmoid" else np.log(clipped)
+    return logits
 
 
 def activate(logits: np.ndarray, family: str) -> np.ndarray:
     """Sigmoid, or softmax over the first (class) axis, of a float32 block."""
     if family == "sigmoid":
         with np.errstate(over="ignore"):  # exp overflows to inf for very negative logits: sigmoid 0
-            return 1.0 / (1.0 + np.exp(-logits))
+            sigmoid: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+        return sigmoid
     shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
-    return shifted / shifted.sum(axis=0, keepdims=True)
+    softmax: np.ndarray = shifted / shifted.sum(axis=0, keepdims=True)
+    return softmax
 
 
 def combine_block(
@@ -162,17 +165,23 @@ def combine_block(
     array([[0.4, 0.8]], dtype=float32)
     """
     if mode == "max":
-        return np.maximum.reduce([np.asarray(b, dtype=np.float32) for b in blocks])
+        maximum: np.ndarray = np.maximum.reduce([np.asarray(b, dtype=np.float32) for b in blocks])
+        return maximum
     if mode == "logit":
         family = output_kind(kinds, mode="logit").activation
-        mean = sum(np.float32(w) * to_logits(b, k) for w, b, k in zip(weights, blocks, kinds))
+        assert family is not None  # output_kind refuses maps without an activation in mode 'logit'
+        # a sum of arrays (one term per map) is an array
+        mean = cast(np.ndarray, sum(np.float32(w) * to_logits(b, k) for w, b, k in zip(weights, blocks, kinds)))
         return activate(mean, family).astype(np.float32, copy=False)
     if mode == "rank":
+        if lookups is None:
+            raise UsageError("mode 'rank' needs lookups (from rank_tables)")
         matched = [np.asarray(blocks[0]).astype(np.float16).astype(np.float32)]
         for block, tables in zip(blocks[1:], lookups):
             matched.append(np.stack([table[float16_keys(channel)] for table, channel in zip(tables, block)]))
         blocks = matched
-    return sum(np.float32(w) * np.asarray(b, dtype=np.float32) for w, b in zip(weights, blocks)).astype(np.float32)
+    total = cast(np.ndarray, sum(np.float32(w) * np.asarray(b, dtype=np.float32) for w, b in zip(weights, blocks)))
+    return total.astype(np.float32)
 
 
 def block_slices(shape: Sequence[int], *, block: int = BLOCK) -> list[tuple[slice, ...]]:
@@ -226,12 +235,12 @@ def ensemble_maps(
     >>> round(float(out[0, 0, 0, 0]), 6)
     0.3
     """
-    weights = check_weights(weights, len(sources), mode=mode)
+    normalised = check_weights(weights, len(sources), mode=mode)
     kind = output_kind(kinds, mode=mode)
     lookups = rank_tables(sources, block=block) if mode == "rank" else None
     for index in block_slices(sources[0].shape, block=block):
         blocks = [np.asarray(source[index]) for source in sources]
-        out[index] = combine_block(blocks, mode=mode, weights=weights, kinds=kinds, lookups=lookups).astype(
+        out[index] = combine_block(blocks, mode=mode, weights=normalised, kinds=kinds, lookups=lookups).astype(
             out.dtype, copy=False
         )
         if on_block is not None:

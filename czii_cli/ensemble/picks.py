@@ -64,27 +64,30 @@ def fuse_picks(
     >>> fused.xyz[:, 0].round(2).tolist(), fused.score.round(3).tolist()
     ([106.67, 900.0], [0.6, 0.3])
     """
-    weights = np.ones(len(inputs)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if len(weights) != len(inputs):
-        raise UsageError(f"{len(weights)} weights for {len(inputs)} inputs")
-    if (weights < 0).any() or not weights.sum() > 0:
-        raise UsageError(f"weights must be non-negative with a positive sum, got {weights.tolist()}")
+    input_weights = np.ones(len(inputs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(input_weights) != len(inputs):
+        raise UsageError(f"{len(input_weights)} weights for {len(inputs)} inputs")
+    if (input_weights < 0).any() or not input_weights.sum() > 0:
+        raise UsageError(f"weights must be non-negative with a positive sum, got {input_weights.tolist()}")
     for index, picks in enumerate(inputs):
         check_classes(picks, catalog.names, source=f"input {index + 1}")
     scored = [p if p.score is not None else p.with_score(np.ones(len(p))) for p in inputs]
     source = np.concatenate([np.full(len(p), i) for i, p in enumerate(scored)]).astype(int)
     merged = concat(scored)
+    assert merged.score is not None  # every input was given a score column above
     groups = sorted(set(zip(merged.experiment.tolist(), merged.particle_type.tolist())))
     fused = []
     for experiment, particle in groups:
         mask = (merged.experiment == experiment) & (merged.particle_type == particle)
         radius = catalog.get(particle).radius * distance_factor
-        xyz, score = _fuse_group(merged.xyz[mask], merged.score[mask], source[mask], weights, radius)
+        xyz, score = _fuse_group(merged.xyz[mask], merged.score[mask], source[mask], input_weights, radius)
         fused.append(Picks.from_points(experiment, particle, xyz, score))
     return concat(fused).sorted() if fused else Picks.empty(with_score=True)
 
 
-def _fuse_group(xyz, score, source, weights, radius) -> tuple[np.ndarray, np.ndarray]:
+def _fuse_group(
+    xyz: np.ndarray, score: np.ndarray, source: np.ndarray, weights: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy clusters of one experiment and class -> fused positions and scores."""
     tree = cKDTree(xyz)
     order = np.lexsort((np.arange(len(score)), source, -score))

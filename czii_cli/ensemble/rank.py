@@ -83,9 +83,11 @@ def rank_lookup(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
         """Sum of the ``rank`` smallest reference values."""
         key = np.searchsorted(ranks_below, rank, side="right") - 1
         inside = rank - ranks_below[key]
-        return sums_below[key] + inside * present[np.minimum(key, BINS - 1)]
+        total: np.ndarray = sums_below[key] + inside * present[np.minimum(key, BINS - 1)]
+        return total
 
     bounds = np.concatenate([[0], np.cumsum(other)])
     with np.errstate(invalid="ignore", divide="ignore"):
         table = (smallest_sum(bounds[1:]) - smallest_sum(bounds[:-1])) / other
-    return np.where(other > 0, table, 0.0).astype(np.float32)
+    lookup: np.ndarray = np.where(other > 0, table, 0.0).astype(np.float32)
+    return lookup
