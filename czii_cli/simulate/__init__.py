@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -155,7 +156,7 @@ class SimulatedRun:
             f"{self.membranes} membranes{gold}, defocus {self.defocus_um:.2f} µm, SNR {c.snr:.3g}{extra}"
         )
 
-    def provenance(self) -> dict:
+    def provenance(self) -> dict[str, Any]:
         """What the run was made with, as plain data: conditions, defocus and counts."""
         return {
             **self.conditions.to_json(),

@@ -75,7 +75,8 @@ def wedge_mask(shape_zyx: Sequence[int], *, tilt_max_deg: float) -> np.ndarray:
     (True, False)
     """
     kz, _, kx = frequencies(shape_zyx, voxel_size=1.0)
-    return np.abs(kz) <= np.float32(math.tan(math.radians(tilt_max_deg))) * np.abs(kx)
+    sampled: np.ndarray = np.abs(kz) <= np.float32(math.tan(math.radians(tilt_max_deg))) * np.abs(kx)
+    return sampled
 
 
 def transfer_function(
@@ -88,7 +89,7 @@ def transfer_function(
     phase = np.float32(math.pi * electron_wavelength(parameters.voltage_kv) * defocus_um * 1e4)
     k2 *= phase
     k2 += np.float32(math.asin(parameters.amplitude_contrast))
-    transfer = np.sin(k2, out=k2)
+    transfer: np.ndarray = np.sin(k2, out=k2)
     transfer *= -envelope
     del envelope
     transfer *= wedge_mask(shape_zyx, tilt_max_deg=parameters.tilt_max_deg)
@@ -107,7 +108,8 @@ def spectral_variance(spectrum: np.ndarray, *, shape_zyx: Sequence[int]) -> floa
         + power[..., doubled_end:].sum(dtype=np.float64)
         - float(power[0, 0, 0])
     )
-    return total / float(np.prod(shape_zyx)) ** 2
+    variance: float = total / float(np.prod(shape_zyx)) ** 2
+    return variance
 
 
 def form_image(

@@ -33,7 +33,8 @@ class Membrane:
     def clearance(self, points_zyx: np.ndarray) -> np.ndarray:
         """Distance (voxels) from each point to the nearer face of the bilayer."""
         distance = np.linalg.norm(np.asarray(points_zyx) - np.asarray(self.centre_zyx), axis=-1)
-        return np.abs(distance - self.radius) - self.thickness / 2
+        clearance: np.ndarray = np.abs(distance - self.radius) - self.thickness / 2
+        return clearance
 
 
 def random_membranes(

@@ -99,7 +99,7 @@ class ExclusionSampler:
         return None
 
 
-def place_random(sampler: ExclusionSampler, radii: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def place_random(sampler: ExclusionSampler, radii: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Place balls of the given radii (voxels), largest first; drop those that find no room.
 
     Returns the indices (into ``radii``) of the placed balls and their centres

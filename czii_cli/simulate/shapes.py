@@ -109,7 +109,8 @@ class Texture:
         """The modulation at each point (``N x 3``, voxels from the particle centre), never negative."""
         waves = np.cos(points_voxels @ self.wavevectors.T.astype(np.float32) + self.phases.astype(np.float32))
         variation = waves.sum(axis=1) / np.float32(np.sqrt(TEXTURE_WAVES / 2))
-        return np.maximum(1.0 + np.float32(self.amplitude) * variation, 0.0)
+        modulation: np.ndarray = np.maximum(1.0 + np.float32(self.amplitude) * variation, 0.0)
+        return modulation
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def _sphere_points(count: int, radius: float) -> np.ndarray:
 
 def _tetrahedron(distance: float) -> np.ndarray:
     vertices = np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=float)
-    return vertices / np.sqrt(3.0) * distance
+    scaled: np.ndarray = vertices / np.sqrt(3.0) * distance
+    return scaled
 
 
 def _apo_ferritin() -> tuple[Primitive, ...]:
