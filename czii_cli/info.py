@@ -6,6 +6,7 @@ Used by ``czii info``; each function returns a JSON-ready dict.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +20,11 @@ NO_TUNED_THRESHOLDS = (
 )
 
 
-def describe_volume(volume: Volume) -> dict:
+def describe_volume(volume: Volume) -> dict[str, Any]:
     """Kind, shape, dtype, voxel size (Å), origin, run, classes, chunks and provenance."""
     meta = volume.meta
     chunks = getattr(volume.data, "chunks", None)
-    thresholds = {}
+    thresholds: dict[str, str] = {}
     if meta.kind in ("probs", "heatmap"):
         thresholds = {"thresholds": _applies(recorded_settings(meta.extra, source=volume.source))}
     return {
@@ -44,7 +45,7 @@ def describe_volume(volume: Volume) -> dict:
     }
 
 
-def describe_picks(picks: Picks, *, source: str) -> dict:
+def describe_picks(picks: Picks, *, source: str) -> dict[str, Any]:
     """Row count, score column presence, and counts per experiment and class."""
     counts = Counter(zip(picks.experiment.tolist(), picks.particle_type.tolist()))
     per_experiment: dict[str, dict[str, int]] = {}
@@ -65,12 +66,13 @@ def describe_picks(picks: Picks, *, source: str) -> dict:
     }
 
 
-def describe_model(document: dict, *, source: str) -> dict:
+def describe_model(document: dict[str, Any], *, source: str) -> dict[str, Any]:
     """Everything in a model file except the weights, the parameter count and the thresholds it passes on."""
     state = document.get("state_dict", {})
     parameters = int(sum(int(np.prod(tuple(t.shape))) for t in state.values() if hasattr(t, "shape")))
     summary = {k: v for k, v in document.items() if k != "state_dict"}
-    train = document.get("train") if isinstance(document.get("train"), dict) else {}
+    recorded = document.get("train")
+    train: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     thresholds = _applies(from_training_summary(train, model=source))
     return {"type": "model", "source": source, **summary, "parameters": parameters, "thresholds": thresholds}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import DataError
 from .postprocess.common import DEFAULT_THRESHOLD
@@ -52,7 +53,7 @@ class PickSettings:
         """The pick threshold of class ``name``."""
         return self.pick_thresholds.get(name, self.default_threshold)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Plain JSON, as stored in probability maps."""
         return {
             "method": self.method,
@@ -116,7 +117,7 @@ def _table(values: object, what: str) -> dict[str, float]:
     return {str(name): _number(value, f"{what}[{name!r}]") for name, value in values.items()}
 
 
-def from_training_summary(train: Mapping, *, model: str) -> PickSettings | None:
+def from_training_summary(train: Mapping[str, Any], *, model: str) -> PickSettings | None:
     """The settings a model's training chose, from its ``train`` summary; None when it tuned none.
 
     Parameters
@@ -138,7 +139,8 @@ def from_training_summary(train: Mapping, *, model: str) -> PickSettings | None:
     tuned = train.get("best_tuned")
     if not isinstance(tuned, Mapping) or not tuned.get("pick_thresholds"):
         return None
-    config = train.get("config") if isinstance(train.get("config"), Mapping) else {}
+    recorded = train.get("config")
+    config: Mapping[str, Any] = recorded if isinstance(recorded, Mapping) else {}
     runs = [str(run) for run in train.get("val_runs", [])]
     rule = config.get("threshold_rule", "best")  # models from before the rule existed tuned exactly
     where = f"validation run{'s' if len(runs) != 1 else ''} {', '.join(runs)}" if runs else "validation"
@@ -169,22 +171,23 @@ def common_settings(settings: Sequence[PickSettings | None]) -> PickSettings | N
     >>> common_settings([a, PickSettings("cc", 0.15, {"ribosome": 0.1})]) is None
     True
     """
-    if not settings or any(s is None for s in settings):
+    present = [s for s in settings if s is not None]
+    if not settings or len(present) < len(settings):
         return None
-    first = settings[0]
+    first = present[0]
     keys = {
         (s.method, s.default_threshold, tuple(sorted(s.pick_thresholds.items())), tuple(sorted(s.cutoffs.items())))
-        for s in settings
+        for s in present
     }
     if len(keys) > 1:
         return None
-    origins = list(dict.fromkeys(s.origin for s in settings if s.origin))
+    origins = list(dict.fromkeys(s.origin for s in present if s.origin))
     return PickSettings(
         first.method, first.default_threshold, dict(first.pick_thresholds), dict(first.cutoffs), "; ".join(origins)
     )
 
 
-def recorded_settings(extra: Mapping, *, source: str) -> PickSettings | None:
+def recorded_settings(extra: Mapping[str, Any], *, source: str) -> PickSettings | None:
     """The settings a probability map's metadata (``attrs["czii"]`` extras) records, if any.
 
     Examples

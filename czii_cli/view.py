@@ -17,12 +17,17 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .catalog import BACKGROUND, Catalog
 from .coords import angstrom_to_voxel
 from .picks import Picks
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.typing import LineStyleType
 
 STATUS_LABELS = {
     "tp": "TP: pick on a truth particle",
@@ -31,7 +36,7 @@ STATUS_LABELS = {
     "pick": "pick",
     "truth": "truth",
 }
-STATUS_STYLES = {  # matplotlib line style and width (points) of each mark kind
+STATUS_STYLES: dict[str, tuple[LineStyleType, float]] = {  # matplotlib line style and width (points) of each mark kind
     "tp": ("solid", 1.8),
     "fp": ((0, (3.0, 2.0)), 1.8),
     "fn": ((0, (1.0, 1.5)), 2.0),
@@ -337,7 +342,7 @@ def choose_slices(counts: np.ndarray, *, area: np.ndarray | None = None, count: 
     return sorted(chosen)
 
 
-def slab_mean(volume, *, z_index: int, planes: int = 1) -> np.ndarray:
+def slab_mean(volume: Any, *, z_index: int, planes: int = 1) -> np.ndarray:
     """Mean of ``planes`` z-planes centred on ``z_index`` (cut at the volume's ends).
 
     ``volume`` may be lazy (zarr, memory map): only the slab is read.
@@ -349,7 +354,10 @@ def slab_mean(volume, *, z_index: int, planes: int = 1) -> np.ndarray:
     """
     half = planes // 2
     start, stop = max(0, z_index - half), min(volume.shape[0], z_index + half + 1)
-    return np.asarray(volume[start:stop], dtype=np.float32).mean(axis=0, dtype=np.float64).astype(np.float32)
+    mean: np.ndarray = (
+        np.asarray(volume[start:stop], dtype=np.float32).mean(axis=0, dtype=np.float64).astype(np.float32)
+    )
+    return mean
 
 
 def display_range(
@@ -384,10 +392,11 @@ def class_colors(names: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     >>> class_colors(["a", "b"])["a"]
     (0.9019607843137255, 0.6235294117647059, 0.0)
     """
-    colors = {}
+    colors: dict[str, tuple[float, float, float]] = {}
     for i, name in enumerate(dict.fromkeys(names)):
         hex_color = PALETTE[i % len(PALETTE)]
-        colors[name] = tuple(int(hex_color[k : k + 2], 16) / 255 for k in (1, 3, 5))
+        red, green, blue = (int(hex_color[k : k + 2], 16) / 255 for k in (1, 3, 5))
+        colors[name] = (red, green, blue)
     return colors
 
 
@@ -437,7 +446,7 @@ def probability_overlay(
 
 
 def build_panels(
-    volume,
+    volume: Any,
     *,
     z_indices: Sequence[int],
     slab: int,
@@ -445,7 +454,7 @@ def build_panels(
     catalog: Catalog,
     colors: dict[str, tuple[float, float, float]],
     origin_zyx: Sequence[float] = (0.0, 0.0, 0.0),
-    probs=None,
+    probs: Any = None,
     channel_names: Sequence[str] = (),
     picks: Picks | None = None,
     truth: Picks | None = None,
@@ -491,7 +500,7 @@ def render_slices(
     colors: dict[str, tuple[float, float, float]],
     title: str,
     statuses: Sequence[str] = (),
-):
+) -> Figure:
     """Draw the panels side by side with a legend; returns a matplotlib Figure.
 
     The figure's size follows :func:`figure_layout` (at :data:`DPI`); axes are in
@@ -597,7 +606,7 @@ def _mark_summary(marks: Sequence[Mark]) -> str:
     return ("   " + ", ".join(parts)) if parts else ""
 
 
-def figure_png(figure) -> bytes:
+def figure_png(figure: Figure) -> bytes:
     """The figure as PNG bytes at :data:`DPI`, with no software or time stamp (reproducible)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
