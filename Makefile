@@ -1,7 +1,7 @@
 # czii: two commands set everything up on a fresh machine.
 #   make demo   simulate -> normalize -> labels -> train -> predict -> postprocess -> tune -> score
 #   make test   the test suite (CPU, a few minutes)
-#   make lint   ruff check and ruff format --check
+#   make lint   ruff check, ruff format --check and mypy (strict on the library)
 # Override the torch build if you want a CUDA wheel, e.g.
 #   make test TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
 
@@ -36,9 +36,11 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 # ruff's rules and style (pyproject.toml [tool.ruff]); `ruff format` fixes the style.
+# mypy: strict on czii_cli, as configured in pyproject.toml [tool.mypy].
 lint: $(STAMP)
 	$(BIN)/ruff check czii_cli tests benchmarks
 	$(BIN)/ruff format --check czii_cli tests benchmarks
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -20,7 +20,7 @@ import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -31,6 +31,8 @@ from .errors import CziiError, UsageError
 
 WORKER_DIED = "its worker process died (killed, or out of memory)"
 
+ProgressCallback = Callable[["BatchReport", int], None]
+
 
 @dataclass(frozen=True)
 class Job:
@@ -39,7 +41,7 @@ class Job:
     name: str
     output: Path | None
     function: Callable[..., Any]
-    kwargs: dict = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,7 +77,7 @@ def run_jobs(
     scheduler: str | None = None,
     skip_existing: bool = False,
     description: str = "jobs",
-    on_progress: Callable[[BatchReport, int], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> BatchReport:
     """Run ``jobs`` and collect their results.
 
@@ -124,7 +126,7 @@ def _record(report: BatchReport, name: str, ok: bool, value: Any) -> None:
         report.failed[name] = str(value)
 
 
-def _run_pool(todo: list[Job], workers: int, report: BatchReport, on_progress) -> None:
+def _run_pool(todo: list[Job], workers: int, report: BatchReport, on_progress: ProgressCallback | None) -> None:
     """Run jobs in spawned local processes, at most ``workers`` at a time.
 
     A worker that dies (killed, out of memory) breaks the pool and takes the jobs in
@@ -151,7 +153,7 @@ def _run_pool(todo: list[Job], workers: int, report: BatchReport, on_progress) -
                     progress()
 
 
-def _pool_round(queue: deque, workers: int, report: BatchReport, progress: Callable[[], None]) -> list[Job]:
+def _pool_round(queue: deque[Job], workers: int, report: BatchReport, progress: Callable[[], None]) -> list[Job]:
     """Run jobs from ``queue`` in one process pool until it is empty or the pool breaks.
 
     Returns the jobs that were in flight when a worker died (none if none did).
@@ -161,7 +163,7 @@ def _pool_round(queue: deque, workers: int, report: BatchReport, progress: Calla
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context("spawn"), initializer=_limit_threads, initargs=(threads,)
     ) as pool:
-        running: dict = {}
+        running: dict[Future[tuple[bool, Any]], Job] = {}
         lost: list[Job] = []
         while (queue or running) and not lost:
             while queue and len(running) < workers:  # nothing queued in the pool: in flight = running
@@ -212,7 +214,7 @@ def _call_on_dask(job: Job, slots_per_host: dict[str, int]) -> tuple[bool, Any]:
     threads of every worker on its host (``slots_per_host``, from the client).
     """
     from distributed import get_worker
-    from distributed.comm import get_address_host
+    from distributed.comm.addressing import get_address_host
 
     worker = get_worker()
     cores, slots = _cpu_count(), worker.state.nthreads
@@ -224,7 +226,7 @@ def _call_on_dask(job: Job, slots_per_host: dict[str, int]) -> tuple[bool, Any]:
 
 def _slots_per_host(nthreads: dict[str, int]) -> dict[str, int]:
     """Worker threads (task slots) per host, from ``Client.nthreads()``."""
-    from distributed.comm import get_address_host
+    from distributed.comm.addressing import get_address_host
 
     slots: dict[str, int] = {}
     for address, count in nthreads.items():
@@ -233,7 +235,7 @@ def _slots_per_host(nthreads: dict[str, int]) -> dict[str, int]:
     return slots
 
 
-def _run_dask(todo: list[Job], address: str, report: BatchReport, on_progress) -> None:
+def _run_dask(todo: list[Job], address: str, report: BatchReport, on_progress: ProgressCallback | None) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
