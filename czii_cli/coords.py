@@ -113,7 +113,7 @@ def valid_voxel_size(value: float | str | None) -> float:
     from .errors import UsageError
 
     try:
-        if value is None:
+        if value is None:  # refused like any other value float() cannot take
             raise TypeError(value)
         number = float(value)
     except (TypeError, ValueError):
