@@ -33,8 +33,7 @@ from .common import (
     DEFAULT_RADIUS_SCALE,
     ComponentStats,
     Detections,
-    component_stats,
-    label_components,
+    component_centroids,
     min_component_size,
 )
 
@@ -102,9 +101,7 @@ def dbscan_picks(
         radius, radius_scale=radius_scale, min_size_fraction=min_size_fraction, min_size=min_size
     )
     if points == "centroids":
-        labels, count = label_components(prob >= threshold, connectivity=connectivity)
-        atoms = component_stats(labels, count, prob)
-        atoms = ComponentStats(*(column[1:] for column in atoms))
+        atoms = component_centroids(prob, threshold=threshold, connectivity=connectivity)
     else:
         atoms, step = voxel_blocks(prob, threshold=threshold, step=max(1, int(eps // 2)), max_blocks=max_points)
         eps = max(eps, step * math.sqrt(3))  # neighbouring blocks always connect
