@@ -153,8 +153,8 @@ def command(
     from ..training.dataset import find_runs
     from ..training.distributed import World, process_group
     from ..training.launch import TrainRequest, launch
-    from ..training.plan import parse_arch_params, parse_fold
     from ..training.session import OutputPaths
+    from .train_options import parse_arch_params, parse_class_weights, parse_fold, parse_loss, typed_settings
 
     world = World.from_env()
     set_verbosity(quiet=quiet or not world.is_main, verbose=verbose and world.is_main)
@@ -176,8 +176,8 @@ def command(
             raise DataError(f"{config_file}: training settings must be a JSON object, found {type(settings).__name__}")
     flags = {
         "arch": arch,
-        "loss": loss,
-        "class_weights": class_weights,
+        "loss": parse_loss(loss) if loss is not None else None,
+        "class_weights": parse_class_weights(class_weights) if class_weights is not None else None,
         "patch": patch,
         "batch_size": batch_size,
         "epochs": epochs,
@@ -191,11 +191,11 @@ def command(
         "arch_params": parse_arch_params(arch_param) if arch_param else None,
     }
     given = {k: v for k, v in flags.items() if v is not None}
-    config = TrainConfig.from_json({**settings, **given}, source=str(config_file or "flags"))
+    config = TrainConfig.from_json({**typed_settings(settings), **given}, source=str(config_file or "flags"))
     catalog = load_catalog(classes) if classes is not None else None
     spec = None
     if any(v is not None for v in (target, radius_scale, sigma, dilate)):
-        default_scale, scales = parse_radius_scale(radius_scale or str(DEFAULT_RADIUS_SCALE))
+        default_scale, scales = parse_radius_scale(radius_scale) if radius_scale else (DEFAULT_RADIUS_SCALE, {})
         spec = TargetSpec(
             target or "spheres", radius_scale=default_scale, class_scales=scales, sigma=sigma, dilate=dilate or 0
         )

@@ -19,7 +19,7 @@ from ..catalog import Catalog, catalog_from_mapping
 from ..errors import UsageError
 from ..make_labels import TargetSpec, centres_from_picks
 from .checkpoint import ModelFile
-from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
+from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig, loss_text
 from .dataset import RunSource, TrainingVolume, load_run
 from .distributed import World
 from .plan import (
@@ -36,7 +36,7 @@ from .plan import (
 from .recipe import UNBOUNDED_EPOCHS, TrainPlan, fingerprint_of, plan_training
 from .registry import build_network, patch_multiple
 from .session import OutputPaths, RunRecord, Validation, fit
-from .training import BatchMaker, Trainer, parse_class_weights, restore_rng_state
+from .training import BatchMaker, Trainer, restore_rng_state
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,7 @@ def launch(
         for line in plan.lines():
             log(f"plan: {line}")
     channels, activation = output_channels(catalog, spec.kind)
-    weights = parse_class_weights(
-        config.class_weights, channels=channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind]
-    )
+    weights = config.class_weights.per_channel(channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
     network = _network(config, request, len(channels), log)
     if request.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -219,7 +217,7 @@ def launch(
     )
     log(
         f"{config.arch}: {sum(p.numel() for p in network.parameters()):,} parameters; {spec.kind} target; "
-        f"loss {config.loss}; train {', '.join(v.run for v in training)}; "
+        f"loss {loss_text(config.loss)}; train {', '.join(v.run for v in training)}; "
         f"validate {', '.join(val_names) or '-'}; device {request.device}{parallel}"
     )
     if on_start:

@@ -1,8 +1,8 @@
 """Decisions a training run makes before its first step.
 
-Which classes and target, which runs validate (``--val-runs`` or ``--fold K/N`` split
-by experiment), which output channels and activation, how architecture overrides are
-parsed, how ``--init`` weights are loaded, and what the model file will say about itself.
+Which classes and target, which runs validate (named runs or fold K of N, split by
+experiment), which output channels and activation, how initial weights are loaded, and
+what the model file will say about itself.
 """
 
 from __future__ import annotations
@@ -21,44 +21,6 @@ from .checkpoint import ModelFile
 from .config import TrainConfig
 from .dataset import RunSource, TrainingVolume, label_spec_of
 from .registry import patch_multiple, resolve_params
-
-
-def parse_arch_params(items: Sequence[str]) -> dict:
-    """Parse repeated ``--arch-param key=value``; values are JSON, else plain strings.
-
-    Examples
-    --------
-    >>> parse_arch_params(["channels=[8, 16]", "backbone=resnet10", "res_block=false"])
-    {'channels': [8, 16], 'backbone': 'resnet10', 'res_block': False}
-    """
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"architecture parameter {item!r}: expected KEY=VALUE")
-        try:
-            params[key.strip()] = json.loads(value)
-        except ValueError:
-            params[key.strip()] = value
-    return params
-
-
-def parse_fold(text: str) -> tuple[int, int]:
-    """``K/N`` -> ``(K, N)`` with ``0 <= K < N``.
-
-    Examples
-    --------
-    >>> parse_fold("1/4")
-    (1, 4)
-    """
-    k, sep, n = text.partition("/")
-    try:
-        fold, folds = int(k), int(n)
-    except ValueError:
-        raise UsageError(f"fold {text!r}: expected K/N, e.g. 0/5") from None
-    if not sep or folds < 2 or not 0 <= fold < folds:
-        raise UsageError(f"fold {text!r}: need N >= 2 and 0 <= K < N")
-    return fold, folds
 
 
 def split_runs(

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..class_values import parse_class_values
 from ..errors import UsageError
 from .augment import augment_pair, mixup
 from .config import PRECISIONS, TrainConfig
@@ -25,30 +24,6 @@ from .dataset import TrainingVolume
 from .distributed import World
 from .losses import build_loss
 from .sampling import PatchSampler, extract_crop
-
-
-def parse_class_weights(text: str, *, channels: Sequence[str], default_particle: float) -> list[float]:
-    """One loss weight per output channel from ``--class-weights``.
-
-    A bare number sets every particle class; ``name=value`` one channel (``background``
-    included).  Background defaults to 1.
-
-    Examples
-    --------
-    >>> parse_class_weights("256", channels=["background", "a", "b"], default_particle=4)
-    [1.0, 256.0, 256.0]
-    >>> parse_class_weights("b=2,background=0.5", channels=["background", "a", "b"], default_particle=4)
-    [0.5, 4.0, 2.0]
-    """
-    particle, named = parse_class_values(text, flag="class weights")
-    particle = float(default_particle) if particle is None else particle
-    for value in (particle, *named.values()):
-        if value < 0:
-            raise UsageError(f"class weights: weights must be >= 0, got {text!r}")
-    unknown = sorted(set(named) - set(channels))
-    if unknown:
-        raise UsageError(f"class weights: unknown class {unknown[0]!r} (known: {', '.join(channels)})")
-    return [named.get(c, 1.0 if c == "background" else particle) for c in channels]
 
 
 def learning_rate(
