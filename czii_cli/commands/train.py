@@ -54,6 +54,7 @@ from ..training.config import TrainConfig
 from .common import Classes, Output, Overwrite, Quiet, SessionId, TomoType, UserId, Verbose, truth_selection
 
 if TYPE_CHECKING:
+    from ..training.metrics import MetricsRow
     from ..training.session import RunRecord
 
 Opt = typer.Option
@@ -235,7 +236,7 @@ def command(
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
                 on_round=lambda row: info(_round_line(row)),
             )
-    steps = record.history[-1]["step"] if record.history else 0
+    steps = record.history[-1].step if record.history else 0
     if record.model_written:
         info(f"done: {steps} steps, {_kept(record)} -> {paths.model}")
     else:
@@ -257,19 +258,18 @@ def _kept(record: RunRecord) -> str:
     """Which checkpoint MODEL holds, with both of its validation scores."""
     if record.best_step is None:
         return "no validation, kept the last step"
-    row = next(row for row in record.history if row["step"] == record.best_step)
-    tuned = "-" if row.get("tuned_score") is None else f"{row['tuned_score']:.4f}"
-    return f"kept step {record.best_step} (val F4 fixed {row['val_score']:.4f}, tuned {tuned})"
+    row = next(row for row in record.history if row.step == record.best_step)
+    tuned = "-" if row.tuned_score is None else f"{row.tuned_score:.4f}"
+    return f"kept step {record.best_step} (val F4 fixed {row.val_score:.4f}, tuned {tuned})"
 
 
-def _round_line(row: dict) -> str:
+def _round_line(row: MetricsRow) -> str:
     """``step S: loss L val F4 fixed F, tuned T (fixed/tuned: class f/t ...)``."""
-    loss = "-" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
-    if row["val_score"] is None:
-        return f"step {row['step']}: loss {loss}"
-    names = [key[len("f4_") :] for key in row if key.startswith("f4_")]
-    scores = " ".join(f"{name} {row[f'f4_{name}']:.2f}/{row[f'tuned_f4_{name}']:.2f}" for name in names)
+    loss = "-" if row.train_loss is None else f"{row.train_loss:.4f}"
+    if row.val_score is None:
+        return f"step {row.step}: loss {loss}"
+    scores = " ".join(f"{name} {s.fbeta:.2f}/{s.tuned_fbeta:.2f}" for name, s in row.per_class.items())
     return (
-        f"step {row['step']}: loss {loss} val F4 fixed {row['val_score']:.4f}, tuned {row['tuned_score']:.4f} "
+        f"step {row.step}: loss {loss} val F4 fixed {row.val_score:.4f}, tuned {row.tuned_score:.4f} "
         f"(fixed/tuned: {scores})"
     )

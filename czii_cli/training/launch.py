@@ -22,6 +22,7 @@ from .checkpoint import ModelFile
 from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig, loss_text
 from .dataset import RunSource, TrainingVolume, load_run
 from .distributed import World
+from .metrics import MetricsRow
 from .plan import (
     check_patch,
     common_normalization,
@@ -141,7 +142,7 @@ def launch(
     log: Callable[[str], None],
     track_loading: LoadCallback,
     on_step: Callable[[int, str], None] | None = None,
-    on_round: Callable[[dict], None] | None = None,
+    on_round: Callable[[MetricsRow], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
 ) -> RunRecord:
     """Run (or continue) training as ``request`` says; returns the run's record.
