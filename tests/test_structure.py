@@ -94,13 +94,50 @@ def test_nothing_outside_commands_imports_commands():
     assert offenders == {}
 
 
-def test_postprocess_copies_of_shared_facts_agree():
-    """``postprocess/`` still keeps its own copies of two facts; they must stay the same."""
+def assignments_of(name: str) -> list[str]:
+    """Library and command modules that assign ``name`` at module level (``X = ...`` or ``X: T = ...``)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+                found.append(path.relative_to(PACKAGE).as_posix())
+    return found
+
+
+def test_the_definition_check_sees_plain_and_annotated_assignments(tmp_path):
+    assert assignments_of("DEFAULT_THRESHOLD") == ["postprocess/common.py"]
+    assert assignments_of("NO_SUCH_NAME_ANYWHERE") == []
+
+
+def test_shared_facts_have_one_home():
+    """The training spheres' radius scale is defined once; post-processing imports it."""
     from czii_cli import catalog, make_labels, postprocess
     from czii_cli.postprocess import common
 
-    assert common.DEFAULT_RADIUS_SCALE == make_labels.DEFAULT_RADIUS_SCALE == 0.5
+    assert assignments_of("DEFAULT_RADIUS_SCALE") == ["make_labels.py"]
+    assert common.DEFAULT_RADIUS_SCALE is make_labels.DEFAULT_RADIUS_SCALE
+    assert common.DEFAULT_RADIUS_SCALE == 0.5
     assert postprocess.BACKGROUND == catalog.BACKGROUND == "background"
+
+
+def test_zyx_volumes_are_checked_in_one_place():
+    """No module but ``coords.py`` compares axes with ``"zyx"`` or a shape's length with 3 by hand."""
+    hand_written = re.compile(r"axes != \"zyx\"|len\([\w.]+\.shape\) != 3|\.ndim != 3")
+    offenders = {
+        path.relative_to(PACKAGE).as_posix(): [
+            n for n, line in enumerate(path.read_text().splitlines(), 1) if hand_written.search(line)
+        ]
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE) != Path("coords.py")
+    }
+    assert {name: lines for name, lines in offenders.items() if lines} == {}
 
 
 def test_test_modules_share_code_through_helpers_only():

@@ -16,9 +16,9 @@ import numpy as np
 
 from ..class_values import parse_class_values
 from ..errors import UsageError
+from ..make_labels import DEFAULT_RADIUS_SCALE  # the training spheres' scale: blobs are drawn with it
 
 DEFAULT_THRESHOLD = 0.15
-DEFAULT_RADIUS_SCALE = 0.5
 DEFAULT_MIN_SIZE_FRACTION = 1.0 / 7.0  # 5th place: training-sphere volume / 7
 CONNECTIVITIES = (6, 18, 26)
 
