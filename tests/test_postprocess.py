@@ -291,10 +291,10 @@ def test_shared_core_gives_exact_sizes_masses_centroids_and_peaks_of_two_blobs()
 
     found = threshold_components(prob, threshold=0.25)
     crops = list(component_crops(found, shape=prob.shape, pad=1))
-    assert [(c.index, c.size, c.offset.tolist()) for c in crops] == [(1, 8, [0, 0, 0]), (2, 3, [2, 3, 4])]
+    assert [(c.label, c.size, c.offset.tolist()) for c in crops] == [(1, 8, [0, 0, 0]), (2, 3, [2, 3, 4])]
     assert crops[1].box == (slice(2, 4), slice(3, 5), slice(4, 9))
     assert int(crops[1].region.sum()) == 3 and crops[1].region[1, 1, 1:4].all()
-    assert [c.index for c in component_crops(found, shape=prob.shape, pad=0, min_size=4)] == [1]
+    assert [c.label for c in component_crops(found, shape=prob.shape, pad=0, min_size=4)] == [1]
 
 
 def pinned_map() -> np.ndarray:

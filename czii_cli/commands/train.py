@@ -54,6 +54,8 @@ from ..training.config import TrainConfig
 from .common import Classes, Output, Overwrite, Quiet, SessionId, TomoType, UserId, Verbose, truth_selection
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from ..training.metrics import MetricsRow
     from ..training.session import RunRecord
 
@@ -223,7 +225,7 @@ def command(
             given=frozenset(settings) | frozenset(given),
         )
         with make_progress() as progress:
-            tasks = {}
+            tasks: dict[str, TaskID] = {}
             record = launch(
                 request,
                 log=info,
@@ -235,6 +237,7 @@ def command(
                 ),
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
                 on_round=lambda row: info(_round_line(row)),
+                on_note=lambda parameter, text: info(f"--{parameter}: {text}"),
             )
     steps = record.history[-1].step if record.history else 0
     if record.model_written:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..class_values import parse_class_values
 from ..errors import UsageError
-from ..make_labels import DEFAULT_RADIUS_SCALE  # the training spheres' scale: blobs are drawn with it
+from ..make_labels import DEFAULT_RADIUS_SCALE as DEFAULT_RADIUS_SCALE  # the training spheres' scale, re-exported
 
 DEFAULT_THRESHOLD = 0.15
 DEFAULT_MIN_SIZE_FRACTION = 1.0 / 7.0  # 5th place: training-sphere volume / 7
@@ -88,15 +88,15 @@ class Components(NamedTuple):
     Attributes
     ----------
     labels : ndarray of int, shape (Z, Y, X)
-        Component labels 1..count, 0 for background.
-    count : int
+        Component labels 1..n, 0 for background.
+    n : int
         Number of components.
     foreground : ndarray of intp, shape (F,)
         Flat indices of the foreground voxels, in increasing order.
     """
 
     labels: np.ndarray
-    count: int
+    n: int
     foreground: np.ndarray
 
 
@@ -105,7 +105,7 @@ class ComponentCrop(NamedTuple):
 
     Attributes
     ----------
-    index : int
+    label : int
         The component's label.
     size : int
         Its voxel count.
@@ -117,7 +117,7 @@ class ComponentCrop(NamedTuple):
         The map position (z/y/x) of the box's first voxel: add it to positions in the box.
     """
 
-    index: int
+    label: int
     size: int
     box: tuple[slice, ...]
     region: np.ndarray
@@ -350,7 +350,7 @@ def threshold_components(values: np.ndarray, *, threshold: float, connectivity: 
     Examples
     --------
     >>> found = threshold_components(np.array([[[0.5, 0.1, 0.9, 0.7]]]), threshold=0.3)
-    >>> found.labels.tolist(), found.count, found.foreground.tolist()
+    >>> found.labels.tolist(), found.n, found.foreground.tolist()
     ([[[1, 0, 2, 2]]], 2, [0, 2, 3])
     """
     mask = threshold_mask(values, threshold)
@@ -414,7 +414,7 @@ def component_centroids(
     [6]
     """
     found = threshold_components(values, threshold=threshold, connectivity=connectivity)
-    return component_table(found.labels, found.count, values, min_size=min_size, foreground=found.foreground)
+    return component_table(found.labels, found.n, values, min_size=min_size, foreground=found.foreground)
 
 
 def component_crops(found: Components, *, shape: Sequence[int], pad: int, min_size: int = 1) -> Iterator[ComponentCrop]:
@@ -439,15 +439,15 @@ def component_crops(found: Components, *, shape: Sequence[int], pad: int, min_si
     Examples
     --------
     >>> found = threshold_components(np.array([[[0.0, 0.9, 0.9, 0.0, 0.0, 0.8]]]), threshold=0.5)
-    >>> [(c.index, c.size, c.box[2], c.region.tolist()) for c in component_crops(found, shape=(1, 1, 6), pad=1)]
+    >>> [(c.label, c.size, c.box[2], c.region.tolist()) for c in component_crops(found, shape=(1, 1, 6), pad=1)]
     [(1, 2, slice(0, 4, None), [[[False, True, True, False]]]), (2, 1, slice(4, 6, None), [[[False, True]]])]
     """
-    for index, size, box in component_boxes(found.labels, found.count, foreground=found.foreground):
+    for label, size, box in component_boxes(found.labels, found.n, foreground=found.foreground):
         if size < min_size:
             continue
         crop = padded_box(box, shape, pad)
         offset = np.array([s.start for s in crop], dtype=np.intp)
-        yield ComponentCrop(index, size, crop, found.labels[crop] == index, offset)
+        yield ComponentCrop(label, size, crop, found.labels[crop] == label, offset)
 
 
 def greedy_nms(centres: np.ndarray, scores: np.ndarray, distance: float) -> np.ndarray:

@@ -155,7 +155,7 @@ def kl_fit_picks(
     for component in component_crops(found, shape=prob.shape, pad=half + 1, min_size=smallest):
         density = np.where(component.region, prob[component.box], 0.0)
         placed = place_templates(density, weights, min_gap=overlap * 2 * rho, min_mass=min_mass)
-        rng = np.random.default_rng([seed, component.index])
+        rng = np.random.default_rng([seed, component.label])
         refined = refine_centres(component.region, placed, samples=samples, max_shift=rho / 2, rng=rng)
         scores = np.array([_template_mean(density, weights, centre) for centre in placed], dtype=np.float64)
         parts.append(Detections(refined + component.offset, scores))

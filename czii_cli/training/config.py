@@ -425,7 +425,8 @@ def _int_triple(value: object, *, key: str, source: str) -> tuple[int, int, int]
         isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer() for v in value
     ):
         raise ConfigError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
-    return tuple(int(v) for v in value)
+    z, y, x = (int(v) for v in value)
+    return z, y, x
 
 
 def check_augment(augment: AugmentConfig) -> None:

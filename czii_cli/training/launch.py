@@ -9,7 +9,7 @@ from the seed ``seed + r``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -70,7 +70,9 @@ class TrainRequest:
     given: frozenset[str] = frozenset()
 
 
-LoadCallback = Callable[[Sequence], Sequence]
+LoadCallback = Callable[[Sequence[RunSource]], Iterable[RunSource]]
+NoteCallback = Callable[[str, str], None]
+"""``note(parameter, text)``: something people should know about a request field (``init``, ``resume``)."""
 
 
 def _settings(
@@ -107,17 +109,17 @@ def _settings(
     return config, spec, catalog, training, validation
 
 
-def _network(config: TrainConfig, request: TrainRequest, n_channels: int, log: Callable[[str], None]):
+def _network(config: TrainConfig, request: TrainRequest, n_channels: int, note: NoteCallback) -> torch.nn.Module:
     torch.manual_seed(config.seed)
     network = build_network(config.arch, in_channels=1, out_channels=n_channels, params=config.arch_params)
     if request.init is not None:
-        for note in load_initial_weights(network, request.init, arch=config.arch, source=request.init_source):
-            log(f"--init: {note}")
+        for text in load_initial_weights(network, request.init, arch=config.arch, source=request.init_source):
+            note("init", text)
     return network
 
 
-def _data_rng(config: TrainConfig, request: TrainRequest, log: Callable[[str], None]) -> np.random.Generator:
-    """Rank ``r``'s patch generator: seeded with ``seed + r``, or restored from ``--resume``."""
+def _data_rng(config: TrainConfig, request: TrainRequest, note: NoteCallback) -> np.random.Generator:
+    """Rank ``r``'s patch generator: seeded with ``seed + r``, or restored from the resumed run."""
     world = request.world
     rng = np.random.default_rng(config.seed + world.rank)
     if world.size > 1:
@@ -129,9 +131,10 @@ def _data_rng(config: TrainConfig, request: TrainRequest, log: Callable[[str], N
     if world.rank < len(saved):
         restore_rng_state(rng, saved[world.rank])
     if len(saved) != world.size:
-        log(
-            f"--resume: the run was saved by {len(saved)} process(es) and continues on {world.size}; "
-            "its batches will differ from an uninterrupted run"
+        note(
+            "resume",
+            f"the run was saved by {len(saved)} process(es) and continues on {world.size}; "
+            "its batches will differ from an uninterrupted run",
         )
     return rng
 
@@ -144,13 +147,16 @@ def launch(
     on_step: Callable[[int, str], None] | None = None,
     on_round: Callable[[MetricsRow], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    on_note: NoteCallback | None = None,
 ) -> RunRecord:
     """Run (or continue) training as ``request`` says; returns the run's record.
 
     ``track_loading`` wraps the list of runs while they load (a progress bar);
     ``on_start(first_step, total_steps)`` is called once before the first step (``total_steps``
-    None when the time budget alone ends the run).
+    None when the time budget alone ends the run); ``on_note(parameter, text)`` gets the notes
+    about ``init`` and ``resume`` (default: logged as ``parameter: text``).
     """
+    note = on_note or (lambda parameter, text: log(f"{parameter}: {text}"))
     config, spec, catalog, train_names, val_names = _settings(request, [s.run for s in request.sources])
     volumes: list[TrainingVolume] = [
         load_run(source, catalog=catalog, spec=spec, normalization=config.normalization)
@@ -169,13 +175,13 @@ def launch(
             log(f"plan: {line}")
     channels, activation = output_channels(catalog, spec.kind)
     weights = config.class_weights.per_channel(channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
-    network = _network(config, request, len(channels), log)
+    network = _network(config, request, len(channels), note)
     if request.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     trainer = Trainer(
         network, config=config, activation=activation, class_weights=weights, device=request.device, world=request.world
     )
-    rng = _data_rng(config, request, log)
+    rng = _data_rng(config, request, note)
     record = RunRecord()
     if request.resume is not None:
         state = request.resume.train["resume"]

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..catalog import BACKGROUND, DEFAULT_CATALOG, Catalog
 from ..coords import same_voxel_size
-from ..errors import DataError, UsageError
+from ..errors import ConfigError, DataError
 from ..make_labels import TargetSpec
 from .checkpoint import ModelFile
 from .config import TrainConfig
@@ -39,10 +39,10 @@ def split_runs(
     """
     ordered = sorted(runs)
     if val_runs and fold is not None:
-        raise UsageError("give validation runs or a fold, not both")
+        raise ConfigError("give validation runs or a fold, not both")
     unknown = sorted(set(val_runs) - set(ordered))
     if unknown:
-        raise UsageError(f"validation runs: unknown run {unknown[0]!r} (runs: {', '.join(ordered)})")
+        raise ConfigError(f"validation runs: unknown run {unknown[0]!r} (runs: {', '.join(ordered)})")
     if fold is not None:
         k, n = fold
         validation = ordered[k::n]
@@ -50,7 +50,7 @@ def split_runs(
         validation = [r for r in ordered if r in set(val_runs)]
     training = [r for r in ordered if r not in set(validation)]
     if not training:
-        raise UsageError("no runs left for training after the validation split")
+        raise ConfigError("no runs left for training after the validation split")
     return training, validation
 
 
@@ -92,7 +92,7 @@ def check_patch(config: TrainConfig) -> None:
     for name, patch in (("patch", config.patch), ("val_patch", config.val_patch)):
         if patch is not None and any(side % multiple for side in patch):
             sides = " ".join(map(str, patch))
-            raise UsageError(f"{name} {sides}: sides must be multiples of {multiple} for {config.arch}")
+            raise ConfigError(f"{name} {sides}: sides must be multiples of {multiple} for {config.arch}")
 
 
 def common_normalization(volumes: Sequence[TrainingVolume]) -> dict:
@@ -121,7 +121,7 @@ def load_initial_weights(network: nn.Module, model: ModelFile, *, arch: str, sou
     Returns one line per skipped or missing tensor group, for the user.
     """
     if model.arch != arch:
-        raise UsageError(f"{source}: initial weights: a {model.arch} model cannot initialise a {arch} network")
+        raise ConfigError(f"{source}: initial weights: a {model.arch} model cannot initialise a {arch} network")
     own = network.state_dict()
     usable = {k: v for k, v in model.state_dict.items() if k in own and own[k].shape == v.shape}
     mismatched = sorted(k for k in model.state_dict if k in own and own[k].shape != model.state_dict[k].shape)

@@ -270,7 +270,7 @@ def _keep_round(
         row = _scored(row, scores)
     record.history.append(row)
     score = selected_score(row, select)
-    improved = validation is None or record.best_score is None or score > record.best_score
+    improved = validation is None or record.best_score is None or (score is not None and score > record.best_score)
     if improved:
         if validation is not None:
             record.best_score, record.best_step = score, trainer.step
@@ -296,7 +296,7 @@ def _scored(row: MetricsRow, scores: RoundScores) -> MetricsRow:
     return replace(row, val_score=float(scores.fixed.score), tuned_score=float(scores.tuned.score), per_class=per_class)
 
 
-def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
+def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict[str, Any]:
     """The ``train`` dict of a saved model: settings, steps, and the kept checkpoint's scores.
 
     ``best_score`` and ``best_per_class`` are the score that selected the checkpoint
@@ -344,7 +344,7 @@ def _model(template: ModelFile, trainer: Trainer, record: RunRecord) -> ModelFil
 
 
 def _save_last(
-    trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths, random_states: list[dict]
+    trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths, random_states: list[dict[str, Any]]
 ) -> None:
     """``rng`` is rank 0's random state, ``rank_rngs`` those of the other ranks."""
     resume = {**trainer.state(), "rng": random_states[0], "rank_rngs": random_states[1:], "record": record.to_json()}

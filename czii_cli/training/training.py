@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import ConfigError
 from .augment import augment_pair, mixup
 from .config import PRECISIONS, TrainConfig
 from .dataset import TrainingVolume
@@ -67,7 +67,7 @@ def training_precision(name: str, device: torch.device) -> str:
     'float32'
     """
     if name not in PRECISIONS:
-        raise UsageError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
+        raise ConfigError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
     if name != "auto":
         return name
     if device.type == "cuda":
@@ -211,7 +211,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
         except (ValueError, RuntimeError) as err:  # shape, memory and normalisation failures of the network
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UsageError(
+            raise ConfigError(
                 f"{self.config.arch} failed on a {self.config.batch_size} x "
                 f"{'x'.join(map(str, x.shape[2:]))} batch ({first_line}); "
                 "try another patch size or batch size"
