@@ -287,14 +287,43 @@ def component_stats(
     flat = np.flatnonzero(labels) if foreground is None else foreground
     ids = labels.ravel()[flat].astype(np.intp)
     w = weights.ravel()[flat].astype(np.float64)
-    size = np.bincount(ids, minlength=count + 1)
-    mass = np.bincount(ids, weights=w, minlength=count + 1)
-    centroid = np.zeros((count + 1, 3))
-    for axis, coordinate in enumerate(np.unravel_index(flat, labels.shape)):
-        centroid[:, axis] = np.bincount(ids, weights=w * coordinate, minlength=count + 1)
+    return grouped_stats(ids, count + 1, np.unravel_index(flat, labels.shape), w)
+
+
+def grouped_stats(groups: np.ndarray, n: int, coordinates: Sequence[np.ndarray], weights: np.ndarray) -> ComponentStats:
+    """Size, mass, weighted centroid and peak of ``n`` groups of weighted points.
+
+    Parameters
+    ----------
+    groups : ndarray of intp, shape (N,)
+        The group (0..n-1) of each point.
+    n : int
+        Number of groups.
+    coordinates : sequence of three ndarrays, shape (N,)
+        The z, y and x coordinates of the points.
+    weights : ndarray of float64, shape (N,)
+        Their weights.
+
+    Returns
+    -------
+    ComponentStats
+        One row per group; a group without mass has its centroid at 0.
+
+    Examples
+    --------
+    >>> points = np.array([[0, 0, 1], [0, 0, 3], [2, 2, 2]])
+    >>> stats = grouped_stats(np.array([0, 0, 1]), 2, points.T, np.array([1.0, 3.0, 0.5]))
+    >>> stats.size.tolist(), stats.centroid.tolist(), stats.peak.tolist()
+    ([2, 1], [[0.0, 0.0, 2.5], [2.0, 2.0, 2.0]], [3.0, 0.5])
+    """
+    size = np.bincount(groups, minlength=n)
+    mass = np.bincount(groups, weights=weights, minlength=n)
+    centroid = np.zeros((n, 3))
+    for axis, coordinate in enumerate(coordinates):
+        centroid[:, axis] = np.bincount(groups, weights=weights * coordinate, minlength=n)
     np.divide(centroid, mass[:, None], out=centroid, where=mass[:, None] > 0)
-    peak = np.zeros(count + 1)
-    np.maximum.at(peak, ids, w)
+    peak = np.zeros(n)
+    np.maximum.at(peak, groups, weights)
     return ComponentStats(size, mass, centroid, peak)
 
 

@@ -34,6 +34,7 @@ from .common import (
     ComponentStats,
     Detections,
     component_centroids,
+    grouped_stats,
     min_component_size,
 )
 
@@ -133,12 +134,7 @@ def voxel_blocks(prob: np.ndarray, *, threshold: float, step: int, max_blocks: i
             break
         step += 1
     n = int(block.max()) + 1 if len(coordinates) else 0
-    mass = np.bincount(block, weights=values, minlength=n)
-    centroid = np.stack([np.bincount(block, weights=values * c, minlength=n) for c in coordinates.T], axis=1)
-    peak = np.zeros(n)
-    np.maximum.at(peak, block, values)
-    stats = ComponentStats(np.bincount(block, minlength=n), mass, centroid.reshape(n, 3) / mass[:, None], peak)
-    return stats, step
+    return grouped_stats(block.astype(np.intp), n, coordinates.T, values), step
 
 
 def cluster_atoms(atoms: ComponentStats, *, eps: float, smallest: int) -> Detections:
