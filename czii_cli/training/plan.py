@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -95,7 +96,7 @@ def check_patch(config: TrainConfig) -> None:
             raise ConfigError(f"{name} {sides}: sides must be multiples of {multiple} for {config.arch}")
 
 
-def common_normalization(volumes: Sequence[TrainingVolume]) -> dict:
+def common_normalization(volumes: Sequence[TrainingVolume]) -> dict[str, Any]:
     """The one normalization all volumes used; mixing methods is a :class:`DataError`."""
     methods = {json.dumps(v.normalization, sort_keys=True): v for v in volumes}
     if len(methods) > 1:
@@ -143,7 +144,7 @@ def model_template(
     *,
     catalog: Catalog,
     spec: TargetSpec,
-    normalization: dict,
+    normalization: dict[str, Any],
     voxel_size: float,
     train_runs: Sequence[str],
     val_runs: Sequence[str],

@@ -12,6 +12,7 @@ import copy
 import json
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from .dataset import TrainingVolume
 from .distributed import World
 from .losses import build_loss
 from .sampling import PatchSampler, extract_crop
+
+if TYPE_CHECKING:
+    from ..make_labels import Centres
 
 
 def learning_rate(
@@ -99,7 +103,9 @@ class BatchMaker:
         Particles per volume (class-balanced crops).
     """
 
-    def __init__(self, volumes: Sequence[TrainingVolume], *, config: TrainConfig, n_channels: int, centres):
+    def __init__(
+        self, volumes: Sequence[TrainingVolume], *, config: TrainConfig, n_channels: int, centres: Sequence[Centres]
+    ):
         self.volumes = list(volumes)
         self.config = config
         self.n_channels = n_channels
@@ -242,7 +248,7 @@ class Trainer:
         """The network validation runs (EMA weights), in eval mode."""
         return (self.ema if self.config.ema_decay > 0 else self.network).eval()
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """Plain-data resume state: live and EMA weights, optimizer, grad scaler, step."""
         return {
             "step": self.step,
@@ -253,7 +259,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
         }
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state` exported."""
         self.network.load_state_dict(state["network"])
         self.ema.load_state_dict(state["ema"])
@@ -264,12 +270,12 @@ class Trainer:
         self.time_used = float(state.get("time_used", 0.0))
 
 
-def _plain(state: dict) -> dict[str, torch.Tensor]:
+def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """CPU copies of a state dict's tensors in the contiguous layout (as every checkpoint stores them)."""
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
 
 
-def _to_cpu(value):
+def _to_cpu(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().clone()
     if isinstance(value, dict):
@@ -279,12 +285,12 @@ def _to_cpu(value):
     return value
 
 
-def rng_state(rng: np.random.Generator) -> dict:
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """Plain-data random states: numpy's as a JSON string (its integers exceed 64 bits), torch's as a tensor."""
     return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
 
 
-def restore_rng_state(rng: np.random.Generator, state: dict) -> None:
+def restore_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` exported."""
     rng.bit_generator.state = json.loads(state["numpy"])
     torch.set_rng_state(state["torch"])
