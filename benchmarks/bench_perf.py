@@ -225,7 +225,7 @@ def _training() -> list[Result]:
     trainers = {}
 
     def stepper(precision: str):
-        config = TrainConfig(loss="ce:1,tversky:0.5", patch=PATCH, batch_size=BATCH, precision=precision)
+        config = TrainConfig(loss=(("ce", 1.0), ("tversky", 0.5)), patch=PATCH, batch_size=BATCH, precision=precision)
         torch.manual_seed(0)
         trainer = Trainer(
             build_network(config.arch, in_channels=1, out_channels=7),

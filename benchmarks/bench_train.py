@@ -70,7 +70,7 @@ def measure(arch: str, volumes) -> tuple[float, float, int]:
     from czii_cli.training.registry import build_network
     from czii_cli.training.training import BatchMaker, Trainer
 
-    config = TrainConfig(arch=arch, loss="ce:1,tversky:0.5", patch=PATCH, batch_size=BATCH)
+    config = TrainConfig(arch=arch, loss=(("ce", 1.0), ("tversky", 0.5)), patch=PATCH, batch_size=BATCH)
     torch.manual_seed(0)
     network = build_network(arch, in_channels=1, out_channels=7)
     parameters = sum(p.numel() for p in network.parameters())

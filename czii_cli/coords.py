@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import CziiError, DataError
+
 VOXEL_SIZE_RTOL = 1e-3
 """Two voxel sizes are the same when they differ by at most this fraction of the larger
 (0.01 Å at 10 Å: over 600 voxels the grids drift apart by less than one voxel)."""
@@ -121,3 +123,50 @@ def valid_voxel_size(value: float | str | None) -> float:
     if not (np.isfinite(number) and number > 0):
         raise UsageError(f"invalid voxel size {value}: expected a positive, finite number of Å")
     return number
+
+
+def check_zyx(
+    shape: Sequence[int],
+    *,
+    source: str,
+    what: str = "volume",
+    axes: str | None = None,
+    error: type[CziiError] = DataError,
+) -> tuple[int, int, int]:
+    """Check that an array is a single-channel ``zyx`` volume: axes ``zyx`` (when known), three dimensions.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The array's shape.
+    source : str
+        What the message names first: the file, or the parameter.
+    what : str
+        What the volume is, for the message (``tomogram``, ``MRC volume``, ...).
+    axes : str, optional
+        The axes its metadata declares, when it has any.
+    error : CziiError subclass
+        The error raised (``DataError`` for files, ``UsageError`` for arguments).
+
+    Returns
+    -------
+    tuple of int
+        The shape ``(Z, Y, X)``.
+
+    Examples
+    --------
+    >>> check_zyx((4, 5, 6), source="a.mrc")
+    (4, 5, 6)
+    >>> check_zyx((2, 4, 5, 6), source="p.zarr", what="tomogram", axes="czyx")
+    Traceback (most recent call last):
+    czii_cli.errors.DataError: p.zarr: expected a single-channel zyx tomogram, found axes 'czyx'
+    >>> check_zyx((4, 5), source="a.mrc", what="MRC volume")
+    Traceback (most recent call last):
+    czii_cli.errors.DataError: a.mrc: expected a (z, y, x) MRC volume, found shape (4, 5)
+    """
+    if axes is not None and axes != "zyx":
+        raise error(f"{source}: expected a single-channel zyx {what}, found axes {axes!r}")
+    sides = tuple(int(side) for side in shape)
+    if len(sides) != 3:
+        raise error(f"{source}: expected a (z, y, x) {what}, found shape {sides}")
+    return sides[0], sides[1], sides[2]

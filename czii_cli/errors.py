@@ -70,3 +70,10 @@ class NonFiniteError(DataError):
     def __init__(self, message: str, *, count: int = 0, total: int = 0):
         super().__init__(message)
         self.count, self.total = int(count), int(total)
+
+
+class ConfigError(UsageError):
+    """A setting (of a training run, say) has an impossible value (exit code 2).
+
+    The message names the setting and, where the setting came from a file, the file.
+    """

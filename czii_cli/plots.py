@@ -10,9 +10,12 @@ on a 0..1 axis, light grid, legends in small type.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .training.metrics import MetricsRow
 
 OVERALL = "black"
 MARK = {"color": "grey", "linestyle": ":", "linewidth": 1}
@@ -56,7 +59,7 @@ def finish(figure: Any) -> Any:
     return figure
 
 
-def training_figure(history: Sequence[Mapping], *, best_step: int | None = None, beta: float = 4.0) -> Any:
+def training_figure(history: Sequence[MetricsRow], *, best_step: int | None = None, beta: float = 4.0) -> Any:
     """Training loss and validation F-beta (overall and per class) against the step.
 
     Scores at the fixed threshold are solid lines, at tuned thresholds dashed (one
@@ -64,29 +67,41 @@ def training_figure(history: Sequence[Mapping], *, best_step: int | None = None,
     """
     figure, axes = new_figure(1, 2)
     loss_axes, score_axes = axes[0]
-    steps = [row["step"] for row in history]
+    steps = [row.step for row in history]
     loss_axes.plot(
         steps,
-        [np.nan if row["train_loss"] is None else row["train_loss"] for row in history],
+        [np.nan if row.train_loss is None else row.train_loss for row in history],
         marker="o",
         color=OVERALL,
     )
     loss_axes.set(xlabel="step", ylabel="training loss", title="loss")
-    scored = [row for row in history if row.get("val_score") is not None]
+    scored = [row for row in history if row.val_score is not None]
     if scored:
-        x = [row["step"] for row in scored]
+        x = [row.step for row in scored]
 
-        def curve(key: str) -> list[float]:
-            return [np.nan if row.get(key) is None else row[key] for row in scored]
+        def curve(values: Sequence[float | None]) -> list[float]:
+            return [np.nan if value is None else value for value in values]
 
-        score_axes.plot(x, curve("val_score"), marker="o", linewidth=2, label="score, fixed", color=OVERALL)
+        def class_curve(name: str, *, tuned: bool) -> list[float]:
+            scores = [row.per_class.get(name) for row in scored]
+            return curve([None if s is None else (s.tuned_fbeta if tuned else s.fbeta) for s in scores])
+
         score_axes.plot(
-            x, curve("tuned_score"), marker="o", linewidth=2, linestyle="--", label="score, tuned", color=OVERALL
+            x, curve([row.val_score for row in scored]), marker="o", linewidth=2, label="score, fixed", color=OVERALL
         )
-        names = [key[len("f4_") :] for key in scored[-1] if key.startswith("f4_")]
-        for index, name in enumerate(names):
-            score_axes.plot(x, curve(f"f4_{name}"), linewidth=1, label=name, color=class_colour(index))
-            score_axes.plot(x, curve(f"tuned_f4_{name}"), linewidth=1, linestyle="--", color=class_colour(index))
+        score_axes.plot(
+            x,
+            curve([row.tuned_score for row in scored]),
+            marker="o",
+            linewidth=2,
+            linestyle="--",
+            label="score, tuned",
+            color=OVERALL,
+        )
+        for index, name in enumerate(scored[-1].per_class):
+            colour = class_colour(index)
+            score_axes.plot(x, class_curve(name, tuned=False), linewidth=1, label=name, color=colour)
+            score_axes.plot(x, class_curve(name, tuned=True), linewidth=1, linestyle="--", color=colour)
         if best_step is not None:
             score_axes.axvline(best_step, label=f"kept (step {best_step})", **MARK)
         score_axes.legend(**LEGEND)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from czii_cli.catalog import DEFAULT_CATALOG
-from czii_cli.errors import DataError, UsageError
+from czii_cli.commands.train_options import parse_loss
+from czii_cli.errors import ConfigError, DataError, UsageError
 from czii_cli.io.volumes import write_mrc
 from czii_cli.make_labels import Centres
 from czii_cli.training.augment import augment_pair, mixup
@@ -150,7 +151,7 @@ def test_softmax_losses_prefer_the_right_answer(spec):
     labels = torch.zeros(1, 6, 6, 6, dtype=torch.long)
     labels[0, 2:4, 2:4, 2:4] = 1
     target = torch.nn.functional.one_hot(labels, 2).permute(0, 4, 1, 2, 3).float()
-    loss = build_loss(spec, activation="softmax", class_weights=[1.0, 4.0])
+    loss = build_loss(parse_loss(spec), activation="softmax", class_weights=[1.0, 4.0])
     right, wrong = 8 * (2 * target - 1), 8 * (1 - 2 * target)
     assert float(loss(right, target)) < 0.05 * float(loss(wrong, target))
 
@@ -159,15 +160,17 @@ def test_softmax_losses_prefer_the_right_answer(spec):
 def test_sigmoid_losses_prefer_the_right_answer(spec):
     heat = torch.zeros(1, 2, 6, 6, 6)
     heat[0, 1, 2:4, 2:4, 2:4] = 1.0
-    loss = build_loss(spec, activation="sigmoid", class_weights=[8.0, 8.0])
+    loss = build_loss(parse_loss(spec), activation="sigmoid", class_weights=[8.0, 8.0])
     assert float(loss(8 * (2 * heat - 1), heat)) < 0.05 * float(loss(8 * (1 - 2 * heat), heat))
 
 
 def test_losses_refuse_the_wrong_target_kind():
     with pytest.raises(UsageError, match="loss 'ce' does not apply to heatmap targets"):
-        build_loss("ce", activation="sigmoid", class_weights=[1.0])
-    with pytest.raises(UsageError, match="unknown loss 'l1'"):
-        build_loss("l1", activation="softmax", class_weights=[1.0])
+        build_loss([("ce", 1.0)], activation="sigmoid", class_weights=[1.0])
+    with pytest.raises(ConfigError, match="unknown loss 'l1'"):
+        build_loss([("l1", 1.0)], activation="softmax", class_weights=[1.0])
+    with pytest.raises(ConfigError, match="no loss terms"):
+        build_loss((), activation="softmax", class_weights=[1.0])
 
 
 # ----------------------------------------------------------------------------- sampling and augmentation
@@ -280,7 +283,9 @@ def test_random_states_round_trip_through_a_safe_checkpoint(tmp_path):
 
 
 def test_trainer_state_round_trip_continues_identically(tmp_path):
-    config = TrainConfig(loss="ce:1,tversky:0.5", patch=(8, 8, 8), steps_per_epoch=4, epochs=1, warmup_steps=1)
+    config = TrainConfig(
+        loss=(("ce", 1.0), ("tversky", 0.5)), patch=(8, 8, 8), steps_per_epoch=4, epochs=1, warmup_steps=1
+    )
     images = np.random.default_rng(0).normal(size=(2, 1, 8, 8, 8)).astype(np.float32)
     targets = one_hot((images[:, 0] > 0).astype(np.uint8), 2).transpose(1, 0, 2, 3, 4).copy()
 

@@ -9,6 +9,7 @@ from czii_cli.io.picks import write_picks_csv
 from czii_cli.picks import Picks, concat
 from czii_cli.plots import class_colour, score_figure, training_figure, tune_figure
 from czii_cli.score import score_picks
+from czii_cli.training.metrics import MetricsRow
 from czii_cli.tune import cutoff_curves, group_events, tune_thresholds
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -90,9 +91,11 @@ def test_training_curves_use_the_same_colours_and_marks():
             "tuned_f4_ribosome": 0.6,
         },
     ]
-    figure = training_figure(history, best_step=20)
+    figure = training_figure([MetricsRow.from_json(row) for row in history], best_step=20)
     lines = figure.axes[1].lines
     assert [line.get_color() for line in lines[2:6]] == ["C0", "C0", "C1", "C1"]
+    assert list(lines[0].get_ydata()) == [0.2, 0.4] and list(lines[1].get_ydata()) == [0.3, 0.5]
+    assert [list(line.get_ydata()) for line in lines[2:6]] == [[0.1, 0.2], [0.2, 0.3], [0.3, 0.5], [0.4, 0.6]]
     assert lines[-1].get_linestyle() == ":" and list(lines[-1].get_xdata()) == [20, 20]
 
 

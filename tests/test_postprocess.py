@@ -269,3 +269,62 @@ def test_extract_picks_from_float16_in_parallel_matches_float32_serially(rng):
     assert format_picks_csv(parallel) == format_picks_csv(serial)
     with pytest.raises(UsageError, match="workers"):
         extract_picks(probs, workers=0, **options)
+
+
+def test_shared_core_gives_exact_sizes_masses_centroids_and_peaks_of_two_blobs():
+    from czii_cli.postprocess.common import component_centroids, component_crops, threshold_components
+
+    prob = np.zeros((4, 5, 9), np.float32)
+    prob[0:2, 0:2, 0:2] = 0.5  # a 2x2x2 cube, one corner brighter
+    prob[1, 1, 1] = 1.0
+    prob[3, 4, 5:8] = [0.25, 0.5, 0.25]  # a line of three voxels
+    prob[3, 0, 8] = 0.2  # below the threshold
+    table = component_centroids(prob, threshold=0.25)
+    assert table.size.tolist() == [8, 3]
+    assert table.mass.tolist() == [4.5, 1.0]
+    # cube: sum of w * z is 3 * 0.5 + 1.0 = 2.5 on each axis, over a mass of 4.5
+    assert table.centroid[0].tolist() == pytest.approx([5 / 9] * 3, rel=1e-12)
+    assert table.centroid[1].tolist() == [3.0, 4.0, 6.0]
+    assert table.peak.tolist() == [1.0, 0.5]
+    assert component_centroids(prob, threshold=0.25, min_size=4).size.tolist() == [8]
+    assert component_centroids(prob, threshold=0.3).size.tolist() == [8, 1]
+
+    found = threshold_components(prob, threshold=0.25)
+    crops = list(component_crops(found, shape=prob.shape, pad=1))
+    assert [(c.label, c.size, c.offset.tolist()) for c in crops] == [(1, 8, [0, 0, 0]), (2, 3, [2, 3, 4])]
+    assert crops[1].box == (slice(2, 4), slice(3, 5), slice(4, 9))
+    assert int(crops[1].region.sum()) == 3 and crops[1].region[1, 1, 1:4].all()
+    assert [c.label for c in component_crops(found, shape=prob.shape, pad=0, min_size=4)] == [1]
+
+
+def pinned_map() -> np.ndarray:
+    """A touching pair of unequal balls and an isolated one, each brightest at its centre."""
+    z, y, x = np.indices((16, 20, 26), dtype=np.float64)
+    prob = np.zeros((16, 20, 26), np.float32)
+    for (cz, cy, cx), r, height in [((6, 6, 6), 4.0, 0.8), ((6, 6, 12), 4.0, 0.6), ((11, 14, 19), 3.0, 0.9)]:
+        r2 = (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2
+        np.maximum(prob, np.where(r2 <= r * r, height * (1 - r2 / (2 * r * r)), 0).astype(np.float32), out=prob)
+    return prob
+
+
+PINNED = {
+    "cc": ([[6.0, 6.0, 8.556298], [11.0, 14.0, 19.0]], [0.8, 0.9]),
+    "peaks": ([[6.0, 6.0, 6.0], [11.0, 14.0, 19.0]], [0.8, 0.9]),
+    "watershed": ([[6.0, 6.0, 5.989003], [6.0, 6.0, 12.242183], [11.0, 14.0, 19.0]], [0.8, 0.6, 0.9]),
+    "dbscan": ([[6.0, 6.0, 8.556298], [11.0, 14.0, 19.0]], [0.8, 0.9]),
+    "kl-fit": (
+        [[5.945083, 5.997358, 6.01804], [5.98117, 5.987789, 12.044879], [11.043361, 14.016185, 18.961849]],
+        [0.568191, 0.437427, 0.292996],
+    ),
+}
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_keeps_its_picks_on_a_pinned_map(method):
+    """The picks of each method, to 1e-6 voxel: any change of a method's output fails here."""
+    assert set(PINNED) == set(METHODS)
+    found = METHODS[method](pinned_map(), threshold=0.2, radius=8.0)
+    centres, scores = PINNED[method]
+    assert found.centres.shape == (len(centres), 3)
+    np.testing.assert_allclose(found.centres, centres, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(found.scores, scores, rtol=0, atol=1e-6)

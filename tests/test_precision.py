@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 
 def make_trainer(precision: str, arch: str = "light", params=None) -> Trainer:
-    config = TrainConfig(loss="ce:1", patch=(8, 8, 8), warmup_steps=1, precision=precision)
+    config = TrainConfig(loss=(("ce", 1.0),), patch=(8, 8, 8), warmup_steps=1, precision=precision)
     torch.manual_seed(0)
     network = build_network(arch, in_channels=1, out_channels=2, params=params or {"channels": [4, 8]})
     return Trainer(network, config=config, activation="softmax", class_weights=[1, 4], device=torch.device("cpu"))

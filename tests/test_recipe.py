@@ -9,7 +9,7 @@ from helpers import train
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.make_labels import TargetSpec
 from czii_cli.training.checkpoint import load_model_file
-from czii_cli.training.config import TrainConfig
+from czii_cli.training.config import ClassWeights, TrainConfig
 from czii_cli.training.recipe import UNBOUNDED_EPOCHS, fingerprint_of, plan_training
 
 torch.set_num_threads(1)
@@ -29,7 +29,7 @@ def chosen(plan) -> dict:
 def test_class_weights_follow_the_blob_volumes():
     # spheres of 0.5 r: radii 3, 3.25, 4.5, 7.5, 6.5 and 6.75 voxels; the ribosome's is the largest
     weights = chosen(plan_for([(96, 192, 192)]))["class_weights"]
-    assert weights == (
+    assert str(weights) == (
         "apo-ferritin=15.8,beta-amylase=14,beta-galactosidase=8.61,ribosome=4,"
         "thyroglobulin=4.96,virus-like-particle=4.68"
     )
@@ -41,7 +41,7 @@ def test_class_weights_follow_the_blob_volumes():
         **{**fingerprint.__dict__, "blob_radii_voxels": {"ribosome": 8.0, "apo-ferritin": 0.5}}
     )
     plan = plan_training(fingerprint, config=TrainConfig(), given=(), device="cpu", multiple=8, target="spheres")
-    assert chosen(plan)["class_weights"] == "ribosome=4,apo-ferritin=16"
+    assert chosen(plan)["class_weights"] == ClassWeights(named=(("ribosome", 4.0), ("apo-ferritin", 16.0)))
 
 
 def test_patch_and_batch_follow_particles_volumes_and_device():
@@ -61,7 +61,7 @@ def test_a_time_budget_binds_unless_steps_are_limited():
 
 
 def test_given_settings_are_kept_and_marked():
-    config = TrainConfig(patch=(32, 32, 32), batch_size=3, class_weights="8", epochs=2)
+    config = TrainConfig(patch=(32, 32, 32), batch_size=3, class_weights=ClassWeights(particle=8.0), epochs=2)
     plan = plan_for([(96, 192, 192)], config=config, given={"patch", "batch_size", "class_weights", "epochs"})
     assert all(c.given and c.reason == "given" for c in plan.choices)
     assert plan.apply(config) == config

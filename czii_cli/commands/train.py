@@ -54,6 +54,9 @@ from ..training.config import TrainConfig
 from .common import Classes, Output, Overwrite, Quiet, SessionId, TomoType, UserId, Verbose, truth_selection
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
+    from ..training.metrics import MetricsRow
     from ..training.session import RunRecord
 
 Opt = typer.Option
@@ -153,8 +156,8 @@ def command(
     from ..training.dataset import find_runs
     from ..training.distributed import World, process_group
     from ..training.launch import TrainRequest, launch
-    from ..training.plan import parse_arch_params, parse_fold
     from ..training.session import OutputPaths
+    from .train_options import parse_arch_params, parse_class_weights, parse_fold, parse_loss, typed_settings
 
     world = World.from_env()
     set_verbosity(quiet=quiet or not world.is_main, verbose=verbose and world.is_main)
@@ -176,8 +179,8 @@ def command(
             raise DataError(f"{config_file}: training settings must be a JSON object, found {type(settings).__name__}")
     flags = {
         "arch": arch,
-        "loss": loss,
-        "class_weights": class_weights,
+        "loss": parse_loss(loss) if loss is not None else None,
+        "class_weights": parse_class_weights(class_weights) if class_weights is not None else None,
         "patch": patch,
         "batch_size": batch_size,
         "epochs": epochs,
@@ -191,11 +194,11 @@ def command(
         "arch_params": parse_arch_params(arch_param) if arch_param else None,
     }
     given = {k: v for k, v in flags.items() if v is not None}
-    config = TrainConfig.from_json({**settings, **given}, source=str(config_file or "flags"))
+    config = TrainConfig.from_json({**typed_settings(settings), **given}, source=str(config_file or "flags"))
     catalog = load_catalog(classes) if classes is not None else None
     spec = None
     if any(v is not None for v in (target, radius_scale, sigma, dilate)):
-        default_scale, scales = parse_radius_scale(radius_scale or str(DEFAULT_RADIUS_SCALE))
+        default_scale, scales = parse_radius_scale(radius_scale) if radius_scale else (DEFAULT_RADIUS_SCALE, {})
         spec = TargetSpec(
             target or "spheres", radius_scale=default_scale, class_scales=scales, sigma=sigma, dilate=dilate or 0
         )
@@ -222,7 +225,7 @@ def command(
             given=frozenset(settings) | frozenset(given),
         )
         with make_progress() as progress:
-            tasks = {}
+            tasks: dict[str, TaskID] = {}
             record = launch(
                 request,
                 log=info,
@@ -234,8 +237,9 @@ def command(
                 ),
                 on_step=lambda step, status: progress.update(tasks["train"], completed=step, status=status),
                 on_round=lambda row: info(_round_line(row)),
+                on_note=lambda parameter, text: info(f"--{parameter}: {text}"),
             )
-    steps = record.history[-1]["step"] if record.history else 0
+    steps = record.history[-1].step if record.history else 0
     if record.model_written:
         info(f"done: {steps} steps, {_kept(record)} -> {paths.model}")
     else:
@@ -257,19 +261,18 @@ def _kept(record: RunRecord) -> str:
     """Which checkpoint MODEL holds, with both of its validation scores."""
     if record.best_step is None:
         return "no validation, kept the last step"
-    row = next(row for row in record.history if row["step"] == record.best_step)
-    tuned = "-" if row.get("tuned_score") is None else f"{row['tuned_score']:.4f}"
-    return f"kept step {record.best_step} (val F4 fixed {row['val_score']:.4f}, tuned {tuned})"
+    row = next(row for row in record.history if row.step == record.best_step)
+    tuned = "-" if row.tuned_score is None else f"{row.tuned_score:.4f}"
+    return f"kept step {record.best_step} (val F4 fixed {row.val_score:.4f}, tuned {tuned})"
 
 
-def _round_line(row: dict) -> str:
+def _round_line(row: MetricsRow) -> str:
     """``step S: loss L val F4 fixed F, tuned T (fixed/tuned: class f/t ...)``."""
-    loss = "-" if row["train_loss"] is None else f"{row['train_loss']:.4f}"
-    if row["val_score"] is None:
-        return f"step {row['step']}: loss {loss}"
-    names = [key[len("f4_") :] for key in row if key.startswith("f4_")]
-    scores = " ".join(f"{name} {row[f'f4_{name}']:.2f}/{row[f'tuned_f4_{name}']:.2f}" for name in names)
+    loss = "-" if row.train_loss is None else f"{row.train_loss:.4f}"
+    if row.val_score is None:
+        return f"step {row.step}: loss {loss}"
+    scores = " ".join(f"{name} {s.fbeta:.2f}/{s.tuned_fbeta:.2f}" for name, s in row.per_class.items())
     return (
-        f"step {row['step']}: loss {loss} val F4 fixed {row['val_score']:.4f}, tuned {row['tuned_score']:.4f} "
+        f"step {row.step}: loss {loss} val F4 fixed {row.val_score:.4f}, tuned {row.tuned_score:.4f} "
         f"(fixed/tuned: {scores})"
     )

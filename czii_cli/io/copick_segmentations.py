@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import BACKGROUND
+from ..coords import check_zyx
 from ..errors import DataError, UsageError
 from .artifacts import ArtifactMeta, Volume, open_zarr_group
 from .atomic import atomic_path
@@ -140,10 +141,9 @@ def write_segmentation(
         raise DataError(
             f"{project.config_path}: no run {run!r} to write a segmentation into (runs: {', '.join(project.runs())})"
         )
-    if len(data.shape) != 3:
-        raise UsageError(f"segmentation {name.name!r}: expected a (z, y, x) volume, got shape {tuple(data.shape)}")
-    if meta is not None and meta.axes != "zyx":
-        raise UsageError(f"segmentation {name.name!r}: metadata axes must be 'zyx', got {meta.axes!r}")
+    check_zyx(
+        data.shape, source=f"segmentation {name.name!r}", axes=None if meta is None else meta.axes, error=UsageError
+    )
     target = segmentation_path(project, run, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     shape = tuple(int(s) for s in data.shape)
@@ -209,8 +209,7 @@ def read_segmentation(project: CopickProject, run: str, name: SegmentationName) 
             run=run,
             classes=() if name.multilabel else (name.name,),
         )
-    if len(array.shape) != 3:
-        raise DataError(f"{path}: expected a (z, y, x) segmentation, found shape {tuple(array.shape)}")
+    check_zyx(array.shape, source=str(path), what="segmentation")
     return Volume(data=array, meta=meta, source=str(path))
 
 

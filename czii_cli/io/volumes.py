@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from ..coords import check_voxel_size
+from ..coords import check_voxel_size, check_zyx
 from ..errors import DataError, UsageError
 from . import copick
 from .artifacts import (
@@ -105,8 +105,7 @@ def read_tomogram(path: Path | str, request: VolumeRequest = VolumeRequest()) ->
         naming the file and the axes found.
     """
     volume = read_volume(path, request)
-    if volume.meta.axes != "zyx":
-        raise DataError(f"{volume.source}: expected a single-channel zyx tomogram, found axes {volume.meta.axes!r}")
+    check_zyx(volume.data.shape, source=volume.source, what="tomogram", axes=volume.meta.axes)
     return volume
 
 
@@ -168,8 +167,7 @@ def read_mrc(path: Path, *, run: str | None = None) -> Volume:
 
     try:
         with mrcfile.mmap(path, mode="r", permissive=False) as mrc:
-            if mrc.data is None or mrc.data.ndim != 3:
-                raise DataError(f"{path}: expected a 3D MRC volume")
+            check_zyx(() if mrc.data is None else mrc.data.shape, source=str(path), what="MRC volume")
             voxel = float(mrc.voxel_size.x)
             origin = mrc.header.origin
             origin = (float(origin.z), float(origin.y), float(origin.x))
@@ -205,8 +203,7 @@ def read_ome_zarr(path: Path, group: zarr.Group, *, level: int = 0, run: str | N
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
         raise DataError(f"{path}: malformed OME-Zarr multiscales metadata ({err!r})") from None
     check_real_dtype(array.dtype, source=path)
-    if array.ndim != 3:
-        raise DataError(f"{path}: expected a 3D OME-Zarr image, found {array.ndim} dimensions")
+    check_zyx(array.shape, source=str(path), what="OME-Zarr image")
     factor = _unit_to_angstrom(multiscale.get("axes", []))
     if run is None:
         run = _copick_run_of(path) or path.name.removesuffix(".zarr")

@@ -17,10 +17,8 @@ from .common import (
     DEFAULT_MIN_SIZE_FRACTION,
     DEFAULT_RADIUS_SCALE,
     Detections,
-    component_stats,
-    label_components,
+    component_centroids,
     min_component_size,
-    threshold_mask,
 )
 
 
@@ -67,11 +65,5 @@ def cc_picks(
     smallest = min_component_size(
         radius, radius_scale=radius_scale, min_size_fraction=min_size_fraction, min_size=min_size
     )
-    mask = threshold_mask(prob, threshold)
-    labels, count = label_components(mask, connectivity=connectivity)
-    if count == 0:
-        return Detections.empty()
-    stats = component_stats(labels, count, prob, foreground=np.flatnonzero(mask))
-    keep = np.flatnonzero(stats.size >= smallest)
-    keep = keep[keep > 0]
-    return Detections(stats.centroid[keep], stats.peak[keep])
+    table = component_centroids(prob, threshold=threshold, connectivity=connectivity, min_size=smallest)
+    return Detections(table.centroid, table.peak)

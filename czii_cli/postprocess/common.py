@@ -9,16 +9,16 @@ training spheres of most top solutions).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from ..class_values import parse_class_values
 from ..errors import UsageError
+from ..make_labels import DEFAULT_RADIUS_SCALE as DEFAULT_RADIUS_SCALE  # the training spheres' scale, re-exported
 
 DEFAULT_THRESHOLD = 0.15
-DEFAULT_RADIUS_SCALE = 0.5
 DEFAULT_MIN_SIZE_FRACTION = 1.0 / 7.0  # 5th place: training-sphere volume / 7
 CONNECTIVITIES = (6, 18, 26)
 
@@ -42,6 +42,24 @@ class Detections(NamedTuple):
         """No picks."""
         return cls(np.empty((0, 3)), np.empty(0))
 
+    @classmethod
+    def concat(cls, parts: Iterable[Detections]) -> Detections:
+        """The picks of several parts (components, say), in order; no parts: no picks.
+
+        Examples
+        --------
+        >>> one = Detections(np.array([[1.0, 2.0, 3.0]]), np.array([0.5]))
+        >>> Detections.concat([one, Detections.empty(), one]).scores
+        array([0.5, 0.5])
+        """
+        parts = list(parts)
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([part.centres.reshape(-1, 3) for part in parts]),
+            np.concatenate([part.scores for part in parts]),
+        )
+
 
 class ComponentStats(NamedTuple):
     """Per-label statistics of a label image, index 0 unused (background).
@@ -62,6 +80,48 @@ class ComponentStats(NamedTuple):
     mass: np.ndarray
     centroid: np.ndarray
     peak: np.ndarray
+
+
+class Components(NamedTuple):
+    """The connected components of a thresholded map.
+
+    Attributes
+    ----------
+    labels : ndarray of int, shape (Z, Y, X)
+        Component labels 1..n, 0 for background.
+    n : int
+        Number of components.
+    foreground : ndarray of intp, shape (F,)
+        Flat indices of the foreground voxels, in increasing order.
+    """
+
+    labels: np.ndarray
+    n: int
+    foreground: np.ndarray
+
+
+class ComponentCrop(NamedTuple):
+    """One component cut out of its map with a margin (see :func:`component_crops`).
+
+    Attributes
+    ----------
+    label : int
+        The component's label.
+    size : int
+        Its voxel count.
+    box : tuple of slice
+        The padded bounding box, in voxels of the map.
+    region : ndarray of bool
+        The component's voxels inside ``box``.
+    offset : ndarray of int, shape (3,)
+        The map position (z/y/x) of the box's first voxel: add it to positions in the box.
+    """
+
+    label: int
+    size: int
+    box: tuple[slice, ...]
+    region: np.ndarray
+    offset: np.ndarray
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -227,19 +287,52 @@ def component_stats(
     flat = np.flatnonzero(labels) if foreground is None else foreground
     ids = labels.ravel()[flat].astype(np.intp)
     w = weights.ravel()[flat].astype(np.float64)
-    size = np.bincount(ids, minlength=count + 1)
-    mass = np.bincount(ids, weights=w, minlength=count + 1)
-    centroid = np.zeros((count + 1, 3))
-    for axis, coordinate in enumerate(np.unravel_index(flat, labels.shape)):
-        centroid[:, axis] = np.bincount(ids, weights=w * coordinate, minlength=count + 1)
+    return grouped_stats(ids, count + 1, np.unravel_index(flat, labels.shape), w)
+
+
+def grouped_stats(groups: np.ndarray, n: int, coordinates: Sequence[np.ndarray], weights: np.ndarray) -> ComponentStats:
+    """Size, mass, weighted centroid and peak of ``n`` groups of weighted points.
+
+    Parameters
+    ----------
+    groups : ndarray of intp, shape (N,)
+        The group (0..n-1) of each point.
+    n : int
+        Number of groups.
+    coordinates : sequence of three ndarrays, shape (N,)
+        The z, y and x coordinates of the points.
+    weights : ndarray of float64, shape (N,)
+        Their weights.
+
+    Returns
+    -------
+    ComponentStats
+        One row per group; a group without mass has its centroid at 0.
+
+    Examples
+    --------
+    >>> points = np.array([[0, 0, 1], [0, 0, 3], [2, 2, 2]])
+    >>> stats = grouped_stats(np.array([0, 0, 1]), 2, points.T, np.array([1.0, 3.0, 0.5]))
+    >>> stats.size.tolist(), stats.centroid.tolist(), stats.peak.tolist()
+    ([2, 1], [[0.0, 0.0, 2.5], [2.0, 2.0, 2.0]], [3.0, 0.5])
+    """
+    size = np.bincount(groups, minlength=n)
+    mass = np.bincount(groups, weights=weights, minlength=n)
+    centroid = np.zeros((n, 3))
+    for axis, coordinate in enumerate(coordinates):
+        centroid[:, axis] = np.bincount(groups, weights=weights * coordinate, minlength=n)
     np.divide(centroid, mass[:, None], out=centroid, where=mass[:, None] > 0)
-    peak = np.zeros(count + 1)
-    np.maximum.at(peak, ids, w)
+    peak = np.zeros(n)
+    np.maximum.at(peak, groups, weights)
     return ComponentStats(size, mass, centroid, peak)
 
 
-def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, tuple[slice, ...]]]:
+def component_boxes(
+    labels: np.ndarray, count: int, *, foreground: np.ndarray | None = None
+) -> list[tuple[int, int, tuple[slice, ...]]]:
     """``(label, size, bounding box)`` of each component, reading only the foreground for sizes.
+
+    ``foreground`` (optional) is ``np.flatnonzero(labels)``, when the caller has it.
 
     Examples
     --------
@@ -251,7 +344,8 @@ def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, tupl
     """
     from scipy import ndimage
 
-    sizes = np.bincount(labels.ravel()[np.flatnonzero(labels)], minlength=count + 1)
+    flat = np.flatnonzero(labels) if foreground is None else foreground
+    sizes = np.bincount(labels.ravel()[flat], minlength=count + 1)
     boxes = ndimage.find_objects(labels, max_label=count)
     return [(index, int(sizes[index]), box) for index, box in enumerate(boxes, start=1) if box is not None]
 
@@ -259,6 +353,130 @@ def component_boxes(labels: np.ndarray, count: int) -> list[tuple[int, int, tupl
 def padded_box(box: tuple[slice, ...], shape: Sequence[int], pad: int) -> tuple[slice, ...]:
     """A bounding box grown by ``pad`` voxels on every side, clipped to ``shape``."""
     return tuple(slice(max(0, s.start - pad), min(n, s.stop + pad)) for s, n in zip(box, shape))
+
+
+# ----------------------------------------------------------------------------- the shared core
+
+
+def threshold_components(values: np.ndarray, *, threshold: float, connectivity: int = 26) -> Components:
+    """Threshold a map and label the connected components of its foreground.
+
+    Parameters
+    ----------
+    values : ndarray, shape (Z, Y, X)
+        Probabilities (or heatmap) of one class; float16 maps are thresholded as their
+        float32 conversion would be (:func:`threshold_mask`).
+    threshold : float
+        Voxels with ``values >= threshold`` are foreground.
+    connectivity : {6, 18, 26}
+        Neighbourhood of the labelling.
+
+    Returns
+    -------
+    Components
+        Labels, their number and the flat indices of the foreground.
+
+    Examples
+    --------
+    >>> found = threshold_components(np.array([[[0.5, 0.1, 0.9, 0.7]]]), threshold=0.3)
+    >>> found.labels.tolist(), found.n, found.foreground.tolist()
+    ([[[1, 0, 2, 2]]], 2, [0, 2, 3])
+    """
+    mask = threshold_mask(values, threshold)
+    labels, count = label_components(mask, connectivity=connectivity)
+    return Components(labels, count, np.flatnonzero(mask))
+
+
+def component_table(
+    labels: np.ndarray, count: int, weights: np.ndarray, *, min_size: int = 1, foreground: np.ndarray | None = None
+) -> ComponentStats:
+    """Statistics of the labels 1..count holding at least ``min_size`` voxels, one row each.
+
+    Like :func:`component_stats` (same ``foreground`` shortcut), without the background
+    row and without the components smaller than ``min_size``; rows in label order.
+
+    Examples
+    --------
+    >>> labels = np.array([[[1, 1, 0, 2]]])
+    >>> table = component_table(labels, 2, np.array([[[1.0, 3.0, 9.0, 2.0]]]), min_size=2)
+    >>> table.size.tolist(), table.centroid.tolist(), table.peak.tolist()
+    ([2], [[0.0, 0.0, 0.75]], [3.0])
+    """
+    stats = component_stats(labels, count, weights, foreground=foreground)
+    keep = np.flatnonzero(stats.size[1:] >= min_size) + 1
+    return ComponentStats(*(column[keep] for column in stats))
+
+
+def component_centroids(
+    values: np.ndarray, *, threshold: float, connectivity: int = 26, min_size: int = 1
+) -> ComponentStats:
+    """Threshold -> connected components -> statistics: one row per component big enough.
+
+    The step every component-based method starts from.
+
+    Parameters
+    ----------
+    values : ndarray, shape (Z, Y, X)
+        Probabilities (or heatmap) of one class; also the weights of the centroids.
+    threshold : float
+        Voxels with ``values >= threshold`` are foreground.
+    connectivity : {6, 18, 26}
+        Neighbourhood of the labelling.
+    min_size : int
+        Components with fewer voxels are left out.
+
+    Returns
+    -------
+    ComponentStats
+        Size, mass, value-weighted centroid (voxels, z/y/x) and peak of each component,
+        in label order (no background row).
+
+    Examples
+    --------
+    >>> values = np.zeros((1, 3, 6))
+    >>> values[0, :, 0:2] = 0.5
+    >>> values[0, 1, 4] = 0.9
+    >>> table = component_centroids(values, threshold=0.3)
+    >>> table.size.tolist(), table.centroid.tolist(), table.peak.tolist()
+    ([6, 1], [[0.0, 1.0, 0.5], [0.0, 1.0, 4.0]], [0.5, 0.9])
+    >>> component_centroids(values, threshold=0.3, min_size=2).size.tolist()
+    [6]
+    """
+    found = threshold_components(values, threshold=threshold, connectivity=connectivity)
+    return component_table(found.labels, found.n, values, min_size=min_size, foreground=found.foreground)
+
+
+def component_crops(found: Components, *, shape: Sequence[int], pad: int, min_size: int = 1) -> Iterator[ComponentCrop]:
+    """Each component of at least ``min_size`` voxels, cut out with ``pad`` voxels around it.
+
+    Parameters
+    ----------
+    found : Components
+        From :func:`threshold_components`.
+    shape : sequence of int
+        Shape of the map (the boxes are clipped to it).
+    pad : int
+        Margin in voxels on every side of the bounding box.
+    min_size : int
+        Smaller components are skipped.
+
+    Yields
+    ------
+    ComponentCrop
+        In label order.
+
+    Examples
+    --------
+    >>> found = threshold_components(np.array([[[0.0, 0.9, 0.9, 0.0, 0.0, 0.8]]]), threshold=0.5)
+    >>> [(c.label, c.size, c.box[2], c.region.tolist()) for c in component_crops(found, shape=(1, 1, 6), pad=1)]
+    [(1, 2, slice(0, 4, None), [[[False, True, True, False]]]), (2, 1, slice(4, 6, None), [[[False, True]]])]
+    """
+    for label, size, box in component_boxes(found.labels, found.n, foreground=found.foreground):
+        if size < min_size:
+            continue
+        crop = padded_box(box, shape, pad)
+        offset = np.array([s.start for s in crop], dtype=np.intp)
+        yield ComponentCrop(label, size, crop, found.labels[crop] == label, offset)
 
 
 def greedy_nms(centres: np.ndarray, scores: np.ndarray, distance: float) -> np.ndarray:

@@ -33,8 +33,8 @@ from .common import (
     DEFAULT_RADIUS_SCALE,
     ComponentStats,
     Detections,
-    component_stats,
-    label_components,
+    component_centroids,
+    grouped_stats,
     min_component_size,
 )
 
@@ -102,9 +102,7 @@ def dbscan_picks(
         radius, radius_scale=radius_scale, min_size_fraction=min_size_fraction, min_size=min_size
     )
     if points == "centroids":
-        labels, count = label_components(prob >= threshold, connectivity=connectivity)
-        atoms = component_stats(labels, count, prob)
-        atoms = ComponentStats(*(column[1:] for column in atoms))
+        atoms = component_centroids(prob, threshold=threshold, connectivity=connectivity)
     else:
         atoms, step = voxel_blocks(prob, threshold=threshold, step=max(1, int(eps // 2)), max_blocks=max_points)
         eps = max(eps, step * math.sqrt(3))  # neighbouring blocks always connect
@@ -136,12 +134,7 @@ def voxel_blocks(prob: np.ndarray, *, threshold: float, step: int, max_blocks: i
             break
         step += 1
     n = int(block.max()) + 1 if len(coordinates) else 0
-    mass = np.bincount(block, weights=values, minlength=n)
-    centroid = np.stack([np.bincount(block, weights=values * c, minlength=n) for c in coordinates.T], axis=1)
-    peak = np.zeros(n)
-    np.maximum.at(peak, block, values)
-    stats = ComponentStats(np.bincount(block, minlength=n), mass, centroid.reshape(n, 3) / mass[:, None], peak)
-    return stats, step
+    return grouped_stats(block.astype(np.intp), n, coordinates.T, values), step
 
 
 def cluster_atoms(atoms: ComponentStats, *, eps: float, smallest: int) -> Detections:

@@ -83,10 +83,9 @@ from .common import (
     Detections,
     ball,
     blob_radius,
-    component_boxes,
-    label_components,
+    component_crops,
     min_component_size,
-    padded_box,
+    threshold_components,
 )
 
 TEMPLATES = ("ball", "gaussian")
@@ -151,24 +150,16 @@ def kl_fit_picks(
     smallest = min_component_size(
         radius, radius_scale=radius_scale, min_size_fraction=min_size_fraction, min_size=min_size
     )
-    labels, count = label_components(prob >= threshold, connectivity=connectivity)
-    if count == 0:
-        return Detections.empty()
-    centres, scores = [], []
-    for index, size, box in component_boxes(labels, count):
-        if size < smallest:
-            continue
-        crop = padded_box(box, prob.shape, half + 1)
-        region = labels[crop] == index
-        density = np.where(region, prob[crop], 0.0)
+    found = threshold_components(prob, threshold=threshold, connectivity=connectivity)
+    parts = []
+    for component in component_crops(found, shape=prob.shape, pad=half + 1, min_size=smallest):
+        density = np.where(component.region, prob[component.box], 0.0)
         placed = place_templates(density, weights, min_gap=overlap * 2 * rho, min_mass=min_mass)
-        rng = np.random.default_rng([seed, index])
-        refined = refine_centres(region, placed, samples=samples, max_shift=rho / 2, rng=rng)
-        centres.extend(refined + [s.start for s in crop])
-        scores.extend(_template_mean(density, weights, centre) for centre in placed)
-    if not centres:
-        return Detections.empty()
-    return Detections(np.array(centres), np.array(scores))
+        rng = np.random.default_rng([seed, component.label])
+        refined = refine_centres(component.region, placed, samples=samples, max_shift=rho / 2, rng=rng)
+        scores = np.array([_template_mean(density, weights, centre) for centre in placed], dtype=np.float64)
+        parts.append(Detections(refined + component.offset, scores))
+    return Detections.concat(parts)
 
 
 def particle_template(rho: float, template: str = "ball") -> np.ndarray:

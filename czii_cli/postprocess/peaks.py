@@ -28,10 +28,10 @@ from .common import (
     Detections,
     ball,
     blob_radius,
-    component_boxes,
+    component_crops,
     greedy_nms,
     label_components,
-    padded_box,
+    threshold_components,
 )
 
 FOOTPRINTS = ("cube", "ball")
@@ -86,21 +86,18 @@ def peak_picks(
     half = max(1, int(blob_radius(radius, radius_scale)))
     shape = ball(half) if footprint == "ball" else np.ones((2 * half + 1,) * 3, dtype=bool)
     values = ndimage.gaussian_filter(prob, sigma, output=np.float32) if sigma > 0 else prob
-    labels, count = label_components(values >= threshold)
-    centres, scores = [], []
-    for index, _, box in component_boxes(labels, count):
-        crop = padded_box(box, values.shape, half)
-        local = values[crop]
+    found = threshold_components(values, threshold=threshold)
+    parts = []
+    for component in component_crops(found, shape=values.shape, pad=half):
+        local = values[component.box]
         top = ndimage.maximum_filter(local, footprint=shape, mode="constant", cval=-np.inf)
-        flat_tops, _ = label_components((local == top) & (labels[crop] == index))
-        for points in ndimage.value_indices(flat_tops, ignore_value=0).values():
-            position = np.mean(points, axis=1)
-            centres.append(position + [s.start for s in crop])
-            scores.append(float(local[tuple(p[0] for p in points)]))
-    if not centres:
-        return Detections.empty()
-    centres, scores = np.array(centres), np.array(scores)
-    if nms_distance > 0:
-        keep = greedy_nms(centres, scores, nms_distance * radius)
-        centres, scores = centres[keep], scores[keep]
-    return Detections(centres, scores)
+        flat_tops, _ = label_components((local == top) & component.region)
+        tops = ndimage.value_indices(flat_tops, ignore_value=0).values()
+        centres = np.array([np.mean(points, axis=1) for points in tops]).reshape(-1, 3)
+        scores = np.array([float(local[tuple(p[0] for p in points)]) for points in tops], dtype=np.float64)
+        parts.append(Detections(centres + component.offset, scores))
+    picks = Detections.concat(parts)
+    if nms_distance > 0 and len(picks.scores) > 0:
+        keep = greedy_nms(picks.centres, picks.scores, nms_distance * radius)
+        picks = Detections(picks.centres[keep], picks.scores[keep])
+    return picks

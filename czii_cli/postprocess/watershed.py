@@ -37,12 +37,11 @@ from .common import (
     Detections,
     blob_radius,
     check_connectivity,
-    component_boxes,
-    component_stats,
+    component_crops,
+    component_table,
     greedy_nms,
-    label_components,
     min_component_size,
-    padded_box,
+    threshold_components,
 )
 
 
@@ -96,22 +95,13 @@ def watershed_picks(
         radius, radius_scale=radius_scale, min_size_fraction=min_size_fraction, min_size=min_size
     )
     separation = max(1.0, marker_distance * blob_radius(radius, radius_scale))
-    labels, count = label_components(prob >= threshold, connectivity=connectivity)
-    if count == 0:
-        return Detections.empty()
-    centres, scores = [], []
-    for index, size, box in component_boxes(labels, count):
-        if size < smallest:
-            continue
-        crop = padded_box(box, prob.shape, 1)
-        regions, n_regions = split_component(labels[crop] == index, separation=separation, connectivity=connectivity)
-        stats = component_stats(regions, n_regions, prob[crop])
-        keep = np.flatnonzero(stats.size[1:] >= smallest) + 1
-        centres.extend(stats.centroid[keep] + [s.start for s in crop])
-        scores.extend(stats.peak[keep])
-    if not centres:
-        return Detections.empty()
-    return Detections(np.array(centres), np.array(scores))
+    found = threshold_components(prob, threshold=threshold, connectivity=connectivity)
+    parts = []
+    for component in component_crops(found, shape=prob.shape, pad=1, min_size=smallest):
+        regions, n_regions = split_component(component.region, separation=separation, connectivity=connectivity)
+        table = component_table(regions, n_regions, prob[component.box], min_size=smallest)
+        parts.append(Detections(table.centroid + component.offset, table.peak))
+    return Detections.concat(parts)
 
 
 def split_component(region: np.ndarray, *, separation: float, connectivity: int = 26) -> tuple[np.ndarray, int]:

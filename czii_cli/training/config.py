@@ -8,10 +8,119 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
-from ..errors import UsageError
+from ..class_values import parse_class_values
+from ..errors import ConfigError, UsageError
 from ..tune import DEFAULT_RULE, check_rule
+
+SOFTMAX_LOSSES = ("ce", "dice", "dicece", "tversky", "focaltversky")
+SIGMOID_LOSSES = ("bce", "mse", "dice", "dicece", "tversky", "focaltversky")
+LOSSES = tuple(dict.fromkeys(SOFTMAX_LOSSES + SIGMOID_LOSSES))
+
+LossSpec = tuple[tuple[str, float], ...]
+"""A loss as ``(name, weight)`` terms, summed: ``(("ce", 1.0), ("tversky", 0.5))``."""
+
+
+def check_loss(terms: Sequence[tuple[str, float]]) -> LossSpec:
+    """``terms`` as a :data:`LossSpec`: known names, finite weights; else a :class:`ConfigError`.
+
+    Examples
+    --------
+    >>> check_loss([("ce", 1), ("tversky", 0.5)])
+    (('ce', 1.0), ('tversky', 0.5))
+    """
+    checked = []
+    for term in terms:
+        if not isinstance(term, (tuple, list)) or len(term) != 2 or not isinstance(term[0], str):
+            raise ConfigError(f"training setting 'loss': expected (name, weight) pairs, got {term!r}")
+        name, weight = term
+        if name not in LOSSES:
+            raise ConfigError(f"training setting 'loss': unknown loss {name!r} (choose from {', '.join(LOSSES)})")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ConfigError(f"training setting 'loss': weight of {name!r} must be a finite number, got {weight!r}")
+        checked.append((name, float(weight)))
+    return tuple(checked)
+
+
+def loss_text(terms: LossSpec) -> str:
+    """The loss as people read it (and as model files store it): ``ce:1,tversky:0.5``.
+
+    Examples
+    --------
+    >>> loss_text((("ce", 1.0), ("tversky", 0.5)))
+    'ce:1,tversky:0.5'
+    """
+    return ",".join(f"{name}:{number_text(weight)}" for name, weight in terms)
+
+
+def number_text(value: float) -> str:
+    """A number as its shortest exact text, whole numbers without a decimal point.
+
+    Examples
+    --------
+    >>> number_text(4.0), number_text(8.61), number_text(1e-05)
+    ('4', '8.61', '1e-05')
+    """
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+@dataclass(frozen=True)
+class ClassWeights:
+    """Loss weights of the output channels (``ce``, and ``bce`` for particle channels).
+
+    Attributes
+    ----------
+    particle : float or None
+        The weight of every particle class not named; None: the target's default
+        (:data:`DEFAULT_PARTICLE_WEIGHT`).
+    named : tuple of (str, float)
+        Weights of single channels, ``background`` included (background defaults to 1).
+
+    Examples
+    --------
+    >>> weights = ClassWeights(particle=256.0)
+    >>> weights.per_channel(["background", "a", "b"], default_particle=4.0)
+    [1.0, 256.0, 256.0]
+    >>> ClassWeights(named=(("b", 2.0), ("background", 0.5))).per_channel(["background", "a", "b"], default_particle=4)
+    [0.5, 4.0, 2.0]
+    >>> str(ClassWeights(particle=8.0, named=(("ribosome", 2.5),)))
+    '8,ribosome=2.5'
+    """
+
+    particle: float | None = None
+    named: tuple[tuple[str, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        values = [] if self.particle is None else [self.particle]
+        values += [weight for _, weight in self.named]
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ConfigError(f"class weights: weights must be finite and >= 0, got {value!r}")
+        names = [name for name, _ in self.named]
+        if len(set(names)) != len(names) or not all(isinstance(name, str) and name for name in names):
+            raise ConfigError(f"class weights: expected each class named once, got {names}")
+
+    @classmethod
+    def from_mapping(cls, named: Mapping[str, float], *, particle: float | None = None) -> ClassWeights:
+        """Weights from ``{channel: weight}`` (in its order) and an optional particle weight."""
+        return cls(None if particle is None else float(particle), tuple((k, float(v)) for k, v in named.items()))
+
+    def per_channel(self, channels: Sequence[str], *, default_particle: float) -> list[float]:
+        """One weight per output channel; a named class that is not a channel is a :class:`ConfigError`."""
+        named = dict(self.named)
+        unknown = sorted(set(named) - set(channels))
+        if unknown:
+            raise ConfigError(f"class weights: unknown class {unknown[0]!r} (known: {', '.join(channels)})")
+        particle = float(default_particle) if self.particle is None else self.particle
+        return [named.get(c, 1.0 if c == "background" else particle) for c in channels]
+
+    def __str__(self) -> str:
+        """``8,ribosome=2.5``: the weights as people read them (and as model files store them)."""
+        parts = [] if self.particle is None else [number_text(self.particle)]
+        return ",".join(parts + [f"{name}={number_text(weight)}" for name, weight in self.named])
 
 
 @dataclass(frozen=True)
@@ -83,7 +192,11 @@ class AugmentConfig:
 
 SELECT_SCORES = ("tuned", "fixed")
 PRECISIONS = ("auto", "float32", "bfloat16")
-DEFAULT_LOSS = {"spheres": "ce:1,tversky:0.5", "points": "ce:1", "heatmap": "bce:1"}
+DEFAULT_LOSS: dict[str, LossSpec] = {
+    "spheres": (("ce", 1.0), ("tversky", 0.5)),
+    "points": (("ce", 1.0),),
+    "heatmap": (("bce", 1.0),),
+}
 DEFAULT_PARTICLE_WEIGHT = {"spheres": 4.0, "points": 256.0, "heatmap": 8.0}
 
 
@@ -94,12 +207,14 @@ class TrainConfig:
     Attributes
     ----------
     arch, arch_params : network name and parameter overrides (see the registry).
-    loss : str
-        Loss specification (``ce:1,tversky:0.5``); empty picks the target's default.
-    class_weights : str
-        ``ce``/``bce`` weights: a number for every particle class, and/or
-        ``name=value`` pairs (``background`` included); empty picks the target's default
-        (particles 4 for spheres, 256 for points, 8 for heatmaps; background 1).
+    loss : LossSpec
+        ``(name, weight)`` terms (``(("ce", 1.0), ("tversky", 0.5))``); empty picks the
+        target's default.  Stored in JSON as text, ``ce:1,tversky:0.5``.
+    class_weights : ClassWeights
+        ``ce``/``bce`` weights: one for every particle class, and/or per channel
+        (``background`` included); empty picks the target's default (particles 4 for
+        spheres, 256 for points, 8 for heatmaps; background 1).  Stored in JSON as
+        text, ``256`` or ``background=1,ribosome=2``.
     patch : (Z, Y, X)
         Training crop in voxels.
     batch_size, epochs, steps_per_epoch : an epoch is ``steps_per_epoch`` optimizer
@@ -144,9 +259,9 @@ class TrainConfig:
     """
 
     arch: str = "light"
-    arch_params: dict = field(default_factory=dict)
-    loss: str = ""
-    class_weights: str = ""
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    loss: LossSpec = ()
+    class_weights: ClassWeights = field(default_factory=ClassWeights)
     patch: tuple[int, int, int] = (64, 64, 64)
     batch_size: int = 2
     epochs: int = 10
@@ -161,7 +276,7 @@ class TrainConfig:
     balanced: float = 0.8
     jitter: float = 0.75
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    normalization: dict = field(default_factory=lambda: {"method": "zscore", "clip": None})
+    normalization: dict[str, Any] = field(default_factory=lambda: {"method": "zscore", "clip": None})
     val_overlap: float = 0.25
     val_threshold: float = 0.15
     val_patch: tuple[int, int, int] | None = None
@@ -172,43 +287,46 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loss", check_loss(self.loss))
+        if not isinstance(self.class_weights, ClassWeights):
+            raise ConfigError(f"training setting 'class_weights' must be ClassWeights, got {self.class_weights!r}")
         if len(self.patch) != 3 or min(self.patch) < 1:
-            raise UsageError(f"training setting 'patch' needs three positive sizes, got {self.patch}")
+            raise ConfigError(f"training setting 'patch' needs three positive sizes, got {self.patch}")
         for name in ("batch_size", "epochs", "steps_per_epoch"):
             if getattr(self, name) < 1:
-                raise UsageError(f"training setting {name!r} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"training setting {name!r} must be >= 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
-            raise UsageError(f"training setting 'max_steps' must be >= 1, got {self.max_steps}")
+            raise ConfigError(f"training setting 'max_steps' must be >= 1, got {self.max_steps}")
         if not 0 < self.lr < math.inf:
-            raise UsageError(f"training setting 'lr' must be positive, got {self.lr}")
+            raise ConfigError(f"training setting 'lr' must be positive, got {self.lr}")
         if self.max_time is not None and not 0 < self.max_time < math.inf:
-            raise UsageError(f"max_time (time budget in seconds) must be a positive number, got {self.max_time}")
+            raise ConfigError(f"max_time (time budget in seconds) must be a positive number, got {self.max_time}")
         for name, low in (("weight_decay", 0.0), ("grad_clip", 0.0)):
             value = getattr(self, name)
             if not low <= value < math.inf:
-                raise UsageError(f"{name} must be a finite number >= {low:g}, got {value}")
+                raise ConfigError(f"{name} must be a finite number >= {low:g}, got {value}")
         if self.warmup_steps < 0:
-            raise UsageError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if not 0 <= self.jitter <= 1:
-            raise UsageError(f"jitter must lie in [0, 1], got {self.jitter}")
+            raise ConfigError(f"jitter must lie in [0, 1], got {self.jitter}")
         if not 0 <= self.val_overlap < 1:
-            raise UsageError(f"val_overlap must lie in [0, 1), got {self.val_overlap}")
+            raise ConfigError(f"val_overlap must lie in [0, 1), got {self.val_overlap}")
         check_augment(self.augment)
         if not 0 <= self.balanced <= 1:
-            raise UsageError(f"balanced crop fraction must lie in [0, 1], got {self.balanced}")
+            raise ConfigError(f"balanced crop fraction must lie in [0, 1], got {self.balanced}")
         if not 0 <= self.ema_decay < 1:
-            raise UsageError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
+            raise ConfigError(f"EMA decay must lie in [0, 1), got {self.ema_decay}")
         check_rule(self.threshold_rule)
         if self.precision not in PRECISIONS:
-            raise UsageError(
+            raise ConfigError(
                 f"training setting 'precision' must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if self.select not in SELECT_SCORES:
-            raise UsageError(
+            raise ConfigError(
                 f"training setting 'select' must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}"
             )
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):
-            raise UsageError(
+            raise ConfigError(
                 f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
                 f"{list(self.val_candidate_thresholds)}"
             )
@@ -219,25 +337,38 @@ class TrainConfig:
         planned = self.epochs * self.steps_per_epoch
         return planned if self.max_steps is None else min(planned, self.max_steps)
 
-    def to_json(self) -> dict:
-        """Plain-JSON form (stored in model files and provenance)."""
-        return json.loads(json.dumps(asdict(self)))
+    def to_json(self) -> dict[str, Any]:
+        """Plain-JSON form (stored in model files and provenance); loss and class weights as text."""
+        document: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        document["loss"] = loss_text(self.loss)
+        document["class_weights"] = str(self.class_weights)
+        return document
 
     @classmethod
-    def from_json(cls, document: dict, *, source: str = "config") -> TrainConfig:
-        """Build a config from JSON (a ``--config`` file or a checkpoint); unknown keys are errors."""
+    def from_json(cls, document: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build a config from JSON (a configuration file or a checkpoint); unknown keys are errors.
+
+        ``loss`` and ``class_weights`` may be their stored text (:meth:`to_json`) or
+        already typed (a :data:`LossSpec` or list of pairs, a :class:`ClassWeights`).
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(document) - known)
         if unknown:
-            raise UsageError(f"{source}: unknown training setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise ConfigError(f"{source}: unknown training setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
         values = dict(document)
+        if isinstance(values.get("loss"), str):
+            values["loss"] = _stored_loss(values["loss"], source=source)
+        elif isinstance(values.get("loss"), (list, tuple)):
+            values["loss"] = tuple(tuple(term) if isinstance(term, list) else term for term in values["loss"])
+        if isinstance(values.get("class_weights"), str):
+            values["class_weights"] = _stored_class_weights(values["class_weights"], source=source)
         if "augment" in values:
             if not isinstance(values["augment"], dict):
-                raise UsageError(f"{source}: augment must be an object of augmentation settings")
+                raise ConfigError(f"{source}: augment must be an object of augmentation settings")
             augment_known = {f.name for f in fields(AugmentConfig)}
             extra = sorted(set(values["augment"]) - augment_known)
             if extra:
-                raise UsageError(f"{source}: unknown augmentation setting {extra[0]!r}")
+                raise ConfigError(f"{source}: unknown augmentation setting {extra[0]!r}")
             values["augment"] = AugmentConfig(**values["augment"])
         for key in ("patch", "val_patch"):
             if values.get(key) is not None:
@@ -246,40 +377,66 @@ class TrainConfig:
             try:
                 values["val_candidate_thresholds"] = tuple(float(v) for v in values["val_candidate_thresholds"])
             except (TypeError, ValueError):
-                raise UsageError(f"{source}: val_candidate_thresholds must be a list of numbers") from None
+                raise ConfigError(f"{source}: val_candidate_thresholds must be a list of numbers") from None
         try:
             return cls(**values)
         except UsageError as err:
             if source == "flags" or str(err).startswith(f"{source}:"):
                 raise
-            raise UsageError(f"{source}: {err}") from None
+            raise ConfigError(f"{source}: {err}") from None
         except (TypeError, ValueError) as err:
-            raise UsageError(f"{source}: malformed training settings ({err})") from None
+            raise ConfigError(f"{source}: malformed training settings ({err})") from None
 
-    def evolve(self, **changes) -> TrainConfig:
+    def evolve(self, **changes: Any) -> TrainConfig:
         """A copy with some settings replaced."""
         return replace(self, **changes)
 
 
-def _int_triple(value, *, key: str, source: str) -> tuple[int, int, int]:
-    """Three whole numbers (Z, Y, X) from a JSON list; anything else is a UsageError naming the key."""
+def _stored_loss(text: str, *, source: str) -> LossSpec:
+    """The loss of a model file or settings document, stored as ``ce:1,tversky:0.5``."""
+    terms = []
+    for item in (part.strip() for part in text.split(",")):
+        if item:
+            name, _, weight = item.partition(":")
+            try:
+                terms.append((name.strip().lower(), float(weight) if weight.strip() else 1.0))
+            except ValueError:
+                raise ConfigError(f"{source}: training setting 'loss': {item!r} is not NAME:WEIGHT") from None
+    try:
+        return check_loss(terms)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _stored_class_weights(text: str, *, source: str) -> ClassWeights:
+    """The class weights of a model file or settings document, stored as ``8,ribosome=2``."""
+    try:
+        particle, named = parse_class_values(text, flag="class_weights")
+        return ClassWeights.from_mapping(named, particle=particle)
+    except UsageError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _int_triple(value: object, *, key: str, source: str) -> tuple[int, int, int]:
+    """Three whole numbers (Z, Y, X) from a JSON list; anything else is a ConfigError naming the key."""
     if not isinstance(value, (list, tuple)) or len(value) != 3:
-        raise UsageError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
+        raise ConfigError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
     if not all(
         isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer() for v in value
     ):
-        raise UsageError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
-    return tuple(int(v) for v in value)
+        raise ConfigError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
+    z, y, x = (int(v) for v in value)
+    return z, y, x
 
 
 def check_augment(augment: AugmentConfig) -> None:
-    """Probabilities in [0, 1], ranges finite and non-negative; else a UsageError naming the setting."""
+    """Probabilities in [0, 1], ranges finite and non-negative; else a ConfigError naming the setting."""
     for item in fields(AugmentConfig):
         value = getattr(augment, item.name)
         if item.name == "rot90":
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UsageError(f"augmentation setting {item.name} must be a number, got {value!r}")
+            raise ConfigError(f"augmentation setting {item.name} must be a number, got {value!r}")
         top = 1.0 if item.name in ("flip", "rotate_p", "noise_p", "mixup_p") else math.inf
         if not 0 <= value <= top or not math.isfinite(value):
-            raise UsageError(f"augmentation setting {item.name} must lie in [0, {top:g}], got {value}")
+            raise ConfigError(f"augmentation setting {item.name} must lie in [0, {top:g}], got {value}")

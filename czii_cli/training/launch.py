@@ -9,7 +9,7 @@ from the seed ``seed + r``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -19,9 +19,10 @@ from ..catalog import Catalog, catalog_from_mapping
 from ..errors import UsageError
 from ..make_labels import TargetSpec, centres_from_picks
 from .checkpoint import ModelFile
-from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig
+from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig, loss_text
 from .dataset import RunSource, TrainingVolume, load_run
 from .distributed import World
+from .metrics import MetricsRow
 from .plan import (
     check_patch,
     common_normalization,
@@ -36,7 +37,7 @@ from .plan import (
 from .recipe import UNBOUNDED_EPOCHS, TrainPlan, fingerprint_of, plan_training
 from .registry import build_network, patch_multiple
 from .session import OutputPaths, RunRecord, Validation, fit
-from .training import BatchMaker, Trainer, parse_class_weights, restore_rng_state
+from .training import BatchMaker, Trainer, restore_rng_state
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ class TrainRequest:
     given: frozenset[str] = frozenset()
 
 
-LoadCallback = Callable[[Sequence], Sequence]
+LoadCallback = Callable[[Sequence[RunSource]], Iterable[RunSource]]
+NoteCallback = Callable[[str, str], None]
+"""``note(parameter, text)``: something people should know about a request field (``init``, ``resume``)."""
 
 
 def _settings(
@@ -106,17 +109,17 @@ def _settings(
     return config, spec, catalog, training, validation
 
 
-def _network(config: TrainConfig, request: TrainRequest, n_channels: int, log: Callable[[str], None]):
+def _network(config: TrainConfig, request: TrainRequest, n_channels: int, note: NoteCallback) -> torch.nn.Module:
     torch.manual_seed(config.seed)
     network = build_network(config.arch, in_channels=1, out_channels=n_channels, params=config.arch_params)
     if request.init is not None:
-        for note in load_initial_weights(network, request.init, arch=config.arch, source=request.init_source):
-            log(f"--init: {note}")
+        for text in load_initial_weights(network, request.init, arch=config.arch, source=request.init_source):
+            note("init", text)
     return network
 
 
-def _data_rng(config: TrainConfig, request: TrainRequest, log: Callable[[str], None]) -> np.random.Generator:
-    """Rank ``r``'s patch generator: seeded with ``seed + r``, or restored from ``--resume``."""
+def _data_rng(config: TrainConfig, request: TrainRequest, note: NoteCallback) -> np.random.Generator:
+    """Rank ``r``'s patch generator: seeded with ``seed + r``, or restored from the resumed run."""
     world = request.world
     rng = np.random.default_rng(config.seed + world.rank)
     if world.size > 1:
@@ -128,9 +131,10 @@ def _data_rng(config: TrainConfig, request: TrainRequest, log: Callable[[str], N
     if world.rank < len(saved):
         restore_rng_state(rng, saved[world.rank])
     if len(saved) != world.size:
-        log(
-            f"--resume: the run was saved by {len(saved)} process(es) and continues on {world.size}; "
-            "its batches will differ from an uninterrupted run"
+        note(
+            "resume",
+            f"the run was saved by {len(saved)} process(es) and continues on {world.size}; "
+            "its batches will differ from an uninterrupted run",
         )
     return rng
 
@@ -141,15 +145,18 @@ def launch(
     log: Callable[[str], None],
     track_loading: LoadCallback,
     on_step: Callable[[int, str], None] | None = None,
-    on_round: Callable[[dict], None] | None = None,
+    on_round: Callable[[MetricsRow], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    on_note: NoteCallback | None = None,
 ) -> RunRecord:
     """Run (or continue) training as ``request`` says; returns the run's record.
 
     ``track_loading`` wraps the list of runs while they load (a progress bar);
     ``on_start(first_step, total_steps)`` is called once before the first step (``total_steps``
-    None when the time budget alone ends the run).
+    None when the time budget alone ends the run); ``on_note(parameter, text)`` gets the notes
+    about ``init`` and ``resume`` (default: logged as ``parameter: text``).
     """
+    note = on_note or (lambda parameter, text: log(f"{parameter}: {text}"))
     config, spec, catalog, train_names, val_names = _settings(request, [s.run for s in request.sources])
     volumes: list[TrainingVolume] = [
         load_run(source, catalog=catalog, spec=spec, normalization=config.normalization)
@@ -167,16 +174,14 @@ def launch(
         for line in plan.lines():
             log(f"plan: {line}")
     channels, activation = output_channels(catalog, spec.kind)
-    weights = parse_class_weights(
-        config.class_weights, channels=channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind]
-    )
-    network = _network(config, request, len(channels), log)
+    weights = config.class_weights.per_channel(channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
+    network = _network(config, request, len(channels), note)
     if request.device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     trainer = Trainer(
         network, config=config, activation=activation, class_weights=weights, device=request.device, world=request.world
     )
-    rng = _data_rng(config, request, log)
+    rng = _data_rng(config, request, note)
     record = RunRecord()
     if request.resume is not None:
         state = request.resume.train["resume"]
@@ -219,7 +224,7 @@ def launch(
     )
     log(
         f"{config.arch}: {sum(p.numel() for p in network.parameters()):,} parameters; {spec.kind} target; "
-        f"loss {config.loss}; train {', '.join(v.run for v in training)}; "
+        f"loss {loss_text(config.loss)}; train {', '.join(v.run for v in training)}; "
         f"validate {', '.join(val_names) or '-'}; device {request.device}{parallel}"
     )
     if on_start:

@@ -2,8 +2,8 @@
 
 Every loss takes logits ``[B, C, Z, Y, X]`` and a float target of the same shape: one-hot
 (or mixup-blended) class probabilities for ``softmax`` models, per-class heatmaps for
-``sigmoid`` models.  A loss specification such as ``ce:1,tversky:0.5`` sums the named
-terms with their weights.
+``sigmoid`` models.  A loss specification (:data:`~.config.LossSpec`) such as
+``(("ce", 1.0), ("tversky", 0.5))`` sums the named terms with their weights.
 
 =============  =========  ==================================================================
 name           models     definition
@@ -30,40 +30,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import ConfigError
+from .config import LOSSES, SIGMOID_LOSSES, SOFTMAX_LOSSES, check_loss
 
-SOFTMAX_LOSSES = ("ce", "dice", "dicece", "tversky", "focaltversky")
-SIGMOID_LOSSES = ("bce", "mse", "dice", "dicece", "tversky", "focaltversky")
-LOSSES = tuple(dict.fromkeys(SOFTMAX_LOSSES + SIGMOID_LOSSES))
+__all__ = ["LOSSES", "SIGMOID_LOSSES", "SOFTMAX_LOSSES", "CombinedLoss", "LossTerm", "build_loss"]
+
 SMOOTH = 1.0
-
-
-def parse_loss_spec(text: str) -> list[tuple[str, float]]:
-    """Parse ``ce:1,tversky:0.5`` into ``[("ce", 1.0), ("tversky", 0.5)]`` (weight 1 if omitted).
-
-    Examples
-    --------
-    >>> parse_loss_spec("ce:1, tversky:0.5")
-    [('ce', 1.0), ('tversky', 0.5)]
-    >>> parse_loss_spec("dicece")
-    [('dicece', 1.0)]
-    """
-    terms = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        name, _, weight = item.partition(":")
-        name = name.strip().lower()
-        if name not in LOSSES:
-            raise UsageError(f"loss: unknown loss {name!r} (choose from {', '.join(LOSSES)})")
-        try:
-            value = float(weight) if weight else 1.0
-        except ValueError:
-            raise UsageError(f"loss: weight of {name!r} is not a number: {weight!r}") from None
-        terms.append((name, value))
-    if not terms:
-        raise UsageError("loss: no loss given")
-    return terms
 
 
 def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -121,7 +93,7 @@ class CombinedLoss(nn.Module):
 
 
 def build_loss(
-    spec: str | Sequence[tuple[str, float]],
+    spec: Sequence[tuple[str, float]],
     *,
     activation: str,
     class_weights: Sequence[float],
@@ -134,8 +106,8 @@ def build_loss(
 
     Parameters
     ----------
-    spec : str or list of (name, weight)
-        See :func:`parse_loss_spec`.
+    spec : sequence of (name, weight)
+        The terms (:data:`~.config.LossSpec`); unknown names are a ConfigError.
     activation : str
         ``softmax`` (channel 0 is background) or ``sigmoid`` (one channel per class).
     class_weights : sequence of float
@@ -147,19 +119,21 @@ def build_loss(
 
     Examples
     --------
-    >>> loss = build_loss("ce:1,tversky:0.5", activation="softmax", class_weights=[1.0, 4.0])
+    >>> loss = build_loss([("ce", 1.0), ("tversky", 0.5)], activation="softmax", class_weights=[1.0, 4.0])
     >>> target = torch.nn.functional.one_hot(torch.tensor([[0, 1]]), 2).permute(0, 2, 1).reshape(1, 2, 1, 1, 2)
     >>> float(loss(torch.zeros(1, 2, 1, 1, 2), target.float())) > 0
     True
     """
-    terms = parse_loss_spec(spec) if isinstance(spec, str) else list(spec)
+    terms = check_loss(spec)
+    if not terms:
+        raise ConfigError("training setting 'loss': no loss terms given")
     allowed = SOFTMAX_LOSSES if activation == "softmax" else SIGMOID_LOSSES
     weights = torch.as_tensor(list(class_weights), dtype=torch.float32)
     built = []
     for name, weight in terms:
         if name not in allowed:
             target_kind = "label-map (spheres, points)" if activation == "softmax" else "heatmap"
-            raise UsageError(f"loss {name!r} does not apply to {target_kind} targets (use {', '.join(allowed)})")
+            raise ConfigError(f"loss {name!r} does not apply to {target_kind} targets (use {', '.join(allowed)})")
         function = _loss_function(
             name,
             activation=activation,

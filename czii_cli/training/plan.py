@@ -1,64 +1,27 @@
 """Decisions a training run makes before its first step.
 
-Which classes and target, which runs validate (``--val-runs`` or ``--fold K/N`` split
-by experiment), which output channels and activation, how architecture overrides are
-parsed, how ``--init`` weights are loaded, and what the model file will say about itself.
+Which classes and target, which runs validate (named runs or fold K of N, split by
+experiment), which output channels and activation, how initial weights are loaded, and
+what the model file will say about itself.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..catalog import BACKGROUND, DEFAULT_CATALOG, Catalog
 from ..coords import same_voxel_size
-from ..errors import DataError, UsageError
+from ..errors import ConfigError, DataError
 from ..make_labels import TargetSpec
 from .checkpoint import ModelFile
 from .config import TrainConfig
 from .dataset import RunSource, TrainingVolume, label_spec_of
 from .registry import patch_multiple, resolve_params
-
-
-def parse_arch_params(items: Sequence[str]) -> dict:
-    """Parse repeated ``--arch-param key=value``; values are JSON, else plain strings.
-
-    Examples
-    --------
-    >>> parse_arch_params(["channels=[8, 16]", "backbone=resnet10", "res_block=false"])
-    {'channels': [8, 16], 'backbone': 'resnet10', 'res_block': False}
-    """
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"architecture parameter {item!r}: expected KEY=VALUE")
-        try:
-            params[key.strip()] = json.loads(value)
-        except ValueError:
-            params[key.strip()] = value
-    return params
-
-
-def parse_fold(text: str) -> tuple[int, int]:
-    """``K/N`` -> ``(K, N)`` with ``0 <= K < N``.
-
-    Examples
-    --------
-    >>> parse_fold("1/4")
-    (1, 4)
-    """
-    k, sep, n = text.partition("/")
-    try:
-        fold, folds = int(k), int(n)
-    except ValueError:
-        raise UsageError(f"fold {text!r}: expected K/N, e.g. 0/5") from None
-    if not sep or folds < 2 or not 0 <= fold < folds:
-        raise UsageError(f"fold {text!r}: need N >= 2 and 0 <= K < N")
-    return fold, folds
 
 
 def split_runs(
@@ -77,10 +40,10 @@ def split_runs(
     """
     ordered = sorted(runs)
     if val_runs and fold is not None:
-        raise UsageError("give validation runs or a fold, not both")
+        raise ConfigError("give validation runs or a fold, not both")
     unknown = sorted(set(val_runs) - set(ordered))
     if unknown:
-        raise UsageError(f"validation runs: unknown run {unknown[0]!r} (runs: {', '.join(ordered)})")
+        raise ConfigError(f"validation runs: unknown run {unknown[0]!r} (runs: {', '.join(ordered)})")
     if fold is not None:
         k, n = fold
         validation = ordered[k::n]
@@ -88,7 +51,7 @@ def split_runs(
         validation = [r for r in ordered if r in set(val_runs)]
     training = [r for r in ordered if r not in set(validation)]
     if not training:
-        raise UsageError("no runs left for training after the validation split")
+        raise ConfigError("no runs left for training after the validation split")
     return training, validation
 
 
@@ -130,10 +93,10 @@ def check_patch(config: TrainConfig) -> None:
     for name, patch in (("patch", config.patch), ("val_patch", config.val_patch)):
         if patch is not None and any(side % multiple for side in patch):
             sides = " ".join(map(str, patch))
-            raise UsageError(f"{name} {sides}: sides must be multiples of {multiple} for {config.arch}")
+            raise ConfigError(f"{name} {sides}: sides must be multiples of {multiple} for {config.arch}")
 
 
-def common_normalization(volumes: Sequence[TrainingVolume]) -> dict:
+def common_normalization(volumes: Sequence[TrainingVolume]) -> dict[str, Any]:
     """The one normalization all volumes used; mixing methods is a :class:`DataError`."""
     methods = {json.dumps(v.normalization, sort_keys=True): v for v in volumes}
     if len(methods) > 1:
@@ -159,7 +122,7 @@ def load_initial_weights(network: nn.Module, model: ModelFile, *, arch: str, sou
     Returns one line per skipped or missing tensor group, for the user.
     """
     if model.arch != arch:
-        raise UsageError(f"{source}: initial weights: a {model.arch} model cannot initialise a {arch} network")
+        raise ConfigError(f"{source}: initial weights: a {model.arch} model cannot initialise a {arch} network")
     own = network.state_dict()
     usable = {k: v for k, v in model.state_dict.items() if k in own and own[k].shape == v.shape}
     mismatched = sorted(k for k in model.state_dict if k in own and own[k].shape != model.state_dict[k].shape)
@@ -181,7 +144,7 @@ def model_template(
     *,
     catalog: Catalog,
     spec: TargetSpec,
-    normalization: dict,
+    normalization: dict[str, Any],
     voxel_size: float,
     train_runs: Sequence[str],
     val_runs: Sequence[str],

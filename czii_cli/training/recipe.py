@@ -30,7 +30,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..make_labels import TargetSpec
-from .config import DEFAULT_PARTICLE_WEIGHT, TrainConfig
+from .config import DEFAULT_PARTICLE_WEIGHT, ClassWeights, TrainConfig
 
 UNBOUNDED_EPOCHS = 1_000_000  # a time budget ends the run long before
 MAX_WEIGHT_GAIN = 4.0  # the smallest class's weight is at most this many times the largest's
@@ -110,6 +110,8 @@ class TrainPlan:
 
 
 def _plain(value: object) -> object:
+    if isinstance(value, ClassWeights):
+        return str(value)
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -234,11 +236,13 @@ def _class_weights(fingerprint: DataFingerprint, config: TrainConfig, given: set
     base = DEFAULT_PARTICLE_WEIGHT[target]
     volumes = {name: _blob_voxels(radius) for name, radius in fingerprint.blob_radii_voxels.items()}
     largest = max(volumes.values(), default=1.0)
-    weights = {name: base * min(MAX_WEIGHT_GAIN, math.sqrt(largest / volume)) for name, volume in volumes.items()}
-    text = ",".join(f"{name}={weight:.3g}" for name, weight in weights.items())
+    weights = {
+        name: float(f"{base * min(MAX_WEIGHT_GAIN, math.sqrt(largest / volume)):.3g}")
+        for name, volume in volumes.items()
+    }
     return Choice(
         "class_weights",
-        text,
+        ClassWeights.from_mapping(weights),
         f"particle weight {base:g} times sqrt(largest blob / class blob volume), "
         f"at most x{MAX_WEIGHT_GAIN:g}: small particles weigh as much as large ones",
     )

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,7 @@ from ..io.atomic import atomic_text
 from .checkpoint import ModelFile, save_model
 from .dataset import TrainingVolume
 from .distributed import World
+from .metrics import ClassScores, MetricsRow
 from .training import BatchMaker, Trainer, rng_state
 from .validation import RoundScores, validate_round
 
@@ -72,25 +74,25 @@ class OutputPaths:
 class RunRecord:
     """What a run has achieved so far; survives ``--resume``."""
 
-    history: list[dict] = field(default_factory=list)
+    history: list[MetricsRow] = field(default_factory=list)
     best_score: float | None = None
     best_step: int | None = None
     seconds: float = 0.0
     model_written: bool = False
     """Whether this process wrote the model file (not saved: a resumed run may find no new best)."""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
-            "history": self.history,
+            "history": [row.to_json() for row in self.history],
             "best_score": self.best_score,
             "best_step": self.best_step,
             "seconds": self.seconds,
         }
 
     @classmethod
-    def from_json(cls, document: dict) -> RunRecord:
+    def from_json(cls, document: dict[str, Any]) -> RunRecord:
         return cls(
-            list(document.get("history", [])),
+            [MetricsRow.from_json(row) for row in document.get("history", [])],
             document.get("best_score"),
             document.get("best_step"),
             float(document.get("seconds", 0.0)),
@@ -112,11 +114,13 @@ class Validation:
     rule: str
 
 
-SCORE_COLUMNS = {"fixed": "val_score", "tuned": "tuned_score"}
-"""The metrics column that each ``select`` setting keeps the best checkpoint by."""
-
 StepCallback = Callable[[int, str], None]
-RoundCallback = Callable[[dict], None]
+RoundCallback = Callable[[MetricsRow], None]
+
+
+def selected_score(row: MetricsRow, select: str) -> float | None:
+    """The score of ``row`` that the ``select`` setting keeps the best checkpoint by."""
+    return row.tuned_score if select == "tuned" else row.val_score
 
 
 def fit(
@@ -202,12 +206,12 @@ def fit(
 
 
 def _status(record: RunRecord) -> str:
-    scored = [row for row in record.history if row.get("val_score") is not None]
+    scored = [row for row in record.history if row.val_score is not None]
     if not scored:
         return "val F4 -"
     last = scored[-1]
-    tuned = "" if last.get("tuned_score") is None else f", tuned {last['tuned_score']:.3f}"
-    return f"val F4 {last['val_score']:.3f}{tuned} (best {record.best_score:.3f})"
+    tuned = "" if last.tuned_score is None else f", tuned {last.tuned_score:.3f}"
+    return f"val F4 {last.val_score:.3f}{tuned} (best {record.best_score:.3f})"
 
 
 def _round(
@@ -219,36 +223,34 @@ def _round(
     paths: OutputPaths,
     rng: np.random.Generator,
     world: World,
-) -> dict:
+) -> MetricsRow:
     """Close a round on every rank: average the loss, gather the random states; rank 0 keeps the files."""
     config = trainer.config
-    row = {
-        "step": trainer.step,
-        "epoch": round(trainer.step / config.steps_per_epoch, 3),
-        "seconds": round(record.seconds, 1),
-        "lr": trainer.optimizer.param_groups[0]["lr"],
-        "train_loss": world.mean(float(np.mean(losses))) if losses else None,
-        "val_score": None,
-        "tuned_score": None,
-    }
+    row = MetricsRow(
+        step=trainer.step,
+        epoch=round(trainer.step / config.steps_per_epoch, 3),
+        seconds=round(record.seconds, 1),
+        lr=trainer.optimizer.param_groups[0]["lr"],
+        train_loss=world.mean(float(np.mean(losses))) if losses else None,
+    )
     random_states = world.gather(rng_state(rng))
     if world.is_main:
-        _keep_round(row, trainer, record, validation, template, paths, random_states)
+        row = _keep_round(row, trainer, record, validation, template, paths, random_states)
     world.barrier()
     return row
 
 
 def _keep_round(
-    row: dict,
+    row: MetricsRow,
     trainer: Trainer,
     record: RunRecord,
     validation: Validation | None,
     template: ModelFile,
     paths: OutputPaths,
-    random_states: list[dict],
-) -> None:
+    random_states: list[dict[str, Any]],
+) -> MetricsRow:
     """Validate, record the row, write the best model, the last checkpoint, metrics and curves."""
-    score_column = SCORE_COLUMNS[trainer.config.select]
+    select = trainer.config.select
     if validation is not None:
         scores = validate_round(
             trainer.evaluation_network(),
@@ -265,38 +267,36 @@ def _keep_round(
             rule=validation.rule,
             device=trainer.device,
         )
-        row.update(_score_columns(scores))
+        row = _scored(row, scores)
     record.history.append(row)
-    improved = validation is None or record.best_score is None or row[score_column] > record.best_score
+    score = selected_score(row, select)
+    improved = validation is None or record.best_score is None or (score is not None and score > record.best_score)
     if improved:
         if validation is not None:
-            record.best_score, record.best_step = row[score_column], trainer.step
+            record.best_score, record.best_step = score, trainer.step
         save_model(paths.model, _model(template, trainer, record), overwrite=True)
         record.model_written = True
     _save_last(trainer, record, template, paths, random_states)
     write_metrics(paths.metrics, record.history)
     plot_curves(paths.curves, record.history, best_step=record.best_step)
+    return row
 
 
-def _score_columns(scores: RoundScores) -> dict:
-    """The metrics columns of a validation round; a class without candidates has no thresholds (None)."""
-    names = list(scores.fixed.per_class)
-    return {
-        "val_score": float(scores.fixed.score),
-        "tuned_score": float(scores.tuned.score),
-        **{f"f4_{name}": float(scores.fixed.per_class[name].fbeta) for name in names},
-        **{f"tuned_f4_{name}": float(scores.tuned.per_class[name].fbeta) for name in names},
-        **{f"pick_threshold_{name}": scores.pick_thresholds.get(name) for name in names},
-        **{f"cutoff_{name}": scores.cutoffs.get(name) for name in names},
+def _scored(row: MetricsRow, scores: RoundScores) -> MetricsRow:
+    """``row`` with a validation round's scores; a class without candidates has no thresholds (None)."""
+    per_class = {
+        name: ClassScores(
+            float(scores.fixed.per_class[name].fbeta),
+            float(scores.tuned.per_class[name].fbeta),
+            scores.pick_thresholds.get(name),
+            scores.cutoffs.get(name),
+        )
+        for name in scores.fixed.per_class
     }
+    return replace(row, val_score=float(scores.fixed.score), tuned_score=float(scores.tuned.score), per_class=per_class)
 
 
-def _columns(row: dict, prefix: str) -> dict:
-    """``{class: value}`` of a row's per-class columns ``<prefix><class>``."""
-    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
-
-
-def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
+def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict[str, Any]:
     """The ``train`` dict of a saved model: settings, steps, and the kept checkpoint's scores.
 
     ``best_score`` and ``best_per_class`` are the score that selected the checkpoint
@@ -308,21 +308,21 @@ def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
     from ..postprocess import DEFAULT_METHOD
 
     config = trainer.config
-    best: dict = {"best_per_class": {}}
+    best: dict[str, Any] = {"best_per_class": {}}
     if record.best_step is not None:
-        row = next(row for row in record.history if row["step"] == record.best_step)
+        row = next(row for row in record.history if row.step == record.best_step)
         fixed = {
-            "score": row["val_score"],
-            "per_class": _columns(row, "f4_"),
+            "score": row.val_score,
+            "per_class": row.fixed(),
             "method": DEFAULT_METHOD,
             "threshold": config.val_threshold,
         }
         tuned = {
-            "score": row.get("tuned_score"),
-            "per_class": _columns(row, "tuned_f4_"),
-            "thresholds": _given(_columns(row, "cutoff_")),
+            "score": row.tuned_score,
+            "per_class": row.tuned(),
+            "thresholds": row.cutoffs(),
             "method": DEFAULT_METHOD,
-            "pick_thresholds": _given(_columns(row, "pick_threshold_")),
+            "pick_thresholds": row.pick_thresholds(),
         }
         best = {
             "best_per_class": (fixed if config.select == "fixed" else tuned)["per_class"],
@@ -339,16 +339,12 @@ def _summary(template: ModelFile, trainer: Trainer, record: RunRecord) -> dict:
     }
 
 
-def _given(values: dict) -> dict:
-    return {key: value for key, value in values.items() if value is not None}
-
-
 def _model(template: ModelFile, trainer: Trainer, record: RunRecord) -> ModelFile:
     return replace(template, train=_summary(template, trainer, record), state_dict=trainer.weights())
 
 
 def _save_last(
-    trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths, random_states: list[dict]
+    trainer: Trainer, record: RunRecord, template: ModelFile, paths: OutputPaths, random_states: list[dict[str, Any]]
 ) -> None:
     """``rng`` is rank 0's random state, ``rank_rngs`` those of the other ranks."""
     resume = {**trainer.state(), "rng": random_states[0], "rank_rngs": random_states[1:], "record": record.to_json()}
@@ -356,24 +352,25 @@ def _save_last(
     save_model(paths.last, last, overwrite=True)
 
 
-def write_metrics(path: Path, history: Sequence[dict]) -> None:
+def write_metrics(path: Path, history: Sequence[MetricsRow]) -> None:
     """One CSV row per round, an empty cell where a round has no value.
 
     Columns: step, epoch, seconds, lr, train_loss, val_score, tuned_score, then per class
     f4 (at the fixed threshold), tuned_f4, pick_threshold and cutoff (the tuned candidate
     threshold and score cutoff).
     """
-    columns = list(dict.fromkeys(key for row in history for key in row))
+    rows = [row.to_json() for row in history]
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
     writer.writeheader()
-    for row in history:
+    for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     with atomic_text(path, overwrite=True) as handle:
         handle.write(buffer.getvalue())
 
 
-def plot_curves(path: Path, history: Sequence[dict], *, best_step: int | None = None) -> None:
+def plot_curves(path: Path, history: Sequence[MetricsRow], *, best_step: int | None = None) -> None:
     """Training loss and validation F-beta (overall and per class) against the step, as a PNG.
 
     Drawn by :func:`czii_cli.plots.training_figure`, in the style of every czii figure.

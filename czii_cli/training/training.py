@@ -12,13 +12,13 @@ import copy
 import json
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..class_values import parse_class_values
-from ..errors import UsageError
+from ..errors import ConfigError
 from .augment import augment_pair, mixup
 from .config import PRECISIONS, TrainConfig
 from .dataset import TrainingVolume
@@ -26,29 +26,8 @@ from .distributed import World
 from .losses import build_loss
 from .sampling import PatchSampler, extract_crop
 
-
-def parse_class_weights(text: str, *, channels: Sequence[str], default_particle: float) -> list[float]:
-    """One loss weight per output channel from ``--class-weights``.
-
-    A bare number sets every particle class; ``name=value`` one channel (``background``
-    included).  Background defaults to 1.
-
-    Examples
-    --------
-    >>> parse_class_weights("256", channels=["background", "a", "b"], default_particle=4)
-    [1.0, 256.0, 256.0]
-    >>> parse_class_weights("b=2,background=0.5", channels=["background", "a", "b"], default_particle=4)
-    [0.5, 4.0, 2.0]
-    """
-    particle, named = parse_class_values(text, flag="class weights")
-    particle = float(default_particle) if particle is None else particle
-    for value in (particle, *named.values()):
-        if value < 0:
-            raise UsageError(f"class weights: weights must be >= 0, got {text!r}")
-    unknown = sorted(set(named) - set(channels))
-    if unknown:
-        raise UsageError(f"class weights: unknown class {unknown[0]!r} (known: {', '.join(channels)})")
-    return [named.get(c, 1.0 if c == "background" else particle) for c in channels]
+if TYPE_CHECKING:
+    from ..make_labels import Centres
 
 
 def learning_rate(
@@ -92,7 +71,7 @@ def training_precision(name: str, device: torch.device) -> str:
     'float32'
     """
     if name not in PRECISIONS:
-        raise UsageError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
+        raise ConfigError(f"unknown precision {name!r} (choose from {', '.join(PRECISIONS)})")
     if name != "auto":
         return name
     if device.type == "cuda":
@@ -124,7 +103,9 @@ class BatchMaker:
         Particles per volume (class-balanced crops).
     """
 
-    def __init__(self, volumes: Sequence[TrainingVolume], *, config: TrainConfig, n_channels: int, centres):
+    def __init__(
+        self, volumes: Sequence[TrainingVolume], *, config: TrainConfig, n_channels: int, centres: Sequence[Centres]
+    ):
         self.volumes = list(volumes)
         self.config = config
         self.n_channels = n_channels
@@ -236,7 +217,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
         except (ValueError, RuntimeError) as err:  # shape, memory and normalisation failures of the network
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UsageError(
+            raise ConfigError(
                 f"{self.config.arch} failed on a {self.config.batch_size} x "
                 f"{'x'.join(map(str, x.shape[2:]))} batch ({first_line}); "
                 "try another patch size or batch size"
@@ -267,7 +248,7 @@ class Trainer:
         """The network validation runs (EMA weights), in eval mode."""
         return (self.ema if self.config.ema_decay > 0 else self.network).eval()
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """Plain-data resume state: live and EMA weights, optimizer, grad scaler, step."""
         return {
             "step": self.step,
@@ -278,7 +259,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
         }
 
-    def load_state(self, state: dict) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state` exported."""
         self.network.load_state_dict(state["network"])
         self.ema.load_state_dict(state["ema"])
@@ -289,12 +270,12 @@ class Trainer:
         self.time_used = float(state.get("time_used", 0.0))
 
 
-def _plain(state: dict) -> dict[str, torch.Tensor]:
+def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """CPU copies of a state dict's tensors in the contiguous layout (as every checkpoint stores them)."""
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state.items()}
 
 
-def _to_cpu(value):
+def _to_cpu(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().clone()
     if isinstance(value, dict):
@@ -304,12 +285,12 @@ def _to_cpu(value):
     return value
 
 
-def rng_state(rng: np.random.Generator) -> dict:
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
     """Plain-data random states: numpy's as a JSON string (its integers exceed 64 bits), torch's as a tensor."""
     return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
 
 
-def restore_rng_state(rng: np.random.Generator, state: dict) -> None:
+def restore_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` exported."""
     rng.bit_generator.state = json.loads(state["numpy"])
     torch.set_rng_state(state["torch"])
