@@ -51,3 +51,67 @@ def test_postprocess_file_applies_thresholds_and_cutoffs_and_names_the_parameter
     with pytest.raises(UsageError, match="output exists"):
         postprocess_file(probs, tmp_path / "a.csv")
     assert not (tmp_path / "c.csv").exists()
+
+
+def tomogram(path: Path, data: np.ndarray, *, run: str = "TS_1") -> Path:
+    write_artifact(
+        path, np.asarray(data, np.float32), ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0, run=run)
+    )
+    return path
+
+
+def test_normalize_file_writes_the_normalized_tomogram_and_its_statistics(tmp_path):
+    from czii_cli.io.artifacts import read_artifact
+    from czii_cli.normalize import normalize_file
+
+    raw = tomogram(tmp_path / "raw.zarr", np.tile([1.0, 3.0], (3, 2, 1)))
+    done = normalize_file(raw, tmp_path / "z.zarr")
+    assert done.output == tmp_path / "z.zarr" and done.shape == (3, 2, 2)
+    written = read_artifact(tmp_path / "z.zarr")
+    assert written.data[:].tolist() == np.tile([-1.0, 1.0], (3, 2, 1)).tolist()
+    assert written.meta.kind == "tomogram" and written.meta.run == "TS_1"
+    assert (written.meta.extra["normalization"]["mean"], written.meta.extra["normalization"]["std"]) == (2.0, 1.0)
+    assert written.meta.provenance[-1]["command"] == "normalize"
+
+    ramp = tomogram(tmp_path / "ramp.zarr", np.arange(5.0).reshape(1, 1, 5))
+    normalize_file(ramp, tmp_path / "p.zarr", method="percentile", clip=(0.0, 100.0))
+    assert read_artifact(tmp_path / "p.zarr").data[:].tolist() == [[[0.0, 0.25, 0.5, 0.75, 1.0]]]
+
+
+def test_normalize_file_fills_or_refuses_non_finite_voxels(tmp_path):
+    from czii_cli.errors import NonFiniteError
+    from czii_cli.io.artifacts import read_artifact
+    from czii_cli.normalize import normalize_file
+
+    raw = tomogram(tmp_path / "raw.zarr", [[[1.0, np.nan, 3.0]]])
+    with pytest.raises(NonFiniteError, match=r"1 of 3 voxels are not finite \(NaN or infinite\)$") as caught:
+        normalize_file(raw, tmp_path / "out.zarr")
+    assert (caught.value.count, caught.value.total) == (1, 3)
+    assert not (tmp_path / "out.zarr").exists()
+    done = normalize_file(raw, tmp_path / "out.zarr", fill_nonfinite=True)
+    assert (done.stats["nonfinite"], done.stats["fill"]) == (1, 2.0)
+    assert read_artifact(tmp_path / "out.zarr").data[:].tolist() == [[[-1.0, 0.0, 1.0]]]
+
+
+def test_make_labels_file_paints_the_runs_picks_on_the_grid(tmp_path):
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.io.artifacts import read_artifact
+    from czii_cli.make_labels import LabelsFile, PicksOfOtherRunsError, TargetSpec, make_labels_file
+
+    like = tomogram(tmp_path / "t.zarr", np.zeros((8, 8, 8)))
+    picks = tmp_path / "picks.csv"
+    picks.write_text(
+        "experiment,particle_type,x,y,z\nTS_1,apo-ferritin,40,30,20\nTS_1,ribosome,10,60,70\nTS_2,ribosome,40,40,40\n"
+    )
+    done = make_labels_file(picks, like, tmp_path / "l.zarr", spec=TargetSpec("points"), catalog=DEFAULT_CATALOG)
+    assert done == LabelsFile((tmp_path / "l.zarr",), 2, "TS_1", (8, 8, 8))
+    labels = read_artifact(tmp_path / "l.zarr")
+    assert sorted(zip(*np.nonzero(labels.data[:]))) == [(2, 3, 4), (7, 6, 1)]
+    assert (labels.data[2, 3, 4], labels.data[7, 6, 1]) == (1, 4)  # apo-ferritin is label 1, ribosome 4
+    assert labels.meta.kind == "labels" and labels.meta.classes == tuple(DEFAULT_CATALOG.names)
+
+    other = tmp_path / "other.csv"
+    other.write_text("experiment,particle_type,x,y,z\nTS_2,ribosome,40,40,40\n")
+    with pytest.raises(PicksOfOtherRunsError, match=r"other.csv: no picks of run 'TS_1' \(runs: TS_2\)$"):
+        make_labels_file(other, like, tmp_path / "m.zarr", spec=TargetSpec("points"), catalog=DEFAULT_CATALOG)
+    assert not (tmp_path / "m.zarr").exists()
