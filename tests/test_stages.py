@@ -115,3 +115,71 @@ def test_make_labels_file_paints_the_runs_picks_on_the_grid(tmp_path):
     with pytest.raises(PicksOfOtherRunsError, match=r"other.csv: no picks of run 'TS_1' \(runs: TS_2\)$"):
         make_labels_file(other, like, tmp_path / "m.zarr", spec=TargetSpec("points"), catalog=DEFAULT_CATALOG)
     assert not (tmp_path / "m.zarr").exists()
+
+
+def test_ensemble_files_averages_maps_and_fuses_pick_lists(tmp_path):
+    from czii_cli.ensemble.job import ensemble_files
+    from czii_cli.io.artifacts import read_artifact
+
+    meta = ArtifactMeta(
+        kind="probs", axes="czyx", voxel_size=10.0, run="TS_1", classes=PROBS_CLASSES, extra={"activation": "softmax"}
+    )
+    for name, value in (("a", 0.25), ("b", 0.75)):
+        write_artifact(tmp_path / f"{name}.zarr", np.full((3, 4, 4, 4), value, np.float32), meta)
+    maps = [tmp_path / "a.zarr", tmp_path / "b.zarr"]
+    blocks = []
+    assert ensemble_files(maps, tmp_path / "e.zarr", weights=[3.0, 1.0], on_plan=blocks.append) == tmp_path / "e.zarr"
+    combined = read_artifact(tmp_path / "e.zarr")
+    assert blocks == [1] and combined.data.dtype == np.float16
+    assert np.unique(combined.data[:]).tolist() == [0.375]
+    assert combined.meta.extra["ensemble"]["weights"] == [3.0, 1.0]
+    with pytest.raises(UsageError, match="pick lists are fused with mode 'cluster'"):
+        ensemble_files([tmp_path / "a.csv"], tmp_path / "x.zarr")
+
+    header = "experiment,particle_type,x,y,z,score\n"
+    (tmp_path / "a.csv").write_text(header + "TS_1,ribosome,100,0,0,1\n")
+    (tmp_path / "b.csv").write_text(header + "TS_1,ribosome,104,0,0,1\nTS_1,apo-ferritin,500,0,0,0.5\n")
+    ensemble_files([tmp_path / "a.csv", tmp_path / "b.csv"], tmp_path / "f.csv", mode="cluster")
+    assert (tmp_path / "f.csv").read_text().splitlines()[1:] == [
+        "0,TS_1,apo-ferritin,500,0,0,0.25",
+        "1,TS_1,ribosome,102,0,0,1",
+    ]
+
+
+def write_picks(path: Path, rows: str, *, scored: bool = False) -> Path:
+    path.write_text("experiment,particle_type,x,y,z" + (",score" if scored else "") + "\n" + rows)
+    return path
+
+
+def test_score_files_counts_matches_and_reports_disjoint_experiments(tmp_path):
+    from czii_cli.score import score_files
+
+    gt = write_picks(tmp_path / "gt.csv", "TS_1,ribosome,0,0,0\nTS_1,ribosome,1000,0,0\n")
+    pred = write_picks(tmp_path / "pred.csv", "TS_1,ribosome,10,0,0\nTS_1,ribosome,5000,0,0\n")
+    report = score_files(pred, gt, plot=tmp_path / "score.png")
+    ribosome = report.per_class["ribosome"]
+    assert (ribosome.tp, ribosome.fp, ribosome.fn, ribosome.fbeta) == (1, 1, 1, 0.5)
+    assert report.score == pytest.approx(0.5 / 7, rel=1e-12)  # ribosome weight 1 of the catalog's 7
+    assert (tmp_path / "score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    elsewhere = write_picks(tmp_path / "other.csv", "TS_9,ribosome,0,0,0\n")
+    warnings: list[str] = []
+    assert score_files(elsewhere, gt, on_warning=warnings.append).score == 0.0
+    assert warnings == [
+        f"no experiment of {elsewhere} is in {gt}, so nothing can match: {elsewhere} has TS_9; {gt} has TS_1"
+    ]
+
+
+def test_tune_files_writes_the_cutoffs_it_returns(tmp_path):
+    from czii_cli.io.thresholds import read_thresholds
+    from czii_cli.tune import TooFewExperimentsError, tune_files
+
+    gt = write_picks(tmp_path / "gt.csv", "TS_1,ribosome,0,0,0\n")
+    pred = write_picks(tmp_path / "pred.csv", "TS_1,ribosome,10,0,0,0.9\nTS_1,ribosome,900,0,0,0.2\n", scored=True)
+    result = tune_files(pred, gt, tmp_path / "cutoffs.json", rule="best")
+    assert result.thresholds == {"ribosome": 0.6}  # the shortest decimal between the scores 0.2 and 0.9
+    assert read_thresholds(tmp_path / "cutoffs.json") == {"ribosome": 0.6}
+    assert (result.before.per_class["ribosome"].fp, result.after.per_class["ribosome"].fp) == (1, 0)
+    with pytest.raises(TooFewExperimentsError, match=r"gt.csv: cross validation needs .* two experiments, found 1$"):
+        tune_files(pred, gt, tmp_path / "cv.json", cross_validation=True)
+    assert not (tmp_path / "cv.json").exists()
