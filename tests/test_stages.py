@@ -183,3 +183,43 @@ def test_tune_files_writes_the_cutoffs_it_returns(tmp_path):
     with pytest.raises(TooFewExperimentsError, match=r"gt.csv: cross validation needs .* two experiments, found 1$"):
         tune_files(pred, gt, tmp_path / "cv.json", cross_validation=True)
     assert not (tmp_path / "cv.json").exists()
+
+
+def test_predict_file_writes_the_map_a_constant_network_predicts(tmp_path):
+    import torch
+
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.io.artifacts import read_artifact
+    from czii_cli.normalize import normalization_method
+    from czii_cli.predict_probs.job import predict_file
+    from czii_cli.training.checkpoint import ModelFile, save_model
+    from czii_cli.training.registry import build_network
+
+    network = build_network("light", in_channels=1, out_channels=2, params={"channels": [4, 8]})
+    zeros = {name: torch.zeros_like(value) for name, value in network.state_dict().items()}
+    model = ModelFile(
+        arch="light",
+        arch_params={"channels": [4, 8]},
+        classes=["background", "ribosome"],
+        catalog=DEFAULT_CATALOG.to_json(),
+        target="spheres",
+        activation="softmax",
+        normalization=normalization_method("zscore"),
+        patch_size=[8, 8, 8],
+        voxel_size=10.0,
+        state_dict=zeros,
+    )
+    save_model(tmp_path / "zero.pt", model)
+    raw = tomogram(tmp_path / "t.zarr", np.random.default_rng(0).normal(size=(8, 12, 16)))
+    windows: list[int] = []
+    result = predict_file(
+        raw, tmp_path / "p.zarr", models=[tmp_path / "zero.pt"], window=(8, 8, 8), tta="flips", on_plan=windows.append
+    )
+    assert result["target"] == str(tmp_path / "p.zarr") and result["tiling"] == "sliding" and len(windows) == 1
+    probs = read_artifact(tmp_path / "p.zarr")
+    assert (probs.meta.kind, probs.meta.axes, probs.meta.classes) == ("probs", "czyx", ("background", "ribosome"))
+    assert probs.data.shape == (2, 8, 12, 16) and probs.data.dtype == np.float16
+    assert np.unique(probs.data[:]).tolist() == [0.5]  # zero logits: softmax of two equal values
+    assert probs.meta.extra["tta"] == "flips" and probs.meta.run == "TS_1"
+    with pytest.raises(UsageError, match=r"^tta must be one of none, flips, rot90, all, got 'spin'$"):
+        predict_file(raw, tmp_path / "q.zarr", models=[tmp_path / "zero.pt"], tta="spin")

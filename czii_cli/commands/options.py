@@ -91,22 +91,6 @@ def weights_option(text: str | None) -> list[float] | None:
 
 # ----------------------------------------------------------------------------- postprocess
 
-POSTPROCESS_FLAGS = (
-    "connectivity",
-    "radius_scale",
-    "min_size_fraction",
-    "min_size",
-    "sigma",
-    "footprint",
-    "nms_distance",
-    "marker_distance",
-    "eps_scale",
-    "points",
-    "template",
-    "overlap",
-)
-"""The method options ``postprocess`` has flags for, in the order of its flags."""
-
 
 def _one_of(name: str, module: str, constant: str) -> Callable[[Mapping[str, object]], None]:
     """A check that option ``name`` is one of ``czii_cli.postprocess.<module>.<constant>``."""
@@ -239,3 +223,25 @@ def postprocess_options(method: str, given: Mapping[str, object | None], *, seed
     for check in _METHOD_CHECKS[method]:
         check(options)
     return options
+
+
+# ----------------------------------------------------------------------------- predict-probs
+
+
+def predict_options(*, tta: str, dtype: str, device: str, precision: str, tiling: str) -> None:
+    """Check the choices of ``predict-probs`` once, in the order of its flags' checks.
+
+    The device is resolved too, so that ``cuda`` without a CUDA device fails here,
+    before any model is loaded.
+    """
+    from ..predict_probs.predict import TILINGS
+    from ..predict_probs.runner import PRECISIONS, resolve_device
+    from ..predict_probs.tta import TTA_SETS
+
+    look_up_option(tta, TTA_SETS, what="TTA set")
+    if dtype not in ("float16", "float32"):
+        raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
+    resolve_device(device)
+    look_up_option(precision, PRECISIONS, what="precision")
+    if tiling not in TILINGS:
+        raise UsageError(f"--tiling must be one of {', '.join(TILINGS)}, got {tiling!r}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
 from ..io.volumes import VolumeRequest, read_tomogram
@@ -27,7 +27,7 @@ from ..pick_settings import common_settings, from_training_summary
 from ..training.checkpoint import ModelFile
 from .members import fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
-from .runner import resolve_device, resolve_precision
+from .runner import PRECISIONS, resolve_device, resolve_precision
 from .stitch import DEFAULT_MEMORY_BUDGET
 
 
@@ -203,3 +203,99 @@ def predict_job(
     networks = [model.build() for model in models]
     volume = read_tomogram(path, request)
     return predict_tomogram(volume, target, models=models, networks=networks, settings=settings, overwrite=overwrite)
+
+
+def predict_file(
+    tomogram: Path,
+    output: Path | str,
+    *,
+    models: Sequence[Path],
+    request: VolumeRequest | None = None,
+    window: Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 1,
+    tta: str = "none",
+    device: str = "auto",
+    dtype: str = "float16",
+    logits: bool = False,
+    precision: str = "auto",
+    tiling: str = "auto",
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    overwrite: bool = False,
+    on_windows: Callable[[int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> dict:
+    """Predict one tomogram file with one or more model files into a probs artifact.
+
+    Parameters
+    ----------
+    tomogram : Path
+        A tomogram: MRC, OME-Zarr, czii artifact, or a copick project (``request``
+        names the run and tomogram type).
+    output : Path or "-"
+        The artifact; ``-`` streams a zip to stdout.  It appears only when complete.
+    models : sequence of Path
+        Model files, averaged as an ensemble; they must share classes and activation.
+    request : VolumeRequest, optional
+        Run, tomogram type and voxel-size override to read ``tomogram`` with.
+    window : sequence of 3 int, optional
+        Window (z, y, x) in voxels; default: the first model's patch size.  Given, the
+        tiling ``auto`` means sliding windows.
+    overlap, batch_size, tta, device, dtype, logits, precision, tiling, memory_budget :
+        As the fields of :class:`PredictSettings`.
+    overwrite : bool
+        Replace an existing ``output``.
+    on_windows, on_plan : callable, optional
+        Progress callbacks, as for :func:`predict_tomogram`.
+
+    Returns
+    -------
+    dict
+        As :func:`predict_tomogram`: ``target``, ``tiling``, ``windows`` and more.
+
+    Raises
+    ------
+    UsageError
+        An unknown TTA set, device, precision, dtype or tiling; a window the networks do
+        not take; an existing output without ``overwrite``.
+    DataError
+        An unreadable tomogram or model file.
+    """
+    from .members import choose_window
+    from .predict import TILINGS
+    from .tta import TTA_SETS
+
+    for value, choices, what in (
+        (tta, TTA_SETS, "tta"),
+        (dtype, ("float16", "float32"), "dtype"),
+        (precision, PRECISIONS, "precision"),
+        (tiling, TILINGS, "tiling"),
+    ):
+        if value not in choices:
+            raise UsageError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    loaded = load_models(models)
+    settings = PredictSettings(
+        models=tuple(models),
+        window=choose_window(loaded, models, window),
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        device=device,
+        dtype=dtype,
+        logits=logits,
+        precision=precision,
+        tiling="sliding" if window and tiling == "auto" else tiling,
+        memory_budget=memory_budget,
+    )
+    volume = read_tomogram(tomogram, request or VolumeRequest())
+    networks = [model.build() for model in loaded]
+    return predict_tomogram(
+        volume,
+        output,
+        models=loaded,
+        networks=networks,
+        settings=settings,
+        overwrite=overwrite,
+        on_windows=on_windows,
+        on_plan=on_plan,
+    )
