@@ -223,3 +223,61 @@ def test_predict_file_writes_the_map_a_constant_network_predicts(tmp_path):
     assert probs.meta.extra["tta"] == "flips" and probs.meta.run == "TS_1"
     with pytest.raises(UsageError, match=r"^tta must be one of none, flips, rot90, all, got 'spin'$"):
         predict_file(raw, tmp_path / "q.zarr", models=[tmp_path / "zero.pt"], tta="spin")
+
+
+METHOD_OPTION_CASES = [
+    ("cc", {"min_size": -1}),
+    ("cc", {"min_size_fraction": -0.5}),
+    ("cc", {"radius_scale": 0.0}),
+    ("cc", {"radius_scale": -1.0, "min_size": 4}),  # a fixed size never needs the blob radius
+    ("cc", {"connectivity": 8}),
+    ("peaks", {"footprint": "star"}),
+    ("peaks", {"sigma": -1.0}),
+    ("peaks", {"nms_distance": -0.1, "radius_scale": 0.0}),
+    ("peaks", {"radius_scale": 0.0}),
+    ("watershed", {"connectivity": 4, "min_size": -1}),
+    ("watershed", {"radius_scale": -1.0, "min_size": 4}),
+    ("dbscan", {"points": "grid"}),
+    ("dbscan", {"eps_scale": 0.0}),
+    ("dbscan", {"connectivity": 8}),  # voxel clustering labels no components
+    ("dbscan", {"connectivity": 8, "points": "centroids"}),
+    ("kl-fit", {"template": "cone"}),
+    ("kl-fit", {"overlap": 0.0}),
+    ("kl-fit", {"radius_scale": 0.0, "min_size": -1}),
+    ("kl-fit", {"connectivity": 5}),
+    ("kl-fit", {"template": "gaussian", "overlap": 0.5, "connectivity": 6}),
+]
+
+
+def one_voxel_run_message(method: str, options: dict[str, object]) -> str | None:
+    """What running the method itself on a one-voxel map says of these options (None: accepted)."""
+    from czii_cli.postprocess import METHODS
+
+    try:
+        METHODS[method](np.zeros((1, 1, 1), np.float32), threshold=1.0, radius=1.0, **options)
+    except UsageError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize(("method", "options"), METHOD_OPTION_CASES)
+def test_method_options_are_checked_as_the_method_itself_checks_them(method, options):
+    from czii_cli.commands.options import postprocess_options
+
+    expected = one_voxel_run_message(method, options)
+    if expected is None:
+        assert postprocess_options(method, options, seed=0) == {
+            **options,
+            **({"seed": 0} if method == "kl-fit" else {}),
+        }
+    else:
+        with pytest.raises(UsageError) as caught:
+            postprocess_options(method, options, seed=0)
+        assert str(caught.value) == expected
+
+
+def test_a_bad_method_option_is_one_error_line_before_any_input_is_read(cli, tmp_path):
+    result = cli("postprocess", tmp_path / "missing.zarr", "--method", "dbscan", "--points", "grid")
+    assert result.exit_code == 2
+    assert result.stderr == "czii: error: points must be one of voxels, centroids, got 'grid'\n"
+    assert result.stdout == ""
