@@ -553,7 +553,16 @@ def tune_files(
     if cross_validation and len(gt_picks.experiments) < 2:
         raise TooFewExperimentsError(str(gt), len(gt_picks.experiments))
     metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
-    result = tune_thresholds(pred_picks, gt_picks, catalog, cross_validation=cross_validation, rule=rule, **metric)
+    result = tune_thresholds(
+        pred_picks,
+        gt_picks,
+        catalog,
+        beta=beta,
+        distance_multiplier=distance_multiplier,
+        matching=matching,
+        cross_validation=cross_validation,
+        rule=rule,
+    )
     extra: dict[str, object] = {
         "metric": metric,
         "rule": rule,

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 METHOD = "Method options (each applies to the methods named)"
 
 
-def _option(flag: str, help: str) -> typer.models.OptionInfo:
+def _option(flag: str, help: str) -> Any:
     return typer.Option(flag, help=help, show_default=False, rich_help_panel=METHOD)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..catalog import BACKGROUND, DEFAULT_CATALOG, Catalog, catalog_from_mapping
 from ..errors import DataError, NonFiniteError, OutputExistsError, UsageError
@@ -173,6 +173,7 @@ def picks_of_map(probs: ProbsMap, settings: PickSettings, *, options: Mapping[st
     from . import extract_picks
 
     names = list(probs.volume.meta.classes)
+    method_options: dict[str, Any] = dict(options or {})
     try:
         picks = extract_picks(
             probs.volume.data,
@@ -183,7 +184,7 @@ def picks_of_map(probs: ProbsMap, settings: PickSettings, *, options: Mapping[st
             voxel_size=probs.volume.meta.voxel_size,
             origin_zyx=probs.volume.meta.origin,
             run=probs.experiment,
-            **dict(options or {}),
+            **method_options,
         )
     except NonFiniteError as err:
         raise NonFiniteError(f"{probs.name}: {err}", count=err.count, total=err.total) from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -87,7 +88,7 @@ def predict_tomogram(
     overwrite: bool = False,
     on_windows: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Predict one tomogram into a probs artifact at ``target``.
 
     Parameters
@@ -120,7 +121,7 @@ def predict_tomogram(
     window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
     activation = "logits" if settings.logits else models[0].activation
     members, normalization = members_for(networks, models, volume)
-    extra = {
+    extra: dict[str, Any] = {
         "activation": activation,
         "catalog": models[0].catalog,
         "tta": settings.tta,
@@ -178,7 +179,7 @@ def predict_tomogram(
 
 def predict_job(
     path: Path, *, request: VolumeRequest, target: Path | str, settings: PredictSettings, overwrite: bool = False
-) -> dict:
+) -> dict[str, Any]:
     """Open a tomogram, load the models and predict it into ``target`` (the batch job).
 
     Parameters
@@ -224,7 +225,7 @@ def predict_file(
     overwrite: bool = False,
     on_windows: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Predict one tomogram file with one or more model files into a probs artifact.
 
     Parameters
@@ -274,9 +275,10 @@ def predict_file(
         if value not in choices:
             raise UsageError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
     loaded = load_models(models)
+    z, y, x = choose_window(loaded, models, window)
     settings = PredictSettings(
         models=tuple(models),
-        window=choose_window(loaded, models, window),
+        window=(z, y, x),
         overlap=overlap,
         batch_size=batch_size,
         tta=tta,
