@@ -139,15 +139,13 @@ def command(
     from ..io.atomic import is_stdout
     from ..io.tomogram_inputs import find_tomograms, plan_outputs
     from ..io.volumes import VolumeRequest
-    from ..predict_probs.job import PredictSettings, predict_job, predict_tomogram
-    from ..predict_probs.members import choose_window, load_models
+    from ..predict_probs.job import predict_job, predict_settings, predict_tomogram
+    from ..predict_probs.members import load_models
     from .batching import absolute, check_batch_options, run_with_progress
     from .options import predict_options
 
     set_verbosity(quiet=quiet, verbose=verbose)
     predict_options(tta=tta, dtype=dtype, device=device, precision=precision, tiling=tiling)
-    if window and tiling == "auto":  # an explicit window asks for sliding windows
-        tiling = "sliding"
     check_batch_options(
         scheduler=scheduler,
         skip_existing=skip_existing,
@@ -155,9 +153,10 @@ def command(
         stdin=any(is_stdout(p) for p in tomograms),
     )
     models = load_models(model)
-    settings = PredictSettings(
-        models=tuple(model),
-        window=choose_window(models, model, window),
+    settings = predict_settings(
+        model,
+        models,
+        window=window,
         overlap=overlap,
         batch_size=batch_size,
         tta=tta,

@@ -26,7 +26,7 @@ from ..io.volumes import VolumeRequest, read_tomogram
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
 from ..training.checkpoint import ModelFile
-from .members import fit_window, load_models, members_for, window_multiple
+from .members import choose_window, fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
 from .runner import PRECISIONS, resolve_device, resolve_precision
 from .stitch import DEFAULT_MEMORY_BUDGET
@@ -76,6 +76,48 @@ class PredictSettings:
     precision: str = "auto"
     tiling: str = "auto"
     memory_budget: float = DEFAULT_MEMORY_BUDGET
+
+
+def predict_settings(
+    paths: Sequence[Path],
+    models: Sequence[ModelFile],
+    *,
+    window: Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 1,
+    tta: str = "none",
+    device: str = "auto",
+    dtype: str = "float16",
+    logits: bool = False,
+    precision: str = "auto",
+    tiling: str = "auto",
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
+) -> PredictSettings:
+    """The settings of a prediction with the model files ``paths``, loaded as ``models``.
+
+    The window is ``window``, else the first model's patch size, and every network must
+    take it; an explicit window with tiling ``auto`` asks for sliding windows.  The other
+    parameters are the fields of :class:`PredictSettings`.
+
+    Raises
+    ------
+    UsageError
+        A window that is not three positive sizes, or that a network does not take.
+    """
+    z, y, x = choose_window(models, paths, window)
+    return PredictSettings(
+        models=tuple(paths),
+        window=(z, y, x),
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        device=device,
+        dtype=dtype,
+        logits=logits,
+        precision=precision,
+        tiling="sliding" if window and tiling == "auto" else tiling,
+        memory_budget=memory_budget,
+    )
 
 
 def predict_tomogram(
@@ -262,7 +304,6 @@ def predict_file(
     DataError
         An unreadable tomogram or model file.
     """
-    from .members import choose_window
     from .predict import TILINGS
     from .tta import TTA_SETS
 
@@ -275,10 +316,10 @@ def predict_file(
         if value not in choices:
             raise UsageError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
     loaded = load_models(models)
-    z, y, x = choose_window(loaded, models, window)
-    settings = PredictSettings(
-        models=tuple(models),
-        window=(z, y, x),
+    settings = predict_settings(
+        models,
+        loaded,
+        window=window,
         overlap=overlap,
         batch_size=batch_size,
         tta=tta,
@@ -286,7 +327,7 @@ def predict_file(
         dtype=dtype,
         logits=logits,
         precision=precision,
-        tiling="sliding" if window and tiling == "auto" else tiling,
+        tiling=tiling,
         memory_budget=memory_budget,
     )
     volume = read_tomogram(tomogram, request or VolumeRequest())
