@@ -13,7 +13,7 @@ from czii_cli.io.artifacts import ArtifactMeta, write_artifact
 PROBS_CLASSES = ("background", "apo-ferritin", "ribosome")
 
 
-def two_blob_map(path: Path) -> Path:
+def two_blob_map(path: Path, *, run: str = "TS_1") -> Path:
     """A 3-channel map (background, apo-ferritin, ribosome) with one blob per class, 10 Å voxels.
 
     The apo-ferritin blob is a 3^3 cube of 0.8 centred on voxel (z, y, x) = (4, 5, 6); the
@@ -23,7 +23,7 @@ def two_blob_map(path: Path) -> Path:
     data[1, 3:6, 4:7, 5:8] = 0.8
     data[2, 7:14, 6:13, 5:12] = 0.6
     data[2, 10, 9, 8] = 0.9
-    meta = ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run="TS_1", classes=PROBS_CLASSES)
+    meta = ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, run=run, classes=PROBS_CLASSES)
     write_artifact(path, data, meta)
     return path
 
@@ -281,3 +281,21 @@ def test_a_bad_method_option_is_one_error_line_before_any_input_is_read(cli, tmp
     assert result.exit_code == 2
     assert result.stderr == "czii: error: points must be one of voxels, centroids, got 'grid'\n"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("output", ["picks.csv", "picks/"])
+def test_postprocess_opens_each_input_once(cli, tmp_path, monkeypatch, output):
+    from czii_cli.io import volumes
+
+    opened: list[str] = []
+    read_volume = volumes.read_volume
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(Path(path).name)
+        return read_volume(path, *args, **kwargs)
+
+    monkeypatch.setattr(volumes, "read_volume", counting)
+    maps = [two_blob_map(tmp_path / "a.zarr"), two_blob_map(tmp_path / "b.zarr", run="TS_2")]
+    result = cli("postprocess", *maps, "-o", f"{tmp_path}/{output}")
+    assert result.exit_code == 0, result.stderr
+    assert opened == ["a.zarr", "b.zarr"]
