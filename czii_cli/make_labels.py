@@ -23,14 +23,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .catalog import Catalog
 from .class_values import parse_class_values
 from .coords import angstrom_to_voxel
-from .errors import UsageError
+from .errors import DataError, UsageError
 from .picks import Picks, check_classes
+
+if TYPE_CHECKING:
+    from .io.copick import PicksSelection
+    from .io.volumes import VolumeRequest
 
 TARGETS = ("spheres", "heatmap", "points")
 DEFAULT_RADIUS_SCALE = 0.5
@@ -332,3 +338,156 @@ def picks_from_label_metadata(extra: Mapping, *, run: str) -> Picks | None:
     if not isinstance(recorded, Mapping):
         return None
     return concat(Picks.from_points(run, name, np.asarray(xyz, dtype=np.float64)) for name, xyz in recorded.items())
+
+
+class PicksOfOtherRunsError(DataError):
+    """The picks hold none of the tomogram's run, only others (exit code 1).
+
+    Attributes
+    ----------
+    run : str or None
+        The tomogram's run.
+    """
+
+    def __init__(self, message: str, *, run: str | None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+class LabelsFile(NamedTuple):
+    """What :func:`make_labels_file` wrote.
+
+    Attributes
+    ----------
+    outputs : tuple of Path or str
+        The artifact (``-`` when streamed), or the copick segmentations written.
+    picks : int
+        The number of picks painted.
+    run : str or None
+        The tomogram's run (only its picks are painted).
+    shape : tuple of int
+        The grid (z, y, x).
+    """
+
+    outputs: tuple[Path | str, ...]
+    picks: int
+    run: str | None
+    shape: tuple[int, ...]
+
+
+def make_labels_file(
+    picks: Path,
+    like: Path,
+    output: Path | str | None,
+    *,
+    spec: TargetSpec,
+    catalog: Catalog,
+    request: VolumeRequest | None = None,
+    selection: PicksSelection | None = None,
+    project: Path | None = None,
+    user: str = "czii",
+    session: str = "0",
+    preview: bool = False,
+    overwrite: bool = False,
+) -> LabelsFile:
+    """Paint the picks of one run on the grid of a tomogram file, and write the target.
+
+    Parameters
+    ----------
+    picks : Path
+        Picks: a CSV, a copick project or overlay, ``-`` for CSV on stdin.
+    like : Path
+        The tomogram whose grid (shape, voxel size, origin) and run the target takes.
+    output : Path or "-" or None
+        The artifact; ``-`` streams a zip to stdout.  None with ``project``.
+    spec : TargetSpec
+        The kind of target and its sizes.
+    catalog : Catalog
+        The particle classes (label order, radii); every pick's class must be in it.
+    request : VolumeRequest, optional
+        Run, tomogram type and voxel-size override to read ``like`` with.
+    selection : PicksSelection, optional
+        Whose picks a copick project contributes (default: the ground truth).
+    project : Path, optional
+        A copick config: write the target into that project as segmentations of the
+        run (under ``user`` and ``session``) instead of ``output``.
+    preview : bool
+        Also store a 2x downsampled level of the artifact.
+    overwrite : bool
+        Replace existing outputs.
+
+    Returns
+    -------
+    LabelsFile
+
+    Raises
+    ------
+    PicksOfOtherRunsError
+        The picks hold runs, but not the tomogram's.
+    DataError
+        Unreadable inputs, or picks of classes not in ``catalog``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> meta = ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0, run="TS_1")
+    >>> _ = write_artifact(folder / "t.zarr", np.zeros((8, 8, 8), np.float32), meta)
+    >>> _ = (folder / "p.csv").write_text("experiment,particle_type,x,y,z\\nTS_1,apo-ferritin,40,40,40\\n")
+    >>> done = make_labels_file(folder / "p.csv", folder / "t.zarr", folder / "l.zarr",
+    ...                         spec=TargetSpec("points"), catalog=DEFAULT_CATALOG)
+    >>> done.picks, int(read_artifact(done.outputs[0]).data[4, 4, 4])
+    (1, 1)
+    """
+    from .io import copick
+    from .io.artifacts import write_artifact
+    from .io.picks import read_picks
+    from .io.volumes import VolumeRequest, read_volume
+
+    volume = read_volume(like, request or VolumeRequest())
+    all_picks = read_picks(picks, catalog=catalog, selection=selection or copick.GROUND_TRUTH)
+    mine = all_picks.where(experiment=volume.meta.run)
+    if len(all_picks) and not len(mine):
+        raise PicksOfOtherRunsError(
+            f"{picks}: no picks of run {volume.meta.run!r} (runs: {', '.join(all_picks.experiments)})",
+            run=volume.meta.run,
+        )
+    check_classes(mine, catalog.names, source=str(picks))
+    data = make_target(
+        volume.spatial_shape,
+        mine,
+        catalog=catalog,
+        spec=spec,
+        voxel_size=volume.meta.voxel_size,
+        origin_zyx=volume.meta.origin,
+    )
+    meta = volume.meta.evolve(
+        kind="heatmap" if spec.kind == "heatmap" else "labels",
+        axes="czyx" if spec.kind == "heatmap" else "zyx",
+        classes=tuple(catalog.names),
+        extra=label_metadata(mine, catalog=catalog, spec=spec),
+    )
+    meta = meta.with_step("make-labels", args=spec.to_json(), inputs=[str(picks), volume.source])
+    outputs: tuple[Path | str, ...]
+    if project is not None:
+        from .io.copick_segmentations import write_target_to_copick
+
+        outputs = tuple(
+            write_target_to_copick(
+                copick.open_output_project(project),
+                data,
+                meta,
+                kind=spec.kind,
+                user=user,
+                session=session,
+                overwrite=overwrite,
+            )
+        )
+    elif output is None:
+        raise UsageError("make_labels_file: give an output or a copick project")
+    else:
+        write_artifact(output, data, meta, overwrite=overwrite, preview=preview)
+        outputs = (output,)
+    return LabelsFile(outputs, len(mine), volume.meta.run, tuple(volume.spatial_shape))

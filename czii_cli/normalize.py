@@ -23,10 +23,15 @@ any is refused (:class:`~czii_cli.errors.NonFiniteError`, with the count); with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from .errors import NonFiniteError, UsageError
+
+if TYPE_CHECKING:
+    from .io.volumes import VolumeRequest
 
 METHODS = ("zscore", "robust", "percentile")
 NONFINITE_POLICIES = ("error", "fill")
@@ -219,3 +224,109 @@ def normalize(
     """
     stats = normalization_stats(data, method=method, clip=clip, nonfinite=nonfinite)
     return apply_normalization(np.asarray(data), stats)
+
+
+class NormalizedFile(NamedTuple):
+    """What :func:`normalize_file` wrote.
+
+    Attributes
+    ----------
+    output : Path or str
+        The artifact (``-`` when streamed to stdout).
+    source : str
+        The tomogram read, as its messages name it.
+    shape : tuple of int
+        The volume's shape (z, y, x).
+    stats : dict
+        The statistics used (:func:`normalization_stats`), as the artifact records them.
+    """
+
+    output: Path | str
+    source: str
+    shape: tuple[int, ...]
+    stats: dict[str, Any]
+
+
+NORMALIZE_SLAB = 64
+"""Planes written at a time: the artifact's chunk depth, so each chunk is written once."""
+
+
+def normalize_file(
+    tomogram: Path,
+    output: Path | str,
+    *,
+    method: str = "zscore",
+    clip: Sequence[float] | None = None,
+    request: VolumeRequest | None = None,
+    fill_nonfinite: bool = False,
+    preview: bool = False,
+    overwrite: bool = False,
+) -> NormalizedFile:
+    """Normalize a tomogram file into a czii tomogram artifact.
+
+    The statistics are taken over the whole tomogram (see :func:`normalization_stats`),
+    then the volume is written slab by slab; the artifact keeps the voxel size, run, the
+    statistics and its provenance, and appears under its name only when complete.
+
+    Parameters
+    ----------
+    tomogram : Path
+        Any readable volume: MRC, OME-Zarr, czii artifact, or a copick project.
+    output : Path or "-"
+        The artifact (``.zarr`` directory or zip, ``.npy``); ``-`` streams a zip to stdout.
+    method, clip :
+        The normalization (see :func:`normalization_method`).
+    request : VolumeRequest, optional
+        Run, tomogram type and voxel-size override to read ``tomogram`` with.
+    fill_nonfinite : bool
+        Replace NaN and infinite voxels by the mean of the finite ones (``stats`` of the
+        result counts them); by default such a tomogram is refused.
+    preview : bool
+        Also store a 2x downsampled level (OME-Zarr multiscales).
+    overwrite : bool
+        Replace an existing ``output``.
+
+    Returns
+    -------
+    NormalizedFile
+
+    Raises
+    ------
+    UsageError
+        An unknown method, a bad clip, or an existing output without ``overwrite``.
+    NonFiniteError
+        Non-finite voxels without ``fill_nonfinite``, or no finite voxel at all.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> raw = ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0, run="TS_1")
+    >>> _ = write_artifact(folder / "raw.zarr", np.array([[[1.0, 3.0]]], np.float32), raw)
+    >>> done = normalize_file(folder / "raw.zarr", folder / "t.zarr")
+    >>> read_artifact(done.output).data[:].tolist(), done.stats["mean"]
+    ([[[-1.0, 1.0]]], 2.0)
+    """
+    from .io.artifacts import create_artifact
+    from .io.volumes import VolumeRequest, read_tomogram
+
+    spec = normalization_method(method, clip)
+    volume = read_tomogram(tomogram, request or VolumeRequest())
+    stats = normalization_stats(
+        volume.data,
+        method=spec["method"],
+        clip=spec["clip"],
+        nonfinite="fill" if fill_nonfinite else "error",
+        source=volume.source,
+    )
+    meta = volume.meta.evolve(kind="tomogram", extra={**volume.meta.extra, "normalization": stats})
+    meta = meta.with_step("normalize", args={**spec, "fill_nonfinite": fill_nonfinite}, inputs=[volume.source])
+    with create_artifact(
+        output, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite, preview=preview
+    ) as out:
+        for start in range(0, volume.shape[0], NORMALIZE_SLAB):
+            out[start : start + NORMALIZE_SLAB] = apply_normalization(
+                volume.data[start : start + NORMALIZE_SLAB], stats
+            )
+    return NormalizedFile(output, volume.source, tuple(volume.shape), stats)

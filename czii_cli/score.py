@@ -22,8 +22,10 @@ candidates to references within the distance, so FP is never negative.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -33,6 +35,9 @@ from scipy.spatial import cKDTree
 from .catalog import Catalog
 from .errors import DataError, UsageError
 from .picks import Picks
+
+if TYPE_CHECKING:
+    from .io.copick import PicksSelection
 
 MATCHINGS = ("any", "one-to-one")
 
@@ -360,3 +365,145 @@ def score_picks(
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
     counts = match_counts(pred, gt, catalog, distance_multiplier=distance_multiplier, matching=matching)
     return score_counts(counts, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_pick_pair(
+    pred: Path,
+    gt: Path,
+    *,
+    catalog: Catalog,
+    pred_selection: PicksSelection | None = None,
+    gt_selection: PicksSelection | None = None,
+    on_warning: Callable[[str], None] | None = None,
+) -> tuple[Picks, Picks]:
+    """Read candidate and reference picks, each checked for class names ``catalog`` does not know.
+
+    Parameters
+    ----------
+    pred, gt : Path
+        Candidates (CSV, copick project or overlay; ``-`` reads CSV from stdin) and
+        references (copick project, overlay, annotation folder or CSV).
+    catalog : Catalog
+        The particle classes.
+    pred_selection, gt_selection : PicksSelection, optional
+        Whose picks a copick project contributes to each side (default: the single user
+        present for ``pred``, the ground truth for ``gt``).
+    on_warning : callable, optional
+        Called with a message when the two sides share no experiment (nothing can match).
+
+    Returns
+    -------
+    (Picks, Picks)
+        Candidates and references.
+    """
+    from .io.copick import GROUND_TRUTH, PicksSelection
+    from .io.picks import read_picks
+    from .picks import check_classes
+
+    pred_picks = read_picks(pred, catalog=catalog, selection=pred_selection or PicksSelection(prefer=None))
+    check_classes(pred_picks, catalog.names, source="<stdin>" if str(pred) == "-" else str(pred))
+    gt_picks = read_picks(gt, catalog=catalog, selection=gt_selection or GROUND_TRUTH)
+    check_classes(gt_picks, catalog.names, source=str(gt))
+    message = disjoint_message(pred_picks, gt_picks, pred=pred, gt=gt)
+    if message is not None and on_warning is not None:
+        on_warning(message)
+    return pred_picks, gt_picks
+
+
+def disjoint_message(pred_picks: Picks, gt_picks: Picks, *, pred: Path, gt: Path) -> str | None:
+    """The warning for candidates and references without an experiment in common (score 0), else None.
+
+    Examples
+    --------
+    >>> a, b = Picks.from_points("TS_1", "ribosome", [0, 0, 0]), Picks.from_points("TS_2", "ribosome", [0, 0, 0])
+    >>> disjoint_message(a, b, pred=Path("p.csv"), gt=Path("truth"))
+    'no experiment of p.csv is in truth, so nothing can match: p.csv has TS_1; truth has TS_2'
+    """
+    mine, theirs = pred_picks.experiments, gt_picks.experiments
+    if mine and theirs and not set(mine) & set(theirs):
+        return (
+            f"no experiment of {pred} is in {gt}, so nothing can match: {pred} has {_names(mine)}; "
+            f"{gt} has {_names(theirs)}"
+        )
+    return None
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def score_files(
+    pred: Path,
+    gt: Path,
+    *,
+    catalog: Catalog | None = None,
+    beta: float = 4.0,
+    distance_multiplier: float = 0.5,
+    matching: str = "any",
+    pred_selection: PicksSelection | None = None,
+    gt_selection: PicksSelection | None = None,
+    plot: Path | None = None,
+    overwrite: bool = False,
+    on_warning: Callable[[str], None] | None = None,
+) -> ScoreReport:
+    """Score a picks file against reference picks with the competition's F-beta.
+
+    Parameters
+    ----------
+    pred, gt : Path
+        Candidates and references (see :func:`read_pick_pair`).
+    catalog : Catalog, optional
+        Radii and weights; default: the six competition classes.
+    beta, distance_multiplier, matching :
+        The metric (see :func:`score_picks`).
+    pred_selection, gt_selection, on_warning :
+        As for :func:`read_pick_pair`.
+    plot : Path, optional
+        Also write a PNG of the per-class precision, recall and F-beta bars there.
+    overwrite : bool
+        Replace an existing ``plot``.
+
+    Returns
+    -------
+    ScoreReport
+
+    Raises
+    ------
+    UsageError
+        A bad metric option, or an existing ``plot`` without ``overwrite``.
+    DataError
+        Unreadable picks, or picks of classes ``catalog`` does not know.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "p.csv").write_text("experiment,particle_type,x,y,z\\nTS_1,ribosome,0,0,0\\n")
+    >>> _ = (folder / "t.csv").write_text("experiment,particle_type,x,y,z\\nTS_1,ribosome,70,0,0\\n")
+    >>> score_files(folder / "p.csv", folder / "t.csv").per_class["ribosome"].tp
+    1
+    """
+    from .catalog import DEFAULT_CATALOG
+
+    check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    catalog = catalog or DEFAULT_CATALOG
+    if plot is not None:
+        from .io.atomic import check_output
+
+        check_output(plot, overwrite=overwrite)
+    pred_picks, gt_picks = read_pick_pair(
+        pred, gt, catalog=catalog, pred_selection=pred_selection, gt_selection=gt_selection, on_warning=on_warning
+    )
+    report = score_picks(
+        pred_picks, gt_picks, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching
+    )
+    if plot is not None:
+        from .io.figures import write_png
+        from .plots import score_figure
+
+        write_png(plot, score_figure(report, class_names=catalog.names, title=f"{pred} vs {gt}"), overwrite=overwrite)
+    return report

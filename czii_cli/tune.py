@@ -37,8 +37,10 @@ per-class choices make the total.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -56,6 +58,9 @@ from .score import (
     score_picks,
     split_groups,
 )
+
+if TYPE_CHECKING:
+    from .io.copick import PicksSelection
 
 
 @dataclass(frozen=True)
@@ -441,3 +446,141 @@ def cutoff_curves(
         precision, recall, fbeta = fbeta_score(tp, fp, fn, beta=beta)
         curves[name] = CutoffCurve(cutoffs, tp, fp, fn, precision, recall, fbeta)
     return curves
+
+
+# ----------------------------------------------------------------------------- files
+
+
+class TooFewExperimentsError(UsageError):
+    """Cross validation over experiments, with references in fewer than two (exit code 2).
+
+    Attributes
+    ----------
+    source : str
+        The references.
+    found : int
+        Their number of experiments.
+    """
+
+    def __init__(self, source: str, found: int) -> None:
+        self.source, self.found = source, found
+        super().__init__(f"{source}: cross validation needs references in at least two experiments, found {found}")
+
+    def __reduce__(self) -> tuple[type[TooFewExperimentsError], tuple[str, int]]:
+        return TooFewExperimentsError, (self.source, self.found)
+
+
+def tune_files(
+    pred: Path,
+    gt: Path,
+    output: Path | str,
+    *,
+    catalog: Catalog | None = None,
+    beta: float = 4.0,
+    distance_multiplier: float = 0.5,
+    matching: str = "any",
+    cross_validation: bool = False,
+    rule: str = DEFAULT_RULE,
+    pred_selection: PicksSelection | None = None,
+    gt_selection: PicksSelection | None = None,
+    plot: Path | None = None,
+    overwrite: bool = False,
+    on_warning: Callable[[str], None] | None = None,
+) -> TuneResult:
+    """Tune per-class score cutoffs of a scored picks file on references; write them as JSON.
+
+    Parameters
+    ----------
+    pred, gt : Path
+        Scored candidates (a CSV with a score column, a copick overlay) and references
+        (see :func:`czii_cli.score.read_pick_pair`).
+    output : Path or "-"
+        The thresholds file ``postprocess`` applies (``-``: stdout); it records the
+        metric, the rule, the scores before and after and its provenance.
+    catalog : Catalog, optional
+        Radii and weights; default: the six competition classes.
+    beta, distance_multiplier, matching, cross_validation, rule :
+        As for :func:`tune_thresholds`.
+    pred_selection, gt_selection, on_warning :
+        As for :func:`czii_cli.score.read_pick_pair`.
+    plot : Path, optional
+        Also write a PNG of F-beta against the cutoff and the precision-recall curve there.
+    overwrite : bool
+        Replace existing outputs.
+
+    Returns
+    -------
+    TuneResult
+
+    Raises
+    ------
+    UsageError
+        A bad metric option or rule, or an existing output without ``overwrite``.
+    TooFewExperimentsError
+        ``cross_validation`` with references in fewer than two experiments.
+    DataError
+        Unreadable picks, candidates without a score column or with non-finite scores.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> rows = "TS_1,ribosome,10,0,0,0.9\\nTS_1,ribosome,900,0,0,0.2\\n"
+    >>> _ = (folder / "p.csv").write_text("experiment,particle_type,x,y,z,score\\n" + rows)
+    >>> _ = (folder / "t.csv").write_text("experiment,particle_type,x,y,z\\nTS_1,ribosome,0,0,0\\n")
+    >>> tune_files(folder / "p.csv", folder / "t.csv", folder / "cut.json", rule="best").thresholds
+    {'ribosome': 0.6}
+    """
+    from .catalog import DEFAULT_CATALOG
+    from .io.artifacts import provenance_entry
+    from .io.atomic import check_output
+    from .io.thresholds import write_thresholds
+    from .score import read_pick_pair
+
+    check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
+    check_rule(rule)
+    catalog = catalog or DEFAULT_CATALOG
+    check_output(Path(output), overwrite=overwrite)
+    if plot is not None:
+        check_output(plot, overwrite=overwrite)
+    pred_picks, gt_picks = read_pick_pair(
+        pred, gt, catalog=catalog, pred_selection=pred_selection, gt_selection=gt_selection, on_warning=on_warning
+    )
+    if pred_picks.score is None:
+        raise DataError(f"{pred}: no score column; tuning needs scored picks (czii postprocess writes them)")
+    if not np.isfinite(pred_picks.score).all():
+        raise DataError(f"{pred}: non-finite values in the score column")
+    if cross_validation and len(gt_picks.experiments) < 2:
+        raise TooFewExperimentsError(str(gt), len(gt_picks.experiments))
+    metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
+    result = tune_thresholds(
+        pred_picks,
+        gt_picks,
+        catalog,
+        beta=beta,
+        distance_multiplier=distance_multiplier,
+        matching=matching,
+        cross_validation=cross_validation,
+        rule=rule,
+    )
+    extra: dict[str, object] = {
+        "metric": metric,
+        "rule": rule,
+        "score_before": result.before.score,
+        "score_after": result.after.score,
+    }
+    if result.cv is not None:
+        extra["cv_score"] = result.cv.score
+    args = {**metric, "cv": cross_validation, "rule": rule}
+    extra["provenance"] = [provenance_entry("tune", args, [str(pred), str(gt)])]
+    write_thresholds(output, result.thresholds, extra=extra, overwrite=overwrite)
+    if plot is not None:
+        from .io.figures import write_png
+        from .plots import tune_figure
+
+        events = group_events(pred_picks, gt_picks, catalog, distance_multiplier=distance_multiplier, matching=matching)
+        figure = tune_figure(
+            cutoff_curves(events, catalog, beta=beta), result.thresholds, class_names=catalog.names, beta=beta
+        )
+        write_png(plot, figure, overwrite=overwrite)
+    return result

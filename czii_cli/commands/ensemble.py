@@ -44,90 +44,31 @@ def command(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
-    from ..console import info, set_verbosity
+    from ..console import info, make_progress, set_verbosity
+    from ..ensemble.job import PICK_SUFFIXES, ensemble_files
     from ..errors import UsageError
+    from ..io.catalog_file import load_catalog
+    from ..io.outputs import artifact_target
+    from .options import weights_option
 
     set_verbosity(quiet=quiet)
-    parsed = _parse_weights(weights)
+    parsed = weights_option(weights)
     if mode == "cluster":
-        _fuse_pick_lists(inputs, output, weights=parsed, classes=classes, overwrite=overwrite)
+        target = "-" if output is None else output
+        ensemble_files(inputs, target, mode=mode, weights=parsed, catalog=load_catalog(classes), overwrite=overwrite)
     else:
-        picks_like = [p for p in inputs if p.suffix.lower() in (".csv", ".json")]
+        picks_like = [p for p in inputs if p.suffix.lower() in PICK_SUFFIXES]
         if picks_like:
             raise UsageError(f"{picks_like[0]}: pick lists are merged with --mode cluster")
-        _combine_maps(inputs, output, mode=mode, weights=parsed, overwrite=overwrite)
+        with make_progress() as progress:
+            task = progress.add_task("ensemble", total=None, status="")
+            ensemble_files(
+                inputs,
+                artifact_target(output),
+                mode=mode,
+                weights=parsed,
+                overwrite=overwrite,
+                on_plan=lambda blocks: progress.update(task, total=blocks),
+                on_block=lambda: progress.advance(task),
+            )
     info(f"ensembled {len(inputs)} inputs ({mode})")
-
-
-def _parse_weights(text: str | None) -> list[float] | None:
-    from ..errors import UsageError
-
-    if text is None:
-        return None
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise UsageError(f"--weights must be comma-separated numbers, got {text!r}") from None
-
-
-def _fuse_pick_lists(inputs, output, *, weights, classes, overwrite) -> None:
-    from ..ensemble import fuse_picks
-    from ..io.catalog_file import load_catalog
-    from ..io.picks import read_picks, write_picks_csv
-
-    catalog = load_catalog(classes)
-    fused = fuse_picks([read_picks(path, catalog=catalog) for path in inputs], catalog=catalog, weights=weights)
-    write_picks_csv("-" if output is None else output, fused, overwrite=overwrite)
-
-
-def _combine_maps(inputs, output, *, mode, weights, overwrite) -> None:
-    from ..console import make_progress
-    from ..ensemble import MapKind, ensemble_maps
-    from ..ensemble.maps import block_slices, check_weights, output_kind
-    from ..io.artifacts import create_artifact
-    from ..io.matching_maps import read_matching_maps
-    from ..io.outputs import artifact_target
-    from ..pick_settings import KEY as PICK_SETTINGS_KEY
-
-    check_weights(weights, len(inputs), mode=mode)
-    maps = read_matching_maps(inputs)
-    kinds = [MapKind.from_extra(m.meta.extra) for m in maps]
-    kind = output_kind(kinds, mode=mode)
-    first = maps[0].meta
-    extra = {
-        "activation": kind.activation,
-        "catalog": first.extra.get("catalog"),
-        "ensemble": {"mode": mode, "weights": weights, "inputs": [m.source for m in maps]},
-    }
-    if kind.logits_of:
-        extra["logits_of"] = kind.logits_of
-    shared = _shared_pick_settings(maps, mode=mode)
-    if shared is not None:
-        extra[PICK_SETTINGS_KEY] = shared.to_json()
-    meta = first.evolve(extra=extra).with_step(
-        "ensemble", args={"mode": mode, "weights": weights}, inputs=[m.source for m in maps]
-    )
-    target = artifact_target(output)
-    blocks = len(block_slices(maps[0].shape))
-    with (
-        make_progress() as progress,
-        create_artifact(target, shape=maps[0].shape, dtype="float16", meta=meta, overwrite=overwrite) as out,
-    ):
-        task = progress.add_task("ensemble", total=blocks, status="")
-        ensemble_maps(
-            [m.data for m in maps],
-            out,
-            mode=mode,
-            weights=weights,
-            kinds=kinds,
-            on_block=lambda: progress.advance(task),
-        )
-
-
-def _shared_pick_settings(maps, *, mode: str):
-    """The inputs' pick thresholds when a mean keeps their meaning and all inputs agree on them."""
-    from ..pick_settings import common_settings, recorded_settings
-
-    if mode != "mean":
-        return None
-    return common_settings([recorded_settings(m.meta.extra, source=m.source) for m in maps])

@@ -75,58 +75,35 @@ def command(
     from ..console import info, set_verbosity
     from ..errors import DataError
     from ..io import copick
-    from ..io.artifacts import write_artifact
     from ..io.catalog_file import load_catalog
-    from ..io.picks import read_picks
-    from ..io.volumes import VolumeRequest, read_volume
-    from ..make_labels import TargetSpec, label_metadata, make_target, parse_radius_scale
-    from ..picks import check_classes
+    from ..io.volumes import VolumeRequest
+    from ..make_labels import PicksOfOtherRunsError, TargetSpec, make_labels_file
+    from .options import radius_scale_option
 
     set_verbosity(quiet=quiet)
     own_classes = picks_path if str(picks_path) != "-" and copick.find_config(picks_path) else None
     catalog = load_catalog(classes or own_classes)
-    default_scale, class_scales = parse_radius_scale(radius_scale, catalog=catalog)
+    default_scale, class_scales = radius_scale_option(radius_scale, catalog=catalog)
     spec = TargetSpec(target, radius_scale=default_scale, class_scales=class_scales, sigma=sigma, dilate=dilate)
     project_path = copick.copick_target(output)
     destination = artifact_target(output) if project_path is None else None
-    volume = read_volume(like, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
-    all_picks = read_picks(picks_path, catalog=catalog, selection=truth_selection(user_id, session_id))
-    picks = all_picks.where(experiment=volume.meta.run)
-    if len(all_picks) and not len(picks):
-        raise DataError(
-            f"{picks_path}: no picks of run {volume.meta.run!r} (runs: {', '.join(all_picks.experiments)}); "
-            "name the tomogram's run with --run"
-        )
-    check_classes(picks, catalog.names, source=str(picks_path))
-    data = make_target(
-        volume.spatial_shape,
-        picks,
-        catalog=catalog,
-        spec=spec,
-        voxel_size=volume.meta.voxel_size,
-        origin_zyx=volume.meta.origin,
-    )
-    meta = volume.meta.evolve(
-        kind="heatmap" if spec.kind == "heatmap" else "labels",
-        axes="czyx" if spec.kind == "heatmap" else "zyx",
-        classes=tuple(catalog.names),
-        extra=label_metadata(picks, catalog=catalog, spec=spec),
-    )
-    meta = meta.with_step("make-labels", args=spec.to_json(), inputs=[str(picks_path), volume.source])
-    if project_path is not None:
-        from ..io.copick_segmentations import write_target_to_copick
-
-        stores = write_target_to_copick(
-            copick.open_output_project(project_path),
-            data,
-            meta,
-            kind=spec.kind,
+    try:
+        done = make_labels_file(
+            picks_path,
+            like,
+            destination,
+            spec=spec,
+            catalog=catalog,
+            request=VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size),
+            selection=truth_selection(user_id, session_id),
+            project=project_path,
             user=out_user_id,
             session=out_session_id,
+            preview=preview,
             overwrite=overwrite,
         )
-        destination = ", ".join(s.name for s in stores)
-    else:
-        write_artifact(destination, data, meta, overwrite=overwrite, preview=preview)
-    grid = "x".join(map(str, volume.spatial_shape))
-    info(f"{spec.kind}: {len(picks)} picks of run {volume.meta.run} on a {grid} grid -> {destination}")
+    except PicksOfOtherRunsError as err:
+        raise DataError(f"{err}; name the tomogram's run with --run") from None
+    written = ", ".join(Path(s).name for s in done.outputs) if project_path is not None else done.outputs[0]
+    grid = "x".join(map(str, done.shape))
+    info(f"{spec.kind}: {done.picks} picks of run {done.run} on a {grid} grid -> {written}")

@@ -60,33 +60,27 @@ def command(
 ) -> None:
     from ..console import info, set_verbosity, warn
     from ..errors import NonFiniteError
-    from ..io.artifacts import create_artifact
-    from ..io.volumes import VolumeRequest, read_tomogram
-    from ..normalize import apply_normalization, normalization_method, normalization_stats
+    from ..io.volumes import VolumeRequest
+    from ..normalize import normalization_method, normalize_file
 
     set_verbosity(quiet=quiet)
     spec = normalization_method(method, clip)
     target = artifact_target(output)
-    volume = read_tomogram(tomogram, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
     try:
-        stats = normalization_stats(
-            volume.data,
+        done = normalize_file(
+            tomogram,
+            target,
             method=spec["method"],
             clip=spec["clip"],
-            nonfinite="fill" if fill_nonfinite else "error",
-            source=volume.source,
+            request=VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size),
+            fill_nonfinite=fill_nonfinite,
+            preview=preview,
+            overwrite=overwrite,
         )
     except NonFiniteError as err:
         hint = "" if err.count == err.total else "; pass --fill-nonfinite to replace them by the finite mean"
         raise NonFiniteError(f"{err}{hint}", count=err.count, total=err.total) from None
+    stats = done.stats
     if stats["nonfinite"]:
-        warn(f"{volume.source}: replaced {stats['nonfinite']} non-finite voxels by the finite mean {stats['fill']:.6g}")
-    meta = volume.meta.evolve(kind="tomogram", extra={**volume.meta.extra, "normalization": stats})
-    meta = meta.with_step("normalize", args={**spec, "fill_nonfinite": fill_nonfinite}, inputs=[volume.source])
-    slab = 64  # the artifact's chunk depth: each chunk is written once
-    with create_artifact(
-        target, shape=volume.shape, dtype="float32", meta=meta, overwrite=overwrite, preview=preview
-    ) as out:
-        for start in range(0, volume.shape[0], slab):
-            out[start : start + slab] = apply_normalization(volume.data[start : start + slab], stats)
-    info(f"normalized {volume.source} ({'x'.join(map(str, volume.shape))}, {spec['method']}) -> {target}")
+        warn(f"{done.source}: replaced {stats['nonfinite']} non-finite voxels by the finite mean {stats['fill']:.6g}")
+    info(f"normalized {done.source} ({'x'.join(map(str, done.shape))}, {spec['method']}) -> {target}")

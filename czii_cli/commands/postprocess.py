@@ -47,23 +47,23 @@ replaces them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..catalog import BACKGROUND
-from .batching import Scheduler, SkipExisting
+from .batching import Scheduler, SkipExisting, absolute, run_with_progress
 from .common import Classes, Jobs, Outputs, Overwrite, Quiet, Seed, Verbose, VoxelSize
 
 if TYPE_CHECKING:
-    from ..catalog import Catalog
-    from ..picks import Picks
+    from ..pick_settings import PickSettings
+    from ..postprocess.job import PickJob, ProbsMap
 
 METHOD = "Method options (each applies to the methods named)"
 
 
-def _option(flag: str, help: str):
+def _option(flag: str, help: str) -> Any:
     return typer.Option(flag, help=help, show_default=False, rich_help_panel=METHOD)
 
 
@@ -115,19 +115,11 @@ def command(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    from ..batch import Job
-    from ..console import info, set_verbosity, warn
-    from ..errors import DataError, UsageError
-    from ..io.artifacts import stdin_to_tempfile
-    from ..io.atomic import check_output, is_stdout
-    from ..io.catalog_file import load_catalog
-    from ..io.copick import copick_target
-    from ..io.outputs import output_folder
-    from ..io.picks import write_picks_csv
-    from ..io.thresholds import read_thresholds
-    from ..picks import concat
-    from ..postprocess import check_method_options, option_names
-    from .batching import absolute, check_batch_options, run_with_progress
+    from ..console import set_verbosity
+    from ..errors import UsageError
+    from ..io.atomic import is_stdout
+    from .batching import check_batch_options
+    from .options import postprocess_options
 
     set_verbosity(quiet=quiet, verbose=verbose)
     given = {
@@ -144,111 +136,181 @@ def command(
         "template": template,
         "overlap": overlap,
     }
-    options = {name: value for name, value in given.items() if value is not None}
-    for name in options:
-        if name not in option_names(method):
-            raise UsageError(f"--{name.replace('_', '-')} does not apply to --method {method}")
-    if "seed" in option_names(method):
-        options["seed"] = seed
-    check_method_options(method, options)
+    options = postprocess_options(method, given, seed=seed)
     if sum(str(p) == "-" for p in probs) > 1 or len(set(map(str, probs))) != len(probs):
         raise UsageError("each input, '-' (stdin) included, may be given only once")
     check_batch_options(
         scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite, stdin=any(is_stdout(p) for p in probs)
     )
-    project_path = copick_target(output)
-    folder = None if project_path is not None else output_folder(output)
-    target = "-" if output is None or is_stdout(output) else Path(output)
-    if folder is None and project_path is None and skip_existing:  # one merged CSV: written once every input is done
-        if is_stdout(target):
-            raise UsageError("--skip-existing needs an output on disk; pass -o FILE or -o DIR/")
-        if target.exists():
-            info(f"skipped {len(probs)} input(s): {target} exists")
-            return
-    if project_path is not None:
-        pass
-    elif folder is None:
-        check_output(target, overwrite=overwrite)
-    elif not folder.parent.exists():
-        raise UsageError(f"{output}: the folder {folder.parent} does not exist")
-    default, per_class = _threshold_table(threshold)
-    cutoffs = read_thresholds(thresholds) if thresholds is not None else {}
-    catalog = None if classes is None else load_catalog(classes)
-    inputs = [(str(p), stdin_to_tempfile() if str(p) == "-" else p) for p in probs]
-    experiments, channels, recorded = {}, {}, {}
-    for name, path in inputs:  # fail fast on a bad class name; an unreadable input fails as its own job
-        try:
-            volume, known, experiments[name] = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
-            channels[name] = [c for c in volume.meta.classes if c != BACKGROUND]
-            if threshold is None and thresholds is None:
-                recorded[name] = _recorded_thresholds(volume, name=name, method=method)
-        except DataError:
-            if len(inputs) == 1 or project_path is not None:
-                raise
-            experiments[name] = experiment_of(name)
-            continue
-        _check_names(per_class, known, f"--threshold {threshold!r}")
-        _check_names(cutoffs, known, str(thresholds))
-    place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
-    common = {"method": method, "catalog": catalog, "voxel_size": voxel_size, "options": options}
-    given = {"default": default, "per_class": per_class, "cutoffs": cutoffs}
-
-    def settings_of(name: str) -> dict:
-        tuned = recorded.get(name)
-        if tuned is None:
-            return {**common, **given}
-        return {
-            **common,
-            "default": tuned.default_threshold,
-            "per_class": tuned.pick_thresholds,
-            "cutoffs": tuned.cutoffs,
-        }
-
-    if project_path is not None:
-        _write_into_copick(
+    destination = _destination(output, count=len(probs), skip_existing=skip_existing, overwrite=overwrite)
+    if destination is None:
+        return
+    kind, where = destination
+    inputs = _open_inputs(
+        probs,
+        method=method,
+        options=options,
+        threshold=threshold,
+        thresholds=thresholds,
+        classes=classes,
+        voxel_size=voxel_size,
+        strict=kind == "copick",
+    )
+    if kind == "copick":
+        _into_copick(
             inputs,
-            project_path,
-            experiments=experiments,
-            channels=channels,
+            where,
             user=user_id,
             session=session_id,
-            settings_of=settings_of,
-            place=place,
             jobs=jobs,
             scheduler=scheduler,
             skip_existing=skip_existing,
             overwrite=overwrite,
         )
-        return
-    if folder is not None:
-        targets = _plan_csvs(folder, experiments, overwrite=overwrite or skip_existing)
-        batch = [
-            Job(
-                name,
-                place(targets[name]),
-                write_picks_of_input,
-                {
-                    "path": place(path),
-                    "name": name,
-                    "output": place(targets[name]),
-                    "overwrite": overwrite,
-                    **settings_of(name),
-                },
-            )
-            for name, path in inputs
-        ]
-        run_with_progress(
-            batch,
-            workers=jobs,
-            scheduler=scheduler,
-            skip_existing=skip_existing,
-            description="postprocess",
-            on_done=lambda name, count: info(f"{name}: {count} picks -> {targets[name]}"),
+    elif kind == "folder":
+        _into_folder(
+            inputs, Path(where), jobs=jobs, scheduler=scheduler, skip_existing=skip_existing, overwrite=overwrite
         )
-        return
+    else:
+        _into_one_csv(inputs, where, method=method, jobs=jobs, scheduler=scheduler, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class _Input:
+    """One input: as given, the file it is read from, the map opened (None if it failed) and its job."""
+
+    name: str
+    path: Path
+    opened: ProbsMap | None
+    job: PickJob
+
+    @property
+    def experiment(self) -> str:
+        from ..postprocess.job import experiment_of
+
+        return self.opened.experiment if self.opened is not None else experiment_of(self.name)
+
+    def source(self, *, in_process: bool, remote: bool) -> Path | ProbsMap:
+        """What its job reads: the map opened here when the job runs here, else its path."""
+        if in_process and self.opened is not None:
+            return self.opened
+        return Path(absolute(self.path)) if remote else self.path
+
+
+def _destination(
+    output: str | None, *, count: int, skip_existing: bool, overwrite: bool
+) -> tuple[str, Path | str] | None:
+    """Where the picks go: ``("copick", CONFIG)``, ``("folder", DIR)`` or ``("csv", FILE or "-")``.
+
+    None when ``--skip-existing`` finds the one merged CSV written already.
+    """
+    from ..console import info
+    from ..errors import UsageError
+    from ..io.atomic import check_output, is_stdout
+    from ..io.copick import copick_target
+    from ..io.outputs import output_folder
+
+    project_path = copick_target(output)
+    if project_path is not None:
+        return "copick", project_path
+    folder = output_folder(output)
+    if folder is not None:
+        if not folder.parent.exists():
+            raise UsageError(f"{output}: the folder {folder.parent} does not exist")
+        return "folder", folder
+    target: Path | str = "-" if output is None or is_stdout(output) else Path(output)
+    if skip_existing:  # one merged CSV: written once every input is done
+        if is_stdout(target):
+            raise UsageError("--skip-existing needs an output on disk; pass -o FILE or -o DIR/")
+        if Path(target).exists():
+            info(f"skipped {count} input(s): {target} exists")
+            return None
+    check_output(Path(target), overwrite=overwrite)
+    return "csv", target
+
+
+def _open_inputs(
+    probs: list[Path],
+    *,
+    method: str,
+    options: dict[str, object],
+    threshold: str | None,
+    thresholds: Path | None,
+    classes: Path | None,
+    voxel_size: float | None,
+    strict: bool,
+) -> list[_Input]:
+    """Open every input once and settle its pick settings: the flags', else the map's own.
+
+    A bad class name fails fast; an unreadable input fails as its own job, unless it is
+    the only one or ``strict``.
+    """
+    from ..errors import DataError
+    from ..io.artifacts import stdin_to_tempfile
+    from ..io.catalog_file import load_catalog
+    from ..io.thresholds import read_thresholds
+    from ..pick_settings import PickSettings
+    from ..postprocess.job import PickJob, check_class_names, open_probs
+    from .options import threshold_option
+
+    default, per_class = threshold_option(threshold)
+    cutoffs = read_thresholds(thresholds) if thresholds is not None else {}
+    catalog = None if classes is None else load_catalog(classes)
+    given = PickSettings(method=method, default_threshold=default, pick_thresholds=per_class, cutoffs=cutoffs)
+    inputs = [(str(p), stdin_to_tempfile() if str(p) == "-" else p) for p in probs]
+    found = []
+    for name, path in inputs:
+        settings = given
+        try:
+            opened = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
+            if threshold is None and thresholds is None:
+                settings = _recorded(opened, method=method) or given
+        except DataError:
+            if len(inputs) == 1 or strict:
+                raise
+            opened = None
+        found.append(_Input(name, path, opened, PickJob(settings, options, catalog=catalog, voxel_size=voxel_size)))
+        if opened is not None:
+            check_class_names(per_class, opened.catalog, source=f"--threshold {threshold!r}")
+            check_class_names(cutoffs, opened.catalog, source=str(thresholds))
+    return found
+
+
+def _recorded(probs: ProbsMap, *, method: str) -> PickSettings | None:
+    """The pick thresholds a map records (from its model's validation), if they suit ``method``."""
+    from ..console import info
+    from ..postprocess.job import tuned_settings
+
+    tuned = tuned_settings(probs)
+    if tuned is None:
+        return None
+    if tuned.method != method:
+        info(
+            f"{probs.name}: its thresholds were tuned for --method {tuned.method}; --method {method} uses the defaults"
+        )
+        return None
+    info(f"{probs.name}: thresholds recorded in the map: {tuned.describe()}")
+    return tuned
+
+
+def _into_one_csv(
+    inputs: list[_Input], target: Path | str, *, method: str, jobs: int, scheduler: str | None, overwrite: bool
+) -> None:
+    """The picks of all inputs, merged into one CSV (or stdout) once every input is done."""
+    from ..batch import Job
+    from ..console import info, warn
+    from ..io.picks import write_picks_csv
+    from ..postprocess.job import merged_picks, picks_job
+
+    here = _in_process(inputs, jobs=jobs, scheduler=scheduler)
     batch = [
-        Job(name, None, picks_of_input, {"path": place(path), "name": name, **settings_of(name)})
-        for name, path in inputs
+        Job(
+            item.name,
+            None,
+            picks_job,
+            {"probs": item.source(in_process=here, remote=scheduler is not None), "name": item.name, "job": item.job},
+        )
+        for item in inputs
     ]
     report = run_with_progress(
         batch,
@@ -258,25 +320,66 @@ def command(
         description="postprocess",
         on_done=lambda name, found: info(f"{name}: {len(found)} picks"),
     )
-    results = [report.results[name] for name, _ in inputs]
-    runs = [found.experiments for found in results if len(found)]
-    if len({run for names in runs for run in names}) < len(runs):
+    picks, shared = merged_picks([report.results[item.name] for item in inputs])
+    if shared:
         warn("several inputs share an experiment name; their picks are merged")
-    picks = concat(results).sorted()
     write_picks_csv(target, picks, overwrite=overwrite)
     info(f"{len(picks)} picks from {len(inputs)} input(s) ({method}) -> {'stdout' if target == '-' else target}")
 
 
-def _write_into_copick(
-    inputs,
-    project_path: Path,
+def _into_folder(
+    inputs: list[_Input], folder: Path, *, jobs: int, scheduler: str | None, skip_existing: bool, overwrite: bool
+) -> None:
+    """One CSV per input, DIR/<experiment>.csv, written by its job."""
+    from ..batch import Job
+    from ..console import info
+    from ..io.outputs import plan_folder
+    from ..postprocess.job import csv_job
+
+    targets = plan_folder(
+        folder,
+        [item.experiment for item in inputs],
+        suffix=".csv",
+        sources=[item.name for item in inputs],
+        overwrite=overwrite or skip_existing,
+        what="experiment (run name)",
+        collision="several inputs are experiment {name!r}; their CSVs in {folder} would collide",
+    )
+    remote = scheduler is not None
+    here = _in_process(inputs, jobs=jobs, scheduler=scheduler)
+    place = absolute if remote else Path
+    batch = [
+        Job(
+            item.name,
+            Path(place(target)),
+            csv_job,
+            {
+                "probs": item.source(in_process=here, remote=remote),
+                "name": item.name,
+                "output": place(target),
+                "job": item.job,
+                "overwrite": overwrite,
+            },
+        )
+        for item, target in zip(inputs, targets)
+    ]
+    written = {item.name: target for item, target in zip(inputs, targets)}
+    run_with_progress(
+        batch,
+        workers=jobs,
+        scheduler=scheduler,
+        skip_existing=skip_existing,
+        description="postprocess",
+        on_done=lambda name, count: info(f"{name}: {count} picks -> {written[name]}"),
+    )
+
+
+def _into_copick(
+    inputs: list[_Input],
+    project_path: Path | str,
     *,
-    experiments: dict,
-    channels: dict,
     user: str,
     session: str,
-    settings_of,
-    place,
     jobs: int,
     scheduler: str | None,
     skip_existing: bool,
@@ -285,53 +388,48 @@ def _write_into_copick(
     """``-o copick:CONFIG``: each input writes its run's picks files into the project."""
     from ..batch import Job
     from ..console import info
-    from ..errors import DataError, UsageError
+    from ..errors import OutputExistsError
     from ..io.copick import open_output_project
-    from ..io.picks import copick_picks_targets
-    from .batching import run_with_progress
+    from ..postprocess.job import copick_job, plan_copick
 
-    project = open_output_project(project_path)
-    runs = project.runs()
-    targets = {}
-    for name, _ in inputs:
-        run = experiments[name]
-        if run not in runs:
-            raise DataError(f"{name}: run {run!r} is not in {project.config_path} (runs: {', '.join(runs)})")
-        targets[name] = copick_picks_targets(project, run=run, particles=channels[name], user=user, session=session)
-    runs_given = list(experiments.values())
-    repeated = sorted({run for run in runs_given if runs_given.count(run) > 1})
-    if repeated:
-        raise UsageError(f"several inputs are run {repeated[0]!r}; their picks in {project.config_path} would collide")
-    todo = []
-    for name, path in inputs:
-        if skip_existing and all(t.exists() for t in targets[name]):
-            info(f"skipped {name}: its picks are in the project")
-            continue
-        if not (overwrite or skip_existing):  # with --skip-existing, a run left incomplete is redone
-            for t in targets[name]:
-                if t.exists():
-                    raise UsageError(f"{t}: output exists; pass --overwrite to replace it (or --skip-existing)")
-        todo.append((name, path))
+    project = open_output_project(Path(project_path))
+    by_name = {item.name: item for item in inputs}
+    try:
+        todo, done = plan_copick(
+            project,
+            [item.opened for item in inputs if item.opened is not None],
+            user=user,
+            session=session,
+            skip_existing=skip_existing,
+            overwrite=overwrite,
+        )
+    except OutputExistsError as err:
+        raise OutputExistsError(err.path, note=" (or --skip-existing)") from None
+    for probs in done:
+        info(f"skipped {probs.name}: its picks are in the project")
+    remote = scheduler is not None
+    here = _in_process(inputs, jobs=jobs, scheduler=scheduler)
     batch = [
         Job(
-            name,
+            probs.name,
             None,
-            write_picks_to_copick,
+            copick_job,
             {
-                "path": place(path),
-                "name": name,
-                "project": place(project.config_path),
-                "run": experiments[name],
+                "probs": by_name[probs.name].source(in_process=here, remote=remote),
+                "name": probs.name,
+                "project": Path(absolute(project.config_path)) if remote else project.config_path,
+                "run": probs.experiment,
                 "user": user,
                 "session": session,
+                "job": by_name[probs.name].job,
                 "overwrite": overwrite or skip_existing,
-                **settings_of(name),
             },
         )
-        for name, path in todo
+        for probs in todo
     ]
     if not batch:
         return
+    runs = {probs.name: probs.experiment for probs in todo}
     run_with_progress(
         batch,
         workers=jobs,
@@ -339,192 +437,11 @@ def _write_into_copick(
         skip_existing=False,
         description="postprocess",
         on_done=lambda name, count: info(
-            f"{name}: {count} picks -> {project.config_path} ({user}/{session}, run {experiments[name]})"
+            f"{name}: {count} picks -> {project.config_path} ({user}/{session}, run {runs[name]})"
         ),
     )
 
 
-def _plan_csvs(folder: Path, experiments: dict[str, str], *, overwrite: bool) -> dict[str, Path]:
-    """DIR/<experiment>.csv for each input; two inputs of one experiment are a UsageError, an
-    experiment that is no plain file name (``../x``) a DataError naming its input."""
-    from ..errors import UsageError
-    from ..io.atomic import check_output
-    from ..io.names import file_in_folder
-
-    names = list(experiments.values())
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise UsageError(f"several inputs are experiment {repeated[0]!r}; their CSVs in {folder} would collide")
-    targets = {
-        name: file_in_folder(folder, experiment, ".csv", source=name, what="experiment (run name)")
-        for name, experiment in experiments.items()
-    }
-    folder.mkdir(exist_ok=True)
-    for target in targets.values():
-        check_output(target, overwrite=overwrite)
-    return targets
-
-
-def _recorded_thresholds(volume, *, name: str, method: str):
-    """The pick thresholds a map records (from its model's validation), if they suit ``method``."""
-    from ..console import info
-    from ..pick_settings import recorded_settings
-
-    tuned = recorded_settings(volume.meta.extra, source=name)
-    if tuned is None:
-        return None
-    if tuned.method != method:
-        info(f"{name}: its thresholds were tuned for --method {tuned.method}; --method {method} uses the defaults")
-        return None
-    info(f"{name}: thresholds recorded in the map: {tuned.describe()}")
-    return tuned
-
-
-def _threshold_table(spec: str | None) -> tuple[float, dict[str, float]]:
-    """The default binarization threshold and the per-class ones, from --threshold."""
-    from ..postprocess.common import DEFAULT_THRESHOLD, parse_threshold_spec
-
-    if spec is None:
-        return DEFAULT_THRESHOLD, {}
-    default, per_class = parse_threshold_spec(spec)
-    return (DEFAULT_THRESHOLD if default is None else default), per_class
-
-
-def _check_names(per_class: dict, catalog, source: str) -> None:
-    from ..errors import UsageError
-
-    unknown = sorted(set(per_class) - set(catalog.names))
-    if unknown:
-        raise UsageError(f"{source}: unknown class {unknown[0]!r} (known: {', '.join(catalog.names)})")
-
-
-def experiment_of(name: str, run: str | None = None) -> str:
-    """An input's experiment: its run, else its file stem (``stdin`` for ``-``).
-
-    Examples
-    --------
-    >>> experiment_of("maps/TS_5_4.zarr"), experiment_of("-"), experiment_of("p.zarr", "TS_6_4")
-    ('TS_5_4', 'stdin', 'TS_6_4')
-    """
-    return run or ("stdin" if name == "-" else Path(name).stem)
-
-
-def open_probs(path: Path, *, name: str, catalog: Catalog | None, voxel_size: float | None):
-    """Open one probability map lazily: (volume, catalog, experiment name).
-
-    The catalog is ``catalog`` if given, else the map's own, else the six competition classes.
-    """
-    from ..catalog import DEFAULT_CATALOG, catalog_from_mapping
-    from ..errors import DataError
-    from ..io.volumes import VolumeRequest, read_volume
-
-    volume = read_volume(path, VolumeRequest(voxel_size=voxel_size))
-    meta = volume.meta
-    if meta.kind not in ("probs", "heatmap") or meta.axes != "czyx":
-        raise DataError(f"{name}: expected a probs or heatmap artifact with axes czyx, found {meta.kind} {meta.axes}")
-    if catalog is None:
-        catalog = (
-            catalog_from_mapping(meta.extra["catalog"], source=name) if "catalog" in meta.extra else DEFAULT_CATALOG
-        )
-    if len(meta.classes) != volume.shape[0]:
-        raise DataError(f"{name}: {len(meta.classes)} channel names for {volume.shape[0]} channels")
-    for channel in meta.classes:
-        if channel != BACKGROUND and channel not in catalog.names:
-            raise DataError(f"{name}: channel {channel!r} is not a known class (known: {', '.join(catalog.names)})")
-    return volume, catalog, experiment_of(name, meta.run)
-
-
-def picks_of_input(
-    path: Path,
-    *,
-    name: str,
-    method: str,
-    default: float,
-    per_class: dict,
-    cutoffs: dict,
-    catalog: Catalog | None,
-    voxel_size: float | None,
-    options: dict,
-) -> Picks:
-    """Picks of one probability map (the batch job for one merged CSV).
-
-    Parameters
-    ----------
-    path : Path
-        The map: a probs or heatmap artifact.
-    name : str
-        The input as given (for messages; ``-`` names stdin).
-    method, options :
-        The postprocessing method and its options (:func:`czii_cli.postprocess.extract_picks`).
-    default, per_class :
-        The binarization threshold of classes not in ``per_class``, and those of the classes in it.
-    cutoffs : dict
-        Per-class minimum pick score (from ``czii tune``); classes not in it keep every pick.
-    catalog : Catalog, optional
-        Particle classes (radii); default: the map's own, else the competition's.
-    voxel_size : float, optional
-        Overrides the map's voxel size.
-    """
-    from ..errors import NonFiniteError
-    from ..postprocess import extract_picks
-    from ..tune import apply_thresholds
-
-    volume, catalog, run = open_probs(path, name=name, catalog=catalog, voxel_size=voxel_size)
-    names = list(volume.meta.classes)
-    try:
-        picks = extract_picks(
-            volume.data,
-            classes=names,
-            catalog=catalog,
-            method=method,
-            thresholds={c: per_class.get(c, default) for c in names},
-            voxel_size=volume.meta.voxel_size,
-            origin_zyx=volume.meta.origin,
-            run=run,
-            **options,
-        )
-    except NonFiniteError as err:
-        raise NonFiniteError(f"{name}: {err}", count=err.count, total=err.total) from None
-    return apply_thresholds(picks, cutoffs) if cutoffs else picks
-
-
-def write_picks_of_input(path: Path, *, output: Path, overwrite: bool = False, **settings) -> int:
-    """Write the picks of one probability map to its own CSV (the batch job for ``-o DIR/``).
-
-    ``settings`` are those of :func:`picks_of_input`; the CSV appears at ``output`` only
-    when complete.  Returns the number of picks.
-    """
-    from ..io.picks import write_picks_csv
-
-    picks = picks_of_input(path, **settings).sorted()
-    write_picks_csv(output, picks, overwrite=overwrite)
-    return len(picks)
-
-
-def write_picks_to_copick(
-    path: Path, *, project: Path, run: str, user: str, session: str, overwrite: bool = False, **settings
-) -> int:
-    """Write the picks of one probability map into a copick project (the batch job for ``-o copick:``).
-
-    One ``<user>_<session>_<class>.json`` per class channel of the map (background
-    excepted), see :func:`czii_cli.io.picks.write_run_to_copick`.  Returns the number of picks.
-    """
-    from ..io.copick import open_project
-    from ..io.picks import write_run_to_copick
-
-    volume, _, _ = open_probs(
-        path, name=settings["name"], catalog=settings["catalog"], voxel_size=settings["voxel_size"]
-    )
-    particles = [c for c in volume.meta.classes if c != BACKGROUND]
-    picks = picks_of_input(path, **settings).sorted()
-    write_run_to_copick(
-        open_project(project),
-        picks,
-        run=run,
-        particles=particles,
-        user=user,
-        session=session,
-        voxel_spacing=volume.meta.voxel_size,
-        overwrite=overwrite,
-    )
-    return len(picks)
+def _in_process(inputs: list[_Input], *, jobs: int, scheduler: str | None) -> bool:
+    """Whether the jobs run in this process, so that they can take the maps opened here."""
+    return scheduler is None and (jobs == 1 or len(inputs) == 1)

@@ -139,21 +139,13 @@ def command(
     from ..io.atomic import is_stdout
     from ..io.tomogram_inputs import find_tomograms, plan_outputs
     from ..io.volumes import VolumeRequest
-    from ..predict_probs import resolve_device, resolve_precision, tta_transforms
-    from ..predict_probs.job import PredictSettings, predict_job, predict_tomogram
-    from ..predict_probs.members import choose_window, load_models
-    from ..predict_probs.predict import TILINGS
+    from ..predict_probs.job import predict_job, predict_settings, predict_tomogram
+    from ..predict_probs.members import load_models
     from .batching import absolute, check_batch_options, run_with_progress
+    from .options import predict_options
 
     set_verbosity(quiet=quiet, verbose=verbose)
-    tta_transforms(tta)
-    if dtype not in ("float16", "float32"):
-        raise UsageError(f"--dtype must be float16 or float32, got {dtype!r}")
-    resolve_precision(precision, resolve_device(device))
-    if tiling not in TILINGS:
-        raise UsageError(f"--tiling must be one of {', '.join(TILINGS)}, got {tiling!r}")
-    if window and tiling == "auto":  # an explicit window asks for sliding windows
-        tiling = "sliding"
+    predict_options(tta=tta, dtype=dtype, device=device, precision=precision, tiling=tiling)
     check_batch_options(
         scheduler=scheduler,
         skip_existing=skip_existing,
@@ -161,9 +153,10 @@ def command(
         stdin=any(is_stdout(p) for p in tomograms),
     )
     models = load_models(model)
-    settings = PredictSettings(
-        models=tuple(model),
-        window=choose_window(models, model, window),
+    settings = predict_settings(
+        model,
+        models,
+        window=window,
         overlap=overlap,
         batch_size=batch_size,
         tta=tta,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -45,6 +45,9 @@ from .common import (
     pred_selection,
     truth_selection,
 )
+
+if TYPE_CHECKING:
+    from ..score import ScoreReport
 
 FORMATS = ("auto", "plain", "table", "json")
 
@@ -79,9 +82,10 @@ def command(
     pred_session_id: PredSessionId = None,
     quiet: Quiet = False,
 ) -> None:
-    from ..console import console, set_verbosity
+    from ..console import console, set_verbosity, warn
     from ..errors import UsageError
-    from ..score import check_metric_options, score_picks
+    from ..io.catalog_file import load_catalog
+    from ..score import check_metric_options, score_files
 
     set_verbosity(quiet=quiet)
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
@@ -95,21 +99,19 @@ def command(
         from ..io.atomic import check_output
 
         check_output(plot, overwrite=overwrite)
-    catalog, pred_picks, gt_picks = read_inputs(
+    report = score_files(
         pred,
         gt,
-        classes,
-        gt_selection=truth_selection(user_id, session_id),
+        catalog=load_catalog(classes),
+        beta=beta,
+        distance_multiplier=distance_multiplier,
+        matching=matching,
         pred_selection=pred_selection(pred_user_id, pred_session_id),
+        gt_selection=truth_selection(user_id, session_id),
+        plot=plot,
+        overwrite=overwrite,
+        on_warning=warn,
     )
-    report = score_picks(
-        pred_picks, gt_picks, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching
-    )
-    if plot is not None:
-        from ..io.figures import write_png
-        from ..plots import score_figure
-
-        write_png(plot, score_figure(report, class_names=catalog.names, title=f"{pred} vs {gt}"), overwrite=overwrite)
     if output_format == "json":
         document = {"pred": str(pred), "gt": str(gt), **report.to_json()}
         if not per_experiment:
@@ -124,44 +126,7 @@ def command(
     typer.echo(f"{report.score:.6f}")
 
 
-def read_inputs(pred: Path, gt: Path, classes: Path | None, *, gt_selection=None, pred_selection=None):
-    """The catalog and both picks tables, each checked for unknown class names.
-
-    ``gt_selection`` and ``pred_selection`` (:class:`~czii_cli.io.copick.PicksSelection`)
-    choose whose picks a copick project contributes to each side.
-    """
-    from ..io.catalog_file import load_catalog
-    from ..io.copick import GROUND_TRUTH, PicksSelection
-    from ..io.picks import read_picks
-    from ..picks import check_classes
-
-    catalog = load_catalog(classes)
-    pred_picks = read_picks(pred, catalog=catalog, selection=pred_selection or PicksSelection(prefer=None))
-    check_classes(pred_picks, catalog.names, source="<stdin>" if str(pred) == "-" else str(pred))
-    gt_picks = read_picks(gt, catalog=catalog, selection=gt_selection or GROUND_TRUTH)
-    check_classes(gt_picks, catalog.names, source=str(gt))
-    warn_disjoint(pred_picks, gt_picks, pred=pred, gt=gt)
-    return catalog, pred_picks, gt_picks
-
-
-def warn_disjoint(pred_picks, gt_picks, *, pred: Path, gt: Path) -> None:
-    """Warn on stderr when PRED and GT have no experiment in common (the score is then 0)."""
-    from ..console import warn
-
-    mine, theirs = pred_picks.experiments, gt_picks.experiments
-    if mine and theirs and not set(mine) & set(theirs):
-        warn(
-            f"no experiment of {pred} is in {gt}, so nothing can match: {pred} has {_names(mine)}; "
-            f"{gt} has {_names(theirs)}"
-        )
-
-
-def _names(names: list[str], most: int = 5) -> str:
-    shown = ", ".join(names[:most])
-    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
-def print_score_table(report, *, title: str) -> None:
+def print_score_table(report: ScoreReport, *, title: str) -> None:
     """Per-class tp, fp, fn, precision, recall, F-beta and weight on stderr."""
     from rich.table import Table
 

@@ -34,7 +34,7 @@ user) and PRED those of --pred-user-id / --pred-session-id (default: the single 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -51,6 +51,9 @@ from .common import (
     truth_selection,
 )
 from .score import Beta, DistanceMultiplier, Matching
+
+if TYPE_CHECKING:
+    from ..tune import TuneResult
 
 
 def command(
@@ -80,16 +83,12 @@ def command(
     pred_session_id: PredSessionId = None,
     quiet: Quiet = False,
 ) -> None:
-    import numpy as np
-
-    from ..console import set_verbosity
-    from ..errors import DataError, UsageError
-    from ..io.artifacts import provenance_entry
+    from ..console import set_verbosity, warn
+    from ..errors import UsageError
     from ..io.atomic import check_output, is_stdout
-    from ..io.thresholds import write_thresholds
+    from ..io.catalog_file import load_catalog
     from ..score import check_metric_options
-    from ..tune import RULES, tune_thresholds
-    from .score import read_inputs
+    from ..tune import RULES, TooFewExperimentsError, tune_files
 
     set_verbosity(quiet=quiet)
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
@@ -100,43 +99,34 @@ def command(
     check_output(output, overwrite=overwrite)
     if plot is not None:
         check_output(plot, overwrite=overwrite)
-    catalog, pred_picks, gt_picks = read_inputs(
-        pred,
-        gt,
-        classes,
-        gt_selection=truth_selection(user_id, session_id),
-        pred_selection=pred_selection(pred_user_id, pred_session_id),
-    )
-    if pred_picks.score is None:
-        raise DataError(f"{pred}: no score column; tuning needs scored picks (czii postprocess writes them)")
-    if not np.isfinite(pred_picks.score).all():
-        raise DataError(f"{pred}: non-finite values in the score column")
-    if cv and len(gt_picks.experiments) < 2:
-        raise UsageError(f"{gt}: --cv needs references in at least two experiments, found {len(gt_picks.experiments)}")
-    metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
-    result = tune_thresholds(pred_picks, gt_picks, catalog, cross_validation=cv, rule=rule, **metric)
-    extra = {"metric": metric, "rule": rule, "score_before": result.before.score, "score_after": result.after.score}
-    if result.cv is not None:
-        extra["cv_score"] = result.cv.score
-    extra["provenance"] = [provenance_entry("tune", {**metric, "cv": cv, "rule": rule}, [str(pred), str(gt)])]
-    write_thresholds(output, result.thresholds, extra=extra, overwrite=overwrite)
-    if plot is not None:
-        from ..io.figures import write_png
-        from ..plots import tune_figure
-        from ..tune import cutoff_curves, group_events
-
-        events = group_events(pred_picks, gt_picks, catalog, distance_multiplier=distance_multiplier, matching=matching)
-        figure = tune_figure(
-            cutoff_curves(events, catalog, beta=beta), result.thresholds, class_names=catalog.names, beta=beta
+    try:
+        result = tune_files(
+            pred,
+            gt,
+            output,
+            catalog=load_catalog(classes),
+            beta=beta,
+            distance_multiplier=distance_multiplier,
+            matching=matching,
+            cross_validation=cv,
+            rule=rule,
+            pred_selection=pred_selection(pred_user_id, pred_session_id),
+            gt_selection=truth_selection(user_id, session_id),
+            plot=plot,
+            overwrite=overwrite,
+            on_warning=warn,
         )
-        write_png(plot, figure, overwrite=overwrite)
+    except TooFewExperimentsError as err:
+        raise UsageError(
+            f"{err.source}: --cv needs references in at least two experiments, found {err.found}"
+        ) from None
     if not quiet:
         print_tune_table(result)
     if not is_stdout(output):
         typer.echo(f"{result.after.score:.6f}")
 
 
-def print_tune_table(result) -> None:
+def print_tune_table(result: TuneResult) -> None:
     """Per class: cutoff, picks kept, F-beta before and after (and under --cv) on stderr."""
     from rich import box
     from rich.table import Table

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import NoOutputError
+from ..errors import NoOutputError, UsageError
 from .atomic import is_stdout
 
 ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
@@ -70,3 +71,67 @@ def output_folder(output: str | None) -> Path | None:
     if path.is_dir() and any((path / name).exists() for name in ZARR_MARKERS):
         return None
     return path if output.endswith("/") or path.is_dir() else None
+
+
+def plan_folder(
+    folder: Path,
+    names: Sequence[str],
+    *,
+    suffix: str,
+    sources: Sequence[str],
+    overwrite: bool,
+    what: str = "run name",
+    collision: str = "several inputs are named {name!r}; their outputs would collide",
+) -> list[Path]:
+    """One output per input in ``folder``, named after it: ``folder / (name + suffix)``.
+
+    The folder is created (its parent must exist); every target is checked before any
+    is written, so a long batch does not fail half-way on an existing file.
+
+    Parameters
+    ----------
+    folder : Path
+        The output folder.
+    names : sequence of str
+        Each input's name, read from data (a run or experiment name).
+    suffix : str
+        The outputs' extension (``.csv``, ``.zarr``).
+    sources : sequence of str
+        Each input as given, in the order of ``names``, for the messages.
+    overwrite : bool
+        Whether an existing output may stay (to be replaced or skipped).
+    what : str
+        What the names are, for the message of a name that is not a plain file name.
+    collision : str
+        The message for two inputs of one name; ``{name}`` and ``{folder}`` are filled in.
+
+    Returns
+    -------
+    list of Path
+        The targets, in the order of ``names``.
+
+    Raises
+    ------
+    UsageError
+        Two inputs of one name, or an existing output without ``overwrite``.
+    DataError
+        A name that is no plain file name (``../x``, ``/abs``), naming its input.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "picks"
+    >>> [p.name for p in plan_folder(folder, ["TS_1", "TS_2"], suffix=".csv", sources=["a", "b"], overwrite=False)]
+    ['TS_1.csv', 'TS_2.csv']
+    """
+    from .atomic import check_output
+    from .names import file_in_folder
+
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated:
+        raise UsageError(collision.format(name=repeated[0], folder=folder))
+    targets = [file_in_folder(folder, name, suffix, source=source, what=what) for name, source in zip(names, sources)]
+    folder.mkdir(exist_ok=True)
+    for target in targets:
+        check_output(target, overwrite=overwrite)
+    return targets

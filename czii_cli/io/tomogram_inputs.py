@@ -15,8 +15,7 @@ from pathlib import Path
 from ..errors import DataError, UsageError
 from .artifacts import Volume, stdin_to_tempfile
 from .atomic import check_output, is_stdout
-from .names import file_in_folder
-from .outputs import artifact_target, output_folder
+from .outputs import artifact_target, output_folder, plan_folder
 from .volumes import VolumeRequest, list_runs, read_tomogram
 
 
@@ -94,12 +93,6 @@ def plan_outputs(
     folder = folder or Path(output)
     if not folder.parent.exists():
         raise UsageError(f"{output}: the folder {folder.parent} does not exist")
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise UsageError(f"several tomograms are named {repeated[0]!r}; their outputs would collide")
     sources = list(sources) if sources is not None else list(names)
-    targets = [file_in_folder(folder, name, ".zarr", source=source) for name, source in zip(names, sources)]
-    folder.mkdir(exist_ok=True)
-    for target in targets:
-        check_output(target, overwrite=existing_ok)
-    return targets
+    collision = "several tomograms are named {name!r}; their outputs would collide"
+    return [*plan_folder(folder, names, suffix=".zarr", sources=sources, overwrite=existing_ok, collision=collision)]

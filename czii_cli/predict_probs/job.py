@@ -15,19 +15,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
 from ..io.volumes import VolumeRequest, read_tomogram
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
 from ..training.checkpoint import ModelFile
-from .members import fit_window, load_models, members_for, window_multiple
+from .members import choose_window, fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
-from .runner import resolve_device, resolve_precision
+from .runner import PRECISIONS, resolve_device, resolve_precision
 from .stitch import DEFAULT_MEMORY_BUDGET
 
 
@@ -77,6 +78,48 @@ class PredictSettings:
     memory_budget: float = DEFAULT_MEMORY_BUDGET
 
 
+def predict_settings(
+    paths: Sequence[Path],
+    models: Sequence[ModelFile],
+    *,
+    window: Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 1,
+    tta: str = "none",
+    device: str = "auto",
+    dtype: str = "float16",
+    logits: bool = False,
+    precision: str = "auto",
+    tiling: str = "auto",
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
+) -> PredictSettings:
+    """The settings of a prediction with the model files ``paths``, loaded as ``models``.
+
+    The window is ``window``, else the first model's patch size, and every network must
+    take it; an explicit window with tiling ``auto`` asks for sliding windows.  The other
+    parameters are the fields of :class:`PredictSettings`.
+
+    Raises
+    ------
+    UsageError
+        A window that is not three positive sizes, or that a network does not take.
+    """
+    z, y, x = choose_window(models, paths, window)
+    return PredictSettings(
+        models=tuple(paths),
+        window=(z, y, x),
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        device=device,
+        dtype=dtype,
+        logits=logits,
+        precision=precision,
+        tiling="sliding" if window and tiling == "auto" else tiling,
+        memory_budget=memory_budget,
+    )
+
+
 def predict_tomogram(
     volume: Volume,
     target: Path | str,
@@ -87,7 +130,7 @@ def predict_tomogram(
     overwrite: bool = False,
     on_windows: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Predict one tomogram into a probs artifact at ``target``.
 
     Parameters
@@ -120,7 +163,7 @@ def predict_tomogram(
     window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
     activation = "logits" if settings.logits else models[0].activation
     members, normalization = members_for(networks, models, volume)
-    extra = {
+    extra: dict[str, Any] = {
         "activation": activation,
         "catalog": models[0].catalog,
         "tta": settings.tta,
@@ -178,7 +221,7 @@ def predict_tomogram(
 
 def predict_job(
     path: Path, *, request: VolumeRequest, target: Path | str, settings: PredictSettings, overwrite: bool = False
-) -> dict:
+) -> dict[str, Any]:
     """Open a tomogram, load the models and predict it into ``target`` (the batch job).
 
     Parameters
@@ -203,3 +246,99 @@ def predict_job(
     networks = [model.build() for model in models]
     volume = read_tomogram(path, request)
     return predict_tomogram(volume, target, models=models, networks=networks, settings=settings, overwrite=overwrite)
+
+
+def predict_file(
+    tomogram: Path,
+    output: Path | str,
+    *,
+    models: Sequence[Path],
+    request: VolumeRequest | None = None,
+    window: Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 1,
+    tta: str = "none",
+    device: str = "auto",
+    dtype: str = "float16",
+    logits: bool = False,
+    precision: str = "auto",
+    tiling: str = "auto",
+    memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    overwrite: bool = False,
+    on_windows: Callable[[int], None] | None = None,
+    on_plan: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Predict one tomogram file with one or more model files into a probs artifact.
+
+    Parameters
+    ----------
+    tomogram : Path
+        A tomogram: MRC, OME-Zarr, czii artifact, or a copick project (``request``
+        names the run and tomogram type).
+    output : Path or "-"
+        The artifact; ``-`` streams a zip to stdout.  It appears only when complete.
+    models : sequence of Path
+        Model files, averaged as an ensemble; they must share classes and activation.
+    request : VolumeRequest, optional
+        Run, tomogram type and voxel-size override to read ``tomogram`` with.
+    window : sequence of 3 int, optional
+        Window (z, y, x) in voxels; default: the first model's patch size.  Given, the
+        tiling ``auto`` means sliding windows.
+    overlap, batch_size, tta, device, dtype, logits, precision, tiling, memory_budget :
+        As the fields of :class:`PredictSettings`.
+    overwrite : bool
+        Replace an existing ``output``.
+    on_windows, on_plan : callable, optional
+        Progress callbacks, as for :func:`predict_tomogram`.
+
+    Returns
+    -------
+    dict
+        As :func:`predict_tomogram`: ``target``, ``tiling``, ``windows`` and more.
+
+    Raises
+    ------
+    UsageError
+        An unknown TTA set, device, precision, dtype or tiling; a window the networks do
+        not take; an existing output without ``overwrite``.
+    DataError
+        An unreadable tomogram or model file.
+    """
+    from .predict import TILINGS
+    from .tta import TTA_SETS
+
+    for value, choices, what in (
+        (tta, TTA_SETS, "tta"),
+        (dtype, ("float16", "float32"), "dtype"),
+        (precision, PRECISIONS, "precision"),
+        (tiling, TILINGS, "tiling"),
+    ):
+        if value not in choices:
+            raise UsageError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    loaded = load_models(models)
+    settings = predict_settings(
+        models,
+        loaded,
+        window=window,
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        device=device,
+        dtype=dtype,
+        logits=logits,
+        precision=precision,
+        tiling=tiling,
+        memory_budget=memory_budget,
+    )
+    volume = read_tomogram(tomogram, request or VolumeRequest())
+    networks = [model.build() for model in loaded]
+    return predict_tomogram(
+        volume,
+        output,
+        models=loaded,
+        networks=networks,
+        settings=settings,
+        overwrite=overwrite,
+        on_windows=on_windows,
+        on_plan=on_plan,
+    )
