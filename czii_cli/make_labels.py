@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .catalog import Catalog
-from .class_values import parse_class_values
 from .coords import angstrom_to_voxel
 from .errors import DataError, UsageError
 from .picks import Picks, check_classes
@@ -109,25 +108,6 @@ class TargetSpec:
             sigma=None if document.get("sigma") is None else float(document["sigma"]),
             dilate=int(document.get("dilate", 0)),
         )
-
-
-def parse_radius_scale(text: str, *, catalog: Catalog | None = None) -> tuple[float, dict[str, float]]:
-    """Parse ``--radius-scale``: ``0.5``, ``ribosome=0.33,apo-ferritin=0.5`` or both mixed.
-
-    A bare number sets the default for every class; ``name=value`` sets one class.  Class
-    names are checked against ``catalog`` when one is given.
-
-    Examples
-    --------
-    >>> from czii_cli.catalog import DEFAULT_CATALOG
-    >>> parse_radius_scale("0.4,ribosome=0.33", catalog=DEFAULT_CATALOG)
-    (0.4, {'ribosome': 0.33})
-    """
-    default, per_class = parse_class_values(text, flag="radius_scale")
-    default = DEFAULT_RADIUS_SCALE if default is None else default
-    if catalog is not None:
-        TargetSpec(radius_scale=default, class_scales=per_class).check_classes(catalog.names)
-    return default, per_class
 
 
 @dataclass(frozen=True)

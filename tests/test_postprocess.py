@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from czii_cli.catalog import DEFAULT_CATALOG
+from czii_cli.commands.options import threshold_option
 from czii_cli.errors import DataError, UsageError
 from czii_cli.io.picks import format_picks_csv
 from czii_cli.postprocess import METHODS, extract_picks
-from czii_cli.postprocess.common import min_component_size, parse_threshold_spec
+from czii_cli.postprocess.common import min_component_size
 from czii_cli.postprocess.dbscan import dbscan_picks
 from czii_cli.postprocess.klfit import kl_fit_picks
 from czii_cli.postprocess.peaks import peak_picks
@@ -138,13 +139,13 @@ def test_extract_picks_refuses_bad_calls():
     ],
 )
 def test_threshold_specs(spec, expected):
-    assert parse_threshold_spec(spec) == expected
+    assert threshold_option(spec) == (0.15 if expected[0] is None else expected[0], expected[1])
 
 
 @pytest.mark.parametrize("spec", ["abc", "ribosome=x", "=0.2", "0.1,0.2", "ribosome=0.1,ribosome=0.2", "nan", "0.1,"])
 def test_bad_threshold_specs_are_usage_errors(spec):
     with pytest.raises(UsageError, match="--threshold"):
-        parse_threshold_spec(spec)
+        threshold_option(spec)
 
 
 def test_min_size_absolute_wins_and_fraction_scales():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from czii_cli.catalog import Catalog, ParticleClass
+from czii_cli.commands.options import radius_scale_option
 from czii_cli.errors import DataError, UsageError
 from czii_cli.io.artifacts import read_artifact
 from czii_cli.io.picks import write_picks_csv
@@ -16,7 +17,6 @@ from czii_cli.io.volumes import write_mrc
 from czii_cli.make_labels import (
     TargetSpec,
     make_target,
-    parse_radius_scale,
     picks_from_label_metadata,
 )
 from czii_cli.picks import Picks, concat
@@ -148,9 +148,9 @@ def test_unknown_class_and_bad_settings_are_errors():
     with pytest.raises(DataError, match="unknown particle class 'ribosome'"):
         make_target((3, 3, 3), picks_at("ribosome", (1, 1, 1)), catalog=CATALOG, spec=TargetSpec(), voxel_size=10.0)
     with pytest.raises(UsageError, match="unknown class 'nope'"):
-        parse_radius_scale("nope=0.3", catalog=CATALOG)
+        radius_scale_option("nope=0.3", catalog=CATALOG)
     with pytest.raises(UsageError, match="not NUMBER or CLASS=NUMBER"):
-        parse_radius_scale("small=x", catalog=CATALOG)
+        radius_scale_option("small=x", catalog=CATALOG)
     with pytest.raises(UsageError, match="unknown target"):
         TargetSpec("boxes")
     with pytest.raises(UsageError, match="must be positive"):

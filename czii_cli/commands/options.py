@@ -47,7 +47,7 @@ def threshold_option(text: str | None) -> tuple[float, dict[str, float]]:
 
     if text is None:
         return DEFAULT_THRESHOLD, {}
-    default, per_class = parse_class_values(text, flag="--threshold")
+    default, per_class = parse_class_values(text, setting="--threshold")
     return (DEFAULT_THRESHOLD if default is None else default), per_class
 
 
@@ -66,7 +66,7 @@ def radius_scale_option(text: str, *, catalog: Catalog | None = None) -> tuple[f
     """
     from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec
 
-    default, per_class = parse_class_values(text, flag="radius_scale")
+    default, per_class = parse_class_values(text, setting="radius_scale")
     default = DEFAULT_RADIUS_SCALE if default is None else default
     if catalog is not None:
         TargetSpec(radius_scale=default, class_scales=per_class).check_classes(catalog.names)

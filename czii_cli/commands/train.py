@@ -150,13 +150,14 @@ def command(
     from ..errors import DataError, UsageError
     from ..io.atomic import check_output, check_writable
     from ..io.catalog_file import load_catalog
-    from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec, parse_radius_scale
+    from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec
     from ..predict_probs import resolve_device
     from ..training.checkpoint import load_model_file
     from ..training.dataset import find_runs
     from ..training.distributed import World, process_group
     from ..training.launch import TrainRequest, launch
     from ..training.session import OutputPaths
+    from .options import radius_scale_option
     from .train_options import parse_arch_params, parse_class_weights, parse_fold, parse_loss, typed_settings
 
     world = World.from_env()
@@ -198,7 +199,7 @@ def command(
     catalog = load_catalog(classes) if classes is not None else None
     spec = None
     if any(v is not None for v in (target, radius_scale, sigma, dilate)):
-        default_scale, scales = parse_radius_scale(radius_scale) if radius_scale else (DEFAULT_RADIUS_SCALE, {})
+        default_scale, scales = radius_scale_option(radius_scale) if radius_scale else (DEFAULT_RADIUS_SCALE, {})
         spec = TargetSpec(
             target or "spheres", radius_scale=default_scale, class_scales=scales, sigma=sigma, dilate=dilate or 0
         )

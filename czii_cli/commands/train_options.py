@@ -59,7 +59,7 @@ def parse_class_weights(text: str) -> ClassWeights:
     >>> parse_class_weights("b=2,background=0.5")
     ClassWeights(particle=None, named=(('b', 2.0), ('background', 0.5)))
     """
-    particle, named = parse_class_values(text, flag="class weights")
+    particle, named = parse_class_values(text, setting="class weights")
     for value in (*([] if particle is None else [particle]), *named.values()):
         if value < 0:
             raise UsageError(f"class weights: weights must be >= 0, got {text!r}")

@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..class_values import parse_class_values
 from ..errors import UsageError
 from ..make_labels import DEFAULT_RADIUS_SCALE as DEFAULT_RADIUS_SCALE  # the training spheres' scale, re-exported
 
@@ -125,29 +124,6 @@ class ComponentCrop(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- thresholds
-
-
-def parse_threshold_spec(spec: str) -> tuple[float | None, dict[str, float]]:
-    """Parse ``--threshold``: a default, per-class values, or both.
-
-    Parameters
-    ----------
-    spec : str
-        ``0.1``, ``ribosome=0.2,apo-ferritin=0.1`` or ``0.1,ribosome=0.2``.
-
-    Returns
-    -------
-    default : float or None
-        The bare number, if one was given.
-    per_class : dict of str to float
-        The ``class=value`` entries.
-
-    Examples
-    --------
-    >>> parse_threshold_spec("0.1,ribosome=0.2")
-    (0.1, {'ribosome': 0.2})
-    """
-    return parse_class_values(spec, flag="--threshold")
 
 
 def class_thresholds(thresholds: float | Mapping[str, float], names: Sequence[str]) -> dict[str, float]:

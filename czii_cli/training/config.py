@@ -411,7 +411,7 @@ def _stored_loss(text: str, *, source: str) -> LossSpec:
 def _stored_class_weights(text: str, *, source: str) -> ClassWeights:
     """The class weights of a model file or settings document, stored as ``8,ribosome=2``."""
     try:
-        particle, named = parse_class_values(text, flag="class_weights")
+        particle, named = parse_class_values(text, setting="class_weights")
         return ClassWeights.from_mapping(named, particle=particle)
     except UsageError as err:
         raise ConfigError(f"{source}: {err}") from None
