@@ -151,7 +151,8 @@ def process_group(world: World, device: torch.device) -> Iterator[torch.device]:
 
     With one process nothing happens and ``device`` is yielded as is.  Otherwise a CUDA
     ``device`` becomes ``cuda:LOCAL_RANK`` with the NCCL backend, a CPU one uses gloo; the
-    group is destroyed when the block ends, also on an error.
+    group is destroyed when the block ends, after a barrier when it ends normally and at once
+    on an error.
     """
     if world.size == 1:
         yield device
@@ -169,5 +170,8 @@ def process_group(world: World, device: torch.device) -> Iterator[torch.device]:
     )
     try:
         yield device
+        # Ranks leave together: a gloo rank that tears its group down while a peer is
+        # still writing the model can abort at exit.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
