@@ -36,7 +36,8 @@ def parse_class_values(text: str, *, setting: str) -> tuple[float | None, dict[s
     >>> parse_class_values("ribosome=0.33", setting="radius_scale")
     (None, {'ribosome': 0.33})
     """
-    default, per_class = None, {}
+    default: float | None = None
+    per_class: dict[str, float] = {}
     if not text.strip():
         return default, per_class
     for item in (part.strip() for part in text.split(",")):

@@ -5,6 +5,10 @@ Library code raises these instead of printing; the root command turns them into
 file they are about, so a user can tell which of several inputs was wrong.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 
 class CziiError(Exception):
     """Base of every error czii reports to the user."""
@@ -39,7 +43,7 @@ class OutputExistsError(UsageError):
         self.path, self.note = str(path), note
         super().__init__(f"{self.path}: output exists; not replaced unless overwrite is set{note}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[str, str], OutputExistsError], tuple[str, str]]:
         return _output_exists, (self.path, self.note)
 
 
@@ -49,7 +53,7 @@ class NoOutputError(UsageError):
     def __init__(self) -> None:
         super().__init__("no output given and stdout is a terminal; name an output (or pipe to a file)")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[NoOutputError], tuple[()]]:
         return NoOutputError, ()
 
 

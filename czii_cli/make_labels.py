@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class TargetSpec:
 
     kind: str = "spheres"
     radius_scale: float = DEFAULT_RADIUS_SCALE
-    class_scales: dict = field(default_factory=dict)
+    class_scales: dict[str, float] = field(default_factory=dict)
     sigma: float | None = None
     dilate: int = 0
 
@@ -87,7 +87,7 @@ class TargetSpec:
         """The radius fraction used for class ``name``."""
         return float(self.class_scales.get(name, self.radius_scale))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Plain-JSON form, as stored in label artifacts and model files."""
         return {
             "target": self.kind,
@@ -97,7 +97,7 @@ class TargetSpec:
         }
 
     @classmethod
-    def from_json(cls, document: Mapping) -> TargetSpec:
+    def from_json(cls, document: Mapping[str, Any]) -> TargetSpec:
         """Inverse of :meth:`to_json`."""
         scales = dict(document.get("radius_scale") or {})
         default = float(scales.pop("default", DEFAULT_RADIUS_SCALE))
@@ -166,7 +166,8 @@ def _box(centre: np.ndarray, reach: float, shape: Sequence[int]) -> tuple[slice,
 
 def _squared_distances(box: tuple[slice, ...], centre: np.ndarray) -> np.ndarray:
     z, y, x = (np.arange(s.start, s.stop, dtype=np.float64) - c for s, c in zip(box, centre))
-    return (z[:, None, None] ** 2 + y[None, :, None] ** 2 + x[None, None, :] ** 2).astype(np.float32)
+    squared: np.ndarray = z[:, None, None] ** 2 + y[None, :, None] ** 2 + x[None, None, :] ** 2
+    return squared.astype(np.float32)
 
 
 def _paint_nearest(
@@ -225,7 +226,8 @@ def heatmap_sigmas(centres: Centres, *, scales: np.ndarray, sigma: float | None)
     """Sigma per particle in voxels: ``sigma`` if fixed, else ``scale * radius / 2``."""
     if sigma is not None:
         return np.full(len(centres.zyx), float(sigma))
-    return np.asarray(scales, dtype=np.float64)[centres.channel] * centres.radius / 2.0
+    sigmas: np.ndarray = np.asarray(scales, dtype=np.float64)[centres.channel] * centres.radius / 2.0
+    return sigmas
 
 
 def gaussian_heatmap(shape: Sequence[int], centres: Centres, *, n_classes: int, sigmas: np.ndarray) -> np.ndarray:
@@ -300,7 +302,7 @@ def make_target(
     return gaussian_heatmap(shape, centres, n_classes=len(catalog), sigmas=sigmas)
 
 
-def label_metadata(picks: Picks, *, catalog: Catalog, spec: TargetSpec) -> dict:
+def label_metadata(picks: Picks, *, catalog: Catalog, spec: TargetSpec) -> dict[str, Any]:
     """The ``extra`` facts a label artifact records: target spec, catalog and the picks used.
 
     Keeping the picks (in Å, per class) lets ``czii train`` draw class-balanced crops and
@@ -310,7 +312,7 @@ def label_metadata(picks: Picks, *, catalog: Catalog, spec: TargetSpec) -> dict:
     return {**spec.to_json(), "catalog": catalog.to_json(), "picks": by_class}
 
 
-def picks_from_label_metadata(extra: Mapping, *, run: str) -> Picks | None:
+def picks_from_label_metadata(extra: Mapping[str, Any], *, run: str) -> Picks | None:
     """The picks a label artifact recorded (see :func:`label_metadata`), or None."""
     from .picks import concat
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import NonFiniteError, UsageError
 
@@ -41,7 +42,7 @@ ROBUST_SAMPLE_VOXELS = 1 << 23
 MAD_TO_STD = 1.4826  # the standard deviation of a normal distribution per unit of MAD
 
 
-def normalization_method(method: str = "zscore", clip: Sequence[float] | None = None) -> dict:
+def normalization_method(method: str = "zscore", clip: Sequence[float] | None = None) -> dict[str, Any]:
     """Validate and describe a normalization: ``{"method": ..., "clip": [lo, hi] | None}``."""
     if method not in METHODS:
         raise UsageError(f"unknown normalization {method!r} (choose from {', '.join(METHODS)})")
@@ -60,14 +61,14 @@ def normalization_method(method: str = "zscore", clip: Sequence[float] | None = 
 
 
 def normalization_stats(
-    data,
+    data: Any,
     *,
     method: str = "zscore",
     clip: Sequence[float] | None = None,
     slab: int = 16,
     nonfinite: str = "error",
     source: str = "the volume",
-) -> dict:
+) -> dict[str, Any]:
     """Compute the statistics a normalization needs over the finite voxels of a volume.
 
     Parameters
@@ -120,7 +121,9 @@ def normalization_stats(
     count, mean, m2, bad = 0, 0.0, 0.0, 0
     flat = None if zscore else np.empty(total, dtype=np.float32)  # finite voxels, for the percentiles
     for start in range(0, depth, slab):
-        block = np.asarray(data[start : start + slab], dtype=np.float64 if zscore else np.float32)
+        block: npt.NDArray[np.floating[Any]] = np.asarray(
+            data[start : start + slab], dtype=np.float64 if zscore else np.float32
+        )
         block_sum = float(block.sum(dtype=np.float64))
         if not np.isfinite(block_sum):  # only then look for the voxels that are not finite
             finite = np.isfinite(block)
@@ -131,6 +134,7 @@ def normalization_stats(
         if n == 0:
             continue
         if not zscore:
+            assert flat is not None  # allocated for every method but zscore
             flat[count : count + n] = block.ravel()
             count, mean = count + n, mean + block_sum  # the sum, divided below
             continue
@@ -151,13 +155,14 @@ def normalization_stats(
         std = float(np.sqrt(m2 / count))
         return {**spec, "mean": mean, "std": std if std > 0 else 1.0, "nonfinite": bad, "fill": mean if bad else None}
     fill = mean / count if bad else None
+    assert flat is not None  # allocated for every method but zscore
     if spec["method"] == "robust":
         return {**spec, **_robust_center_scale(flat[:count]), "nonfinite": bad, "fill": fill}
     low, high = np.percentile(flat[:count], spec["clip"], overwrite_input=True)
     return {**spec, "low": float(low), "high": float(high), "nonfinite": bad, "fill": fill}
 
 
-def _robust_center_scale(finite: np.ndarray) -> dict:
+def _robust_center_scale(finite: npt.NDArray[np.float32]) -> dict[str, float]:
     """Median and MAD-implied standard deviation of an even subsample of ``finite`` voxels."""
     sample = finite[:: max(1, len(finite) // ROBUST_SAMPLE_VOXELS)]
     center = float(np.median(sample))
@@ -167,7 +172,7 @@ def _robust_center_scale(finite: np.ndarray) -> dict:
     return {"center": center, "scale": scale if scale > 0 else 1.0}
 
 
-def count_nonfinite(data, *, slab: int = 16) -> tuple[int, int]:
+def count_nonfinite(data: Any, *, slab: int = 16) -> tuple[int, int]:
     """Count NaN and infinite values of a (possibly lazy) array, ``slab`` planes at a time.
 
     Returns
@@ -188,7 +193,7 @@ def count_nonfinite(data, *, slab: int = 16) -> tuple[int, int]:
     return bad, int(np.prod(data.shape))
 
 
-def apply_normalization(block: np.ndarray, stats: dict) -> np.ndarray:
+def apply_normalization(block: np.ndarray, stats: dict[str, Any]) -> np.ndarray:
     """Normalize a block of voxels with precomputed statistics; returns float32.
 
     Non-finite voxels take the value ``stats["fill"]`` first when it is set.
@@ -207,11 +212,11 @@ def apply_normalization(block: np.ndarray, stats: dict) -> np.ndarray:
     low, high = np.float32(stats["low"]), np.float32(stats["high"])
     scale = high - low if high > low else np.float32(1.0)
     out = (np.clip(block, low, high) - low) / scale
-    return out.astype(np.float32, copy=False)
+    return np.asarray(out, dtype=np.float32)  # no copy when already float32, as astype(copy=False)
 
 
 def normalize(
-    data, *, method: str = "zscore", clip: Sequence[float] | None = None, nonfinite: str = "error"
+    data: Any, *, method: str = "zscore", clip: Sequence[float] | None = None, nonfinite: str = "error"
 ) -> np.ndarray:
     """Normalize a whole volume in memory (see :func:`normalization_stats`).
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 from scipy.spatial import cKDTree
@@ -54,7 +55,7 @@ class ClassScore:
     fbeta: float
     weight: float
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Plain-JSON form."""
         return {
             "tp": self.tp,
@@ -92,7 +93,7 @@ class ScoreReport:
     matching: str
     per_experiment: dict[str, ScoreReport] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """Plain-JSON form: score, metric parameters, classes and experiments."""
         document = {
             "score": self.score,
@@ -148,7 +149,9 @@ def check_metric_options(*, beta: float = 4.0, distance_multiplier: float = 0.5,
         raise UsageError(f"distance multiplier must be positive, got {distance_multiplier}")
 
 
-def fbeta_score(tp, fp, fn, *, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fbeta_score(
+    tp: npt.ArrayLike, fp: npt.ArrayLike, fn: npt.ArrayLike, *, beta: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision, recall and F-beta from counts, with the competition's zero rules.
 
     Works on scalars or arrays of counts (broadcast together).

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -104,6 +104,14 @@ class TuneResult:
 
 RULES = ("robust", "best")
 DEFAULT_RULE = "robust"
+
+
+class _MetricOptions(TypedDict):
+    """The metric's keyword options, passed on as they are to the scoring functions."""
+
+    beta: float
+    distance_multiplier: float
+    matching: str
 
 
 def check_rule(rule: str) -> None:
@@ -335,8 +343,8 @@ def cross_validate(
             events, catalog, beta=beta, experiments=set(experiments) - {held_out}, rule=rule
         )
         for column, name in enumerate(catalog.names):
-            counts = events[held_out, name].counts_at(thresholds.get(name, -np.inf))
-            tp[row, column], fp[row, column], fn[row, column] = counts
+            held_out_counts = events[held_out, name].counts_at(thresholds.get(name, -np.inf))
+            tp[row, column], fp[row, column], fn[row, column] = held_out_counts
     counts = MatchCounts(tuple(experiments), tuple(catalog.names), tp, fp, fn)
     return score_counts(counts, catalog, beta=beta, distance_multiplier=distance_multiplier, matching=matching)
 
@@ -384,7 +392,7 @@ def tune_thresholds(
     """
     check_metric_options(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
     check_rule(rule)
-    metric = {"beta": beta, "distance_multiplier": distance_multiplier, "matching": matching}
+    metric = _MetricOptions(beta=beta, distance_multiplier=distance_multiplier, matching=matching)
     events = group_events(pred, gt, catalog, distance_multiplier=distance_multiplier, matching=matching)
     thresholds = thresholds_from_events(events, catalog, beta=beta, rule=rule)
     return TuneResult(

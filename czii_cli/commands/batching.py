@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 import typer
 
@@ -32,6 +32,10 @@ def check_batch_options(*, scheduler: str | None, skip_existing: bool, overwrite
         raise UsageError("--scheduler workers cannot read this process's stdin; pass input files")
 
 
+@overload
+def absolute(path: Path) -> Path: ...
+@overload
+def absolute(path: Path | str) -> Path | str: ...
 def absolute(path: Path | str) -> Path | str:
     """``path`` made absolute (``-`` kept), so that workers elsewhere find it."""
     return path if is_stdout(path) else Path(path).absolute()

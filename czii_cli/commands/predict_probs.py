@@ -197,6 +197,7 @@ def command(
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows
         (item,), (target,) = found, targets
+        assert item.volume is not None  # find_tomograms raises the error of a single tomogram it cannot open
         if skip_existing and output_is_complete(Path(target)):
             info(f"skipped {item.name}: output exists")
             return
@@ -220,7 +221,7 @@ def command(
     batch = [
         Job(
             item.name,
-            place(target),
+            Path(place(target)),
             predict_job,
             {
                 "path": place(item.path),
@@ -271,7 +272,9 @@ def _predict_into_copick(
     set_verbosity(quiet=quiet, verbose=verbose)
     if skip_existing and overwrite:
         raise UsageError("--skip-existing keeps complete outputs and --overwrite replaces them; choose one")
-    project = open_output_project(copick_target(output))
+    config = copick_target(output)
+    assert config is not None  # only called for a copick: output
+    project = open_output_project(config)
     classes = load_models(options["model"])[0].classes
     request = VolumeRequest(run=options["run"], tomo_type=options["tomo_type"], voxel_size=options["voxel_size"])
     found = find_tomograms(options["tomograms"], request)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -186,7 +186,7 @@ def command(
         "density": density,
     }
 
-    provenance = {
+    provenance: dict[str, Any] = {
         "command": "simulate",
         "seed": seed,
         "shape": list(shape),

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..catalog import Catalog
+from ..catalog import Catalog, ParticleClass
 from ..coords import voxel_to_angstrom
 from ..errors import DataError, NonFiniteError, UsageError
 from ..picks import Picks, concat
@@ -149,7 +149,7 @@ def extract_picks(
     if workers < 1:
         raise UsageError(f"workers must be at least 1, got {workers}")
 
-    def one_class(entry) -> Picks:
+    def one_class(entry: tuple[int, ParticleClass]) -> Picks:
         index, particle = entry
         prob = np.asarray(probs[index])
         if not (method in NATIVE_DTYPE_METHODS and prob.dtype in (np.float16, np.float32)):

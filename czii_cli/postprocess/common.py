@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -187,17 +187,19 @@ def ball(radius: float) -> np.ndarray:
     half = int(math.floor(radius))
     axis = np.arange(-half, half + 1)
     z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
-    return z * z + y * y + x * x <= radius * radius + 1e-9
+    inside: np.ndarray = z * z + y * y + x * x <= radius * radius + 1e-9
+    return inside
 
 
 # ----------------------------------------------------------------------------- components
 
 
-def check_connectivity(connectivity: int) -> int:
+def check_connectivity(connectivity: int) -> Literal[6, 18, 26]:
     """Return ``connectivity`` if it is 6, 18 or 26, else raise a UsageError."""
     if connectivity not in CONNECTIVITIES:
         raise UsageError(f"connectivity must be 6, 18 or 26, got {connectivity}")
-    return int(connectivity)
+    # cast: the membership test above is the narrowing mypy cannot follow
+    return cast(Literal[6, 18, 26], int(connectivity))
 
 
 def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
@@ -266,7 +268,7 @@ def component_stats(
     return grouped_stats(ids, count + 1, np.unravel_index(flat, labels.shape), w)
 
 
-def grouped_stats(groups: np.ndarray, n: int, coordinates: Sequence[np.ndarray], weights: np.ndarray) -> ComponentStats:
+def grouped_stats(groups: np.ndarray, n: int, coordinates: Iterable[np.ndarray], weights: np.ndarray) -> ComponentStats:
     """Size, mass, weighted centroid and peak of ``n`` groups of weighted points.
 
     Parameters
@@ -275,7 +277,7 @@ def grouped_stats(groups: np.ndarray, n: int, coordinates: Sequence[np.ndarray],
         The group (0..n-1) of each point.
     n : int
         Number of groups.
-    coordinates : sequence of three ndarrays, shape (N,)
+    coordinates : sequence of three ndarrays, shape (N,), or one array of shape (3, N)
         The z, y and x coordinates of the points.
     weights : ndarray of float64, shape (N,)
         Their weights.

@@ -178,7 +178,8 @@ def particle_template(rho: float, template: str = "ball") -> np.ndarray:
         weights = np.exp(-(z * z + y * y + x * x) / (2 * (rho / 2) ** 2)) * support
     else:
         weights = support.astype(np.float64)
-    return weights / weights.sum()
+    normalised: np.ndarray = weights / weights.sum()
+    return normalised
 
 
 def place_templates(density: np.ndarray, template: np.ndarray, *, min_gap: float, min_mass: float) -> np.ndarray:
@@ -207,7 +208,8 @@ def place_templates(density: np.ndarray, template: np.ndarray, *, min_gap: float
     residual = density.astype(np.float64)
     fit = _masked_fit(residual, template, floor)
     remaining = float(residual.sum())
-    placed, explained = [], []
+    placed: list[np.ndarray] = []
+    explained: list[float] = []
     while remaining > 0 and not (explained and remaining < min_mass * np.mean(explained)):
         best = int(np.argmax(fit))
         if fit.flat[best] == -np.inf:

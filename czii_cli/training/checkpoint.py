@@ -13,6 +13,7 @@ import math
 import pickle
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,20 +55,20 @@ class ModelFile:
     """
 
     arch: str
-    arch_params: dict
+    arch_params: dict[str, Any]
     classes: list[str]
-    catalog: list[dict]
+    catalog: list[dict[str, Any]]
     target: str
     activation: str
-    normalization: dict
+    normalization: dict[str, Any]
     patch_size: list[int]
     voxel_size: float
-    train: dict = field(default_factory=dict)
-    state_dict: dict = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict)
     in_channels: int = 1
     source: str = field(default="", compare=False, repr=False)
 
-    def to_checkpoint(self) -> dict:
+    def to_checkpoint(self) -> dict[str, Any]:
         """The plain dict that is saved."""
         document = {"format": FORMAT, "version": VERSION, **asdict(self)}
         document.pop("source")
@@ -111,7 +112,7 @@ def save_model(path: Path, model: ModelFile, *, overwrite: bool = False) -> None
             torch.save(model.to_checkpoint(), handle)
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint dict safely; anything but plain data is refused."""
     path = Path(path)
     refuse_partial(path)
@@ -189,7 +190,8 @@ def check_model_fields(model: ModelFile, *, source: str) -> None:
     try:
         resolve_params(model.arch, model.arch_params)
         if model.normalization:
-            normalization_method(model.normalization.get("method"), model.normalization.get("clip"))
+            method: Any = model.normalization.get("method")  # as read from the file; validated by the call
+            normalization_method(method, model.normalization.get("clip"))
     except UsageError as err:
         raise DataError(f"{source}: {err}") from None
     except (TypeError, ValueError) as err:

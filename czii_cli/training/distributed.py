@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -26,6 +27,8 @@ from ..errors import UsageError
 
 # Rank 0 validates alone while the others wait at a barrier; give it time.
 TIMEOUT = timedelta(minutes=60)
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -101,11 +104,11 @@ class World:
         dist.all_reduce(tensor)
         return tensor.item() / self.size
 
-    def gather(self, value) -> list:
+    def gather(self, value: _T) -> list[_T]:
         """Every rank's ``value`` (plain data), in rank order (all ranks must call)."""
         if self.size == 1:
             return [value]
-        values = [None] * self.size
+        values: list[Any] = [None] * self.size
         dist.all_gather_object(values, value)
         return values
 

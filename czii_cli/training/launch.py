@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -65,7 +66,7 @@ class TrainRequest:
     init_source: str = ""
     resume: ModelFile | None = None
     resume_source: str = ""
-    resume_limits: dict = field(default_factory=dict)
+    resume_limits: dict[str, Any] = field(default_factory=dict)
     world: World = World()
     given: frozenset[str] = frozenset()
 
@@ -146,7 +147,7 @@ def launch(
     track_loading: LoadCallback,
     on_step: Callable[[int, str], None] | None = None,
     on_round: Callable[[MetricsRow], None] | None = None,
-    on_start: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, int | None], None] | None = None,
     on_note: NoteCallback | None = None,
 ) -> RunRecord:
     """Run (or continue) training as ``request`` says; returns the run's record.
@@ -197,7 +198,12 @@ def launch(
         val_runs=val_names,
         class_weights=weights,
     )
-    stored_plan = plan.to_json() if plan is not None else request.resume.train.get("plan")
+    stored_plan: dict[str, Any] | None
+    if plan is not None:
+        stored_plan = plan.to_json()
+    else:
+        assert request.resume is not None  # a plan is made whenever the run does not resume
+        stored_plan = request.resume.train.get("plan")
     template = replace(template, train={**template.train, "plan": stored_plan})
     centres = [
         centres_from_picks(v.picks, catalog=catalog, voxel_size=v.voxel_size, origin_zyx=v.origin) for v in training
@@ -208,9 +214,10 @@ def launch(
         validation = Validation(
             validating,
             catalog,
-            patch_size=tuple(config.val_patch) if config.val_patch else None,
+            # cast: TrainConfig's patch and val_patch are zyx sizes, three sides each
+            patch_size=cast(tuple[int, int, int], tuple(config.val_patch)) if config.val_patch else None,
             multiple=patch_multiple(config.arch, config.arch_params),
-            minimum=tuple(config.patch),
+            minimum=cast(tuple[int, int, int], tuple(config.patch)),
             overlap=config.val_overlap,
             threshold=config.val_threshold,
             candidate_thresholds=tuple(config.val_candidate_thresholds),

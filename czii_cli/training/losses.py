@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -168,9 +169,9 @@ def _loss_function(
 
         return tversky
     if name in ("dice", "dicece"):
-        from monai.losses import DiceCELoss, DiceLoss
+        from monai.losses.dice import DiceCELoss, DiceLoss  # monai.losses re-exports them implicitly
 
-        options = {
+        options: dict[str, Any] = {
             "include_background": activation != "softmax",
             "softmax": activation == "softmax",
             "sigmoid": activation == "sigmoid",

@@ -87,7 +87,8 @@ def one_hot(labels: np.ndarray, n_channels: int) -> np.ndarray:
     >>> one_hot(np.array([[[0, 2]]], dtype=np.uint8), 3)[:, 0, 0].tolist()
     [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]
     """
-    return (labels[None] == np.arange(n_channels, dtype=labels.dtype).reshape(-1, 1, 1, 1)).astype(np.float32)
+    encoded: np.ndarray = labels[None] == np.arange(n_channels, dtype=labels.dtype).reshape(-1, 1, 1, 1)
+    return encoded.astype(np.float32)
 
 
 class BatchMaker:
@@ -109,7 +110,7 @@ class BatchMaker:
         self.volumes = list(volumes)
         self.config = config
         self.n_channels = n_channels
-        self.margin = config.augment.rotation_margin(tuple(config.patch[1:]))
+        self.margin = config.augment.rotation_margin(config.patch[1:])
         self.crop = (config.patch[0], config.patch[1] + 2 * self.margin, config.patch[2] + 2 * self.margin)
         self.sampler = PatchSampler(
             [v.image.shape for v in self.volumes],
@@ -178,7 +179,8 @@ class Trainer:
         self.layout = torch.contiguous_format
         if device.type == "cpu" and self.precision == "bfloat16":
             self.layout = bfloat16_layout(network)
-        self.network = network.to(device).to(memory_format=self.layout)
+        # torch's stubs omit Module.to's memory_format keyword, which it accepts at run time
+        self.network: nn.Module = network.to(device).to(memory_format=self.layout)  # type: ignore[call-overload]
         self.ema = copy.deepcopy(self.network).eval()
         for parameter in self.ema.parameters():
             parameter.requires_grad_(False)
@@ -236,8 +238,8 @@ class Trainer:
         decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
         for averaged, live in zip(self.ema.parameters(), self.network.parameters()):
             averaged.lerp_(live.detach(), 1 - decay)
-        for averaged, live in zip(self.ema.buffers(), self.network.buffers()):
-            averaged.copy_(live)
+        for averaged_buffer, live_buffer in zip(self.ema.buffers(), self.network.buffers()):
+            averaged_buffer.copy_(live_buffer)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The weights to save and validate: the EMA (or the live network if EMA is off), on CPU."""

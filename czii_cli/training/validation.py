@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -63,7 +64,8 @@ def validation_window(
             break
         axis = max(candidates, key=lambda i: window[i])
         window[axis] = round_up(window[axis] / 2)
-    return tuple(max(w, m) for w, m in zip(window, minimum))
+    # cast: ``shape`` is a zyx shape, so the window has three sides
+    return cast(tuple[int, int, int], tuple(max(w, m) for w, m in zip(window, minimum)))
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def validation_picks(
 
 
 def validate(
-    network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float, **options
+    network: nn.Module, volumes: Sequence[TrainingVolume], *, catalog: Catalog, threshold: float, **options: Any
 ) -> ScoreReport:
     """Score a network on validation volumes at one pick threshold.
 
@@ -252,7 +254,7 @@ def validate_round(
     threshold: float,
     candidate_thresholds: Sequence[float],
     rule: str = DEFAULT_RULE,
-    **options,
+    **options: Any,
 ) -> RoundScores:
     """Score a network at the fixed ``threshold`` and at per-class tuned thresholds.
 
