@@ -13,7 +13,6 @@ sits at column 12.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -604,10 +603,3 @@ def _mark_summary(marks: Sequence[Mark]) -> str:
     counts = {status: sum(m.status == status for m in marks) for status in STATUS_STYLES}
     parts = [f"{counts[s]} {s.upper() if s in ('tp', 'fp', 'fn') else s + 's'}" for s in STATUS_STYLES if counts[s]]
     return ("   " + ", ".join(parts)) if parts else ""
-
-
-def figure_png(figure: Figure) -> bytes:
-    """The figure as PNG bytes at :data:`DPI`, with no software or time stamp (reproducible)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()

@@ -198,3 +198,35 @@ def test_npy_without_sidecar_is_a_data_error(tmp_path, tiny_volume):
     np.save(tmp_path / "x.npy", tiny_volume)
     with pytest.raises(DataError, match="no metadata sidecar"):
         read_volume(tmp_path / "x.npy")
+
+
+def test_settings_file_reads_one_json_object_and_names_the_file_on_errors(tmp_path):
+    from czii_cli.io.settings_file import read_settings
+
+    good = tmp_path / "settings.json"
+    good.write_text('{"lr": 0.001, "arch": "light"}')
+    assert read_settings(good) == {"lr": 0.001, "arch": "light"}
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(DataError, match=r"list\.json: training settings must be a JSON object, found list"):
+        read_settings(listed)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{lr: ")
+    with pytest.raises(DataError, match=r"broken\.json: not a readable JSON file"):
+        read_settings(broken)
+    with pytest.raises(DataError, match=r"absent\.json: not a readable JSON file"):
+        read_settings(tmp_path / "absent.json")
+
+
+def test_a_png_written_to_stdout_is_the_same_bytes_as_the_file(tmp_path, capsysbinary):
+    from matplotlib.figure import Figure
+
+    from czii_cli.io.figures import write_png
+
+    figure = Figure(figsize=(1, 1))
+    figure.add_subplot().plot([0, 1], [1, 0])
+    write_png(tmp_path / "f.png", figure, dpi=50)
+    write_png("-", figure, dpi=50)
+    data = (tmp_path / "f.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and capsysbinary.readouterr().out == data
+    assert b"Software" not in data

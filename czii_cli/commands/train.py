@@ -144,12 +144,12 @@ def command(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    import json
 
     from ..console import info, make_progress, set_verbosity, track
-    from ..errors import DataError, UsageError
+    from ..errors import UsageError
     from ..io.atomic import check_output, check_writable
     from ..io.catalog_file import load_catalog
+    from ..io.settings_file import read_settings
     from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec
     from ..predict_probs import resolve_device
     from ..training.checkpoint import load_model_file
@@ -170,14 +170,7 @@ def command(
     else:  # a new run, or one continued under new names: existing files are not replaced without -f
         for path in paths.all():
             check_output(path, overwrite=overwrite)
-    settings = {}
-    if config_file is not None:
-        try:
-            settings = json.loads(config_file.read_text())
-        except (OSError, ValueError) as err:
-            raise DataError(f"{config_file}: not a readable JSON file ({err})") from None
-        if not isinstance(settings, dict):
-            raise DataError(f"{config_file}: training settings must be a JSON object, found {type(settings).__name__}")
+    settings = read_settings(config_file) if config_file is not None else {}
     flags = {
         "arch": arch,
         "loss": parse_loss(loss) if loss is not None else None,

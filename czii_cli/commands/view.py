@@ -74,8 +74,9 @@ def command(
     from ..console import info, set_verbosity, warn
     from ..errors import DataError, UsageError
     from ..io.artifacts import check_same_grid, read_artifact
-    from ..io.atomic import atomic_path, check_output
+    from ..io.atomic import check_output
     from ..io.catalog_file import load_catalog
+    from ..io.figures import write_png
     from ..io.volumes import VolumeRequest, read_tomogram
 
     set_verbosity(quiet=quiet)
@@ -128,13 +129,7 @@ def command(
         title=title,
         statuses=view.legend_statuses(has_picks=pick_table is not None, has_truth=truth_table is not None),
     )
-    png = view.figure_png(figure)
-    if to_stdout:
-        sys.stdout.buffer.write(png)
-        sys.stdout.flush()
-    else:
-        with atomic_path(output, overwrite=overwrite) as tmp:
-            tmp.write_bytes(png)
+    write_png(output, figure, overwrite=overwrite, dpi=view.DPI)
     info(f"drew z = {', '.join(map(str, z_indices))} of {volume.source} -> {'stdout' if to_stdout else output}")
 
 
