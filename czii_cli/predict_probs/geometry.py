@@ -29,15 +29,16 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import UsageError
@@ -247,10 +248,17 @@ def _forward(network, inputs, *, precision: str, layout, device, tracker=None) -
     return output.float().cpu()
 
 
-class _PeakTracker(TorchDispatchMode):
-    """Tracks the bytes of the tensors that operations allocate, until each is freed; keeps the peak."""
+class _PeakTracker(TorchFunctionMode):
+    """Tracks the bytes of the tensors that torch functions return, until each is freed; keeps the peak.
 
-    def __init__(self, device: torch.device):
+    A function mode sees every torch function a network's Python code calls (module
+    forwards, ``torch.cat``, ``interpolate``), not the temporaries inside one kernel
+    (autocast's copies of the input): those are transient and covered by
+    :data:`~czii_cli.predict_probs.stitch.SCRATCH`.  A dispatch mode would see them too,
+    but entering one imports ``torch._dynamo`` (seconds, once per process).
+    """
+
+    def __init__(self, device: torch.device) -> None:
         super().__init__()
         self.device_type = device.type
         self.storages: dict[int, list[int]] = {}
@@ -270,7 +278,13 @@ class _PeakTracker(TorchDispatchMode):
             self.live -= entry[0]
             del self.storages[key]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         result = func(*args, **(kwargs or {}))
         for tensor in tree_flatten(result)[0]:
             if not isinstance(tensor, torch.Tensor) or tensor.device.type != self.device_type:

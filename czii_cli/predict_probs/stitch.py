@@ -13,6 +13,7 @@ memory is the network's own plus about one output-dtype copy of the core.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 from ..errors import UsageError
 from .geometry import HaloTiling, network_bounds, plan_halo_tiling
 from .runner import bfloat16_layout
+from .tta import Transform
 
 SLAB = 8
 """Core planes activated at a time (float32 staging of ``C x SLAB x core_y x core_x``)."""
@@ -94,15 +96,16 @@ def plan_tiles(
 
 def predict_tiles_into(
     tiling: HaloTiling,
-    volume,
+    volume: Any,
     output: Callable[[int], Any],
     *,
-    prepares: Sequence,
-    runners: Sequence,
-    transforms: Sequence,
+    prepares: Sequence[Callable[[np.ndarray], np.ndarray] | None],
+    runners: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    transforms: Sequence[Transform],
     activation: str,
     device: torch.device,
     on_windows: Callable[[int], None] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> None:
     """Predict every tile of ``tiling`` and write its core into the output.
 
@@ -125,36 +128,75 @@ def predict_tiles_into(
     device : torch.device
     on_windows : callable, optional
         Called with 1 after each tile.
+    seconds : dict, optional
+        Wall-clock seconds per stage are added to it: ``input`` (reading, preparing and
+        padding the tiles), ``forward`` (the networks, with the TTA transforms),
+        ``activation`` (cropping, activation, averaging, conversion to the output dtype)
+        and ``write`` (handing the cores to the output array, encoding included).
     """
     passes = len(runners) * len(transforms)
+    clock = _StageClock(seconds, device)
+    tile_inputs = _TileInputs(tiling, prepares, device)
     out = None
     for start, core in tiling.tiles():
-        inputs = _tile_inputs(volume, tiling, start, prepares, device)
+        with clock("input"):
+            inputs = tile_inputs.read(volume, start)
         relative = tuple(slice(c.start - s, c.stop - s) for c, s in zip(core, start))
         core_shape = tuple(c.stop - c.start for c in core)
         total = stored = None
         for prepare, runner in zip(prepares, runners):
             for transform in transforms:
-                logits = runner(transform.apply(inputs[id(prepare)]))
-                if not transform.is_identity:
-                    logits = transform.invert(logits)
-                cropped = logits[0, :, relative[0], relative[1], relative[2]]
-                if out is None:
-                    out = output(int(cropped.shape[0]))
-                if stored is None:
-                    stored = torch.empty((cropped.shape[0], *core_shape), dtype=_torch_dtype(out.dtype))
-                    if passes > 1:
-                        total = torch.zeros(stored.shape, dtype=torch.float32, device=device)
-                _activate_core(cropped, activation, into=stored if total is None else total, add=total is not None)
+                with clock("forward"):
+                    logits = runner(transform.apply(inputs[id(prepare)]))
+                    if not transform.is_identity:
+                        logits = transform.invert(logits)
+                with clock("activation"):
+                    cropped = logits[0, :, relative[0], relative[1], relative[2]]
+                    if out is None:
+                        out = output(int(cropped.shape[0]))
+                    if stored is None:
+                        stored = torch.empty((cropped.shape[0], *core_shape), dtype=_torch_dtype(out.dtype))
+                        if passes > 1:
+                            total = torch.zeros(stored.shape, dtype=torch.float32, device=device)
+                    _activate_core(cropped, activation, into=stored if total is None else total, add=total is not None)
                 del logits, cropped
-        if total is not None:
-            total.mul_(1.0 / passes)
-            stored.copy_(total)
-            del total
-        for channel in range(stored.shape[0]):
-            out[(channel, *core)] = stored[channel].numpy()
+        with clock("activation"):
+            if total is not None:
+                total.mul_(1.0 / passes)
+                stored.copy_(total)
+                del total
+        with clock("write"):
+            for channel in range(stored.shape[0]):
+                out[(channel, *core)] = stored[channel].numpy()
         if on_windows is not None:
             on_windows(1)
+
+
+class _StageClock:
+    """Adds the wall-clock seconds of ``with clock(stage):`` blocks to a dict (nothing when None)."""
+
+    def __init__(self, seconds: dict[str, float] | None, device: torch.device) -> None:
+        self.seconds = seconds
+        self.device = device
+        self._stage = ""
+        self._start = 0.0
+
+    def __call__(self, stage: str) -> _StageClock:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        if self.seconds is not None:
+            self._start = self._now()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds is not None:
+            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + self._now() - self._start
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
 
 def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor, add: bool) -> None:
@@ -181,21 +223,55 @@ def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor,
             target.copy_(result)
 
 
-def _tile_inputs(volume, tiling: HaloTiling, start: Sequence[int], prepares: Sequence, device) -> dict:
-    """Each distinct preparation's input tile ``[1, 1, *window]``, zero-padded beyond the volume."""
-    stops = [min(s + w, n) for s, w, n in zip(start, tiling.window, tiling.shape)]
-    raw = np.asarray(volume[start[0] : stops[0], start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
-    inputs = {}
-    for prepare in prepares:
-        if id(prepare) in inputs:
-            continue
-        block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
-        if block.shape != tiling.window:
-            padded = np.zeros(tiling.window, dtype=np.float32)
-            padded[: block.shape[0], : block.shape[1], : block.shape[2]] = block
-            block = padded
-        inputs[id(prepare)] = torch.from_numpy(np.ascontiguousarray(block)).to(device)[None, None]
-    return inputs
+class _TileInputs:
+    """Each distinct preparation's input tile ``[1, 1, *window]``, zero-padded beyond the volume.
+
+    The raw block is read once per tile for all preparations.  A tile that reaches past
+    the volume's end is prepared into a buffer of the window's shape, allocated once per
+    preparation and reused by every such tile (only its padding is zeroed again), so a
+    tile costs no fresh window-sized allocation and one copy.
+    """
+
+    def __init__(
+        self,
+        tiling: HaloTiling,
+        prepares: Sequence[Callable[[np.ndarray], np.ndarray] | None],
+        device: torch.device,
+    ) -> None:
+        self.tiling = tiling
+        self.prepares = prepares
+        self.device = device
+        self._buffers: dict[int, torch.Tensor] = {}
+
+    def read(self, volume: Any, start: Sequence[int]) -> dict[int, torch.Tensor]:
+        """The inputs of the tile at ``start``, keyed by ``id`` of their preparation."""
+        window = self.tiling.window
+        stops = [min(s + w, n) for s, w, n in zip(start, window, self.tiling.shape)]
+        raw = np.asarray(volume[start[0] : stops[0], start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
+        inputs: dict[int, torch.Tensor] = {}
+        for prepare in self.prepares:
+            key = id(prepare)
+            if key in inputs:
+                continue
+            block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
+            if block.shape == window:
+                tile = torch.from_numpy(np.ascontiguousarray(block))
+            else:
+                tile = self._padded(key, block)
+            inputs[key] = tile.to(self.device)[None, None]
+        return inputs
+
+    def _padded(self, key: int, block: np.ndarray) -> torch.Tensor:
+        """``block`` in the reused window-shaped buffer of ``key``, zeros beyond it."""
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = torch.empty(self.tiling.window, dtype=torch.float32)
+        z, y, x = block.shape
+        buffer[:z, :y, :x].copy_(torch.from_numpy(block))
+        buffer[z:].zero_()
+        buffer[:z, y:].zero_()
+        buffer[:z, :y, x:].zero_()
+        return buffer
 
 
 def _torch_dtype(dtype) -> torch.dtype:
