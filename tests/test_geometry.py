@@ -136,6 +136,13 @@ def test_receptive_radius_of_known_convolutions():
     assert receptive_radius(pooled, multiple=2, length=40) == (2, 2, 2)
 
 
+def test_a_radius_beyond_the_first_probe_is_found_by_the_longer_one():
+    # the 128-voxel probe tests distances up to 62: this radius needs the 256-voxel probe,
+    # which tests only the distances beyond 62
+    net = nn.Conv3d(1, 1, (1, 1, 141), padding=(0, 0, 70))
+    assert receptive_radius(net, multiple=1) == (0, 0, 70)
+
+
 def test_window_wide_normalization_has_no_bounded_receptive_field():
     net = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.InstanceNorm3d(2))
     assert receptive_radius(net, multiple=1, length=40) is None
