@@ -27,6 +27,8 @@ from .tta import Transform
 
 SLAB = 8
 """Core planes activated at a time (float32 staging of ``C x SLAB x core_y x core_x``)."""
+INPUT_SLAB = 16
+"""Z-planes of a tile read and prepared at a time."""
 SCRATCH = 1.25
 """Factor on the tracked working memory of a forward pass, for the backend's own scratch."""
 DEFAULT_MEMORY_BUDGET = 1.75 * 1024**3
@@ -226,10 +228,11 @@ def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor,
 class _TileInputs:
     """Each distinct preparation's input tile ``[1, 1, *window]``, zero-padded beyond the volume.
 
-    The raw block is read once per tile for all preparations.  A tile that reaches past
-    the volume's end is prepared into a buffer of the window's shape, allocated once per
-    preparation and reused by every such tile (only its padding is zeroed again), so a
-    tile costs no fresh window-sized allocation and one copy.
+    A tile is read :data:`INPUT_SLAB` z-planes at a time, each slab prepared by every
+    distinct preparation and copied into that preparation's buffer of the window's shape,
+    allocated once and reused by every tile (only its padding is zeroed again).  Small
+    slabs keep the reads' buffers small and recycled: a volume read by whole planes (an
+    MRC file) would otherwise cost a fresh allocation of every plane the tile spans.
     """
 
     def __init__(
@@ -247,30 +250,30 @@ class _TileInputs:
         """The inputs of the tile at ``start``, keyed by ``id`` of their preparation."""
         window = self.tiling.window
         stops = [min(s + w, n) for s, w, n in zip(start, window, self.tiling.shape)]
-        raw = np.asarray(volume[start[0] : stops[0], start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
-        inputs: dict[int, torch.Tensor] = {}
-        for prepare in self.prepares:
-            key = id(prepare)
-            if key in inputs:
-                continue
-            block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
-            if block.shape == window:
-                tile = torch.from_numpy(np.ascontiguousarray(block))
-            else:
-                tile = self._padded(key, block)
-            inputs[key] = tile.to(self.device)[None, None]
-        return inputs
+        keys = list(dict.fromkeys(id(prepare) for prepare in self.prepares))
+        prepares = {id(prepare): prepare for prepare in self.prepares}
+        buffers = {key: self._buffer(key) for key in keys}
+        y, x = stops[1] - start[1], stops[2] - start[2]
+        for first in range(start[0], stops[0], INPUT_SLAB):
+            last = min(first + INPUT_SLAB, stops[0])
+            raw = np.asarray(volume[first:last, start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
+            for key in keys:
+                prepare = prepares[key]
+                block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
+                target = buffers[key][first - start[0] : last - start[0], :y, :x]
+                target.copy_(torch.from_numpy(np.ascontiguousarray(block)))
+        z = stops[0] - start[0]
+        for buffer in buffers.values():
+            buffer[z:].zero_()
+            buffer[:z, y:].zero_()
+            buffer[:z, :y, x:].zero_()
+        return {key: buffer.to(self.device)[None, None] for key, buffer in buffers.items()}
 
-    def _padded(self, key: int, block: np.ndarray) -> torch.Tensor:
-        """``block`` in the reused window-shaped buffer of ``key``, zeros beyond it."""
+    def _buffer(self, key: int) -> torch.Tensor:
+        """The reused window-shaped buffer of the preparation ``key``."""
         buffer = self._buffers.get(key)
         if buffer is None:
             buffer = self._buffers[key] = torch.empty(self.tiling.window, dtype=torch.float32)
-        z, y, x = block.shape
-        buffer[:z, :y, :x].copy_(torch.from_numpy(block))
-        buffer[z:].zero_()
-        buffer[:z, y:].zero_()
-        buffer[:z, :y, x:].zero_()
         return buffer
 
 
