@@ -359,3 +359,15 @@ def test_maps_are_written_with_lz4_on_bit_shuffled_chunks_and_read_back_exactly(
         assert isinstance(codec, BloscCodec)
         assert (codec.cname.value, codec.shuffle.value, codec.typesize) == ("lz4", "bitshuffle", 2)
     np.testing.assert_array_equal(read_artifact(tmp_path / "p.zarr").load(), data)
+
+
+def test_zscore_statistics_over_slabs_equal_numpy_over_the_whole_volume():
+    from czii_cli.normalize import normalization_stats
+
+    volume = np.random.default_rng(0).normal(size=(37, 20, 30)) * 3.0 + 1.0  # 9 slabs of 4 planes and 1 of 1
+    stats = normalization_stats(volume.astype(np.float32), slab=4)
+    expected = volume.astype(np.float32).astype(np.float64)
+    assert stats["mean"] == pytest.approx(expected.mean(), rel=1e-12)
+    assert stats["std"] == pytest.approx(expected.std(), rel=1e-12)
+    counts = normalization_stats(np.arange(24, dtype=np.uint16).reshape(3, 2, 4), slab=2)
+    assert counts["mean"] == pytest.approx(11.5, rel=1e-15) and counts["std"] == pytest.approx(np.std(np.arange(24)))
