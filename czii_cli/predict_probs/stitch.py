@@ -7,7 +7,9 @@ volume (zero-padded at its far end to the network's size multiple) up to the hal
 tolerance.  Per tile, every network and every TTA transform runs on the whole tile, the
 logits are cropped to the core and activated in thin z-slabs (float32, a small buffer),
 and the core is kept in the output dtype until its channels are written, so the working
-memory is the network's own plus about one output-dtype copy of the core.
+memory is the network's own plus about one output-dtype copy of the core.  A tile's
+input is read and prepared a few z-planes at a time into one buffer of the tile's shape,
+reused by every tile.
 """
 
 from __future__ import annotations
