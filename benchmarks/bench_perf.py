@@ -20,8 +20,8 @@ All rows come from one run on this machine; each child process is fresh (time, p
    normalization statistics, creating the artifact, probing the network (receptive field
    and memory), reading and preparing the tiles, the forward passes, activation and
    float16 conversion, handing the cores to zarr (encoding and writing) and closing the
-   artifact; the command's time outside these stages (its own imports and checks) is
-   the difference to row 1.
+   artifact.  The command's own imports and checks are what row 1 adds (both are
+   fresh processes, so under load the two can differ either way).
 6. Training patches per second of the default recipe (light, 64^3 x 2, CE + Tversky):
    ``--precision bfloat16`` (autocast, channels-last) against float32 (what ``auto``
    gives on a CPU), alternated step by step (median step times).
@@ -254,8 +254,8 @@ def run() -> list[Result]:
             benchmark=f"{size}: predict-probs stages, in process (s): "
             + ", ".join(f"{name} {stages.get(name, 0.0):.1f}" for name in STAGES),
             value=f"{sum(stages.values()):.1f} s, of which not forward "
-            f"{sum(stages.values()) - stages.get('forward', 0.0):.1f} s; the command spends "
-            f"{seconds['czii'] - sum(stages.values()):.1f} s more outside these stages",
+            f"{sum(stages.values()) - stages.get('forward', 0.0):.1f} s (the command, row 1: "
+            f"{seconds['czii']:.1f} s)",
             baseline=f"bare {default} forward over the voxels once",
             baseline_value=f"{floor_seconds[default]:.1f} s",
             ratio=stages.get("forward", 0.0) / floor_seconds[default],
