@@ -205,7 +205,8 @@ def predict_into(
         ``halo`` (None for ``sliding``), ``layouts`` (memory layout per network),
         ``precision`` (``auto`` resolved) and ``seconds``: wall-clock seconds per stage of
         the halo tiling, ``plan`` (probing the networks' receptive field and memory) and
-        those of :func:`.stitch.predict_tiles_into` (empty for ``sliding``).
+        those of :func:`.stitch.predict_tiles_into` (for ``sliding`` windows at most ``plan``,
+        when ``auto`` found an unbounded receptive field).
     """
     transforms = tta_transforms(tta)
     if activation not in ACTIVATIONS:
