@@ -120,10 +120,18 @@ def normalization_stats(
     zscore = spec["method"] == "zscore"
     count, mean, m2, bad = 0, 0.0, 0.0, 0
     flat = None if zscore else np.empty(total, dtype=np.float32)  # finite voxels, for the percentiles
+    # the z-score's float64 slab, reused: a fresh one per slab costs its page faults
+    scratch: npt.NDArray[np.float64] | None = None
     for start in range(0, depth, slab):
-        block: npt.NDArray[np.floating[Any]] = np.asarray(
-            data[start : start + slab], dtype=np.float64 if zscore else np.float32
-        )
+        raw = np.asarray(data[start : start + slab])
+        block: npt.NDArray[np.floating[Any]]
+        if zscore:
+            if scratch is None or scratch.size < raw.size:
+                scratch = np.empty(raw.size, dtype=np.float64)
+            block = scratch[: raw.size].reshape(raw.shape)
+            np.copyto(block, raw, casting="unsafe")
+        else:
+            block = np.asarray(raw, dtype=np.float32)
         block_sum = float(block.sum(dtype=np.float64))
         if not np.isfinite(block_sum):  # only then look for the voxels that are not finite
             finite = np.isfinite(block)
@@ -139,7 +147,8 @@ def normalization_stats(
             count, mean = count + n, mean + block_sum  # the sum, divided below
             continue
         block_mean = block_sum / n
-        block_m2 = float(((block - block_mean) ** 2).sum())
+        np.subtract(block, block_mean, out=block)  # in place: the slab is read again for the next one
+        block_m2 = float(np.square(block, out=block).sum())
         delta = block_mean - mean
         grown = count + n
         mean += delta * n / grown

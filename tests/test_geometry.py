@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -100,7 +103,7 @@ def whole_volume_pass(network: nn.Module, volume: np.ndarray, multiple: int) -> 
     return probs[:, : volume.shape[0], : volume.shape[1], : volume.shape[2]]
 
 
-def stitched(network: nn.Module, volume: np.ndarray, tiling) -> np.ndarray:
+def stitched(network: nn.Module, volume: np.ndarray, tiling, prepare=None) -> np.ndarray:
     out = {}
 
     def allocate(channels):
@@ -113,7 +116,7 @@ def stitched(network: nn.Module, volume: np.ndarray, tiling) -> np.ndarray:
             tiling,
             volume,
             allocate,
-            prepares=[None],
+            prepares=[prepare],
             runners=[runner],
             transforms=tta_transforms("none"),
             activation="softmax",
@@ -133,6 +136,13 @@ def test_receptive_radius_of_known_convolutions():
     assert receptive_radius(pooled, multiple=2, length=40) == (2, 2, 2)
 
 
+def test_a_radius_beyond_the_first_probe_is_found_by_the_longer_one():
+    # the 128-voxel probe tests distances up to 62: this radius needs the 256-voxel probe,
+    # which tests only the distances beyond 62
+    net = nn.Conv3d(1, 1, (1, 1, 141), padding=(0, 0, 70))
+    assert receptive_radius(net, multiple=1) == (0, 0, 70)
+
+
 def test_window_wide_normalization_has_no_bounded_receptive_field():
     net = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.InstanceNorm3d(2))
     assert receptive_radius(net, multiple=1, length=40) is None
@@ -145,6 +155,32 @@ def test_working_memory_scales_with_the_network():
     large_bytes, _ = working_bytes_per_voxel(large, multiple=2, side=16)
     assert channels == 7
     assert 7 * 4 < small_bytes < large_bytes  # at least the float32 output; more channels, more memory
+
+
+class CatTwice(nn.Module):
+    """Two channels by a functional concatenation (no module), then doubled."""
+
+    def forward(self, x):
+        return torch.cat([x, x], dim=1) * 2
+
+
+def test_working_memory_counts_functional_operations_exactly():
+    # float32: the concatenation (8 bytes per voxel) is alive while its double (8 more) is made
+    assert working_bytes_per_voxel(CatTwice(), multiple=1, side=16) == (16.0, 2)
+
+
+def test_probing_a_network_does_not_import_the_compiler():
+    """Importing torch._dynamo costs seconds; the memory probe must not pull it in (a dispatch mode does)."""
+    code = (
+        "import sys\n"
+        "from torch import nn\n"
+        "from czii_cli.predict_probs.geometry import probe_network\n"
+        "net = nn.Sequential(nn.Conv3d(1, 2, 3, padding=1), nn.BatchNorm3d(2), nn.ReLU())\n"
+        "found = probe_network(net, multiple=1, length=32)\n"
+        "print(found.radius, found.bytes_per_voxel > 0, 'torch._dynamo' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.split() == ["(1,", "1,", "1)", "True", "False"]
 
 
 # ----------------------------------------------------------------------------- plans
@@ -196,6 +232,21 @@ def test_stitched_tiles_equal_one_pass_and_a_short_halo_does_not(trained):
     short = tuple(r - multiple for r in radius)
     too_small = plan_halo_tiling(volume.shape, halo=short, multiple=multiple, max_window_voxels=small_tiles)
     assert np.abs(stitched(network, volume, too_small) - reference).max() > 1e-5
+
+
+def test_tiles_past_the_volume_end_are_prepared_then_zero_padded():
+    """Tiles reuse one input buffer: a tile padded along x after one that filled it must see zeros there."""
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv3d(1, 3, 5, padding=2), nn.ReLU(), nn.Conv3d(3, 2, 3, padding=1)).eval()
+    volume = np.random.default_rng(0).normal(size=(13, 30, 22)).astype(np.float32)
+
+    def prepare(block):
+        return block * 2.0 + 1.0  # padding with zeros after preparation differs from preparing zeros
+
+    tiling = plan_halo_tiling(volume.shape, halo=(3, 3, 3), multiple=4, max_window_voxels=16 * 20 * 16)
+    assert tiling.padded_shape == (16, 32, 24) and len(tiling.starts[1]) > 1 and len(tiling.starts[2]) > 1
+    reference = whole_volume_pass(network, prepare(volume), 4)
+    np.testing.assert_allclose(stitched(network, volume, tiling, prepare=prepare), reference, atol=1e-5)
 
 
 def test_halo_geometry_matches_the_sliding_window_within_tolerance_and_keeps_the_picks(trained):

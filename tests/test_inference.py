@@ -332,3 +332,42 @@ def test_streaming_writes_each_zarr_chunk_once(volume, tmp_path, monkeypatch):
     assert Tiling.plan(volume.shape, (6, 6, 6), overlap=0.25).starts[0] == [0, 4, 8, 11, 15]
     assert writes == [(0, 0, 8), (0, 8, 21)]  # 4 and 11 end inside a chunk: held back
     np.testing.assert_allclose(store[0], volume, rtol=1e-5, atol=1e-6)
+
+
+def test_halo_prediction_reports_seconds_per_stage():
+    network = nn.Conv3d(1, 2, 3, padding=1)
+    volume = np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32)
+    out = np.zeros((2, *volume.shape), np.float32)
+    common = {"patch_size": (8, 16, 16), "multiple": 1, "precision": "float32", "activation": "softmax"}
+    halo = predict_into([Member(network)], volume, lambda channels: out, tiling="halo", **common)
+    assert set(halo["seconds"]) == {"plan", "input", "forward", "activation", "write"}
+    assert all(value >= 0.0 for value in halo["seconds"].values())
+    assert predict_into([Member(network)], volume, lambda channels: out, tiling="sliding", **common)["seconds"] == {}
+
+
+def test_maps_are_written_with_lz4_on_bit_shuffled_chunks_and_read_back_exactly(tmp_path):
+    from zarr.codecs import BloscCodec
+
+    from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
+
+    meta = ArtifactMeta(kind="probs", axes="czyx", voxel_size=10.0, classes=("background", "ribosome"))
+    data = np.random.default_rng(0).random((2, 6, 70, 9)).astype(np.float16)
+    write_artifact(tmp_path / "p.zarr", data, meta, preview=True)
+    group = zarr.open_group(tmp_path / "p.zarr", mode="r")
+    for name in ("data", "data_2x"):
+        (codec,) = group[name].compressors
+        assert isinstance(codec, BloscCodec)
+        assert (codec.cname.value, codec.shuffle.value, codec.typesize) == ("lz4", "bitshuffle", 2)
+    np.testing.assert_array_equal(read_artifact(tmp_path / "p.zarr").load(), data)
+
+
+def test_zscore_statistics_over_slabs_equal_numpy_over_the_whole_volume():
+    from czii_cli.normalize import normalization_stats
+
+    volume = np.random.default_rng(0).normal(size=(37, 20, 30)) * 3.0 + 1.0  # 9 slabs of 4 planes and 1 of 1
+    stats = normalization_stats(volume.astype(np.float32), slab=4)
+    expected = volume.astype(np.float32).astype(np.float64)
+    assert stats["mean"] == pytest.approx(expected.mean(), rel=1e-12)
+    assert stats["std"] == pytest.approx(expected.std(), rel=1e-12)
+    counts = normalization_stats(np.arange(24, dtype=np.uint16).reshape(3, 2, 4), slab=2)
+    assert counts["mean"] == pytest.approx(11.5, rel=1e-15) and counts["std"] == pytest.approx(np.std(np.arange(24)))

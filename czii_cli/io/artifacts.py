@@ -58,6 +58,12 @@ ZIP_MAGIC = b"PK\x03\x04"
 NGFF_VERSION = "0.5"
 PREVIEW_PATH = "data_2x"
 NPY_MAGIC = b"\x93NUMPY"
+COMPRESSION = {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle"}
+"""Blosc settings of every zarr array written: LZ4 on bit-shuffled values.  On a float16
+probability map that encodes at about 2 GB/s and decodes at about 2.9 GB/s on one core
+(compression ratio 2.9), against 0.3 and 0.5-1 GB/s for zarr's default zstd level 3
+(ratio 4.4): encoding a full 7x184x630x630 map takes about half a second instead of
+about three (zarr's own work per chunk stays)."""
 INCOMPLETE = "incomplete"
 """Set in ``attrs["czii"]`` while an artifact is being written; readers refuse it."""
 
@@ -507,6 +513,13 @@ def write_artifact(
         out[...] = data
 
 
+def compressors() -> tuple[Any, ...]:
+    """The codecs of a new zarr array's chunks (see :data:`COMPRESSION`)."""
+    from zarr.codecs import BloscCodec
+
+    return (BloscCodec(**COMPRESSION),)
+
+
 def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> Any:
     import zarr
     from zarr.storage import LocalStore
@@ -520,6 +533,7 @@ def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> An
         dtype=dtype,
         chunks=chunks,
         fill_value=fill,
+        compressors=compressors(),
         dimension_names=_dimension_names(meta.axes),
     )
 
@@ -625,6 +639,7 @@ def _add_preview_level(path: Path, array: Any, meta: ArtifactMeta) -> None:
         dtype=array.dtype,
         chunks=chunks,
         fill_value=0,
+        compressors=compressors(),
         dimension_names=_dimension_names(meta.axes),
     )
     depth = shape[-3]

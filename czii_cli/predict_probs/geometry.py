@@ -13,7 +13,7 @@ Gaussian weights: no blending, and each voxel is computed about once instead of 
   same (exact for max pooling, where gradients would miss voxels).  A network whose
   outputs depend on the whole window (InstanceNorm, GroupNorm) has no bounded radius.
 * :func:`working_bytes_per_voxel` measures the memory a forward pass holds at its peak
-  per input voxel, by tracking every tensor the network's operations allocate.
+  per input voxel, by tracking every tensor the network's torch functions return.
 * :func:`plan_halo_tiling` picks the tiles: the fewest computed voxels whose tile fits
   the memory budget, tile starts on the network's size multiple (so its pooling grid
   matches one pass over the whole volume) and cuts between tiles on chunk boundaries
@@ -29,15 +29,16 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import UsageError
@@ -86,7 +87,8 @@ def receptive_radius(
     random values, for every ``d`` on the multiple.  The radius is the smallest ``d``
     (a multiple of ``multiple``) from which on no such change moves the block's output
     by more than ``tolerance`` times its largest magnitude, the largest over
-    :data:`PROBE_SEEDS` probes.  With
+    :data:`PROBE_SEEDS` probes; a longer probe tests only the distances beyond the farthest
+    one a shorter probe tested.  With
     ``tolerance=0`` (the default, what prediction uses) that is the exact receptive
     field: the output is bit for bit the same.  A positive tolerance only bounds the
     influence within the probe's cross-section; a whole volume adds more paths.
@@ -185,7 +187,7 @@ def probe_network(
 ) -> NetworkProbe:
     """The receptive radius (as :func:`receptive_radius`) and the working memory per voxel.
 
-    The first probe batch runs with every tensor the network's operations allocate
+    The first probe batch runs with every tensor the network's torch functions return
     tracked until it is freed; the largest total over the batch's input voxels is the
     working memory per voxel (memory scales with the voxels of a fully convolutional
     network; backend scratch space is not seen).  A network whose layers are isotropic
@@ -204,7 +206,7 @@ def probe_network(
     radius = {}
     try:
         for axis in axes:
-            found = None
+            found, nearest = None, 0
             probe = min(PROBE_START, length)
             while found is None:
                 probe = probe // multiple * multiple
@@ -217,9 +219,12 @@ def probe_network(
                     tolerance=tolerance,
                     seed=seed + axis,
                     tracker=tracker if tracker.voxels == 0 else None,
+                    nearest=nearest,
                 )
                 if found is None and probe >= length:
                     return NetworkProbe(None, tracker.per_voxel, tracker.channels)
+                if found is None:  # it changed at the farthest distance tested: test only beyond it
+                    nearest = max(nearest, _farthest_test(probe, multiple) + multiple)
                 probe = min(probe * 2, length)
             radius[axis] = found
     finally:
@@ -247,10 +252,17 @@ def _forward(network, inputs, *, precision: str, layout, device, tracker=None) -
     return output.float().cpu()
 
 
-class _PeakTracker(TorchDispatchMode):
-    """Tracks the bytes of the tensors that operations allocate, until each is freed; keeps the peak."""
+class _PeakTracker(TorchFunctionMode):
+    """Tracks the bytes of the tensors that torch functions return, until each is freed; keeps the peak.
 
-    def __init__(self, device: torch.device):
+    A function mode sees every torch function a network's Python code calls (module
+    forwards, ``torch.cat``, ``interpolate``), not the temporaries inside one kernel
+    (autocast's copies of the input): those are transient and covered by
+    :data:`~czii_cli.predict_probs.stitch.SCRATCH`.  A dispatch mode would see them too,
+    but entering one imports ``torch._dynamo`` (seconds, once per process).
+    """
+
+    def __init__(self, device: torch.device) -> None:
         super().__init__()
         self.device_type = device.type
         self.storages: dict[int, list[int]] = {}
@@ -270,7 +282,13 @@ class _PeakTracker(TorchDispatchMode):
             self.live -= entry[0]
             del self.storages[key]
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         result = func(*args, **(kwargs or {}))
         for tensor in tree_flatten(result)[0]:
             if not isinstance(tensor, torch.Tensor) or tensor.device.type != self.device_type:
@@ -287,16 +305,37 @@ class _PeakTracker(TorchDispatchMode):
         return result
 
 
+def _farthest_test(length: int, multiple: int) -> int:
+    """The farthest distance a probe of ``length`` tests (voxels, a multiple; below 0: none).
+
+    The central block starts at the middle (on the multiple); the farthest test still
+    replaces at least ``multiple`` voxels at the nearer end of the probe.
+    """
+    block = (length // 2) // multiple * multiple
+    return (min(block, length - block - multiple) - multiple) // multiple * multiple
+
+
 def _axis_radius(
-    run, axis: int, length: int, *, multiple: int, width: int, tolerance: float, seed: int, tracker=None
+    run: Callable[..., torch.Tensor],
+    axis: int,
+    length: int,
+    *,
+    multiple: int,
+    width: int,
+    tolerance: float,
+    seed: int,
+    tracker: _PeakTracker | None = None,
+    nearest: int = 0,
 ) -> int | None:
     """The radius along one axis with a probe of ``length``, or None if it reaches the probe's ends.
 
     One batch holds, per random probe, the probe itself and one copy per tested distance
-    ``d`` whose voxels farther than ``d`` from the central block are replaced.
+    ``d`` whose voxels farther than ``d`` from the central block are replaced.  Only
+    distances from ``nearest`` on are tested (a shorter probe already saw a change
+    closer): a radius of ``nearest`` is returned when none of them changes the block.
     """
     block = (length // 2) // multiple * multiple
-    top = (min(block, length - block - multiple) - multiple) // multiple  # farthest test: the nearer end only
+    top = _farthest_test(length, multiple) // multiple
     if top < 1:
         return None
     generator = torch.Generator().manual_seed(seed)
@@ -305,7 +344,9 @@ def _axis_radius(
     view[2 + axis] = length
     shape = [width] * 3
     shape[axis] = length
-    distances = [k * multiple for k in range(top + 1)]
+    distances = [k * multiple for k in range(top + 1) if k * multiple >= nearest]
+    if not distances:
+        return None
     samples = []
     for _ in range(PROBE_SEEDS):
         base = torch.randn((1, 1, *shape), generator=generator)
@@ -327,7 +368,7 @@ def _axis_radius(
                 changed_beyond = max(changed_beyond, distance)
     if changed_beyond >= distances[-1]:
         return None
-    return changed_beyond + multiple if changed_beyond >= 0 else 0
+    return changed_beyond + multiple if changed_beyond >= 0 else nearest
 
 
 def working_bytes_per_voxel(
@@ -342,7 +383,7 @@ def working_bytes_per_voxel(
     """Peak bytes of the tensors a forward pass holds at once, per input voxel; output channels.
 
     A probe of about ``side``^3 voxels (sides rounded up to ``multiple``) is run with
-    every tensor that the network's operations allocate tracked until it is freed; the
+    every tensor that the network's torch functions return tracked until it is freed; the
     largest total, divided by the probe's voxels, is returned.  Memory scales with the
     voxels of a fully convolutional network, so this predicts the working memory of a
     large tile.  Backend scratch space is not seen: leave some room in a budget.

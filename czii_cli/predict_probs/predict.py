@@ -16,6 +16,7 @@ blending are float32 whatever the precision.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -201,8 +202,11 @@ def predict_into(
     -------
     dict
         What was run: ``tiling`` (``sliding`` or ``halo``), ``windows``, ``window``,
-        ``halo`` (None for ``sliding``), ``layouts`` (memory layout per network) and
-        ``precision`` (``auto`` resolved).
+        ``halo`` (None for ``sliding``), ``layouts`` (memory layout per network),
+        ``precision`` (``auto`` resolved) and ``seconds``: wall-clock seconds per stage of
+        the halo tiling, ``plan`` (probing the networks' receptive field and memory) and
+        those of :func:`.stitch.predict_tiles_into` (for ``sliding`` windows at most ``plan``,
+        when ``auto`` found an unbounded receptive field).
     """
     transforms = tta_transforms(tta)
     if activation not in ACTIVATIONS:
@@ -213,7 +217,9 @@ def predict_into(
         raise UsageError(f"unknown tiling {tiling!r} (choose from {', '.join(TILINGS)})")
     device = device or network_device(members[0].network)
     resolved = resolve_precision(precision, device)
+    seconds: dict[str, float] = {}
     if tiling != "sliding":
+        planned = time.perf_counter()
         halo = plan_tiles(
             [m.network for m in members],
             volume.shape,
@@ -226,6 +232,7 @@ def predict_into(
             align=_output_chunks(output),
             device=device,
         )
+        seconds["plan"] = time.perf_counter() - planned
         if halo is None and tiling == "halo":
             raise UsageError("halo tiling needs networks with a bounded receptive field; use sliding windows")
         if halo is not None:
@@ -245,6 +252,7 @@ def predict_into(
                     activation=activation,
                     device=device,
                     on_windows=on_windows,
+                    seconds=seconds,
                 )
             return {
                 "tiling": "halo",
@@ -253,6 +261,7 @@ def predict_into(
                 "halo": list(halo.halo),
                 "layouts": [r.layout for r in runners],
                 "precision": resolved,
+                "seconds": seconds,
             }
     tiling = Tiling.plan(volume.shape, patch_size, overlap=overlap)
     if on_plan is not None:
@@ -283,6 +292,7 @@ def predict_into(
         "halo": None,
         "layouts": [r.layout for r in runners],
         "precision": resolved,
+        "seconds": seconds,
     }
 
 

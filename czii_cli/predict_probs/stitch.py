@@ -7,12 +7,15 @@ volume (zero-padded at its far end to the network's size multiple) up to the hal
 tolerance.  Per tile, every network and every TTA transform runs on the whole tile, the
 logits are cropped to the core and activated in thin z-slabs (float32, a small buffer),
 and the core is kept in the output dtype until its channels are written, so the working
-memory is the network's own plus about one output-dtype copy of the core.
+memory is the network's own plus about one output-dtype copy of the core.  A tile's
+input is read and prepared a few z-planes at a time into one buffer of the tile's shape,
+reused by every tile.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,9 +25,12 @@ import torch
 from ..errors import UsageError
 from .geometry import HaloTiling, network_bounds, plan_halo_tiling
 from .runner import bfloat16_layout
+from .tta import Transform
 
 SLAB = 8
 """Core planes activated at a time (float32 staging of ``C x SLAB x core_y x core_x``)."""
+INPUT_SLAB = 16
+"""Z-planes of a tile read and prepared at a time."""
 SCRATCH = 1.25
 """Factor on the tracked working memory of a forward pass, for the backend's own scratch."""
 DEFAULT_MEMORY_BUDGET = 1.75 * 1024**3
@@ -94,15 +100,16 @@ def plan_tiles(
 
 def predict_tiles_into(
     tiling: HaloTiling,
-    volume,
+    volume: Any,
     output: Callable[[int], Any],
     *,
-    prepares: Sequence,
-    runners: Sequence,
-    transforms: Sequence,
+    prepares: Sequence[Callable[[np.ndarray], np.ndarray] | None],
+    runners: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    transforms: Sequence[Transform],
     activation: str,
     device: torch.device,
     on_windows: Callable[[int], None] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> None:
     """Predict every tile of ``tiling`` and write its core into the output.
 
@@ -125,36 +132,75 @@ def predict_tiles_into(
     device : torch.device
     on_windows : callable, optional
         Called with 1 after each tile.
+    seconds : dict, optional
+        Wall-clock seconds per stage are added to it: ``input`` (reading, preparing and
+        padding the tiles), ``forward`` (the networks, with the TTA transforms),
+        ``activation`` (cropping, activation, averaging, conversion to the output dtype)
+        and ``write`` (handing the cores to the output array, encoding included).
     """
     passes = len(runners) * len(transforms)
+    clock = _StageClock(seconds, device)
+    tile_inputs = _TileInputs(tiling, prepares, device)
     out = None
     for start, core in tiling.tiles():
-        inputs = _tile_inputs(volume, tiling, start, prepares, device)
+        with clock("input"):
+            inputs = tile_inputs.read(volume, start)
         relative = tuple(slice(c.start - s, c.stop - s) for c, s in zip(core, start))
         core_shape = tuple(c.stop - c.start for c in core)
         total = stored = None
         for prepare, runner in zip(prepares, runners):
             for transform in transforms:
-                logits = runner(transform.apply(inputs[id(prepare)]))
-                if not transform.is_identity:
-                    logits = transform.invert(logits)
-                cropped = logits[0, :, relative[0], relative[1], relative[2]]
-                if out is None:
-                    out = output(int(cropped.shape[0]))
-                if stored is None:
-                    stored = torch.empty((cropped.shape[0], *core_shape), dtype=_torch_dtype(out.dtype))
-                    if passes > 1:
-                        total = torch.zeros(stored.shape, dtype=torch.float32, device=device)
-                _activate_core(cropped, activation, into=stored if total is None else total, add=total is not None)
+                with clock("forward"):
+                    logits = runner(transform.apply(inputs[id(prepare)]))
+                    if not transform.is_identity:
+                        logits = transform.invert(logits)
+                with clock("activation"):
+                    cropped = logits[0, :, relative[0], relative[1], relative[2]]
+                    if out is None:
+                        out = output(int(cropped.shape[0]))
+                    if stored is None:
+                        stored = torch.empty((cropped.shape[0], *core_shape), dtype=_torch_dtype(out.dtype))
+                        if passes > 1:
+                            total = torch.zeros(stored.shape, dtype=torch.float32, device=device)
+                    _activate_core(cropped, activation, into=stored if total is None else total, add=total is not None)
                 del logits, cropped
-        if total is not None:
-            total.mul_(1.0 / passes)
-            stored.copy_(total)
-            del total
-        for channel in range(stored.shape[0]):
-            out[(channel, *core)] = stored[channel].numpy()
+        with clock("activation"):
+            if total is not None:
+                total.mul_(1.0 / passes)
+                stored.copy_(total)
+                del total
+        with clock("write"):
+            for channel in range(stored.shape[0]):
+                out[(channel, *core)] = stored[channel].numpy()
         if on_windows is not None:
             on_windows(1)
+
+
+class _StageClock:
+    """Adds the wall-clock seconds of ``with clock(stage):`` blocks to a dict (nothing when None)."""
+
+    def __init__(self, seconds: dict[str, float] | None, device: torch.device) -> None:
+        self.seconds = seconds
+        self.device = device
+        self._stage = ""
+        self._start = 0.0
+
+    def __call__(self, stage: str) -> _StageClock:
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        if self.seconds is not None:
+            self._start = self._now()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds is not None:
+            self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + self._now() - self._start
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
 
 def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor, add: bool) -> None:
@@ -181,21 +227,56 @@ def _activate_core(logits: torch.Tensor, activation: str, *, into: torch.Tensor,
             target.copy_(result)
 
 
-def _tile_inputs(volume, tiling: HaloTiling, start: Sequence[int], prepares: Sequence, device) -> dict:
-    """Each distinct preparation's input tile ``[1, 1, *window]``, zero-padded beyond the volume."""
-    stops = [min(s + w, n) for s, w, n in zip(start, tiling.window, tiling.shape)]
-    raw = np.asarray(volume[start[0] : stops[0], start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
-    inputs = {}
-    for prepare in prepares:
-        if id(prepare) in inputs:
-            continue
-        block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
-        if block.shape != tiling.window:
-            padded = np.zeros(tiling.window, dtype=np.float32)
-            padded[: block.shape[0], : block.shape[1], : block.shape[2]] = block
-            block = padded
-        inputs[id(prepare)] = torch.from_numpy(np.ascontiguousarray(block)).to(device)[None, None]
-    return inputs
+class _TileInputs:
+    """Each distinct preparation's input tile ``[1, 1, *window]``, zero-padded beyond the volume.
+
+    A tile is read :data:`INPUT_SLAB` z-planes at a time, each slab prepared by every
+    distinct preparation and copied into that preparation's buffer of the window's shape,
+    allocated once and reused by every tile (only its padding is zeroed again).  Small
+    slabs keep the reads' buffers small and recycled: a volume read by whole planes (an
+    MRC file) would otherwise cost a fresh allocation of every plane the tile spans.
+    """
+
+    def __init__(
+        self,
+        tiling: HaloTiling,
+        prepares: Sequence[Callable[[np.ndarray], np.ndarray] | None],
+        device: torch.device,
+    ) -> None:
+        self.tiling = tiling
+        self.prepares = prepares
+        self.device = device
+        self._buffers: dict[int, torch.Tensor] = {}
+
+    def read(self, volume: Any, start: Sequence[int]) -> dict[int, torch.Tensor]:
+        """The inputs of the tile at ``start``, keyed by ``id`` of their preparation."""
+        window = self.tiling.window
+        stops = [min(s + w, n) for s, w, n in zip(start, window, self.tiling.shape)]
+        keys = list(dict.fromkeys(id(prepare) for prepare in self.prepares))
+        prepares = {id(prepare): prepare for prepare in self.prepares}
+        buffers = {key: self._buffer(key) for key in keys}
+        y, x = stops[1] - start[1], stops[2] - start[2]
+        for first in range(start[0], stops[0], INPUT_SLAB):
+            last = min(first + INPUT_SLAB, stops[0])
+            raw = np.asarray(volume[first:last, start[1] : stops[1], start[2] : stops[2]], dtype=np.float32)
+            for key in keys:
+                prepare = prepares[key]
+                block = raw if prepare is None else np.asarray(prepare(raw), dtype=np.float32)
+                target = buffers[key][first - start[0] : last - start[0], :y, :x]
+                target.copy_(torch.from_numpy(np.ascontiguousarray(block)))
+        z = stops[0] - start[0]
+        for buffer in buffers.values():
+            buffer[z:].zero_()
+            buffer[:z, y:].zero_()
+            buffer[:z, :y, x:].zero_()
+        return {key: buffer.to(self.device)[None, None] for key, buffer in buffers.items()}
+
+    def _buffer(self, key: int) -> torch.Tensor:
+        """The reused window-shaped buffer of the preparation ``key``."""
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = torch.empty(self.tiling.window, dtype=torch.float32)
+        return buffer
 
 
 def _torch_dtype(dtype) -> torch.dtype:
