@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 
 from .io.artifacts import Volume
-from .pick_settings import PickSettings, from_training_summary, recorded_settings
+from .pick_settings import DEFAULT_THRESHOLD, PickSettings, from_training_summary, recorded_settings
 from .picks import Picks
-from .postprocess.common import DEFAULT_THRESHOLD
 
 NO_TUNED_THRESHOLDS = (
     f"postprocess defaults (threshold {DEFAULT_THRESHOLD:g} for every class): no tuned thresholds recorded"

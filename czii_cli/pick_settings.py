@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DataError
-from .postprocess.common import DEFAULT_THRESHOLD
 
+DEFAULT_THRESHOLD = 0.15
+"""The pick threshold of a class that nothing tuned (probability, 0-1)."""
 KEY = "pick_settings"
 """The key of the settings in a probability map's ``attrs["czii"]``."""
 

@@ -170,19 +170,22 @@ def assignments_of(name: str) -> list[str]:
 
 
 def test_the_definition_check_sees_plain_and_annotated_assignments(tmp_path):
-    assert assignments_of("DEFAULT_THRESHOLD") == ["postprocess/common.py"]
+    assert assignments_of("DEFAULT_THRESHOLD") == ["pick_settings.py"]
     assert assignments_of("NO_SUCH_NAME_ANYWHERE") == []
 
 
 def test_shared_facts_have_one_home():
-    """The training spheres' radius scale is defined once; post-processing imports it."""
-    from czii_cli import catalog, make_labels, postprocess
+    """The training spheres' radius scale, the default pick threshold and the background
+    channel's name are each defined once; the other modules import them."""
+    from czii_cli import catalog, make_labels, pick_settings, postprocess
     from czii_cli.postprocess import common
 
     assert assignments_of("DEFAULT_RADIUS_SCALE") == ["make_labels.py"]
     assert common.DEFAULT_RADIUS_SCALE is make_labels.DEFAULT_RADIUS_SCALE
     assert common.DEFAULT_RADIUS_SCALE == 0.5
-    assert postprocess.BACKGROUND == catalog.BACKGROUND == "background"
+    assert assignments_of("BACKGROUND") == ["catalog.py"]
+    assert postprocess.BACKGROUND is catalog.BACKGROUND == "background"
+    assert common.DEFAULT_THRESHOLD is pick_settings.DEFAULT_THRESHOLD == 0.15
 
 
 def test_zyx_volumes_are_checked_in_one_place():

@@ -43,7 +43,7 @@ def threshold_option(text: str | None) -> tuple[float, dict[str, float]]:
     >>> threshold_option("0.1,ribosome=0.2"), threshold_option("ribosome=0.2"), threshold_option(None)
     ((0.1, {'ribosome': 0.2}), (0.15, {'ribosome': 0.2}), (0.15, {}))
     """
-    from ..postprocess.common import DEFAULT_THRESHOLD
+    from ..pick_settings import DEFAULT_THRESHOLD
 
     if text is None:
         return DEFAULT_THRESHOLD, {}

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..catalog import Catalog, ParticleClass
+from ..catalog import BACKGROUND, Catalog, ParticleClass
 from ..coords import voxel_to_angstrom
 from ..errors import DataError, NonFiniteError, UsageError
 from ..picks import Picks, concat
@@ -44,7 +44,6 @@ METHODS: dict[str, Callable[..., Detections]] = {
     "kl-fit": kl_fit_picks,
 }
 DEFAULT_METHOD = "cc"
-BACKGROUND = "background"
 NATIVE_DTYPE_METHODS = frozenset({"cc"})
 """Methods that take a float16 map as it is (the same picks as its float32 conversion)."""
 PARALLEL_METHODS = frozenset({"cc"})

@@ -16,8 +16,8 @@ import numpy as np
 
 from ..errors import UsageError
 from ..make_labels import DEFAULT_RADIUS_SCALE as DEFAULT_RADIUS_SCALE  # the training spheres' scale, re-exported
+from ..pick_settings import DEFAULT_THRESHOLD as DEFAULT_THRESHOLD  # re-exported for the methods
 
-DEFAULT_THRESHOLD = 0.15
 DEFAULT_MIN_SIZE_FRACTION = 1.0 / 7.0  # 5th place: training-sphere volume / 7
 CONNECTIVITIES = (6, 18, 26)
 
