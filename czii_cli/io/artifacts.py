@@ -28,13 +28,14 @@ import shutil
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import __version__
 from ..catalog import BACKGROUND
@@ -52,13 +53,27 @@ from .atomic import (
     write_error,
 )
 
+if TYPE_CHECKING:
+    import zarr
+    from zarr.codecs.blosc import CName, Shuffle
+
 SCHEMA = 1
 KINDS = ("tomogram", "labels", "heatmap", "probs")
 ZIP_MAGIC = b"PK\x03\x04"
 NGFF_VERSION = "0.5"
 PREVIEW_PATH = "data_2x"
 NPY_MAGIC = b"\x93NUMPY"
-COMPRESSION = {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle"}
+
+
+class BloscSettings(TypedDict):
+    """Keyword arguments of zarr's ``BloscCodec`` (see :data:`COMPRESSION`)."""
+
+    cname: CName
+    clevel: int
+    shuffle: Shuffle
+
+
+COMPRESSION: BloscSettings = {"cname": "lz4", "clevel": 5, "shuffle": "bitshuffle"}
 """Blosc settings of every zarr array written: LZ4 on bit-shuffled values.  On a float16
 probability map that encodes at about 2 GB/s and decodes at about 2.9 GB/s on one core
 (compression ratio 2.9), against 0.3 and 0.5-1 GB/s for zarr's default zstd level 3
@@ -98,10 +113,10 @@ class ArtifactMeta:
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     run: str | None = None
     classes: tuple[str, ...] = ()
-    provenance: tuple[dict, ...] = ()
-    extra: dict = field(default_factory=dict)
+    provenance: tuple[dict[str, Any], ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The ``attrs["czii"]`` document."""
         document = {
             "schema": SCHEMA,
@@ -117,7 +132,7 @@ class ArtifactMeta:
         return document
 
     @classmethod
-    def from_json(cls, document: dict, *, source: str) -> ArtifactMeta:
+    def from_json(cls, document: dict[str, Any], *, source: str) -> ArtifactMeta:
         """Parse an ``attrs["czii"]`` document; malformed metadata is a DataError."""
         known = {"schema", "kind", "axes", "voxel_size", "origin", "run", "classes", "provenance"}
         try:
@@ -130,7 +145,8 @@ class ArtifactMeta:
                 kind=kind,
                 axes=str(document["axes"]),
                 voxel_size=float(document["voxel_size"]),
-                origin=tuple(float(v) for v in document.get("origin", (0, 0, 0))),
+                # the stored origin's length is not checked here (as before); zyx by contract
+                origin=cast("tuple[float, float, float]", tuple(float(v) for v in document.get("origin", (0, 0, 0)))),
                 run=document.get("run"),
                 classes=tuple(document.get("classes", ())),
                 provenance=tuple(document.get("provenance", ())),
@@ -139,7 +155,7 @@ class ArtifactMeta:
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(f"{source}: malformed czii metadata ({err!r})") from None
 
-    def with_step(self, command: str, *, args: dict, inputs: Sequence[str]) -> ArtifactMeta:
+    def with_step(self, command: str, *, args: dict[str, Any], inputs: Sequence[str]) -> ArtifactMeta:
         """Return a copy with one more provenance entry."""
         return replace(self, provenance=self.provenance + (provenance_entry(command, args, inputs),))
 
@@ -148,7 +164,7 @@ class ArtifactMeta:
         return replace(self, **changes)
 
 
-def provenance_entry(command: str, args: dict, inputs: Sequence[str]) -> dict:
+def provenance_entry(command: str, args: dict[str, Any], inputs: Sequence[str]) -> dict[str, Any]:
     """One provenance record: what ran, with which resolved arguments, on which inputs."""
     return {
         "command": command,
@@ -201,7 +217,7 @@ def sniff(path: Path) -> str:
     return "other"
 
 
-def open_zarr_group(path: Path):
+def open_zarr_group(path: Path) -> zarr.Group:
     """Open a zarr group stored as a directory or a zip file, read-only."""
     import zarr
     from zarr.storage import LocalStore, ZipStore
@@ -225,9 +241,10 @@ class GuardedArray:
     def __init__(self, array: Any, source: str):
         self._array, self._source = array, source
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: Any) -> npt.NDArray[Any]:
         try:
-            return self._array[key]
+            region: npt.NDArray[Any] = self._array[key]
+            return region
         except DataError:
             raise
         except MemoryError:
@@ -237,7 +254,7 @@ class GuardedArray:
                 f"{self._source}: damaged data, a chunk cannot be read ({type(err).__name__}: {err})"
             ) from None
 
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> npt.NDArray[Any]:
         whole = self[...]
         return whole if dtype is None else whole.astype(dtype)
 
@@ -250,7 +267,7 @@ class GuardedArray:
         return getattr(self._array, name)
 
 
-def zarr_member(group, name: str, *, source: Path | str) -> GuardedArray:
+def zarr_member(group: zarr.Group, name: str, *, source: Path | str) -> GuardedArray:
     """The array ``name`` of an open zarr group, guarded; unreadable metadata is a DataError."""
     try:
         array = group[name]
@@ -301,7 +318,7 @@ def read_artifact(path: Path) -> Volume:
     return Volume(data=data, meta=meta, source=str(path))
 
 
-def _has_member(group, name: str) -> bool:
+def _has_member(group: zarr.Group, name: str) -> bool:
     """Whether ``group`` holds ``name``; damaged metadata counts as present, for its reader to report."""
     try:
         return name in group
@@ -309,10 +326,10 @@ def _has_member(group, name: str) -> bool:
         return True
 
 
-def _first_level(group) -> str:
+def _first_level(group: zarr.Group) -> str:
     """The path of level 0 in a group's OME-NGFF multiscales (0.4 or 0.5), or ``data``."""
-    attrs = group.attrs
-    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    attrs: Mapping[str, Any] = group.attrs  # parsed loosely: malformed metadata falls back below
+    multiscales: Any = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
     try:
         return str(multiscales[0]["datasets"][0]["path"])
     except (TypeError, KeyError, IndexError):
@@ -380,7 +397,12 @@ def stdin_to_tempfile() -> Path:
     handle = tempfile.NamedTemporaryFile(prefix="czii-stdin-", delete=False)
     with handle:
         shutil.copyfileobj(sys.stdin.buffer, handle, length=1 << 20)
-    atexit.register(lambda: os.path.exists(handle.name) and os.unlink(handle.name))
+
+    def remove() -> None:
+        if os.path.exists(handle.name):
+            os.unlink(handle.name)
+
+    atexit.register(remove)
     return Path(handle.name)
 
 
@@ -520,7 +542,9 @@ def compressors() -> tuple[Any, ...]:
     return (BloscCodec(**COMPRESSION),)
 
 
-def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> Any:
+def _create_zarr_dir(
+    path: Path, shape: Sequence[int], dtype: npt.DTypeLike, meta: ArtifactMeta, chunks: tuple[int, ...]
+) -> tuple[zarr.Group, zarr.Array[Any]]:
     import zarr
     from zarr.storage import LocalStore
 
@@ -538,7 +562,7 @@ def _create_zarr_dir(path: Path, shape, dtype, meta: ArtifactMeta, chunks) -> An
     )
 
 
-def _mark_complete(group, meta: ArtifactMeta, *, levels: int) -> None:
+def _mark_complete(group: zarr.Group, meta: ArtifactMeta, *, levels: int) -> None:
     """Drop the ``incomplete`` flag once the data (and its ``levels`` levels) is written.
 
     Both attributes are written together, so a stale copy of the group's attributes can
@@ -551,7 +575,7 @@ def _dimension_names(axes: str) -> tuple[str, ...]:
     return tuple(axes)
 
 
-def ngff_metadata(meta: ArtifactMeta, *, levels: int = 1) -> dict:
+def ngff_metadata(meta: ArtifactMeta, *, levels: int = 1) -> dict[str, Any]:
     """The OME-NGFF 0.5 ``ome`` attributes of an artifact with ``levels`` levels (1 or 2).
 
     Level ``k`` has voxels ``2**k`` times larger; a block mean's centre moves by half the
@@ -569,16 +593,16 @@ def ngff_metadata(meta: ArtifactMeta, *, levels: int = 1) -> dict:
     axes = ([{"name": "c", "type": "channel"}] if channel else []) + [
         {"name": name, "type": "space", "unit": "angstrom"} for name in "zyx"
     ]
-    datasets = []
+    datasets: list[dict[str, Any]] = []
     for level, path in enumerate(("data", PREVIEW_PATH)[:levels]):
         factor = 2**level
         scale = [float(meta.voxel_size) * factor] * 3
         shift = [float(o) + float(meta.voxel_size) * (factor - 1) / 2 for o in meta.origin]
-        transforms = [{"type": "scale", "scale": ([1.0] if channel else []) + scale}]
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": ([1.0] if channel else []) + scale}]
         if any(shift):
             transforms.append({"type": "translation", "translation": ([0.0] if channel else []) + shift})
         datasets.append({"path": path, "coordinateTransformations": transforms})
-    document = {
+    document: dict[str, Any] = {
         "version": NGFF_VERSION,
         "multiscales": [
             {"name": meta.run or meta.kind, "axes": axes, "datasets": datasets, "type": "mean" if levels > 1 else None}
@@ -613,7 +637,8 @@ def downsample_block(block: np.ndarray, *, integer: bool) -> np.ndarray:
     z, y, x = (s // 2 * 2 for s in block.shape[-3:])
     trimmed = np.asarray(block[..., :z, :y, :x], dtype=np.float32)
     lead = trimmed.shape[:-3]
-    return trimmed.reshape(*lead, z // 2, 2, y // 2, 2, x // 2, 2).mean(axis=(-5, -3, -1))
+    means: npt.NDArray[np.float32] = trimmed.reshape(*lead, z // 2, 2, y // 2, 2, x // 2, 2).mean(axis=(-5, -3, -1))
+    return means
 
 
 def preview_shape(shape: Sequence[int], *, integer: bool) -> tuple[int, ...]:
@@ -659,7 +684,9 @@ def _zip_directory(source: Path, destination: Path) -> None:
                 zf.write(full, full.relative_to(source).as_posix())
 
 
-def _create_npy(path: Path, shape, dtype, meta: ArtifactMeta, overwrite: bool) -> Iterator[Any]:
+def _create_npy(
+    path: Path, shape: Sequence[int], dtype: npt.DTypeLike, meta: ArtifactMeta, overwrite: bool
+) -> Iterator[Any]:
     """The array goes into place first (exclusively), then its sidecar: until the sidecar is
     there the ``.npy`` is no readable artifact; a sidecar that cannot be written takes the
     array with it."""
@@ -702,6 +729,8 @@ def check_same_grid(reference: Volume, other: Volume, *, spatial_only: bool = Tr
     Compares the spatial shape, voxel size (within :data:`~czii_cli.coords.VOXEL_SIZE_RTOL`)
     and origin (within 0.001 Å), and the full shape when ``spatial_only`` is false.
     """
+    a: tuple[int, ...]
+    b: tuple[int, ...]
     if spatial_only:
         a, b = reference.spatial_shape, other.spatial_shape
     else:

@@ -13,7 +13,7 @@ segmentation back gives the same :class:`~czii_cli.io.artifacts.Volume` metadata
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,11 +196,12 @@ def read_segmentation(project: CopickProject, run: str, name: SegmentationName) 
         raise DataError(f"{project.config_path}: run {run!r} has no segmentation {name.store_name()} (found: {found})")
     group = open_zarr_group(path)
     try:
-        array = group["0"]
+        array: Any = group["0"]  # read as an array; check_zyx reads its shape
     except KeyError:
         raise DataError(f"{path}: a segmentation without level 0") from None
-    if "czii" in group.attrs:
-        meta = ArtifactMeta.from_json(dict(group.attrs["czii"]), source=str(path))
+    attrs: Mapping[str, Any] = group.attrs  # parsed loosely: from_json refuses malformed metadata
+    if "czii" in attrs:
+        meta = ArtifactMeta.from_json(dict(attrs["czii"]), source=str(path))
     else:
         meta = ArtifactMeta(
             kind="labels" if name.multilabel else "probs",

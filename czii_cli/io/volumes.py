@@ -74,7 +74,7 @@ def read_volume(path: Path | str, request: VolumeRequest = VolumeRequest()) -> V
     if form in ("dir", "zip"):
         group = open_zarr_group(path)
         try:
-            attrs = dict(group.attrs)
+            attrs: dict[str, Any] = dict(group.attrs)  # parsed loosely, as JSON
         except Exception as err:  # attributes of a damaged store
             raise DataError(f"{path}: unreadable zarr attributes ({type(err).__name__}: {err})") from None
         if "czii" in attrs:
