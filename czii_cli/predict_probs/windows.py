@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import UsageError
 
@@ -107,13 +108,14 @@ class Tiling:
         window = tuple(int(w) for w in window)
         if len(shape) != 3 or len(window) != 3 or min(window) < 1 or min(shape) < 1:
             raise UsageError(f"cannot tile a volume of shape {shape} with windows of {window}")
-        starts = tuple(window_starts(s, w, overlap=overlap) for s, w in zip(shape, window))
-        return cls(shape=shape, window=window, starts=starts)
+        z, y, x = (window_starts(s, w, overlap=overlap) for s, w in zip(shape, window))
+        return cls(shape=shape, window=window, starts=(z, y, x))
 
     @property
     def padded_shape(self) -> tuple[int, int, int]:
         """The volume's shape after zero-padding axes shorter than the window."""
-        return tuple(max(s, w) for s, w in zip(self.shape, self.window))
+        z, y, x = (max(s, w) for s, w in zip(self.shape, self.window))
+        return (z, y, x)
 
     @property
     def count(self) -> int:
@@ -124,10 +126,11 @@ class Tiling:
         """The (y, x) starts of the windows in one z band, row by row."""
         return [(y, x) for y in self.starts[1] for x in self.starts[2]]
 
-    def importance_map(self, *, sigma_scale: float = SIGMA_SCALE) -> np.ndarray:
+    def importance_map(self, *, sigma_scale: float = SIGMA_SCALE) -> npt.NDArray[np.float32]:
         """The window's Gaussian weights, shape ``window``, float32."""
         z, y, x = (gaussian_profile(w, sigma_scale=sigma_scale) for w in self.window)
-        return (z[:, None, None] * y[None, :, None] * x[None, None, :]).astype(np.float32)
+        weights: npt.NDArray[np.float32] = (z[:, None, None] * y[None, :, None] * x[None, None, :]).astype(np.float32)
+        return weights
 
     def inverse_weight_sums(self, *, sigma_scale: float = SIGMA_SCALE) -> tuple[np.ndarray, ...]:
         """Per axis, 1 / (sum of the Gaussian weights of the windows covering each voxel).
