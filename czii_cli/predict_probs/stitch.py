@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import UsageError
@@ -141,13 +142,14 @@ def predict_tiles_into(
     passes = len(runners) * len(transforms)
     clock = _StageClock(seconds, device)
     tile_inputs = _TileInputs(tiling, prepares, device)
-    out = None
+    out: Any = None  # the output array, made by ``output`` once the channel count is known
     for start, core in tiling.tiles():
         with clock("input"):
             inputs = tile_inputs.read(volume, start)
         relative = tuple(slice(c.start - s, c.stop - s) for c, s in zip(core, start))
         core_shape = tuple(c.stop - c.start for c in core)
-        total = stored = None
+        total: torch.Tensor | None = None
+        stored: torch.Tensor | None = None
         for prepare, runner in zip(prepares, runners):
             for transform in transforms:
                 with clock("forward"):
@@ -164,6 +166,7 @@ def predict_tiles_into(
                             total = torch.zeros(stored.shape, dtype=torch.float32, device=device)
                     _activate_core(cropped, activation, into=stored if total is None else total, add=total is not None)
                 del logits, cropped
+        assert stored is not None  # set by the first pass (there is at least one network and transform)
         with clock("activation"):
             if total is not None:
                 total.mul_(1.0 / passes)
@@ -279,7 +282,7 @@ class _TileInputs:
         return buffer
 
 
-def _torch_dtype(dtype) -> torch.dtype:
+def _torch_dtype(dtype: npt.DTypeLike) -> torch.dtype:
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
 
