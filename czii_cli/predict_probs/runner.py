@@ -57,7 +57,8 @@ def native_bfloat16() -> bool:
     Other x86 CPUs with AVX-512 also run bfloat16 convolutions, emulated and no faster
     than float32.
     """
-    if not torch.backends.mkldnn.is_available():
+    # torch.backends.mkldnn.is_available carries no annotations
+    if not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return False
     capabilities = torch.cpu.get_capabilities()
     return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
@@ -92,6 +93,12 @@ def bfloat16_layout(network: nn.Module) -> torch.memory_format:
     if any(isinstance(module, instance_norms) for module in network.modules()):
         return torch.contiguous_format
     return torch.channels_last_3d
+
+
+def set_memory_format(network: nn.Module, layout: torch.memory_format) -> None:
+    """Convert ``network``'s parameters and buffers to ``layout`` in place."""
+    # torch's stubs omit Module.to's memory_format keyword, which it accepts at run time
+    network.to(memory_format=layout)  # type: ignore[call-overload]
 
 
 def network_device(network: nn.Module) -> torch.device:
@@ -157,24 +164,24 @@ class NetworkRunner:
     def __enter__(self) -> NetworkRunner:
         self.network.to(self.device).eval()
         if not self._trial:
-            self.network.to(memory_format=self._layout)
+            set_memory_format(self.network, self._layout)
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.network.to(memory_format=torch.contiguous_format)
+    def __exit__(self, *exc: object) -> None:
+        set_memory_format(self.network, torch.contiguous_format)
         self.network.train(self._was_training)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Network output for ``batch`` ``[B, 1, Z, Y, X]``; same spatial shape required."""
         if self._trial:
             layout = self._trial.pop(0)
-            self.network.to(memory_format=layout)
+            set_memory_format(self.network, layout)
             start = self._clock()
             output = self._forward(batch, layout)
             self._seconds[layout] = self._clock() - start
             if not self._trial:
-                self._layout = min(self._seconds, key=self._seconds.get)
-                self.network.to(memory_format=self._layout)
+                self._layout = min(self._seconds, key=self._seconds.__getitem__)
+                set_memory_format(self.network, self._layout)
         else:
             output = self._forward(batch, self._layout)
         if output.shape[0] != batch.shape[0] or output.shape[2:] != batch.shape[2:]:
@@ -191,10 +198,13 @@ class NetworkRunner:
 
     def _forward(self, batch: torch.Tensor, layout: torch.memory_format) -> torch.Tensor:
         batch = batch.contiguous(memory_format=layout)
+        output: torch.Tensor
         if self.precision == "float32":
-            return self.network(batch)
+            output = self.network(batch)
+            return output
         with torch.autocast(device_type=self.device.type, dtype=_AUTOCAST[self.precision]):
-            return self.network(batch)
+            output = self.network(batch)
+            return output
 
     def _clock(self) -> float:
         if self.device.type == "cuda":
