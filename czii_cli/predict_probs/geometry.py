@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import UsageError
+from .runner import set_memory_format
 
 PROBE_LENGTH = 256
 """Longest probe along an axis (voxels): a radius reaching its ends counts as unbounded."""
@@ -203,7 +204,7 @@ def probe_network(
     network.eval()
     tracker = _PeakTracker(device)
     run = partial(_forward, network, precision=precision, layout=layout, device=device)
-    radius = {}
+    radius: dict[int, int] = {}
     try:
         for axis in axes:
             found, nearest = None, 0
@@ -230,17 +231,27 @@ def probe_network(
     finally:
         network.train(was_training)
         if layout is not None:
-            network.to(memory_format=torch.contiguous_format)
-    values = tuple(radius.get(axis, radius.get(2)) for axis in range(3))
-    return NetworkProbe(values, tracker.per_voxel, tracker.channels)
+            set_memory_format(network, torch.contiguous_format)
+    # x (axis 2) is always probed; an isotropic network's z and y radius is x's
+    z, y, x = (radius.get(axis, radius[2]) for axis in range(3))
+    return NetworkProbe((z, y, x), tracker.per_voxel, tracker.channels)
 
 
-def _forward(network, inputs, *, precision: str, layout, device, tracker=None) -> torch.Tensor:
+def _forward(
+    network: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    precision: str,
+    layout: torch.memory_format | None,
+    device: torch.device,
+    tracker: _PeakTracker | None = None,
+) -> torch.Tensor:
     """The network's float32 output for ``inputs`` in the given arithmetic and layout."""
     inputs = inputs.to(device)
     if layout is not None:
-        network.to(memory_format=layout)
+        set_memory_format(network, layout)
         inputs = inputs.contiguous(memory_format=layout)
+    output: torch.Tensor
     with torch.inference_mode(), tracker if tracker is not None else nullcontext():
         if precision == "float32":
             output = network(inputs)
@@ -355,9 +366,9 @@ def _axis_radius(
         for distance in distances:
             far = ((index < block - distance) | (index >= block + multiple + distance)).view(view)
             samples.append(torch.where(far, other, base))
-    index = [slice(None)] * 5
-    index[2 + axis] = slice(block, block + multiple)
-    outputs = run(torch.cat(samples), tracker=tracker)[tuple(index)]
+    central = [slice(None)] * 5
+    central[2 + axis] = slice(block, block + multiple)
+    outputs = run(torch.cat(samples), tracker=tracker)[tuple(central)]
     changed_beyond = -1  # the largest distance whose change still moved the block
     step = len(distances) + 1
     for first in range(0, len(samples), step):
@@ -425,7 +436,7 @@ def working_bytes_per_voxel(
     finally:
         network.train(was_training)
         if layout is not None:
-            network.to(memory_format=torch.contiguous_format)
+            set_memory_format(network, torch.contiguous_format)
     return tracker.per_voxel, tracker.channels
 
 
@@ -471,12 +482,13 @@ class HaloTiling:
         """``(start, core)`` of each tile in z, y, x order: its start and the slices of
         the volume (not padded) it provides; tiles whose core lies in the padding only are
         skipped."""
-        found = []
+        found: list[tuple[tuple[int, int, int], tuple[slice, slice, slice]]] = []
         for index in itertools.product(*(range(len(s)) for s in self.starts)):
-            start = tuple(self.starts[a][i] for a, i in enumerate(index))
-            core = tuple(slice(self.cuts[a][i], min(self.cuts[a][i + 1], self.shape[a])) for a, i in enumerate(index))
+            z, y, x = (self.starts[a][i] for a, i in enumerate(index))
+            cz, cy, cx = (slice(self.cuts[a][i], min(self.cuts[a][i + 1], self.shape[a])) for a, i in enumerate(index))
+            core = (cz, cy, cx)
             if all(c.stop > c.start for c in core):
-                found.append((start, core))
+                found.append(((z, y, x), core))
         return found
 
 
@@ -566,7 +578,7 @@ def plan_halo_tiling(
     padded = tuple(math.ceil(s / multiple) * multiple for s in shape)
     options = []
     for size, h in zip(padded, halo):
-        sides = {}
+        sides: dict[int, int] = {}
         for count in range(1, size // multiple + 1):
             side = _smallest_window(size, count, halo=h, multiple=multiple)
             if side > size:
@@ -592,13 +604,14 @@ def plan_halo_tiling(
         )
     window = best[1]
     axes = [axis_tiles(p, w, halo=h, multiple=multiple, align=a) for p, w, h, a in zip(padded, window, halo, align)]
+    # one value per axis of ``shape`` (z, y, x), as every caller passes: the tuples have three
     return HaloTiling(
-        shape=shape,
-        padded_shape=padded,
-        window=window,
-        halo=halo,
-        starts=tuple(a[0] for a in axes),
-        cuts=tuple(a[1] for a in axes),
+        shape=cast("tuple[int, int, int]", shape),
+        padded_shape=cast("tuple[int, int, int]", padded),
+        window=cast("tuple[int, int, int]", window),
+        halo=cast("tuple[int, int, int]", halo),
+        starts=cast("tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]", tuple(a[0] for a in axes)),
+        cuts=cast("tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]", tuple(a[1] for a in axes)),
     )
 
 
@@ -624,4 +637,5 @@ def network_bounds(
             return None, 0.0, 0
         radius = np.maximum(radius, found.radius)
         per_voxel, channels = max(per_voxel, found.bytes_per_voxel), max(channels, found.channels)
-    return tuple(int(r) for r in radius), per_voxel, channels
+    z, y, x = (int(r) for r in radius)
+    return (z, y, x), per_voxel, channels
