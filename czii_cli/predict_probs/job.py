@@ -196,7 +196,7 @@ def predict_tomogram(
             report = predict_into(
                 members,
                 volume.data,
-                FixedOutput(out),  # type: ignore[no-untyped-call]  # predict_probs.predict is not annotated yet
+                FixedOutput(out),
                 patch_size=window,
                 overlap=settings.overlap,
                 batch_size=settings.batch_size,

@@ -20,16 +20,17 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import nn
 
 from ..errors import UsageError
 from .runner import ACTIVATIONS, NetworkRunner, activate, is_contiguous_float32, network_device, resolve_precision
 from .stitch import DEFAULT_HALO_TOLERANCE, DEFAULT_MEMORY_BUDGET, plan_tiles, predict_tiles_into
-from .tta import tta_transforms
+from .tta import Transform, tta_transforms
 from .windows import Tiling
 
 Prepare = Callable[[np.ndarray], np.ndarray]
@@ -55,12 +56,12 @@ class FixedOutput:
     shape (cuts between tiles go on chunk boundaries where possible).
     """
 
-    def __init__(self, array):
+    def __init__(self, array: Any) -> None:
         self.array = array
         self.dtype = array.dtype
         self.chunks = getattr(array, "chunks", None)
 
-    def __call__(self, channels: int):
+    def __call__(self, channels: int) -> Any:
         return self.array
 
 
@@ -149,7 +150,7 @@ def predict_volume(
 
 def predict_into(
     members: Sequence[Member],
-    volume,
+    volume: Any,
     output: Callable[[int], Any],
     *,
     patch_size: Sequence[int],
@@ -165,7 +166,7 @@ def predict_into(
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
     halo_tolerance: float = DEFAULT_HALO_TOLERANCE,
     on_plan: Callable[[int], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Predict a volume with one or more networks, writing finished planes into an array.
 
     Parameters
@@ -263,32 +264,33 @@ def predict_into(
                 "precision": resolved,
                 "seconds": seconds,
             }
-    tiling = Tiling.plan(volume.shape, patch_size, overlap=overlap)
+    grid = Tiling.plan(volume.shape, patch_size, overlap=overlap)
     if on_plan is not None:
-        on_plan(tiling.count)
-    weights = torch.from_numpy(tiling.importance_map() / (len(members) * len(transforms))).to(device)
+        on_plan(grid.count)
+    weights = torch.from_numpy(grid.importance_map() / (len(members) * len(transforms))).to(device)
     runners = [NetworkRunner(m.network, device=device, precision=precision) for m in members]
-    passes = _Passes(members, runners, transforms, activation=activation, tiling=tiling, batch_size=batch_size)
-    writer = None
-    plane = tiling.plane_windows()
+    passes = _Passes(members, runners, transforms, activation=activation, tiling=grid, batch_size=batch_size)
+    writer: _BandWriter | None = None
+    plane = grid.plane_windows()
     with torch.inference_mode(), ExitStack() as stack:
         for runner in runners:
             stack.enter_context(runner)
-        for band_index, band_start in enumerate(tiling.starts[0]):
-            inputs = _band_inputs(members, volume, tiling, band_start, device)
+        for band_index, band_start in enumerate(grid.starts[0]):
+            inputs = _band_inputs(members, volume, grid, band_start, device)
             for first in range(0, len(plane), batch_size):
                 starts = plane[first : first + batch_size]
                 summed = passes.run(inputs, starts)
                 if writer is None:
-                    writer = _BandWriter(output(summed.shape[1]), tiling, device=device)
+                    writer = _BandWriter(output(summed.shape[1]), grid, device=device)
                 writer.blend(starts, summed, weights)
                 if on_windows is not None:
                     on_windows(len(starts))
+            assert writer is not None  # made by the band's first batch (a band has at least one window)
             writer.finish_band(band_index)
     return {
         "tiling": "sliding",
-        "windows": tiling.count,
-        "window": list(tiling.window),
+        "windows": grid.count,
+        "window": list(grid.window),
         "halo": None,
         "layouts": [r.layout for r in runners],
         "precision": resolved,
@@ -304,19 +306,29 @@ class _Passes:
     reused, so a batch costs no fresh memory besides the networks' own.
     """
 
-    def __init__(self, members, runners, transforms, *, activation: str, tiling: Tiling, batch_size: int):
+    def __init__(
+        self,
+        members: Sequence[Member],
+        runners: Sequence[NetworkRunner],
+        transforms: Sequence[Transform],
+        *,
+        activation: str,
+        tiling: Tiling,
+        batch_size: int,
+    ) -> None:
         self.members = members
         self.runners = runners
         self.transforms = transforms
         self.activation = activation
         self.tiling = tiling
         self.batch_size = batch_size
-        self._buffers: dict = {}
+        # keyed by ("windows", preparation id) or (buffer name, shape)
+        self._buffers: dict[tuple[str, int | tuple[int, ...]], torch.Tensor] = {}
 
-    def run(self, inputs: dict, starts: Sequence[tuple[int, int]]) -> torch.Tensor:
+    def run(self, inputs: dict[int, torch.Tensor], starts: Sequence[tuple[int, int]]) -> torch.Tensor:
         """The sum over passes of the activated, inverted outputs ``[n, C, Z, Y, X]``."""
         count = len(starts)
-        total = None
+        total: torch.Tensor | None = None
         windows = {key: self._gather(key, band, starts) for key, band in inputs.items()}
         for member, runner in zip(self.members, self.runners):
             for transform in self.transforms:
@@ -333,6 +345,7 @@ class _Passes:
                     total = self._buffer("total", activated, count).copy_(activated)
                 else:
                     total.add_(activated)
+        assert total is not None  # set by the first pass (there is at least one member and transform)
         return total
 
     def _gather(self, key: int, band: torch.Tensor, starts: Sequence[tuple[int, int]]) -> torch.Tensor:
@@ -353,11 +366,13 @@ class _Passes:
         return buffer[:count]
 
 
-def _band_inputs(members: Sequence[Member], volume, tiling: Tiling, band_start: int, device) -> dict:
+def _band_inputs(
+    members: Sequence[Member], volume: Any, tiling: Tiling, band_start: int, device: torch.device
+) -> dict[int, torch.Tensor]:
     """Each distinct preparation's input band ``[1, window_z, Y, X]`` (zero-padded) on ``device``."""
     depth = tiling.window[0]
     raw = np.asarray(volume[band_start : band_start + depth], dtype=np.float32)
-    inputs = {}
+    inputs: dict[int, torch.Tensor] = {}
     for member in members:
         key = id(member.prepare)
         if key in inputs:
@@ -375,7 +390,7 @@ def _band_inputs(members: Sequence[Member], volume, tiling: Tiling, band_start: 
 class _BandWriter:
     """The float32 blending buffer of one z band and the flushing of finished planes."""
 
-    def __init__(self, out, tiling: Tiling, *, device: torch.device):
+    def __init__(self, out: Any, tiling: Tiling, *, device: torch.device) -> None:
         self.out = _ChunkAlignedWriter(out)
         self.tiling = tiling
         self.channels = int(out.shape[0])
@@ -425,19 +440,20 @@ class _BandWriter:
         self.buffer[:, keep:] = 0.0
 
 
-def _output_itemsize(output) -> int:
+def _output_itemsize(output: Callable[[int], Any]) -> int:
     """Bytes per value of the output (float16 unless the callable says otherwise)."""
     dtype = getattr(output, "dtype", None)
     return np.dtype(dtype).itemsize if dtype is not None else 2
 
 
-def _output_chunks(output) -> tuple[int, int, int]:
+def _output_chunks(output: Callable[[int], Any]) -> tuple[int, int, int]:
     """The spatial chunk shape of the output array, when the callable carries one."""
     chunks = getattr(output, "chunks", None)
-    return tuple(int(c) for c in chunks[1:]) if chunks else (1, 1, 1)
+    # the chunks of a (C, Z, Y, X) array: three spatial sides after the channel's
+    return cast("tuple[int, int, int]", tuple(int(c) for c in chunks[1:])) if chunks else (1, 1, 1)
 
 
-def _torch_dtype(dtype) -> torch.dtype:
+def _torch_dtype(dtype: npt.DTypeLike) -> torch.dtype:
     """The torch dtype of a numpy dtype (float16 or float32 outputs)."""
     return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
 
@@ -452,7 +468,7 @@ class _ChunkAlignedWriter:
     in place by the caller through :meth:`planes`, sparing a single-threaded copy.
     """
 
-    def __init__(self, out):
+    def __init__(self, out: Any) -> None:
         self.out = out
         self.dtype = out.dtype
         self.channels = int(out.shape[0])
