@@ -145,7 +145,7 @@ class ArtifactMeta:
                 kind=kind,
                 axes=str(document["axes"]),
                 voxel_size=float(document["voxel_size"]),
-                # the stored origin's length is not checked here (as before); zyx by contract
+                # three values (zyx) by the format; their count is not checked here
                 origin=cast("tuple[float, float, float]", tuple(float(v) for v in document.get("origin", (0, 0, 0)))),
                 run=document.get("run"),
                 classes=tuple(document.get("classes", ())),
