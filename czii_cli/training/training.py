@@ -172,15 +172,15 @@ class Trainer:
     ):
         self.config = config
         self.device = device
-        from ..predict_probs.runner import bfloat16_layout
+        from ..predict_probs.runner import bfloat16_layout, set_memory_format
 
         self.precision = training_precision(config.precision, device)
         self.amp_dtype = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[self.precision]
         self.layout = torch.contiguous_format
         if device.type == "cpu" and self.precision == "bfloat16":
             self.layout = bfloat16_layout(network)
-        # torch's stubs omit Module.to's memory_format keyword, which it accepts at run time
-        self.network: nn.Module = network.to(device).to(memory_format=self.layout)  # type: ignore[call-overload]
+        self.network: nn.Module = network.to(device)
+        set_memory_format(self.network, self.layout)
         self.ema = copy.deepcopy(self.network).eval()
         for parameter in self.ema.parameters():
             parameter.requires_grad_(False)
