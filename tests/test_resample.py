@@ -17,7 +17,7 @@ from czii_cli.io.volumes import VolumeRequest, read_tomogram, write_mrc
 from czii_cli.make_labels import TargetSpec
 from czii_cli.picks import Picks
 from czii_cli.predict_probs.job import PredictSettings, predict_tomogram
-from czii_cli.predict_probs.members import at_model_grid, model_bin_factor
+from czii_cli.predict_probs.members import at_model_grid, members_for, model_bin_factor
 from czii_cli.resample import bin_volume, binned_origin, binned_shape
 from czii_cli.training.checkpoint import load_model_file, save_model
 from czii_cli.training.dataset import TrainingVolume, bin_training_volume
@@ -186,3 +186,23 @@ def test_a_normalized_tomogram_is_normalized_again_after_binning(tmp_path, cli):
 def read_tomogram_like(tmp_path, *, voxel_size: float):
     write_mrc(tmp_path / "t.mrc", np.zeros((4, 4, 4), dtype=np.float32), voxel_size=voxel_size)
     return read_tomogram(tmp_path / "t.mrc", VolumeRequest())
+
+
+def test_a_tomogram_off_the_models_grid_is_never_predicted_at_the_wrong_scale(tmp_path):
+    volume = read_tomogram_like(tmp_path, voxel_size=10.0)
+    path, model = coarse_model(tmp_path, 20.0)
+    with pytest.raises(DataError, match=r"t\.mrc: at 10 Å voxels, the models need it binned by 2 \(20 Å\)"):
+        members_for([BrightIsRibosome()], [model], volume)
+    members, applied = members_for([BrightIsRibosome()], [model], at_model_grid(volume, [model], [path]))
+    assert len(members) == 1 and applied[0]["method"] == "zscore"
+
+
+def test_predict_probs_refuses_a_model_at_a_non_integer_multiple(cli, tmp_path):
+    write_mrc(tmp_path / "t.mrc", np.zeros((8, 8, 8), dtype=np.float32), voxel_size=10.0)
+    path, _ = coarse_model(tmp_path, 25.0)
+    result = cli("predict-probs", tmp_path / "t.mrc", "-m", path, "-o", tmp_path / "p.zarr")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("czii: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert f"{path}: trained at 25 Å voxels, 2.5 times the 10 Å of {tmp_path / 't.mrc'}" in errors[0]
+    assert not (tmp_path / "p.zarr").exists()

@@ -91,7 +91,7 @@ def check_finite_volume(volume: Volume) -> None:
         )
 
 
-def model_bin_factor(models: Sequence[ModelFile], paths: Sequence[Path], volume: Volume) -> int:
+def model_bin_factor(models: Sequence[ModelFile], paths: Sequence[Path | str], volume: Volume) -> int:
     """By how much ``volume`` must be binned to reach the models' voxel size.
 
     1 when the models' voxel size is the tomogram's, or off it by at most
@@ -129,7 +129,7 @@ def model_bin_factor(models: Sequence[ModelFile], paths: Sequence[Path], volume:
     return factors[0] if factors else 1
 
 
-def at_model_grid(volume: Volume, models: Sequence[ModelFile], paths: Sequence[Path]) -> Volume:
+def at_model_grid(volume: Volume, models: Sequence[ModelFile], paths: Sequence[Path | str]) -> Volume:
     """``volume`` on the grid of the models: binned by :func:`model_bin_factor` when that is above 1.
 
     A binned tomogram is read whole, binned (block means, :func:`czii_cli.resample.bin_volume`,
@@ -198,7 +198,15 @@ def members_for(
     """Pair each built network with its input preparation for one tomogram.
 
     Returns the members and, per model, the normalization applied (for provenance).
+    A tomogram that is not on the models' grid (see :func:`at_model_grid`) is a
+    :class:`DataError`, never predicted at the wrong scale.
     """
+    factor = model_bin_factor(models, [model.source or "a model" for model in models], volume)
+    if factor != 1:
+        raise DataError(
+            f"{volume.source}: at {volume.meta.voxel_size:g} Å voxels, the models need it binned by {factor} "
+            f"({models[0].voxel_size:g} Å) before prediction"
+        )
     cache: dict = {}
     members, applied = [], []
     for network, model in zip(networks, models):
