@@ -112,7 +112,7 @@ def test_auto_bin_is_full_resolution_and_says_why():
     plan = plan_for([(96, 192, 192)])
     binning = plan.choices[0]
     assert (binning.setting, binning.value, binning.given) == ("bin", 1, False)
-    assert binning.reason.startswith("full resolution: bin 2 did not pay in make bench-accuracy")
+    assert binning.reason.startswith("full resolution: bin 2 did not pay reliably in make bench-accuracy")
     assert binning.reason.endswith("(cpu); work at 10 Å voxels (smallest radius 6 voxels)")
     assert plan.apply(TrainConfig()).bin == 1
 

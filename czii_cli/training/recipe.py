@@ -221,8 +221,8 @@ def plan_training(
 AUTO_BIN = 1
 """What ``bin = auto`` chooses, from ``make bench-accuracy`` runs of bin 1 against bin 2."""
 AUTO_BIN_REASON = (
-    "full resolution: bin 2 did not pay in make bench-accuracy (600 s on a CPU: unseen F4 0.54 "
-    "against 0.81, full size 0.36 against 0.61, apo-ferritin lost); bin 2 is opt-in"
+    "full resolution: bin 2 did not pay reliably in make bench-accuracy on a CPU (unseen F4 0.54 "
+    "against 0.81 at 600 s, 0.80 against 0.89 at 1200 s); bin 2 is opt-in"
 )
 
 
