@@ -39,7 +39,11 @@ skips it), ``FULL_CONTRAST`` (2), ``PICKS_CSV``, ``BASELINE`` (1; 0 skips it),
 ``TRAIN_SIMULATE`` (extra ``czii simulate`` options for the training and validation
 runs, e.g. ``"--snr 0.04:0.2 --contrast 0.7:2"`` to measure training on varied runs;
 empty by default),
-``OUTPUT`` (bench-output), ``KEEP`` (1 keeps the working folder there).
+``CZII_TRAIN_ARGS`` (extra ``czii train`` options of the czii arm, e.g. ``"--bin 2"``;
+alternatives separated by ``|`` train one czii arm each on the same data, back to back,
+e.g. ``"--bin 1 | --bin 2"``; an arm is named ``czii`` plus its options),
+``OUTPUT`` (bench-output), ``KEEP`` (1 keeps the working folder there).  Every czii arm
+also records the seconds of ``predict-probs`` and of ``postprocess`` on each set.
 
 Wall time: about 2 x the sum of the budgets plus simulation and inference (a few
 minutes per budget at full size).  Figures move when other work shares the CPU, since
@@ -95,6 +99,7 @@ class Settings:
     picks_csv: Path
     baseline: bool
     train_simulate: tuple[str, ...]
+    czii_arms: tuple[tuple[str, ...], ...]
     output: Path
     keep: bool
 
@@ -115,6 +120,7 @@ class Settings:
             picks_csv=Path(env.get("PICKS_CSV", str(DEFAULT_PICKS))),
             baseline=env.get("BASELINE", "1") != "0",
             train_simulate=tuple(shlex.split(env.get("TRAIN_SIMULATE", ""))),
+            czii_arms=tuple(tuple(shlex.split(arm)) for arm in env.get("CZII_TRAIN_ARGS", "").split("|")),
             output=Path(env.get("OUTPUT", str(REPO / "bench-output"))),
             keep=env.get("KEEP", "0") == "1",
         )
@@ -273,21 +279,31 @@ def score(picks: Path, truth: Path) -> dict:
 # ----------------------------------------------------------------------------- czii
 
 
-def run_czii(data: Path, validation: str, sets: list[EvalSet], *, budget: int, folder: Path) -> dict:
-    """Train with the default recipe for ``budget`` seconds; score every set."""
+def arm_name(options: tuple[str, ...]) -> str:
+    """``czii`` for the default recipe, else ``czii`` and its extra training options."""
+    return " ".join(("czii", *options))
+
+
+def run_czii(
+    data: Path, validation: str, sets: list[EvalSet], *, budget: int, folder: Path, options: tuple[str, ...] = ()
+) -> dict:
+    """Train with the default recipe (plus ``options``) for ``budget`` seconds; score and time every set."""
     folder.mkdir(parents=True)
     model = folder / "czii.pt"
     start = time.perf_counter()
-    czii("train", data, "-o", model, "--val-runs", validation, "--max-time", budget, "-q")
+    czii("train", data, "-o", model, "--val-runs", validation, "--max-time", budget, *options, "-q")
     train_seconds = time.perf_counter() - start
-    scores = {}
+    scores, seconds = {}, {}
     for item in sets:
         probs, picks = folder / f"{item.name}.probs.zarr", folder / f"{item.name}.csv"
+        start = time.perf_counter()
         czii("predict-probs", item.tomogram, "-m", model, "-o", probs, "-q")
+        predicted = time.perf_counter()
         czii("postprocess", probs, "-o", picks, "-q")
+        seconds[item.name] = {"predict_probs": predicted - start, "postprocess": time.perf_counter() - predicted}
         scores[item.name] = score(picks, item.truth)
         shutil.rmtree(probs, ignore_errors=True)
-    return {"train_seconds": train_seconds, "scores": scores}
+    return {"train_seconds": train_seconds, "options": list(options), "scores": scores, "seconds": seconds}
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -416,7 +432,7 @@ def table_rows(results: dict) -> list[dict]:
                     figure = scores[unseen]["score"] if name == "overall" else scores[unseen]["classes"][name]
                     row[unseen] = figure
                     row[f"gap_{unseen}"] = figure - val
-                    other = models.get("baseline") if model == "czii" else None
+                    other = models.get("baseline") if model.startswith("czii") else None
                     if other is not None:
                         base = other["scores"][unseen]
                         row[f"czii_minus_baseline_{unseen}"] = figure - (
@@ -461,9 +477,14 @@ def measure(settings: Settings) -> dict:
             "budgets": {},
         }
         for budget in settings.budgets:
-            log(f"budget {budget} s: czii train with the default recipe")
-            models = {"czii": run_czii(data, runs[-1], sets, budget=budget, folder=work / f"czii-{budget}")}
-            log(f"budget {budget} s: czii " + _summary(models["czii"]))
+            models = {}
+            for index, options in enumerate(settings.czii_arms):
+                name = arm_name(options)
+                log(f"budget {budget} s: {name} train with the default recipe")
+                models[name] = run_czii(
+                    data, runs[-1], sets, budget=budget, folder=work / f"czii-{budget}-{index}", options=options
+                )
+                log(f"budget {budget} s: {name} " + _summary(models[name]))
             if settings.baseline:
                 log(f"budget {budget} s: plain MONAI UNet baseline")
                 models["baseline"] = run_baseline(
@@ -487,7 +508,8 @@ def results_of(results: dict) -> list[Result]:
     """The headline figures as benchmark results (the largest budget carries the targets)."""
     out = []
     for budget, models in results["budgets"].items():
-        czii_scores = models["czii"]["scores"]
+        arm = next(name for name in models if name.startswith("czii"))
+        czii_scores = models[arm]["scores"]
         base = models.get("baseline")
         for unseen in (name for name in czii_scores if name != "validation"):
             value = czii_scores[unseen]["score"]
@@ -499,7 +521,7 @@ def results_of(results: dict) -> list[Result]:
                 ok = ok and value - base_value >= TARGET_MARGIN
             out.append(
                 Result(
-                    benchmark=f"accuracy, {budget} s training: {unseen} F4 at the pipeline's own thresholds",
+                    benchmark=f"accuracy, {arm}, {budget} s training: {unseen} F4 at the pipeline's own thresholds",
                     value=f"{value:.3f} (validation {czii_scores['validation']['score']:.3f}, gap {gap:+.3f})",
                     baseline="plain MONAI UNet, same budget, threshold 0.5",
                     baseline_value="" if base_value is None else f"{base_value:.3f}",

@@ -61,11 +61,12 @@ def test_a_time_budget_binds_unless_steps_are_limited():
 
 
 def test_given_settings_are_kept_and_marked():
-    config = TrainConfig(patch=(32, 32, 32), batch_size=3, class_weights=ClassWeights(particle=8.0), epochs=2)
-    plan = plan_for([(96, 192, 192)], config=config, given={"patch", "batch_size", "class_weights", "epochs"})
-    assert all(c.given and c.reason == "given" for c in plan.choices)
+    config = TrainConfig(patch=(32, 32, 32), batch_size=3, class_weights=ClassWeights(particle=8.0), epochs=2, bin=1)
+    given = {"patch", "batch_size", "class_weights", "epochs", "bin"}
+    plan = plan_for([(96, 192, 192)], config=config, given=given)
+    assert all(c.given and c.reason.startswith("given") for c in plan.choices)
     assert plan.apply(config) == config
-    assert plan.lines()[1] == "patch = 32 32 32: given"
+    assert plan.lines()[2] == "patch = 32 32 32: given"
 
 
 def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_path):  # noqa: F811
@@ -105,3 +106,62 @@ def test_a_planned_validated_run_is_deterministic_under_its_seed(cli, mrc_datase
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
     for key in ("plan", "best_tuned", "best_fixed", "best_step", "class_weights", "config"):
         assert a.train[key] == b.train[key], key
+
+
+def test_auto_bin_is_full_resolution_and_says_why():
+    plan = plan_for([(96, 192, 192)])
+    binning = plan.choices[0]
+    assert (binning.setting, binning.value, binning.given) == ("bin", 1, False)
+    assert binning.reason.startswith("full resolution: bin 2 did not pay reliably in make bench-accuracy")
+    assert binning.reason.endswith("(cpu); work at 10 Å voxels (smallest radius 6 voxels)")
+    assert plan.apply(TrainConfig()).bin == 1
+
+
+def test_a_given_bin_plans_the_rest_on_the_binned_grid():
+    config = TrainConfig(bin=2)
+    plan = plan_for([(96, 192, 192)], config=config, given={"bin"})
+    assert plan.lines()[0] == "bin = 2: given: work at 20 Å voxels (smallest radius 3 voxels)"
+    # binned volumes are 48 x 96 x 96: the CPU patch of 64 fits in y and x, z is bounded by the volume
+    assert chosen(plan)["patch"] == (48, 64, 64)
+    assert "largest particle diameter (15 voxels)" in plan.choices[2].reason
+    # blob volumes all shrink 8 times: the same weights as at full resolution
+    assert chosen(plan)["class_weights"] == chosen(plan_for([(96, 192, 192)]))["class_weights"]
+    assert plan.to_json()["choices"][0] == {
+        "setting": "bin",
+        "value": 2,
+        "reason": plan.choices[0].reason,
+        "given": True,
+    }
+    assert plan.to_json()["fingerprint"]["voxel_size"] == 10.0  # the data as given
+
+
+def test_a_run_at_bin_2_records_the_binned_voxel_size(cli, mrc_dataset, tmp_path):  # noqa: F811
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1", "--patch", "8", "8", "8", "--bin", "2")
+    assert result.exit_code == 0, result.stderr
+    model = load_model_file(tmp_path / "m.pt")
+    assert model.voxel_size == 20.0 and model.patch_size == [8, 8, 8]
+    assert model.train["config"]["bin"] == 2
+    assert model.train["plan"]["choices"][0]["value"] == 2
+    assert "plan: bin = 2: given: work at 20 Å voxels (smallest radius 1.5 voxels)" in result.stderr
+    default = train(cli, mrc_dataset, tmp_path / "d.pt", "--max-steps", "1")
+    assert default.exit_code == 0, default.stderr
+    assert load_model_file(tmp_path / "d.pt").voxel_size == 10.0
+    assert load_model_file(tmp_path / "d.pt").train["config"]["bin"] == 1
+
+
+@pytest.mark.parametrize(("value", "shown"), [("3", "3"), ("half", "'half'"), ("0", "0")])
+def test_a_bad_bin_is_one_usage_error(cli, mrc_dataset, tmp_path, value, shown):  # noqa: F811
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1", "--bin", value)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"czii: error: training setting 'bin' must be auto, 1 or 2, got {shown}"]
+    assert "Traceback" not in result.stderr and not (tmp_path / "m.pt").exists()
+
+
+def test_a_bin_in_a_configuration_file_is_checked(cli, mrc_dataset, tmp_path):  # noqa: F811
+    (tmp_path / "c.json").write_text('{"bin": 4}')
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", "--max-steps", "1", "--config", tmp_path / "c.json")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        f"czii: error: {tmp_path / 'c.json'}: training setting 'bin' must be auto, 1 or 2, got 4"
+    ]

@@ -140,7 +140,7 @@ def command(
     from ..io.tomogram_inputs import find_tomograms, plan_outputs
     from ..io.volumes import VolumeRequest
     from ..predict_probs.job import predict_job, predict_settings, predict_tomogram
-    from ..predict_probs.members import load_models
+    from ..predict_probs.members import load_models, model_bin_factor
     from .batching import absolute, check_batch_options, run_with_progress
     from .options import predict_options
 
@@ -179,7 +179,10 @@ def command(
         raise UsageError("--skip-existing and --scheduler need an output on disk; pass -o OUT or -o DIR/")
     trained = models[0].voxel_size
     for volume in (item.volume for item in found if item.volume is not None):
-        if abs(volume.meta.voxel_size - trained) > MODEL_VOXEL_SIZE_WARNING * trained:
+        factor = model_bin_factor(models, model, volume)
+        if factor > 1:
+            info(f"{volume.source}: binned by {factor} to the model's {trained:g} Å voxels")
+        elif abs(volume.meta.voxel_size - trained) > MODEL_VOXEL_SIZE_WARNING * trained:
             warn(f"{volume.source}: voxel size {volume.meta.voxel_size} Å, the model was trained at {trained} Å")
 
     def log(result: dict) -> None:
@@ -267,7 +270,7 @@ def _predict_into_copick(
     from ..io.copick_segmentations import probs_segmentation_names, segmentation_path, write_probs_to_copick
     from ..io.tomogram_inputs import find_tomograms
     from ..io.volumes import VolumeRequest
-    from ..predict_probs.members import load_models
+    from ..predict_probs.members import load_models, model_bin_factor
 
     set_verbosity(quiet=quiet, verbose=verbose)
     if skip_existing and overwrite:
@@ -275,7 +278,8 @@ def _predict_into_copick(
     config = copick_target(output)
     assert config is not None  # only called for a copick: output
     project = open_output_project(config)
-    classes = load_models(options["model"])[0].classes
+    models = load_models(options["model"])
+    classes = models[0].classes
     request = VolumeRequest(run=options["run"], tomo_type=options["tomo_type"], voxel_size=options["voxel_size"])
     found = find_tomograms(options["tomograms"], request)
     runs, todo = project.runs(), []
@@ -284,7 +288,9 @@ def _predict_into_copick(
             raise UsageError(
                 f"{item.path}: run {item.name!r} is not in {project.config_path} (runs: {', '.join(runs)})"
             )
-        voxel = item.volume.meta.voxel_size if item.volume is not None else 10.0
+        voxel = 10.0  # no tomogram opened for this run: the default spacing
+        if item.volume is not None:  # the map's voxels: the tomogram's, binned to the model's grid
+            voxel = item.volume.meta.voxel_size * model_bin_factor(models, options["model"], item.volume)
         names = probs_segmentation_names(classes, voxel_size=voxel, user=user_id, session=session_id)
         stores = [segmentation_path(project, item.name, n) for n in names]
         if skip_existing and all(s.exists() for s in stores):

@@ -134,6 +134,14 @@ def command(
             show_default=DEFAULTS.precision,
         ),
     ] = None,
+    bin_factor: Annotated[
+        str | None,
+        Opt(
+            "--bin",
+            help="Working resolution: auto (the plan chooses), 1 or 2 (tomograms binned by 2).",
+            show_default="auto",
+        ),
+    ] = None,
     init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
     classes: Classes = None,
@@ -153,6 +161,7 @@ def command(
     from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec
     from ..predict_probs import resolve_device
     from ..training.checkpoint import load_model_file
+    from ..training.config import parse_bin
     from ..training.dataset import find_runs
     from ..training.distributed import World, process_group
     from ..training.launch import TrainRequest, launch
@@ -186,6 +195,7 @@ def command(
         "seed": seed,
         "precision": precision,
         "arch_params": parse_arch_params(arch_param) if arch_param else None,
+        "bin": parse_bin(bin_factor) if bin_factor is not None else None,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     config = TrainConfig.from_json({**typed_settings(settings), **given}, source=str(config_file or "flags"))

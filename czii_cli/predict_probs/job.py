@@ -26,7 +26,7 @@ from ..io.volumes import VolumeRequest, read_tomogram
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
 from ..training.checkpoint import ModelFile
-from .members import choose_window, fit_window, load_models, members_for, window_multiple
+from .members import at_model_grid, choose_window, fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
 from .runner import PRECISIONS, resolve_device, resolve_precision
 from .stitch import DEFAULT_MEMORY_BUDGET
@@ -136,7 +136,9 @@ def predict_tomogram(
     Parameters
     ----------
     volume : Volume
-        The tomogram, ``[z, y, x]``, raw or normalized by ``czii normalize``.
+        The tomogram, ``[z, y, x]``, raw or normalized by ``czii normalize``; binned first
+        to the models' grid when they were trained at a whole multiple of its voxel size
+        (:func:`czii_cli.predict_probs.members.at_model_grid`), so the map has their voxels.
     target : path or "-"
         The artifact (see :func:`czii_cli.io.artifacts.create_artifact`); ``-`` streams
         a zip to stdout.
@@ -159,6 +161,7 @@ def predict_tomogram(
         ``window``, ``halo``, ``layouts`` (the memory layout per network) and
         ``precision`` (the networks' arithmetic).
     """
+    volume = at_model_grid(volume, models, settings.models)
     device = resolve_device(settings.device)
     window = fit_window(settings.window, volume.spatial_shape, multiple=window_multiple(models))
     activation = "logits" if settings.logits else models[0].activation

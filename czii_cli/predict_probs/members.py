@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
+from ..coords import MODEL_VOXEL_SIZE_WARNING, same_voxel_size
 from ..errors import DataError, NonFiniteError, UsageError
 from ..io.artifacts import Volume
 from ..normalize import apply_normalization, count_nonfinite, normalization_stats
+from ..resample import bin_volume, binned_origin
 from ..training.checkpoint import ModelFile, load_model_file
 from ..training.registry import patch_multiple
 from .predict import Member, Prepare
@@ -88,6 +91,80 @@ def check_finite_volume(volume: Volume) -> None:
         )
 
 
+def model_bin_factor(models: Sequence[ModelFile], paths: Sequence[Path | str], volume: Volume) -> int:
+    """By how much ``volume`` must be binned to reach the models' voxel size.
+
+    1 when the models' voxel size is the tomogram's, or off it by at most
+    :data:`~czii_cli.coords.MODEL_VOXEL_SIZE_WARNING` either way (predicted as is);
+    ``k`` when it is ``k`` times the tomogram's (:func:`~czii_cli.coords.same_voxel_size`),
+    which all models must then share.  A model coarser than the tomogram by any other
+    ratio is a :class:`DataError` naming both files and voxel sizes.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> tomogram = SimpleNamespace(meta=SimpleNamespace(voxel_size=10.0), source="t.mrc")
+    >>> model_bin_factor([SimpleNamespace(voxel_size=20.0)], [Path("m.pt")], tomogram)
+    2
+    >>> model_bin_factor([SimpleNamespace(voxel_size=10.012)], [Path("m.pt")], tomogram)
+    1
+    """
+    tomogram = float(volume.meta.voxel_size)
+    factors = []
+    for model, path in zip(models, paths):
+        ratio = float(model.voxel_size) / tomogram
+        factor = max(1, round(ratio))
+        if factor > 1 and same_voxel_size(float(model.voxel_size), factor * tomogram):
+            factors.append(factor)
+        elif ratio <= 1 + MODEL_VOXEL_SIZE_WARNING:
+            factors.append(1)
+        else:
+            raise DataError(
+                f"{path}: trained at {model.voxel_size:g} Å voxels, {ratio:.3g} times the {tomogram:g} Å of "
+                f"{volume.source}; a model coarser than the tomogram needs a whole multiple of its voxel size"
+            )
+    if len(set(factors)) > 1 and max(factors) > 1:
+        sizes = ", ".join(f"{path}: {model.voxel_size:g} Å" for model, path in zip(models, paths))
+        raise UsageError(f"models disagree on voxel size ({sizes}); an ensemble predicts on one grid")
+    return factors[0] if factors else 1
+
+
+def at_model_grid(volume: Volume, models: Sequence[ModelFile], paths: Sequence[Path | str]) -> Volume:
+    """``volume`` on the grid of the models: binned by :func:`model_bin_factor` when that is above 1.
+
+    A binned tomogram is read whole, binned (block means, :func:`czii_cli.resample.bin_volume`,
+    non-finite voxels refused), and carries the models' voxel size and the origin of the
+    binned grid, so a map predicted on it converts to Å at the right places.  Its
+    normalization is computed afresh on the binned voxels (the models were trained so),
+    even when the tomogram was normalized by ``czii normalize``.
+
+    Parameters
+    ----------
+    volume : Volume
+        The tomogram ``[z, y, x]``.
+    models : sequence of ModelFile
+    paths : sequence of Path
+        The models' files, for messages.
+
+    Returns
+    -------
+    Volume
+        ``volume`` itself when no binning is needed.
+    """
+    factor = model_bin_factor(models, paths, volume)
+    if factor == 1:
+        return volume
+    binned = bin_volume(volume.load(np.float32), factor=factor, source=volume.source)
+    meta = volume.meta
+    extra = {key: value for key, value in meta.extra.items() if key != "normalization"}
+    meta = meta.evolve(
+        voxel_size=meta.voxel_size * factor,
+        origin=binned_origin(meta.origin, voxel_size=meta.voxel_size, factor=factor),
+        extra={**extra, "binned": {"factor": factor, "voxel_size": meta.voxel_size, "shape": list(volume.shape)}},
+    )
+    return Volume(binned, meta, volume.source)
+
+
 def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Prepare | None, dict | str]:
     """How to bring ``volume`` to the model's input scale, and a description of it.
 
@@ -121,7 +198,15 @@ def members_for(
     """Pair each built network with its input preparation for one tomogram.
 
     Returns the members and, per model, the normalization applied (for provenance).
+    A tomogram that is not on the models' grid (see :func:`at_model_grid`) is a
+    :class:`DataError`, never predicted at the wrong scale.
     """
+    factor = model_bin_factor(models, [model.source or "a model" for model in models], volume)
+    if factor != 1:
+        raise DataError(
+            f"{volume.source}: at {volume.meta.voxel_size:g} Å voxels, the models need it binned by {factor} "
+            f"({models[0].voxel_size:g} Å) before prediction"
+        )
     cache: dict = {}
     members, applied = [], []
     for network, model in zip(networks, models):

@@ -252,6 +252,11 @@ class TrainConfig:
     select : {"tuned", "fixed"}
         The validation score that keeps the best checkpoint: F-beta at tuned cutoffs or
         at ``val_threshold``.
+    bin : "auto" or int
+        Working resolution: tomograms (and their targets, painted again from the picks)
+        are binned by this factor (block means, :mod:`czii_cli.resample`) before
+        training, and the model's voxel size is the binned one; ``auto`` lets the plan
+        choose (:mod:`czii_cli.training.recipe`).
     precision : {"auto", "float32", "bfloat16"}
         Arithmetic of the training step: ``auto`` is mixed precision on a GPU and float32
         on a CPU (see :func:`czii_cli.training.training.training_precision`).
@@ -285,6 +290,7 @@ class TrainConfig:
     select: str = "tuned"
     precision: str = "auto"
     seed: int = 0
+    bin: int | str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", check_loss(self.loss))
@@ -325,6 +331,7 @@ class TrainConfig:
             raise ConfigError(
                 f"training setting 'select' must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}"
             )
+        check_bin(self.bin)
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):
             raise ConfigError(
                 f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
@@ -427,6 +434,35 @@ def _int_triple(value: object, *, key: str, source: str) -> tuple[int, int, int]
         raise ConfigError(f"{source}: {key} must be a list of three whole numbers (Z, Y, X), got {value!r}")
     z, y, x = (int(v) for v in value)
     return z, y, x
+
+
+BIN_FACTORS = (1, 2)
+
+
+def check_bin(value: object) -> None:
+    """``auto`` or one of :data:`BIN_FACTORS`; else a UsageError naming the setting."""
+    if value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value not in BIN_FACTORS:
+        raise UsageError(f"training setting 'bin' must be auto, 1 or 2, got {value!r}")
+
+
+def parse_bin(text: str) -> int | str:
+    """The setting ``bin`` from its text: ``auto``, ``1`` or ``2``.
+
+    Examples
+    --------
+    >>> parse_bin("2"), parse_bin("auto")
+    (2, 'auto')
+    """
+    value: int | str = text.strip().lower()
+    if value != "auto":
+        try:
+            value = int(value)
+        except ValueError:
+            raise UsageError(f"training setting 'bin' must be auto, 1 or 2, got {text!r}") from None
+    check_bin(value)
+    return value
 
 
 def check_augment(augment: AugmentConfig) -> None:

@@ -35,6 +35,7 @@ from ..io.volumes import VolumeRequest, read_tomogram
 from ..make_labels import TargetSpec, make_target, picks_from_label_metadata
 from ..normalize import apply_normalization, normalization_stats
 from ..picks import Picks, check_classes
+from ..resample import bin_volume, binned_origin
 
 
 @dataclass(frozen=True)
@@ -275,3 +276,49 @@ def _read_labels(source: RunSource, volume, *, catalog: Catalog, spec: TargetSpe
     if picks is None:
         raise DataError(f"{labels.source}: records no picks; remake it with czii make-labels")
     return picks, labels.load(np.float16 if spec.kind == "heatmap" else np.uint8)
+
+
+def bin_training_volume(volume: TrainingVolume, *, factor: int, catalog: Catalog, spec: TargetSpec) -> TrainingVolume:
+    """One run at a coarser working resolution: image binned and normalized again, target painted again.
+
+    The image is binned by ``factor`` (block means, :func:`czii_cli.resample.bin_volume`)
+    and normalized again by the run's own method over the binned voxels (a z-scored
+    image binned has less spread than one), as ``predict-probs``
+    prepares a tomogram for a model of the binned voxel size; the target is painted from
+    the run's picks (Å) on the binned grid, whose origin is the centre of the first
+    block.  Settings of ``spec`` in voxels (``sigma``, ``dilate``) are binned voxels.
+
+    Parameters
+    ----------
+    volume : TrainingVolume
+        A run as :func:`load_run` gives it.
+    factor : int
+        Voxels per block along each axis; 1 returns ``volume``.
+    catalog : Catalog
+    spec : TargetSpec
+
+    Returns
+    -------
+    TrainingVolume
+        Voxel size ``factor`` times larger, the same normalization method.
+    """
+    if factor == 1:
+        return volume
+    binned = bin_volume(volume.image, factor=factor, source=volume.source)
+    method, clip = volume.normalization["method"], volume.normalization.get("clip")
+    stats = normalization_stats(binned, method=method, clip=clip, source=volume.source)  # type: ignore[arg-type]
+    voxel_size = volume.voxel_size * factor
+    origin = binned_origin(volume.origin, voxel_size=volume.voxel_size, factor=factor)
+    target = make_target(
+        binned.shape, volume.picks, catalog=catalog, spec=spec, voxel_size=voxel_size, origin_zyx=origin
+    )
+    return TrainingVolume(
+        run=volume.run,
+        image=apply_normalization(binned, stats),
+        target=target,
+        picks=volume.picks,
+        voxel_size=voxel_size,
+        origin=origin,
+        normalization={"method": stats["method"], "clip": stats.get("clip")},
+        source=volume.source,
+    )

@@ -21,7 +21,7 @@ from ..errors import UsageError
 from ..make_labels import TargetSpec, centres_from_picks
 from .checkpoint import ModelFile
 from .config import DEFAULT_LOSS, DEFAULT_PARTICLE_WEIGHT, TrainConfig, loss_text
-from .dataset import RunSource, TrainingVolume, load_run
+from .dataset import RunSource, TrainingVolume, bin_training_volume, load_run
 from .distributed import World
 from .metrics import MetricsRow
 from .plan import (
@@ -174,6 +174,11 @@ def launch(
         check_patch(config)
         for line in plan.lines():
             log(f"plan: {line}")
+    factor = 1 if config.bin == "auto" else int(config.bin)  # runs saved before binning existed: 1
+    if factor > 1:
+        volumes = [bin_training_volume(v, factor=factor, catalog=catalog, spec=spec) for v in volumes]
+        training = [v for v in volumes if v.run in set(train_names)]
+        validating = [v for v in volumes if v.run in set(val_names)]
     channels, activation = output_channels(catalog, spec.kind)
     weights = config.class_weights.per_channel(channels, default_particle=DEFAULT_PARTICLE_WEIGHT[spec.kind])
     network = _network(config, request, len(channels), note)

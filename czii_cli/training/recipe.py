@@ -8,6 +8,8 @@ flag or in a configuration file, is kept as given and marked so.
 
 What the plan decides:
 
+* ``bin``: the working resolution (tomograms binned by 1 or 2 before training, see
+  :func:`choose_bin`); every other choice is made on the binned grid;
 * ``epochs``: with a time budget and no step limit, train until the budget is spent
   (the learning rate follows the time used), instead of stopping at the default steps;
 * ``patch``: at least twice the largest particle's diameter (so a crop holds it whole
@@ -30,6 +32,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..make_labels import TargetSpec
+from ..resample import binned_shape
 from .config import DEFAULT_PARTICLE_WEIGHT, ClassWeights, TrainConfig
 
 UNBOUNDED_EPOCHS = 1_000_000  # a time budget ends the run long before
@@ -62,7 +65,28 @@ class DataFingerprint:
     blob_radii_voxels: dict[str, float]
     counts: dict[str, int]
 
-    def to_json(self) -> dict:
+    def binned(self, factor: int) -> DataFingerprint:
+        """The fingerprint of the same data binned by ``factor`` (partial blocks kept).
+
+        Examples
+        --------
+        >>> from czii_cli.catalog import DEFAULT_CATALOG
+        >>> f = fingerprint_of([(184, 630, 631)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
+        >>> b = f.binned(2)
+        >>> b.voxel_size, b.shapes, b.radii_voxels["ribosome"]
+        (20.0, ((92, 315, 316),), 7.5)
+        """
+        if factor == 1:
+            return self
+        return DataFingerprint(
+            voxel_size=self.voxel_size * factor,
+            shapes=tuple(binned_shape(shape, factor=factor) for shape in self.shapes),
+            radii_voxels={name: radius / factor for name, radius in self.radii_voxels.items()},
+            blob_radii_voxels={name: radius / factor for name, radius in self.blob_radii_voxels.items()},
+            counts=dict(self.counts),
+        )
+
+    def to_json(self) -> dict[str, object]:
         return {
             "voxel_size": self.voxel_size,
             "shapes": [list(s) for s in self.shapes],
@@ -179,18 +203,70 @@ def plan_training(
     >>> plan = plan_training(f, config=TrainConfig(max_time=600.0), given={"max_time"}, device="cpu", multiple=8,
     ...                      target="spheres")
     >>> [c.setting for c in plan.choices]
-    ['epochs', 'patch', 'batch_size', 'class_weights']
+    ['bin', 'epochs', 'patch', 'batch_size', 'class_weights']
     >>> plan.apply(TrainConfig(max_time=600.0)).patch
     (64, 64, 64)
     """
     given = set(given)
+    binning = choose_bin(fingerprint, config=config, given=given, device=device)
+    working = fingerprint.binned(int(binning.value))  # type: ignore[call-overload]
     choices = [
+        binning,
         _epochs(config, given),
-        _patch(fingerprint, config, given, device=device, multiple=multiple),
+        _patch(working, config, given, device=device, multiple=multiple),
         _batch_size(config, given, device=device),
-        _class_weights(fingerprint, config, given, target=target),
+        _class_weights(working, config, given, target=target),
     ]
     return TrainPlan(fingerprint=fingerprint, device=device, choices=tuple(choices))
+
+
+AUTO_BIN = 1
+"""What ``bin = auto`` chooses, from ``make bench-accuracy`` runs of bin 1 against bin 2."""
+AUTO_BIN_REASON = (
+    "full resolution: bin 2 did not pay reliably in make bench-accuracy on a CPU (unseen F4 0.54 "
+    "against 0.81 at 600 s, 0.80 against 0.89 at 1200 s); bin 2 is opt-in"
+)
+
+
+def choose_bin(fingerprint: DataFingerprint, *, config: TrainConfig, given: Collection[str], device: str) -> Choice:
+    """The working resolution: the user's ``bin``, else :data:`AUTO_BIN` (measured, see its reason).
+
+    Parameters
+    ----------
+    fingerprint : DataFingerprint
+        The data at its own resolution.
+    config : TrainConfig
+        ``bin`` is ``auto`` (the plan chooses), 1 or 2.
+    given : collection of str
+        Settings the user gave.
+    device : str
+        ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    Choice
+        ``bin`` as an int; the reason names the working voxel size and the smallest radius.
+
+    Examples
+    --------
+    >>> from czii_cli.catalog import DEFAULT_CATALOG
+    >>> f = fingerprint_of([(96, 192, 192)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
+    >>> choice = choose_bin(f, config=TrainConfig(bin=2), given={"bin"}, device="cpu")
+    >>> choice.value, choice.given, choice.reason
+    (2, True, 'given: work at 20 Å voxels (smallest radius 3 voxels)')
+    """
+    if config.bin != "auto" and "bin" in given:
+        factor = int(config.bin)
+        return Choice("bin", factor, f"given: {_working(fingerprint, factor)}", given=True)
+    if config.bin != "auto":  # set by a configuration file without being marked given
+        factor = int(config.bin)
+        return Choice("bin", factor, f"set: {_working(fingerprint, factor)}")
+    return Choice("bin", AUTO_BIN, f"{AUTO_BIN_REASON} ({device}); {_working(fingerprint, AUTO_BIN)}")
+
+
+def _working(fingerprint: DataFingerprint, factor: int) -> str:
+    smallest = min(fingerprint.radii_voxels.values(), default=0.0) / factor
+    return f"work at {fingerprint.voxel_size * factor:g} Å voxels (smallest radius {smallest:.3g} voxels)"
 
 
 def _epochs(config: TrainConfig, given: set[str]) -> Choice:
