@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .coords import check_zyx
 from .errors import NonFiniteError, UsageError
 
 
@@ -93,8 +94,7 @@ def bin_volume(volume: np.ndarray, *, factor: int, source: str = "the volume") -
     """
     factor = check_factor(factor)
     array = np.asarray(volume)
-    if array.ndim != 3:
-        raise UsageError(f"{source}: binning needs a zyx volume, got {array.ndim} dimensions")
+    check_zyx(array.shape, source=source, what="volume to bin", error=UsageError)
     out = array.astype(np.float64, copy=False)
     if factor > 1:
         for axis in range(3):

@@ -83,7 +83,7 @@ def test_a_factor_must_be_a_positive_whole_number(factor):
 
 
 def test_a_volume_must_be_three_dimensional():
-    with pytest.raises(UsageError, match=r"^v: binning needs a zyx volume, got 2 dimensions"):
+    with pytest.raises(UsageError, match=r"^v: expected a \(z, y, x\) volume to bin, found shape \(4, 4\)"):
         bin_volume(np.zeros((4, 4)), factor=2, source="v")
 
 
