@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from torch import nn
@@ -74,7 +75,9 @@ def fit_window(window: Sequence[int], shape: Sequence[int], *, multiple: int = 1
     (64, 64, 64)
     """
     multiple = max(1, int(multiple))
-    return tuple(min(int(w), math.ceil(int(s) / multiple) * multiple) for w, s in zip(window, shape))
+    fitted = tuple(min(int(w), math.ceil(int(s) / multiple) * multiple) for w, s in zip(window, shape))
+    # Callers pass a zyx window and a zyx shape, so the pairs are three.
+    return cast(tuple[int, int, int], fitted)
 
 
 def window_multiple(models: Sequence[ModelFile]) -> int:
@@ -165,7 +168,13 @@ def at_model_grid(volume: Volume, models: Sequence[ModelFile], paths: Sequence[P
     return Volume(binned, meta, volume.source)
 
 
-def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Prepare | None, dict | str]:
+Preparation = tuple[Prepare | None, dict[str, Any] | str]
+"""A member's input preparation (``None``: as is) and its description for provenance."""
+
+
+def input_preparation(
+    model: ModelFile, volume: Volume, cache: dict[str, Preparation]
+) -> tuple[Prepare | None, dict[str, Any] | str]:
     """How to bring ``volume`` to the model's input scale, and a description of it.
 
     An already-normalized tomogram artifact (``extra["normalization"]``) and a model
@@ -194,7 +203,7 @@ def input_preparation(model: ModelFile, volume: Volume, cache: dict) -> tuple[Pr
 
 def members_for(
     networks: Sequence[nn.Module], models: Sequence[ModelFile], volume: Volume
-) -> tuple[list[Member], list[dict | str]]:
+) -> tuple[list[Member], list[dict[str, Any] | str]]:
     """Pair each built network with its input preparation for one tomogram.
 
     Returns the members and, per model, the normalization applied (for provenance).
@@ -207,7 +216,7 @@ def members_for(
             f"{volume.source}: at {volume.meta.voxel_size:g} Å voxels, the models need it binned by {factor} "
             f"({models[0].voxel_size:g} Å) before prediction"
         )
-    cache: dict = {}
+    cache: dict[str, Preparation] = {}
     members, applied = [], []
     for network, model in zip(networks, models):
         prepare, description = input_preparation(model, volume, cache)

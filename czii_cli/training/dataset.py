@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from ..catalog import DEFAULT_CATALOG, Catalog, catalog_from_mapping
 from ..errors import DataError, NonFiniteError
 from ..io import copick
-from ..io.artifacts import read_artifact, sniff
+from ..io.artifacts import ArtifactMeta, Volume, read_artifact, sniff
 from ..io.copick import GROUND_TRUTH, PicksSelection
 from ..io.picks import read_picks
 from ..io.volumes import VolumeRequest, read_tomogram
@@ -91,7 +92,7 @@ class TrainingVolume:
     picks: Picks
     voxel_size: float
     origin: tuple[float, float, float]
-    normalization: dict
+    normalization: dict[str, Any]
     source: str
 
 
@@ -202,12 +203,15 @@ def label_spec_of(source: RunSource) -> TargetSpec | None:
     """The target settings a label artifact recorded, or None for on-the-fly sources."""
     if source.labels is None:
         return None
-    meta = read_artifact(source.labels).meta
+    return _recorded_spec(read_artifact(source.labels).meta)
+
+
+def _recorded_spec(meta: ArtifactMeta) -> TargetSpec:
     kind = meta.extra.get("target", "heatmap" if meta.kind == "heatmap" else "spheres")
     return TargetSpec.from_json({**meta.extra, "target": kind})
 
 
-def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normalization: dict) -> TrainingVolume:
+def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normalization: dict[str, Any]) -> TrainingVolume:
     """Read, normalize and label one run.
 
     Parameters
@@ -249,27 +253,30 @@ def load_run(source: RunSource, *, catalog: Catalog, spec: TargetSpec, normaliza
             origin_zyx=volume.meta.origin,
         )
     else:
-        picks, target = _read_labels(source, volume, catalog=catalog, spec=spec)
+        picks, target = _read_labels(source, source.labels, volume, catalog=catalog, spec=spec)
     return TrainingVolume(
         run=source.run,
         image=image,
         target=target,
         picks=picks,
         voxel_size=volume.meta.voxel_size,
-        origin=tuple(volume.meta.origin),
+        # A tomogram's origin is zyx: three coordinates.
+        origin=cast(tuple[float, float, float], tuple(volume.meta.origin)),
         normalization={"method": stats["method"], "clip": stats.get("clip")},
         source=volume.source,
     )
 
 
-def _read_labels(source: RunSource, volume, *, catalog: Catalog, spec: TargetSpec) -> tuple[Picks, np.ndarray]:
+def _read_labels(
+    source: RunSource, labels_path: Path, volume: Volume, *, catalog: Catalog, spec: TargetSpec
+) -> tuple[Picks, np.ndarray]:
     from ..io.artifacts import check_same_grid
 
-    labels = read_artifact(source.labels)
+    labels = read_artifact(labels_path)
     check_same_grid(volume, labels)
     if list(labels.meta.classes) != catalog.names:
         raise DataError(f"{labels.source}: classes {list(labels.meta.classes)} differ from the model's {catalog.names}")
-    recorded = label_spec_of(source)
+    recorded = _recorded_spec(labels.meta)
     if recorded.kind != spec.kind:
         raise DataError(f"{labels.source}: a {recorded.kind} target, but training uses {spec.kind}")
     picks = picks_from_label_metadata(labels.meta.extra, run=source.run)
@@ -306,7 +313,7 @@ def bin_training_volume(volume: TrainingVolume, *, factor: int, catalog: Catalog
         return volume
     binned = bin_volume(volume.image, factor=factor, source=volume.source)
     method, clip = volume.normalization["method"], volume.normalization.get("clip")
-    stats = normalization_stats(binned, method=method, clip=clip, source=volume.source)  # type: ignore[arg-type]
+    stats = normalization_stats(binned, method=method, clip=clip, source=volume.source)
     voxel_size = volume.voxel_size * factor
     origin = binned_origin(volume.origin, voxel_size=volume.voxel_size, factor=factor)
     target = make_target(

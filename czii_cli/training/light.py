@@ -81,7 +81,7 @@ class LightUNet(nn.Module):
         for decoder, skip in zip(self.decoders, skips[-2::-1]):
             x = nn.functional.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
             x = decoder(torch.cat([x, skip], dim=1))
-        logits = self.head(x)
+        logits: torch.Tensor = self.head(x)
         if logits.shape[2:] != size:
             logits = nn.functional.interpolate(logits, size=size, mode="trilinear", align_corners=False)
         return logits

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class TrainPlan:
         """The plan for people, one line per setting."""
         return [f"{c.setting} = {_shown(c.value)}: {c.reason}" for c in self.choices]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "fingerprint": self.fingerprint.to_json(),
             "device": self.device,
@@ -158,9 +159,11 @@ def fingerprint_of(
     """
     radii = {c.name: c.radius / voxel_size for c in catalog}
     blobs = {name: radius * spec.scale_of(name) for name, radius in radii.items()}
+    # Training volumes are zyx, so each shape is three sides long.
+    zyx_shapes = cast(tuple[tuple[int, int, int], ...], tuple(tuple(int(s) for s in shape) for shape in shapes))
     return DataFingerprint(
         voxel_size=float(voxel_size),
-        shapes=tuple(tuple(int(s) for s in shape) for shape in shapes),
+        shapes=zyx_shapes,
         radii_voxels=radii,
         blob_radii_voxels=blobs,
         counts={c.name: int(counts.get(c.name, 0)) for c in catalog},

@@ -9,12 +9,13 @@ Defaults follow the competition's top solutions; any parameter can be overridden
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
 from ..errors import UsageError
 
-DEFAULT_PARAMS: dict[str, dict] = {
+DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     # 2nd place: light MONAI UNet, InstanceNorm + PReLU, strides (2, 2, 1).
     "unet": {
         "channels": [48, 64, 80, 80],
@@ -40,7 +41,7 @@ DEFAULT_PARAMS: dict[str, dict] = {
 ARCHS = tuple(DEFAULT_PARAMS)
 
 
-def resolve_params(arch: str, overrides: dict | None = None) -> dict:
+def resolve_params(arch: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The default parameters of ``arch`` updated by ``overrides``; unknown keys are errors."""
     if arch not in DEFAULT_PARAMS:
         raise UsageError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
@@ -52,7 +53,7 @@ def resolve_params(arch: str, overrides: dict | None = None) -> dict:
     return params
 
 
-def build_network(arch: str, *, in_channels: int, out_channels: int, params: dict | None = None) -> nn.Module:
+def build_network(arch: str, *, in_channels: int, out_channels: int, params: dict[str, Any] | None = None) -> nn.Module:
     """Instantiate a network.
 
     Parameters
@@ -76,7 +77,7 @@ def build_network(arch: str, *, in_channels: int, out_channels: int, params: dic
         raise UsageError(f"cannot build {arch} with parameters {resolved}: {err}") from None
 
 
-def patch_multiple(arch: str, params: dict | None = None) -> int:
+def patch_multiple(arch: str, params: dict[str, Any] | None = None) -> int:
     """Patch sides must be multiples of this for the architecture to round-trip shapes."""
     resolved = resolve_params(arch, params)
     if arch == "unet":
@@ -85,7 +86,8 @@ def patch_multiple(arch: str, params: dict | None = None) -> int:
             factor *= int(s)
         return factor
     if arch == "segresnet":
-        return 2 ** (len(resolved["blocks_down"]) - 1)
+        levels: int = 2 ** (len(resolved["blocks_down"]) - 1)
+        return levels
     if arch == "dynunet":
         factor = 1
         for s in resolved["strides"]:
@@ -93,11 +95,12 @@ def patch_multiple(arch: str, params: dict | None = None) -> int:
         return factor
     if arch == "flexunet":
         return 32
-    return 2 ** (len(resolved["channels"]) - 1) * int(resolved["stem_stride"])
+    multiple: int = 2 ** (len(resolved["channels"]) - 1) * int(resolved["stem_stride"])
+    return multiple
 
 
-def _unet(i: int, o: int, p: dict) -> nn.Module:
-    from monai.networks.nets import UNet
+def _unet(i: int, o: int, p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets.unet import UNet  # monai.networks.nets re-exports it implicitly
 
     return UNet(
         spatial_dims=3,
@@ -111,8 +114,8 @@ def _unet(i: int, o: int, p: dict) -> nn.Module:
     )
 
 
-def _segresnet(i: int, o: int, p: dict) -> nn.Module:
-    from monai.networks.nets import SegResNet
+def _segresnet(i: int, o: int, p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets.segresnet import SegResNet  # monai.networks.nets re-exports it implicitly
 
     return SegResNet(
         spatial_dims=3,
@@ -125,8 +128,8 @@ def _segresnet(i: int, o: int, p: dict) -> nn.Module:
     )
 
 
-def _dynunet(i: int, o: int, p: dict) -> nn.Module:
-    from monai.networks.nets import DynUNet
+def _dynunet(i: int, o: int, p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets.dynunet import DynUNet  # monai.networks.nets re-exports it implicitly
 
     strides = list(p["strides"])
     return DynUNet(
@@ -142,8 +145,8 @@ def _dynunet(i: int, o: int, p: dict) -> nn.Module:
     )
 
 
-def _flexunet(i: int, o: int, p: dict) -> nn.Module:
-    from monai.networks.nets import FlexibleUNet
+def _flexunet(i: int, o: int, p: dict[str, Any]) -> nn.Module:
+    from monai.networks.nets.flexible_unet import FlexibleUNet  # monai.networks.nets re-exports it implicitly
 
     return FlexibleUNet(
         in_channels=i,
@@ -155,13 +158,13 @@ def _flexunet(i: int, o: int, p: dict) -> nn.Module:
     )
 
 
-def _light(i: int, o: int, p: dict) -> nn.Module:
+def _light(i: int, o: int, p: dict[str, Any]) -> nn.Module:
     from .light import LightUNet
 
     return LightUNet(i, o, channels=tuple(p["channels"]), stem_stride=int(p["stem_stride"]))
 
 
-_BUILDERS: dict[str, Callable[[int, int, dict], nn.Module]] = {
+_BUILDERS: dict[str, Callable[[int, int, dict[str, Any]], nn.Module]] = {
     "unet": _unet,
     "segresnet": _segresnet,
     "dynunet": _dynunet,

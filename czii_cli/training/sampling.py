@@ -8,13 +8,19 @@ often as common ones.  All choices come from one seeded ``numpy.random.Generator
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..make_labels import Centres
 
 
-def clamp_start(centre_start: np.ndarray, shape: Sequence[int], crop: Sequence[int]) -> tuple[int, int, int]:
+def clamp_start(
+    centre_start: npt.NDArray[np.integer[Any]],
+    shape: Sequence[int],
+    crop: Sequence[int] | npt.NDArray[np.integer[Any]],
+) -> tuple[int, int, int]:
     """Keep a crop inside the volume; a volume smaller than the crop gets it centred.
 
     Examples
@@ -22,13 +28,14 @@ def clamp_start(centre_start: np.ndarray, shape: Sequence[int], crop: Sequence[i
     >>> clamp_start(np.array([-3, 5, 30]), (10, 10, 40), (4, 12, 8))
     (0, -1, 30)
     """
-    start = []
+    start: list[int] = []
     for value, size, length in zip(centre_start, shape, crop):
         if length >= size:
             start.append(-((length - size + 1) // 2))
         else:
             start.append(int(min(max(int(value), 0), size - length)))
-    return tuple(start)
+    # One entry per zyx axis: the centre, shape and crop are all three long.
+    return cast(tuple[int, int, int], tuple(start))
 
 
 class PatchSampler:
@@ -102,7 +109,9 @@ class PatchSampler:
         return volume, clamp_start(start, self.shapes[volume], self.crop)
 
 
-def extract_crop(array, start: Sequence[int], size: Sequence[int], *, fill: float = 0.0) -> np.ndarray:
+def extract_crop(
+    array: npt.NDArray[Any], start: Sequence[int], size: Sequence[int], *, fill: float = 0.0
+) -> np.ndarray:
     """Read the crop ``[start, start + size)`` of the last three axes, padding outside with ``fill``.
 
     Examples
