@@ -127,11 +127,9 @@ def command(
         arguments.pop("copick_target")
         return _predict_into_copick(**arguments)
     import os
-    from dataclasses import replace
 
     import torch
 
-    from ..batch import Job
     from ..console import debug, info, make_progress, set_verbosity, warn
     from ..coords import MODEL_VOXEL_SIZE_WARNING
     from ..errors import UsageError
@@ -139,7 +137,7 @@ def command(
     from ..io.atomic import is_stdout
     from ..io.tomogram_inputs import find_tomograms, plan_outputs
     from ..io.volumes import VolumeRequest
-    from ..predict_probs.job import predict_job, predict_settings, predict_tomogram
+    from ..predict_probs.job import describe_prediction, predict_jobs, predict_settings, predict_tomogram
     from ..predict_probs.members import load_models, model_bin_factor
     from .batching import absolute, check_batch_options, run_with_progress
     from .options import predict_options
@@ -187,15 +185,7 @@ def command(
 
     def log(result: dict) -> None:
         debug(f"{result['precision']} arithmetic, memory layout per model: {', '.join(result['layouts'])}")
-        shape = "x".join(map(str, result["window"]))
-        kind = "window" if result["tiling"] == "sliding" else "tile"
-        kind += "" if result["windows"] == 1 else "s"
-        if result["tiling"] == "halo":
-            kind += f" (halo {'x'.join(map(str, result['halo']))})"
-        info(
-            f"{result['source']}: {result['windows']} {kind} of {shape} x {len(models)} model(s) x {tta} TTA "
-            f"-> {result['target']}"
-        )
+        info(describe_prediction(result, models=len(models), tta=tta))
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     if len(found) == 1 and scheduler is None:  # one tomogram: in this process, a bar over its windows
@@ -220,22 +210,7 @@ def command(
             )
         return
     place = absolute if scheduler is not None else Path  # Dask workers run elsewhere: absolute paths
-    settings = replace(settings, models=tuple(map(place, settings.models)))
-    batch = [
-        Job(
-            item.name,
-            Path(place(target)),
-            predict_job,
-            {
-                "path": place(item.path),
-                "request": item.request,
-                "target": place(target),
-                "settings": settings,
-                "overwrite": overwrite,
-            },
-        )
-        for item, target in zip(found, targets)
-    ]
+    batch = predict_jobs(found, targets, settings=settings, overwrite=overwrite, place=place)
     run_with_progress(
         batch,
         workers=jobs,

@@ -13,15 +13,17 @@ so ``postprocess`` configures itself from the map.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..batch import Job
 from ..errors import DataError, UsageError
 from ..io.artifacts import Volume, create_artifact
 from ..io.atomic import is_stdout
+from ..io.tomogram_inputs import TomogramInput
 from ..io.volumes import VolumeRequest, read_tomogram
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
@@ -249,6 +251,67 @@ def predict_job(
     networks = [model.build() for model in models]
     volume = read_tomogram(path, request)
     return predict_tomogram(volume, target, models=models, networks=networks, settings=settings, overwrite=overwrite)
+
+
+def predict_jobs(
+    inputs: Sequence[TomogramInput],
+    targets: Sequence[Path | str],
+    *,
+    settings: PredictSettings,
+    overwrite: bool = False,
+    place: Callable[[Path], Path] = Path,
+) -> list[Job]:
+    """One batch job (:func:`predict_job`) per tomogram, into its planned target.
+
+    Parameters
+    ----------
+    inputs : sequence of TomogramInput
+        The tomograms (:func:`czii_cli.io.tomogram_inputs.find_tomograms`).
+    targets : sequence of path
+        Their outputs, in the same order (:func:`czii_cli.io.tomogram_inputs.plan_outputs`).
+    settings : PredictSettings
+        How to predict.
+    overwrite : bool
+        Replace existing outputs.
+    place : callable
+        Applied to every path a job carries: ``Path`` for local workers, an absolute path
+        for Dask workers that run elsewhere.
+    """
+    placed = replace(settings, models=tuple(place(Path(model)) for model in settings.models))
+    return [
+        Job(
+            item.name,
+            place(Path(target)),
+            predict_job,
+            {
+                "path": place(item.path),
+                "request": item.request,
+                "target": place(Path(target)),
+                "settings": placed,
+                "overwrite": overwrite,
+            },
+        )
+        for item, target in zip(inputs, targets)
+    ]
+
+
+def describe_prediction(result: dict[str, Any], *, models: int, tta: str) -> str:
+    """One line on what a prediction computed: tiles or windows, their size, models and TTA.
+
+    Examples
+    --------
+    >>> describe_prediction(
+    ...     {"source": "t.mrc", "target": "p.zarr", "tiling": "halo", "windows": 4,
+    ...      "window": [184, 376, 376], "halo": [56, 56, 56]}, models=1, tta="flips")
+    't.mrc: 4 tiles (halo 56x56x56) of 184x376x376 x 1 model(s) x flips TTA -> p.zarr'
+    """
+    kind = "window" if result["tiling"] == "sliding" else "tile"
+    kind += "" if result["windows"] == 1 else "s"
+    if result["tiling"] == "halo":
+        kind += f" (halo {'x'.join(map(str, result['halo']))})"
+    shape = "x".join(map(str, result["window"]))
+    run = f"{result['windows']} {kind} of {shape} x {models} model(s) x {tta} TTA"
+    return f"{result['source']}: {run} -> {result['target']}"
 
 
 def predict_file(
