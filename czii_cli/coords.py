@@ -170,3 +170,31 @@ def check_zyx(
     if len(sides) != 3:
         raise error(f"{source}: expected a (z, y, x) {what}, found shape {sides}")
     return sides[0], sides[1], sides[2]
+
+
+def check_czyx(axes: str, *, source: str, what: str = "probability map") -> None:
+    """Check that an array's metadata declares per-class channels over a volume: axes ``czyx``.
+
+    Parameters
+    ----------
+    axes : str
+        The axes its metadata declares.
+    source : str
+        What the message names first: the file.
+    what : str
+        What the array should be, for the message.
+
+    Raises
+    ------
+    DataError
+        Any other axes.
+
+    Examples
+    --------
+    >>> check_czyx("czyx", source="p.zarr")
+    >>> check_czyx("zyx", source="t.zarr")
+    Traceback (most recent call last):
+    czii_cli.errors.DataError: t.zarr: expected a czyx probability map, found axes 'zyx'
+    """
+    if axes != "czyx":
+        raise DataError(f"{source}: expected a czyx {what}, found axes {axes!r}")

@@ -166,6 +166,17 @@ def test_mismatched_maps_fail_cleanly(cli, maps, tmp_path, changes, shape, messa
     assert not (tmp_path / "e.zarr").exists()
 
 
+def test_a_tomogram_is_not_a_map_to_ensemble(cli, maps, tmp_path):
+    a = write_map(tmp_path / "a.zarr", maps[0])
+    tomogram = tmp_path / "t.zarr"
+    write_artifact(tomogram, maps[1][0], ArtifactMeta(kind="tomogram", axes="zyx", voxel_size=10.0, run="TS_1"))
+    result = cli("ensemble", a, tomogram, "-o", tmp_path / "e.zarr")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("czii: error:")]
+    assert errors == [f"czii: error: {tomogram}: expected a czyx probability map, found axes 'zyx'"]
+    assert not (tmp_path / "e.zarr").exists()
+
+
 def test_maps_of_different_kinds_need_logit_or_rank(cli, maps, tmp_path):
     a = write_map(tmp_path / "a.zarr", maps[0])
     b = write_map(tmp_path / "b.zarr", maps[1], extra={"activation": "logits", "logits_of": "softmax"})

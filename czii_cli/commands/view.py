@@ -72,6 +72,7 @@ def command(
 ) -> None:
     from .. import view
     from ..console import info, set_verbosity, warn
+    from ..coords import check_czyx
     from ..errors import DataError, UsageError
     from ..io.artifacts import check_same_grid, read_artifact
     from ..io.atomic import check_output
@@ -95,8 +96,7 @@ def command(
     probs_volume = None
     if probs is not None:
         probs_volume = read_artifact(probs)
-        if probs_volume.meta.axes != "czyx":
-            raise DataError(f"{probs}: expected a czyx probability map, found axes {probs_volume.meta.axes!r}")
+        check_czyx(probs_volume.meta.axes, source=str(probs))
         check_same_grid(volume, probs_volume)
         if not set(probs_volume.meta.classes) - {BACKGROUND}:
             raise DataError(f"{probs}: no named class channels besides background")

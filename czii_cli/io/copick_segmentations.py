@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import BACKGROUND
-from ..coords import check_zyx
+from ..coords import check_czyx, check_zyx
 from ..errors import DataError, UsageError
 from .artifacts import ArtifactMeta, Volume, open_zarr_group
 from .atomic import atomic_path
@@ -230,8 +230,7 @@ def write_probs_to_copick(
     map's metadata, its classes narrowed to that channel.  Returns the stores written.
     """
     meta = volume.meta
-    if meta.axes != "czyx":
-        raise DataError(f"{volume.source}: expected a czyx probability map, found axes {meta.axes!r}")
+    check_czyx(meta.axes, source=str(volume.source))
     names = probs_segmentation_names(meta.classes, voxel_size=meta.voxel_size, user=user, session=session)
     written = []
     for name in names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..coords import check_czyx
 from ..errors import DataError, UsageError
 from .artifacts import Volume, check_same_grid, read_artifact, stdin_to_tempfile
 
@@ -19,8 +20,7 @@ def read_matching_maps(paths: Sequence[Path]) -> list[Volume]:
     maps = []
     for path in paths:
         volume = read_artifact(stdin_to_tempfile() if str(path) == "-" else Path(path))
-        if volume.meta.axes != "czyx":
-            raise DataError(f"{path}: not a probability map (kind {volume.meta.kind}, axes {volume.meta.axes})")
+        check_czyx(volume.meta.axes, source=str(path))
         maps.append(volume)
     first = maps[0]
     for other in maps[1:]:
