@@ -361,7 +361,7 @@ def test_runs_and_picks_exclude_each_other(cli, tmp_path):
 
 
 def test_a_failure_mid_way_leaves_no_output(cli, tmp_path, monkeypatch):
-    import czii_cli.simulate as library
+    import czii_cli.simulate.job as library
 
     real = library.simulate_run
     calls = []
@@ -599,3 +599,37 @@ def test_full_size_run_at_given_positions_with_the_new_conditions():
     assert sim.tomogram.shape == (184, 630, 630) and sim.tomogram.dtype == np.float32
     assert np.isfinite(sim.tomogram).all()
     np.testing.assert_allclose(sim.picks.sorted().xyz, given.sorted().xyz)
+
+
+def test_simulate_files_writes_the_same_project_as_the_command(cli, tmp_path):
+    from czii_cli.simulate.job import simulate_files
+
+    seen = []
+    out = simulate_files(
+        tmp_path / "lib",
+        names=["TS_sim_0"],
+        shape=SMALL,
+        catalog=DEFAULT_CATALOG,
+        seed=3,
+        layout="mrc",
+        on_run=lambda run, summary: seen.append(run),
+    )
+    assert out == tmp_path / "lib" and seen == ["TS_sim_0"]
+    assert (
+        cli("simulate", tmp_path / "cli", "--runs", 1, "--shape", *SMALL, "--seed", 3, "--layout", "mrc").exit_code == 0
+    )
+    for name in ("train_images/TS_sim_0.mrc", "train_annotations/TS_sim_0.csv"):
+        assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    lib, made = (json.loads((tmp_path / d / "simulation.json").read_text()) for d in ("lib", "cli"))
+    assert lib == made and lib["seed"] == 3 and list(lib["runs"]) == ["TS_sim_0"]
+    assert not (tmp_path / "lib" / "copick_config.json").exists()
+
+
+def test_simulate_files_refuses_a_run_name_that_is_not_a_file_name(tmp_path):
+    from czii_cli.simulate.job import simulate_files
+
+    with pytest.raises(DataError, match=r"picks\.csv: .*run name"):
+        simulate_files(
+            tmp_path / "sim", names=["../escape"], shape=SMALL, catalog=DEFAULT_CATALOG, picks_file="picks.csv"
+        )
+    assert not (tmp_path / "sim").exists()

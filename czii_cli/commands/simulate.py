@@ -36,19 +36,13 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from .common import Classes, Overwrite, Quiet, Seed, voxel_size_option
 
-if TYPE_CHECKING:
-    from ..catalog import Catalog
-    from ..simulate import SimulatedRun
-
 DEFAULT_SNR = 0.1  # mirrors czii_cli.simulate.DEFAULT_SNR, which is not imported at start-up
-TOMO_TYPE = "denoised"
-PROVENANCE_FILE = "simulation.json"
 
 
 def _range_option(flag: str, help: str):
@@ -110,13 +104,10 @@ def command(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
-    import numpy as np
-
-    from ..console import info, set_verbosity, track
+    from ..console import info, make_progress, set_verbosity
     from ..errors import DataError, UsageError
-    from ..io.atomic import atomic_path, check_output
+    from ..io.atomic import check_output
     from ..io.catalog_file import load_catalog
-    from ..io.names import check_file_name
     from ..io.picks import read_picks
     from ..simulate import (
         MIN_SIDE,
@@ -124,10 +115,9 @@ def command(
         SimulationRanges,
         check_memory,
         check_positions,
-        parameter_rng,
         physical_memory,
-        simulate_run,
     )
+    from ..simulate.job import simulate_files
 
     set_verbosity(quiet=quiet)
     if min(shape) < MIN_SIDE:
@@ -172,10 +162,6 @@ def command(
         except DataError as err:
             raise DataError(f"{picks}: {err}") from None
     names = given.experiments if given is not None else [f"TS_sim_{i}" for i in range(runs or 1)]
-    for run in names:  # run and particle names become folder and file names
-        check_file_name(run, source=str(picks), what="run name")
-    for name in catalog.names:
-        check_file_name(name, source=str(classes or "the class catalog"), what="particle name")
     args = {
         "runs": len(names),
         "shape": list(shape),
@@ -185,38 +171,32 @@ def command(
         "voxel_size": voxel_size,
         "density": density,
     }
+    with make_progress() as progress:
+        task = progress.add_task("simulating", total=len(names), status="")
 
-    provenance: dict[str, Any] = {
-        "command": "simulate",
-        "seed": seed,
-        "shape": list(shape),
-        "voxel_size": voxel_size,
-        "density": density,
-        "picks": None if picks is None else str(picks),
-        "ranges": {**ranges.to_json(), "defocus_um": list(defocus_um)},
-        "runs": {},
-    }
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        tmp.mkdir()
-        _write_marker(tmp, args, inputs=[str(p) for p in (picks, classes) if p is not None])
-        for index, run in enumerate(track(names, description="simulating", total=len(names))):
-            sim = simulate_run(
-                shape,
-                catalog=catalog,
-                voxel_size=voxel_size,
-                rng=np.random.default_rng(np.random.SeedSequence([seed, index])),
-                positions=None if given is None else given.where(experiment=run),
-                density_scale=density,
-                run=run,
-                imaging=imaging,
-                conditions=ranges.draw(parameter_rng(seed, index)),
-            )
-            _write_run(tmp, sim, layout=layout, voxel_size=voxel_size)
-            provenance["runs"][run] = sim.provenance()
-            info(f"{run}: {sim.summary()}")
-        if layout is not Layout.mrc:
-            _write_copick_config(tmp, catalog, final=out)
-        _write_provenance(tmp / PROVENANCE_FILE, provenance)
+        def on_run(run: str, summary: str) -> None:
+            progress.advance(task)
+            info(f"{run}: {summary}")
+
+        simulate_files(
+            out,
+            names=names,
+            shape=shape,
+            catalog=catalog,
+            seed=seed,
+            voxel_size=voxel_size,
+            density=density,
+            ranges=ranges,
+            imaging=imaging,
+            layout=layout.value,
+            positions=given,
+            overwrite=overwrite,
+            args=args,
+            inputs=[str(p) for p in (picks, classes) if p is not None],
+            picks_file=None if picks is None else str(picks),
+            catalog_source=str(classes or "the class catalog"),
+            on_run=on_run,
+        )
     info(f"wrote {len(names)} simulated run(s) to {out} ({layout.value} layout)")
 
 
@@ -237,46 +217,3 @@ def _parse_range(text: str, flag: str) -> tuple[float, float]:
     if low > high:
         raise UsageError(f"{flag} range must have LO <= HI, got {text!r}")
     return low, high
-
-
-def _write_provenance(path: Path, document: dict) -> None:
-    from .. import __version__
-    from ..io.volumes import write_json
-
-    write_json(path, {**document, "version": __version__})
-
-
-def _write_run(root: Path, sim: SimulatedRun, *, layout: Layout, voxel_size: float) -> None:
-    from ..io.picks import write_annotation_csv, write_copick_picks
-    from ..io.volumes import write_mrc, write_ome_zarr
-
-    run = sim.run
-    if layout is not Layout.mrc:
-        spacing = root / "static" / "ExperimentRuns" / run / f"VoxelSpacing{voxel_size:.3f}"
-        write_ome_zarr(spacing / f"{TOMO_TYPE}.zarr", sim.tomogram, voxel_size=voxel_size)
-        (root / "overlay" / "ExperimentRuns" / run / "Picks").mkdir(parents=True, exist_ok=True)
-        write_copick_picks(root / "overlay", sim.picks, user="curation", session="0")
-    if layout is not Layout.copick:
-        (root / "train_images").mkdir(exist_ok=True)
-        (root / "train_annotations").mkdir(exist_ok=True)
-        write_mrc(root / "train_images" / f"{run}.mrc", sim.tomogram, voxel_size=voxel_size)
-        write_annotation_csv(root / "train_annotations" / f"{run}.csv", sim.picks)
-
-
-def _write_marker(root: Path, args: dict, *, inputs: list[str]) -> None:
-    """The hidden file that marks the folder as czii's (so that -f may replace it), with provenance."""
-    from ..io.artifacts import provenance_entry
-    from ..io.atomic import MARKER
-    from ..io.volumes import write_json
-
-    write_json(
-        root / MARKER, {"czii": {"kind": "simulation", "provenance": [provenance_entry("simulate", args, inputs)]}}
-    )
-
-
-def _write_copick_config(root: Path, catalog: Catalog, *, final: Path) -> None:
-    """The project config, pointing at where the project will be once renamed into place."""
-    from ..io.copick import config_document
-    from ..io.volumes import write_json
-
-    write_json(root / "copick_config.json", config_document(final.name, catalog.to_json(), final))
