@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from importlib import import_module
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ..class_values import parse_class_values
 from ..errors import UsageError
@@ -228,11 +228,19 @@ def postprocess_options(method: str, given: Mapping[str, object | None], *, seed
 # ----------------------------------------------------------------------------- predict-probs
 
 
-def predict_options(*, tta: str, dtype: str, device: str, precision: str, tiling: str) -> None:
+def predict_options(
+    *, tta: str, dtype: str, device: str, precision: str, tiling: str, output_stride: str = "auto"
+) -> int | Literal["auto"]:
     """Check the choices of ``predict-probs`` once, in the order of its flags' checks.
 
     The device is resolved too, so that ``cuda`` without a CUDA device fails here,
-    before any model is loaded.
+    before any model is loaded.  Returns ``--output-stride`` as the library takes it:
+    ``"auto"``, 1 or 2.
+
+    Examples
+    --------
+    >>> predict_options(tta="none", dtype="float16", device="cpu", precision="auto", tiling="auto", output_stride="2")
+    2
     """
     from ..predict_probs.predict import TILINGS
     from ..predict_probs.runner import PRECISIONS, resolve_device
@@ -245,3 +253,6 @@ def predict_options(*, tta: str, dtype: str, device: str, precision: str, tiling
     look_up_option(precision, PRECISIONS, what="precision")
     if tiling not in TILINGS:
         raise UsageError(f"--tiling must be one of {', '.join(TILINGS)}, got {tiling!r}")
+    if output_stride not in ("auto", "1", "2"):
+        raise UsageError(f"--output-stride must be auto, 1 or 2, got {output_stride!r}")
+    return "auto" if output_stride == "auto" else int(output_stride)

@@ -92,6 +92,14 @@ def command(
     memory: Annotated[
         float, typer.Option("--memory", min=0.05, help="GiB a halo tile may use (network and buffers).")
     ] = DEFAULT_MEMORY_GIB,
+    output_stride: Annotated[
+        str,
+        typer.Option(
+            "--output-stride",
+            help="auto, 1 (the tomogram's grid) or 2 (half resolution: the light net's own grid, "
+            "twice the voxel size; picks stay in the tomogram's Å).",
+        ),
+    ] = "auto",
     run: Run = None,
     tomo_type: TomoType = None,
     voxel_size: VoxelSize = None,
@@ -143,7 +151,9 @@ def command(
     from .options import predict_options
 
     set_verbosity(quiet=quiet, verbose=verbose)
-    predict_options(tta=tta, dtype=dtype, device=device, precision=precision, tiling=tiling)
+    stride = predict_options(
+        tta=tta, dtype=dtype, device=device, precision=precision, tiling=tiling, output_stride=output_stride
+    )
     check_batch_options(
         scheduler=scheduler,
         skip_existing=skip_existing,
@@ -164,6 +174,7 @@ def command(
         precision=precision,
         tiling=tiling,
         memory_budget=memory * 1024**3,
+        output_stride=stride,
     )
     found = find_tomograms(tomograms, VolumeRequest(run=run, tomo_type=tomo_type, voxel_size=voxel_size))
     targets = plan_outputs(
@@ -246,14 +257,21 @@ def _predict_into_copick(
     from ..io.tomogram_inputs import find_tomograms
     from ..io.volumes import VolumeRequest
     from ..predict_probs.members import load_models, model_bin_factor
+    from ..predict_probs.stride import resolve_output_stride
+    from .options import predict_options
 
     set_verbosity(quiet=quiet, verbose=verbose)
+    requested = predict_options(
+        **{key: options[key] for key in ("tta", "dtype", "device", "precision", "tiling", "output_stride")}
+    )
     if skip_existing and overwrite:
         raise UsageError("--skip-existing keeps complete outputs and --overwrite replaces them; choose one")
     config = copick_target(output)
     assert config is not None  # only called for a copick: output
     project = open_output_project(config)
     models = load_models(options["model"])
+    tiling = "sliding" if options["window"] and options["tiling"] == "auto" else options["tiling"]
+    stride = resolve_output_stride(requested, models, options["model"], tiling=tiling)
     classes = models[0].classes
     request = VolumeRequest(run=options["run"], tomo_type=options["tomo_type"], voxel_size=options["voxel_size"])
     found = find_tomograms(options["tomograms"], request)
@@ -266,6 +284,7 @@ def _predict_into_copick(
         voxel = 10.0  # no tomogram opened for this run: the default spacing
         if item.volume is not None:  # the map's voxels: the tomogram's, binned to the model's grid
             voxel = item.volume.meta.voxel_size * model_bin_factor(models, options["model"], item.volume)
+        voxel *= stride  # and binned again at output stride 2
         names = probs_segmentation_names(classes, voxel_size=voxel, user=user_id, session=session_id)
         stores = [segmentation_path(project, item.name, n) for n in names]
         if skip_existing and all(s.exists() for s in stores):

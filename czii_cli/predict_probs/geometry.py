@@ -22,6 +22,12 @@ Gaussian weights: no blending, and each voxel is computed about once instead of 
 Tiles start at multiples of the size multiple and never extend past the volume's start;
 the volume is zero-padded at its far end to a multiple (as a pass over the whole volume
 would need), so every stitched voxel equals that pass up to floating-point rounding.
+
+A network may give its output at a stride: on a grid ``s`` times coarser than its input
+(a ``light`` net at output stride 2, whose voxel ``j`` stands for input voxels
+``2j .. 2j + 1``).  Radii and halos stay in input voxels; the cuts between cores fall on
+multiples of ``s``, so tile ``i`` gives output voxels ``[cuts[i] / s, cuts[i + 1] / s)``
+of the binned grid (:func:`czii_cli.resample.binned_shape`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import UsageError
+from ..resample import binned_shape
 from .runner import set_memory_format
 
 PROBE_LENGTH = 256
@@ -366,9 +373,11 @@ def _axis_radius(
         for distance in distances:
             far = ((index < block - distance) | (index >= block + multiple + distance)).view(view)
             samples.append(torch.where(far, other, base))
+    outputs = run(torch.cat(samples), tracker=tracker)
+    stride = output_stride_of(length, int(outputs.shape[2 + axis]), multiple=multiple)
     central = [slice(None)] * 5
-    central[2 + axis] = slice(block, block + multiple)
-    outputs = run(torch.cat(samples), tracker=tracker)[tuple(central)]
+    central[2 + axis] = slice(block // stride, (block + multiple) // stride)
+    outputs = outputs[tuple(central)]
     changed_beyond = -1  # the largest distance whose change still moved the block
     step = len(distances) + 1
     for first in range(0, len(samples), step):
@@ -380,6 +389,29 @@ def _axis_radius(
     if changed_beyond >= distances[-1]:
         return None
     return changed_beyond + multiple if changed_beyond >= 0 else nearest
+
+
+def output_stride_of(side: int, output_side: int, *, multiple: int) -> int:
+    """The stride of a network that maps ``side`` input voxels to ``output_side`` output voxels.
+
+    1 when the sides are equal; ``s`` when the output is ``side / s`` with ``s`` dividing
+    ``multiple`` (so tiles on the multiple map to whole output voxels); anything else is a
+    :class:`UsageError`.
+
+    Examples
+    --------
+    >>> output_stride_of(64, 32, multiple=8)
+    2
+    """
+    if output_side == side:
+        return 1
+    stride = side // output_side if output_side else 0
+    if stride < 2 or stride * output_side != side or multiple % stride:
+        raise UsageError(
+            f"a network mapped {side} input voxels to {output_side}: neither the same size nor a stride dividing "
+            f"its size multiple {multiple}"
+        )
+    return stride
 
 
 def working_bytes_per_voxel(
@@ -458,7 +490,11 @@ class HaloTiling:
         Tile starts along each axis; the tiles are their Cartesian product.
     cuts : tuple of three tuples of int
         Core boundaries along each axis: tile ``i`` gives voxels ``[cuts[i], cuts[i + 1])``
-        of the padded volume (``cuts[0] == 0``, ``cuts[-1] == padded size``).
+        of the padded volume (``cuts[0] == 0``, ``cuts[-1] == padded size``), multiples
+        of ``stride``.
+    stride : int
+        Output stride of the networks: the output grid is ``stride`` times coarser than
+        the volume's (1: the volume's own grid).
     """
 
     shape: tuple[int, int, int]
@@ -467,6 +503,12 @@ class HaloTiling:
     halo: tuple[int, int, int]
     starts: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
     cuts: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+    stride: int = 1
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """The output's spatial shape: the volume's, binned by ``stride`` (partial blocks kept)."""
+        return binned_shape(self.shape, factor=self.stride)
 
     @property
     def count(self) -> int:
@@ -479,13 +521,17 @@ class HaloTiling:
         return self.count * math.prod(self.window) / math.prod(self.shape)
 
     def tiles(self) -> list[tuple[tuple[int, int, int], tuple[slice, slice, slice]]]:
-        """``(start, core)`` of each tile in z, y, x order: its start and the slices of
-        the volume (not padded) it provides; tiles whose core lies in the padding only are
+        """``(start, core)`` of each tile in z, y, x order: its start in the volume and the
+        slices of the output (not padded; the volume's grid at stride 1, the binned grid
+        at stride ``s``) it provides; tiles whose core lies in the padding only are
         skipped."""
         found: list[tuple[tuple[int, int, int], tuple[slice, slice, slice]]] = []
+        step, out = self.stride, self.output_shape
         for index in itertools.product(*(range(len(s)) for s in self.starts)):
             z, y, x = (self.starts[a][i] for a, i in enumerate(index))
-            cz, cy, cx = (slice(self.cuts[a][i], min(self.cuts[a][i + 1], self.shape[a])) for a, i in enumerate(index))
+            cz, cy, cx = (
+                slice(self.cuts[a][i] // step, min(self.cuts[a][i + 1] // step, out[a])) for a, i in enumerate(index)
+            )
             core = (cz, cy, cx)
             if all(c.stop > c.start for c in core):
                 found.append(((z, y, x), core))
@@ -493,14 +539,15 @@ class HaloTiling:
 
 
 def axis_tiles(
-    size: int, window: int, *, halo: int, multiple: int, align: int = 1
+    size: int, window: int, *, halo: int, multiple: int, align: int = 1, step: int = 1
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Starts and core boundaries of the fewest tiles of ``window`` voxels along one axis.
 
     Tiles start at multiples of ``multiple``, the first at 0, the last ending at ``size``
     (a multiple too); each tile's core stays ``halo`` voxels away from its edges, except at
     the ends of the axis.  Each cut between two cores lies where both tiles are valid: on
-    a multiple of ``align`` if there is one, else in the middle.
+    a multiple of ``align`` if there is one, else in the middle, rounded down to a
+    multiple of ``step`` (the output stride, which must divide ``multiple`` and ``align``).
 
     Examples
     --------
@@ -511,6 +558,8 @@ def axis_tiles(
     """
     if size % multiple or window % multiple:
         raise UsageError(f"tiles of {window} on an axis of {size} must both be multiples of {multiple}")
+    if multiple % step or align % step:
+        raise UsageError(f"an output stride of {step} must divide the size multiple {multiple} and alignment {align}")
     if window >= size:
         return (0,), (0, size)
     core = window - 2 * halo
@@ -525,7 +574,8 @@ def axis_tiles(
         if low > high:  # rounding to the multiple left a gap: should not happen with the count above
             raise UsageError(f"tiles of {window} with a halo of {halo} cannot cover an axis of {size}")
         aligned = math.ceil(low / align) * align
-        cuts.append(aligned if aligned <= high else (low + high) // 2)
+        # low is a multiple of ``multiple``, so of ``step``: the rounded middle stays in [low, high]
+        cuts.append(aligned if aligned <= high else (low + high) // 2 // step * step)
     cuts.append(size)
     return tuple(starts), tuple(cuts)
 
@@ -545,6 +595,7 @@ def plan_halo_tiling(
     multiple: int,
     max_window_voxels: int,
     align: Sequence[int] = (1, 1, 1),
+    stride: int = 1,
 ) -> HaloTiling:
     """The tiling that computes the fewest voxels with tiles of at most ``max_window_voxels``.
 
@@ -559,7 +610,10 @@ def plan_halo_tiling(
     max_window_voxels : int
         Largest tile (voxels): what the memory budget allows.
     align : sequence of 3 int
-        Preferred positions of the cuts (the output's chunks), per axis.
+        Preferred positions of the cuts (the output's chunks, in output voxels), per axis.
+    stride : int
+        Output stride of the networks (it must divide ``multiple``): cuts fall on its
+        multiples and the cores are given on the output's grid (:meth:`HaloTiling.tiles`).
 
     Returns
     -------
@@ -603,7 +657,10 @@ def plan_halo_tiling(
             f"{'x'.join(map(str, halo))} has {smallest}; raise the memory budget"
         )
     window = best[1]
-    axes = [axis_tiles(p, w, halo=h, multiple=multiple, align=a) for p, w, h, a in zip(padded, window, halo, align)]
+    axes = [
+        axis_tiles(p, w, halo=h, multiple=multiple, align=a * stride, step=stride)
+        for p, w, h, a in zip(padded, window, halo, align)
+    ]
     # one value per axis of ``shape`` (z, y, x), as every caller passes: the tuples have three
     return HaloTiling(
         shape=cast("tuple[int, int, int]", shape),
@@ -612,6 +669,7 @@ def plan_halo_tiling(
         halo=cast("tuple[int, int, int]", halo),
         starts=cast("tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]", tuple(a[0] for a in axes)),
         cuts=cast("tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]", tuple(a[1] for a in axes)),
+        stride=stride,
     )
 
 

@@ -8,6 +8,11 @@ worker process or as a task on a Dask worker.  The artifact is written atomicall
 appears under its name only when complete.  The map's metadata carries the pick
 thresholds its model tuned (:mod:`czii_cli.pick_settings`) when the models agree on them,
 so ``postprocess`` configures itself from the map.
+
+At output stride 2 (:mod:`czii_cli.predict_probs.stride`) the map lies on the tomogram's
+grid binned by 2: its shape is :func:`czii_cli.resample.binned_shape`, its voxel size
+twice the tomogram's and its origin :func:`czii_cli.resample.binned_origin`, so the Å of
+every later stage stay those of the tomogram.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from ..io.tomogram_inputs import TomogramInput
 from ..io.volumes import VolumeRequest, read_tomogram
 from ..pick_settings import KEY as PICK_SETTINGS_KEY
 from ..pick_settings import common_settings, from_training_summary
+from ..resample import binned_origin, binned_shape
 from ..training.checkpoint import ModelFile
 from .members import at_model_grid, choose_window, fit_window, load_models, members_for, window_multiple
 from .predict import FixedOutput, predict_into
 from .runner import PRECISIONS, resolve_device, resolve_precision
 from .stitch import DEFAULT_MEMORY_BUDGET
+from .stride import OutputStride, resolve_output_stride
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,10 @@ class PredictSettings:
         ``window`` and ``overlap`` apply to ``sliding``.
     memory_budget : float
         Bytes a halo tile may use.
+    output_stride : int
+        1: the map on the tomogram's grid (the models' grid when they are binned to it);
+        2: on that grid binned by 2, from the networks' half-resolution logits
+        (:mod:`czii_cli.predict_probs.stride`).  Resolved: never ``auto``.
     """
 
     models: tuple[Path, ...]
@@ -78,6 +89,7 @@ class PredictSettings:
     precision: str = "auto"
     tiling: str = "auto"
     memory_budget: float = DEFAULT_MEMORY_BUDGET
+    output_stride: int = 1
 
 
 def predict_settings(
@@ -94,19 +106,25 @@ def predict_settings(
     precision: str = "auto",
     tiling: str = "auto",
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    output_stride: OutputStride = "auto",
 ) -> PredictSettings:
     """The settings of a prediction with the model files ``paths``, loaded as ``models``.
 
     The window is ``window``, else the first model's patch size, and every network must
-    take it; an explicit window with tiling ``auto`` asks for sliding windows.  The other
-    parameters are the fields of :class:`PredictSettings`.
+    take it; an explicit window with tiling ``auto`` asks for sliding windows.
+    ``output_stride`` (``auto``, 1 or 2) is resolved with the tiling
+    (:func:`czii_cli.predict_probs.stride.resolve_output_stride`).  The other parameters
+    are the fields of :class:`PredictSettings`.
 
     Raises
     ------
     UsageError
-        A window that is not three positive sizes, or that a network does not take.
+        A window that is not three positive sizes, or that a network does not take;
+        output stride 2 with a model that cannot give it (naming its file) or with
+        sliding windows.
     """
     z, y, x = choose_window(models, paths, window)
+    tiling = "sliding" if window and tiling == "auto" else tiling
     return PredictSettings(
         models=tuple(paths),
         window=(z, y, x),
@@ -117,8 +135,9 @@ def predict_settings(
         dtype=dtype,
         logits=logits,
         precision=precision,
-        tiling="sliding" if window and tiling == "auto" else tiling,
+        tiling=tiling,
         memory_budget=memory_budget,
+        output_stride=resolve_output_stride(output_stride, models, paths, tiling=tiling),
     )
 
 
@@ -159,8 +178,8 @@ def predict_tomogram(
     Returns
     -------
     dict
-        ``source``, ``target`` (``stdout`` when streamed), ``tiling``, ``windows``,
-        ``window``, ``halo``, ``layouts`` (the memory layout per network) and
+        ``source``, ``target`` (``stdout`` when streamed), ``tiling``, ``output_stride``,
+        ``windows``, ``window``, ``halo``, ``layouts`` (the memory layout per network) and
         ``precision`` (the networks' arithmetic).
     """
     volume = at_model_grid(volume, models, settings.models)
@@ -192,10 +211,17 @@ def predict_tomogram(
         "normalization": normalization,
         "tiling": settings.tiling,
         "memory_budget": settings.memory_budget,
+        "output_stride": settings.output_stride,
     }
-    meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra)
+    stride = settings.output_stride
+    grid: dict[str, Any] = {}
+    if stride != 1:
+        extra["output_stride"] = {"stride": stride, "voxel_size": volume.meta.voxel_size, "shape": list(volume.shape)}
+        origin = binned_origin(volume.meta.origin, voxel_size=volume.meta.voxel_size, factor=stride)
+        grid = {"voxel_size": volume.meta.voxel_size * stride, "origin": origin}
+    meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes), extra=extra, **grid)
     meta = meta.with_step("predict-probs", args=args, inputs=[volume.source, *map(str, settings.models)])
-    shape = (len(models[0].classes), *volume.shape)
+    shape = (len(models[0].classes), *binned_shape(volume.shape, factor=stride))
     with create_artifact(target, shape=shape, dtype=settings.dtype, meta=meta, overwrite=overwrite) as out:
         try:
             report = predict_into(
@@ -214,13 +240,16 @@ def predict_tomogram(
                 multiple=window_multiple(models),
                 memory_budget=settings.memory_budget,
                 on_plan=on_plan,
+                output_stride=stride,
             )
         except torch.cuda.OutOfMemoryError:
             raise DataError(f"{volume.source}: out of GPU memory; try a smaller batch size or window") from None
     return {
         "source": volume.source,
         "target": "stdout" if is_stdout(target) else str(target),
-        **{key: report[key] for key in ("tiling", "windows", "window", "halo", "layouts", "precision")},
+        **{
+            key: report[key] for key in ("tiling", "output_stride", "windows", "window", "halo", "layouts", "precision")
+        },
     }
 
 
@@ -311,6 +340,8 @@ def describe_prediction(result: dict[str, Any], *, models: int, tta: str) -> str
         kind += f" (halo {'x'.join(map(str, result['halo']))})"
     shape = "x".join(map(str, result["window"]))
     run = f"{result['windows']} {kind} of {shape} x {models} model(s) x {tta} TTA"
+    if result.get("output_stride", 1) != 1:
+        run += f" at output stride {result['output_stride']}"
     return f"{result['source']}: {run} -> {result['target']}"
 
 
@@ -330,6 +361,7 @@ def predict_file(
     precision: str = "auto",
     tiling: str = "auto",
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    output_stride: OutputStride = "auto",
     overwrite: bool = False,
     on_windows: Callable[[int], None] | None = None,
     on_plan: Callable[[int], None] | None = None,
@@ -352,6 +384,8 @@ def predict_file(
         tiling ``auto`` means sliding windows.
     overlap, batch_size, tta, device, dtype, logits, precision, tiling, memory_budget :
         As the fields of :class:`PredictSettings`.
+    output_stride : {"auto", 1, 2}
+        As for :func:`predict_settings`.
     overwrite : bool
         Replace an existing ``output``.
     on_windows, on_plan : callable, optional
@@ -365,8 +399,9 @@ def predict_file(
     Raises
     ------
     UsageError
-        An unknown TTA set, device, precision, dtype or tiling; a window the networks do
-        not take; an existing output without ``overwrite``.
+        An unknown TTA set, device, precision, dtype, tiling or output stride; a window
+        the networks do not take; output stride 2 for a model that cannot give it; an
+        existing output without ``overwrite``.
     DataError
         An unreadable tomogram or model file.
     """
@@ -395,6 +430,7 @@ def predict_file(
         precision=precision,
         tiling=tiling,
         memory_budget=memory_budget,
+        output_stride=output_stride,
     )
     volume = read_tomogram(tomogram, request or VolumeRequest())
     networks = [model.build() for model in loaded]

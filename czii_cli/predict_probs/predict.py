@@ -28,8 +28,10 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..resample import binned_shape
 from .runner import ACTIVATIONS, NetworkRunner, activate, is_contiguous_float32, network_device, resolve_precision
 from .stitch import DEFAULT_HALO_TOLERANCE, DEFAULT_MEMORY_BUDGET, plan_tiles, predict_tiles_into
+from .stride import at_output_stride
 from .tta import Transform, tta_transforms
 from .windows import Tiling
 
@@ -78,6 +80,7 @@ def predict_volume(
     precision: str = "auto",
     tiling: str = "sliding",
     multiple: int = 1,
+    output_stride: int = 1,
 ) -> np.ndarray:
     """Predict a whole volume in memory with a sliding window.
 
@@ -108,10 +111,14 @@ def predict_volume(
         network's receptive radius stitched by their cores (see :func:`predict_into`).
     multiple : int
         Tile sides must be multiples of this (``halo``, ``auto``).
+    output_stride : int
+        1: the map on the volume's grid.  2: on the network's half-resolution grid (a
+        ``light`` net with ``stem_stride=2``; halo tiles only), see :func:`predict_into`.
 
     Returns
     -------
     ndarray, shape (C, Z, Y, X), float32
+        At output stride ``s`` the spatial shape is ``binned_shape(volume.shape, factor=s)``.
 
     Examples
     --------
@@ -127,7 +134,7 @@ def predict_volume(
     arrays = []
 
     def allocate(channels: int) -> np.ndarray:
-        arrays.append(np.empty((channels, *volume.shape), dtype=np.float32))
+        arrays.append(np.empty((channels, *binned_shape(volume.shape, factor=output_stride)), dtype=np.float32))
         return arrays[0]
 
     predict_into(
@@ -144,6 +151,7 @@ def predict_volume(
         tiling=tiling,
         multiple=multiple,
         memory_budget=DEFAULT_MEMORY_BUDGET,
+        output_stride=output_stride,
     )
     return arrays[0]
 
@@ -166,6 +174,7 @@ def predict_into(
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
     halo_tolerance: float = DEFAULT_HALO_TOLERANCE,
     on_plan: Callable[[int], None] | None = None,
+    output_stride: int = 1,
 ) -> dict[str, Any]:
     """Predict a volume with one or more networks, writing finished planes into an array.
 
@@ -198,11 +207,19 @@ def predict_into(
         Relative influence beyond the halo that is ignored (``halo``, ``auto``).
     on_plan : callable, optional
         Called with the number of windows (or tiles) once they are planned.
+    output_stride : int
+        1, or 2: every network is set to give its logits on its half-resolution grid
+        (:mod:`.stride`) while it runs, and ``output`` must be
+        ``(C, *binned_shape(volume.shape, factor=2))``: voxel ``j`` stands for volume voxels
+        ``2j .. 2j + 1``.  Halo tiles only (a :class:`UsageError` with ``sliding``, or when
+        ``auto`` finds an unbounded receptive field); the stitched map equals one pass of
+        the networks over the whole padded volume at that stride.  TTA flips stay exact
+        permutations: a flipped tile's even side flips the block pairs along with it.
 
     Returns
     -------
     dict
-        What was run: ``tiling`` (``sliding`` or ``halo``), ``windows``, ``window``,
+        What was run: ``tiling`` (``sliding`` or ``halo``), ``output_stride``, ``windows``, ``window``,
         ``halo`` (None for ``sliding``), ``layouts`` (memory layout per network),
         ``precision`` (``auto`` resolved) and ``seconds``: wall-clock seconds per stage of
         the halo tiling, ``plan`` (probing the networks' receptive field and memory) and
@@ -218,6 +235,53 @@ def predict_into(
         raise UsageError(f"unknown tiling {tiling!r} (choose from {', '.join(TILINGS)})")
     device = device or network_device(members[0].network)
     resolved = resolve_precision(precision, device)
+    if output_stride != 1 and tiling == "sliding":
+        raise UsageError(f"output stride {output_stride} needs halo tiles, not sliding windows")
+    with at_output_stride([m.network for m in members], output_stride):
+        return _predict_into(
+            members,
+            volume,
+            output,
+            patch_size=patch_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            transforms=transforms,
+            activation=activation,
+            device=device,
+            on_windows=on_windows,
+            precision=precision,
+            resolved=resolved,
+            tiling=tiling,
+            multiple=multiple,
+            memory_budget=memory_budget,
+            halo_tolerance=halo_tolerance,
+            on_plan=on_plan,
+            output_stride=output_stride,
+        )
+
+
+def _predict_into(
+    members: Sequence[Member],
+    volume: Any,
+    output: Callable[[int], Any],
+    *,
+    patch_size: Sequence[int],
+    overlap: float,
+    batch_size: int,
+    transforms: Sequence[Transform],
+    activation: str,
+    device: torch.device,
+    on_windows: Callable[[int], None] | None,
+    precision: str,
+    resolved: str,
+    tiling: str,
+    multiple: int,
+    memory_budget: float,
+    halo_tolerance: float,
+    on_plan: Callable[[int], None] | None,
+    output_stride: int,
+) -> dict[str, Any]:
+    """:func:`predict_into` with its options checked and the networks at ``output_stride``."""
     seconds: dict[str, float] = {}
     if tiling != "sliding":
         planned = time.perf_counter()
@@ -232,14 +296,22 @@ def predict_into(
             out_itemsize=_output_itemsize(output),
             align=_output_chunks(output),
             device=device,
+            stride=output_stride,
         )
         seconds["plan"] = time.perf_counter() - planned
         if halo is None and tiling == "halo":
             raise UsageError("halo tiling needs networks with a bounded receptive field; use sliding windows")
+        if halo is None and output_stride != 1:
+            raise UsageError(
+                f"output stride {output_stride} needs halo tiles, and the networks' receptive field is unbounded"
+            )
         if halo is not None:
             if on_plan is not None:
                 on_plan(len(halo.tiles()))
-            runners = [NetworkRunner(m.network, device=device, precision=precision) for m in members]
+            runners = [
+                NetworkRunner(m.network, device=device, precision=precision, output_stride=output_stride)
+                for m in members
+            ]
             with torch.inference_mode(), ExitStack() as stack:
                 for runner in runners:
                     stack.enter_context(runner)
@@ -257,6 +329,7 @@ def predict_into(
                 )
             return {
                 "tiling": "halo",
+                "output_stride": output_stride,
                 "windows": len(halo.tiles()),
                 "window": list(halo.window),
                 "halo": list(halo.halo),
@@ -289,6 +362,7 @@ def predict_into(
             writer.finish_band(band_index)
     return {
         "tiling": "sliding",
+        "output_stride": 1,
         "windows": grid.count,
         "window": list(grid.window),
         "halo": None,

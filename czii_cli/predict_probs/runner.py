@@ -151,8 +151,9 @@ class NetworkRunner:
     restored, so a network under training can be validated in place.
     """
 
-    def __init__(self, network: nn.Module, *, device: torch.device, precision: str = "auto"):
+    def __init__(self, network: nn.Module, *, device: torch.device, precision: str = "auto", output_stride: int = 1):
         self.network = network
+        self.output_stride = int(output_stride)
         self.device = device
         self.precision = resolve_precision(precision, device)
         fixed = self.precision == "bfloat16" and device.type == "cpu"
@@ -172,7 +173,8 @@ class NetworkRunner:
         self.network.train(self._was_training)
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        """Network output for ``batch`` ``[B, 1, Z, Y, X]``; same spatial shape required."""
+        """Network output for ``batch`` ``[B, 1, Z, Y, X]``: the same spatial shape, or that
+        shape divided by ``output_stride`` (the batch's sides are multiples of it)."""
         if self._trial:
             layout = self._trial.pop(0)
             set_memory_format(self.network, layout)
@@ -184,10 +186,12 @@ class NetworkRunner:
                 set_memory_format(self.network, self._layout)
         else:
             output = self._forward(batch, self._layout)
-        if output.shape[0] != batch.shape[0] or output.shape[2:] != batch.shape[2:]:
+        expected = tuple(side // self.output_stride for side in batch.shape[2:])
+        if output.shape[0] != batch.shape[0] or tuple(output.shape[2:]) != expected:
+            at = "" if self.output_stride == 1 else f" at output stride {self.output_stride}"
             raise DataError(
                 f"the network maps windows of {tuple(batch.shape[2:])} to {tuple(output.shape[2:])}; "
-                "prediction needs outputs of the window's shape"
+                f"prediction{at} needs outputs of {expected}"
             )
         return output
 

@@ -10,6 +10,12 @@ and the core is kept in the output dtype until its channels are written, so the 
 memory is the network's own plus about one output-dtype copy of the core.  A tile's
 input is read and prepared a few z-planes at a time into one buffer of the tile's shape,
 reused by every tile.
+
+At output stride 2 (a ``light`` net without its final up-sampling) the networks give
+each tile's logits on a grid twice as coarse; tile starts are multiples of the size
+multiple, hence even, so a tile starting at input voxel ``s`` gives output voxels from
+``s / 2`` on, and its core is cut there (:class:`~.geometry.HaloTiling`).  The stitched
+map equals one pass over the whole (padded) volume at that stride.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ def plan_tiles(
     out_itemsize: int = 2,
     align: Sequence[int] = (1, 1, 1),
     device: torch.device | None = None,
+    stride: int = 1,
 ) -> HaloTiling | None:
     """The halo tiling for ``networks`` over a volume of ``shape``, or None when a network's
     receptive field is unbounded (then only overlapping windows with blending apply).
@@ -80,6 +87,9 @@ def plan_tiles(
         Chunk shape of the output (cuts between tiles go on chunk boundaries when possible).
     device : torch.device, optional
         Where the networks run.
+    stride : int
+        Output stride the networks are set to (1, or 2 for a ``light`` net on its own
+        grid); the probes run at it, and the output buffers shrink by ``stride**3``.
 
     Returns
     -------
@@ -93,9 +103,15 @@ def plan_tiles(
     )
     if halo is None:
         return None
-    per_voxel = SCRATCH * working + 4 + channels * (out_itemsize + (4 if passes > 1 else 0))
+    per_output = channels * (out_itemsize + (4 if passes > 1 else 0))
+    per_voxel = SCRATCH * working + 4 + per_output / stride**3
     return plan_halo_tiling(
-        shape, halo=halo, multiple=multiple, max_window_voxels=int(memory_budget // per_voxel), align=align
+        shape,
+        halo=halo,
+        multiple=multiple,
+        max_window_voxels=int(memory_budget // per_voxel),
+        align=align,
+        stride=stride,
     )
 
 
@@ -121,7 +137,7 @@ def predict_tiles_into(
         Read one tile at a time.
     output : callable
         Called once with the number of output channels; returns the array-like
-        ``(C, Z, Y, X)`` written as ``out[c, core] = block``, each voxel once.
+        ``(C, *tiling.output_shape)`` written as ``out[c, core] = block``, each voxel once.
     prepares : sequence
         Per network, its input preparation (callable on a raw block, or None).
     runners : sequence of NetworkRunner
@@ -146,7 +162,8 @@ def predict_tiles_into(
     for start, core in tiling.tiles():
         with clock("input"):
             inputs = tile_inputs.read(volume, start)
-        relative = tuple(slice(c.start - s, c.stop - s) for c, s in zip(core, start))
+        first = [s // tiling.stride for s in start]  # the tile's first output voxel (starts are on the stride)
+        relative = tuple(slice(c.start - f, c.stop - f) for c, f in zip(core, first))
         core_shape = tuple(c.stop - c.start for c in core)
         total: torch.Tensor | None = None
         stored: torch.Tensor | None = None

@@ -4,6 +4,12 @@ BatchNorm on the input, double 3x3x3 convolutions per level, trilinear up-sampli
 ``stem_stride=2`` a strided convolution first halves the grid and the logits are
 up-sampled back at the end, as the 1st place's stride-2 output: the whole U-Net then
 runs on an eighth of the voxels, which is what makes CPU training practical.
+
+Such a net can also give its logits on its own half-resolution grid, without the final
+up-sampling (:meth:`LightUNet.set_output_stride`): voxel ``j`` of that grid stands for
+the block of input voxels ``2j, 2j + 1`` along each axis (the trilinear up-sampling it
+was trained through puts it at their centre), the geometry of
+:func:`czii_cli.resample.binned_origin`.  Training always runs at output stride 1.
 """
 
 from __future__ import annotations
@@ -12,6 +18,17 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+
+def output_strides(stem_stride: int) -> tuple[int, ...]:
+    """The output strides a light net with ``stem_stride`` can give: (1,) or (1, 2).
+
+    Examples
+    --------
+    >>> output_strides(2)
+    (1, 2)
+    """
+    return (1,) if int(stem_stride) == 1 else (1, int(stem_stride))
 
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -38,7 +55,15 @@ class LightUNet(nn.Module):
     stem_stride : int
         1: the first level works at full resolution.  2: a strided convolution
         (``channels[0]`` filters) halves the grid first and the logits are up-sampled
-        trilinearly to the input size.
+        trilinearly to the input size (unless :attr:`output_stride` is 2).
+
+    Attributes
+    ----------
+    output_stride : int
+        1 (the default, what training uses): logits at the input's size.  2 (only with
+        ``stem_stride=2``): logits on the half-resolution grid, ``ceil(n / 2)`` per axis
+        of an input of ``n`` (a multiple of the size multiple), without the final
+        up-sampling.  Set with :meth:`set_output_stride`.
     """
 
     def __init__(
@@ -46,6 +71,8 @@ class LightUNet(nn.Module):
     ):
         super().__init__()
         channels = list(channels)
+        self.stem_stride = int(stem_stride)
+        self.output_stride = 1
         self.input_norm = nn.BatchNorm3d(in_channels)
         previous = in_channels
         self.stem: nn.Module = nn.Identity()
@@ -69,6 +96,23 @@ class LightUNet(nn.Module):
             previous = width
         self.head = nn.Conv3d(previous, out_channels, 1)
 
+    @property
+    def output_strides(self) -> tuple[int, ...]:
+        """The output strides this net can give (see :func:`output_strides`)."""
+        return output_strides(self.stem_stride)
+
+    def set_output_stride(self, stride: int) -> None:
+        """Give logits at the input's size (1) or on the net's half-resolution grid (2).
+
+        Raises
+        ------
+        ValueError
+            ``stride`` is not one of :attr:`output_strides`.
+        """
+        if stride not in self.output_strides:
+            raise ValueError(f"output stride must be one of {self.output_strides}, got {stride}")
+        self.output_stride = int(stride)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[2:]
         x = self.stem(self.input_norm(x))
@@ -82,6 +126,6 @@ class LightUNet(nn.Module):
             x = nn.functional.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
             x = decoder(torch.cat([x, skip], dim=1))
         logits: torch.Tensor = self.head(x)
-        if logits.shape[2:] != size:
+        if self.output_stride == 1 and logits.shape[2:] != size:
             logits = nn.functional.interpolate(logits, size=size, mode="trilinear", align_corners=False)
         return logits
