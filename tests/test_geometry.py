@@ -210,6 +210,28 @@ def test_plan_fits_the_budget_and_its_cores_partition_the_volume():
     assert whole.count == 1 and whole.window == (40, 92, 72)
 
 
+def test_at_output_stride_two_cuts_fall_on_even_voxels_and_cores_partition_the_binned_grid():
+    # the middle of the overlap (11, 19 without a stride) is rounded down to the stride
+    assert axis_tiles(30, 14, halo=2, multiple=2, align=1000) == ((0, 8, 16), (0, 11, 19, 30))
+    assert axis_tiles(30, 14, halo=2, multiple=2, align=1000, step=2) == ((0, 8, 16), (0, 10, 18, 30))
+    with pytest.raises(UsageError, match="output stride of 4"):
+        axis_tiles(30, 14, halo=2, multiple=2, step=4)
+    shape = (37, 90, 70)
+    plan = plan_halo_tiling(
+        shape, halo=(8, 8, 8), multiple=4, max_window_voxels=40 * 48 * 48, align=(1, 16, 16), stride=2
+    )
+    assert plan.stride == 2 and plan.output_shape == (19, 45, 35)
+    assert len(plan.cuts[1]) > 2  # several tiles along y
+    assert all(cut % 2 == 0 for cuts in plan.cuts for cut in cuts)
+    cover = np.zeros(plan.output_shape, np.int32)
+    for start, core in plan.tiles():
+        cover[core] += 1
+        for axis in range(3):  # a core lies inside its tile's output grid, start / 2 on
+            first = start[axis] // 2
+            assert first <= core[axis].start and core[axis].stop <= first + plan.window[axis] // 2
+    assert (cover == 1).all()
+
+
 def test_a_budget_below_the_smallest_tile_is_a_usage_error():
     with pytest.raises(UsageError, match="memory budget"):
         plan_halo_tiling((64, 64, 64), halo=(16, 16, 16), multiple=8, max_window_voxels=1000)
