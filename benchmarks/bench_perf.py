@@ -25,6 +25,12 @@ All rows come from one run on this machine; each child process is fresh (time, p
 6. Training patches per second of the default recipe (light, 64^3 x 2, CE + Tversky):
    ``--precision bfloat16`` (autocast, channels-last) against float32 (what ``auto``
    gives on a CPU), alternated step by step (median step times).
+7. Output stride 2: ``czii predict-probs --output-stride 2`` (the map on the grid binned
+   by 2, from the light net's half-resolution logits), then ``czii postprocess`` on the
+   simulated map of row 2 binned by 2 (block means, 20 Å voxels: what a stride-2 map of
+   those particles holds; the random net's own map holds none), against MONAI; its floor,
+   the bare forward at stride 2 (no final up-sampling), timed as in row 4 right after it;
+   and its stages as in row 5.
 
 Targets: predict-probs + postprocess <= 20 s on 2 cores, >= 5x MONAI, peak
 <= 2 GiB, predict-probs <= 1.2x the floor, training >= 1.5x float32.
@@ -92,10 +98,11 @@ from czii_cli.predict_probs.runner import NetworkRunner, resolve_precision
 from czii_cli.training.checkpoint import load_model_file
 torch.set_num_threads(len(os.sched_getaffinity(0)))
 network = load_model_file({model!r}).build()
+network.set_output_stride({stride!r})
 block = torch.randn(1, 1, *{block!r})
 found = {{}}
 for precision in sorted({{resolve_precision("auto", torch.device("cpu")), "float32"}}):
-    runner = NetworkRunner(network, device=torch.device("cpu"), precision=precision)
+    runner = NetworkRunner(network, device=torch.device("cpu"), precision=precision, output_stride={stride!r})
     with torch.inference_mode(), runner:
         for _ in range(4):  # layout trials (float32), then timed calls
             start = time.perf_counter()
@@ -122,6 +129,7 @@ from czii_cli.io.artifacts import create_artifact
 from czii_cli.io.volumes import read_tomogram
 from czii_cli.predict_probs.members import load_models, members_for, window_multiple
 from czii_cli.predict_probs.predict import FixedOutput, predict_into
+from czii_cli.resample import binned_shape
 torch.set_num_threads(len(os.sched_getaffinity(0)))
 seconds = {{"import": time.perf_counter() - start}}
 mark = time.perf_counter()
@@ -134,10 +142,12 @@ members, _ = members_for(networks, models, volume)
 seconds["statistics"] = time.perf_counter() - mark
 meta = volume.meta.evolve(kind="probs", axes="czyx", classes=tuple(models[0].classes))
 mark = time.perf_counter()
-with create_artifact(Path({out!r}), shape=(len(models[0].classes), *volume.shape), dtype="float16", meta=meta) as array:
+shape = (len(models[0].classes), *binned_shape(volume.shape, factor={stride!r}))
+with create_artifact(Path({out!r}), shape=shape, dtype="float16", meta=meta) as array:
     seconds["create"] = time.perf_counter() - mark
     report = predict_into(members, volume.data, FixedOutput(array), patch_size=models[0].patch_size,
-                          activation=models[0].activation, multiple=window_multiple(models), tiling="auto")
+                          activation=models[0].activation, multiple=window_multiple(models), tiling="auto",
+                          output_stride={stride!r})
     seconds.update(report["seconds"])
     mark = time.perf_counter()
 seconds["close"] = time.perf_counter() - mark
@@ -156,8 +166,9 @@ def run() -> list[Result]:
 
         write_mrc(mrc, np.random.default_rng(0).normal(size=shape).astype(np.float32), voxel_size=10.0)
         _write_default_model(model)
-        probs_map = tmp / "sim_probs.zarr"
+        probs_map, half_map = tmp / "sim_probs.zarr", tmp / "sim_probs_2.zarr"
         _simulated_map(probs_map, shape)
+        _binned_map(probs_map, half_map)
         runs = {
             "czii": COMMAND.format(args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "p.zarr"), "-q"]),
             "sliding": COMMAND.format(
@@ -174,6 +185,11 @@ def run() -> list[Result]:
                 ]
             ),
             "postprocess": COMMAND.format(args=["postprocess", str(probs_map), "-o", str(tmp / "picks.csv"), "-q"]),
+            "stride2": COMMAND.format(
+                args=["predict-probs", str(mrc), "-m", str(model), "-o", str(tmp / "p2.zarr"), "--output-stride", "2"]
+                + ["-q"]
+            ),
+            "postprocess2": COMMAND.format(args=["postprocess", str(half_map), "-o", str(tmp / "picks2.csv"), "-q"]),
             "monai": MONAI.format(
                 model=str(model), mrc=str(mrc), window=WINDOW, overlap=OVERLAP, out=str(tmp / "monai.npy")
             ),
@@ -184,23 +200,32 @@ def run() -> list[Result]:
             "postprocess": tmp / "picks.csv",
             "monai": tmp / "monai.npy",
             "breakdown": tmp / "b.zarr",
+            "stride2": tmp / "p2.zarr",
+            "postprocess2": tmp / "picks2.csv",
+            "breakdown2": tmp / "b2.zarr",
         }
-        runs["breakdown"] = BREAKDOWN.format(model=str(model), mrc=str(mrc), out=str(outputs["breakdown"]))
+        runs["breakdown"] = BREAKDOWN.format(model=str(model), mrc=str(mrc), out=str(outputs["breakdown"]), stride=1)
+        runs["breakdown2"] = BREAKDOWN.format(model=str(model), mrc=str(mrc), out=str(outputs["breakdown2"]), stride=2)
         repeats = int(os.environ.get("CZII_BENCH_REPEATS", "1"))
         measured = {name: [] for name in runs}
-        floors = []
-        for _ in range(repeats):  # interleaved, the floor between the two predictions: best time, highest peak
+        floors, floors2 = [], []
+        for _ in range(repeats):  # interleaved, each floor right after its prediction: best time, highest peak
             for name, code in runs.items():
                 _remove(outputs[name])
                 measured[name].append(run_isolated(code))
                 if name == "czii":
-                    floors.append(run_isolated(FLOOR.format(model=str(model), block=BLOCK)))
+                    floors.append(run_isolated(FLOOR.format(model=str(model), block=BLOCK, stride=1)))
+                if name == "stride2":
+                    floors2.append(run_isolated(FLOOR.format(model=str(model), block=BLOCK, stride=2)))
     seconds = {name: min(r["seconds"] for r in found) for name, found in measured.items()}
     stages = min((r for r in measured["breakdown"]), key=lambda r: r["seconds"])["stages"]
+    stages2 = min((r for r in measured["breakdown2"]), key=lambda r: r["seconds"])["stages"]
     peak = {name: max(r["peak_rss_bytes"] for r in found) / GIB for name, found in measured.items()}
     default = floors[0]["default"]
     scale = voxels / float(np.prod(BLOCK))
     floor_seconds = {p: min(f["precisions"][p]["seconds"] for f in floors) * scale for p in floors[0]["precisions"]}
+    floor2 = min(f["precisions"][default]["seconds"] for f in floors2) * scale
+    total2 = seconds["stride2"] + seconds["postprocess2"]
     size = "x".join(map(str, shape))
     total = seconds["czii"] + seconds["postprocess"]
     results = [
@@ -259,6 +284,37 @@ def run() -> list[Result]:
             baseline=f"bare {default} forward over the voxels once",
             baseline_value=f"{floor_seconds[default]:.1f} s",
             ratio=stages.get("forward", 0.0) / floor_seconds[default],
+            target="(information: the ratio is the forward stage's, the tiles' redundancy)",
+            ok=True,
+        ),
+        Result(
+            benchmark=f"{size}: predict-probs --output-stride 2 + postprocess (map binned by 2, 20 Å voxels)",
+            value=f"{total2:.1f} s (predict {seconds['stride2']:.1f} s, {peak['stride2']:.2f} GiB; "
+            f"postprocess {seconds['postprocess2']:.1f} s, {peak['postprocess2']:.2f} GiB)",
+            baseline="MONAI sliding_window_inference float32, 64^3, overlap 0.25, gaussian (+ softmax, save)",
+            baseline_value=f"{seconds['monai']:.1f} s; default options {total:.1f} s",
+            ratio=seconds["monai"] / total2,
+            target=">= 5x MONAI",
+            ok=seconds["monai"] / total2 >= 5.0,
+        ),
+        Result(
+            benchmark=f"{size}: predict-probs --output-stride 2 / bare forward at stride 2 over the voxels once",
+            value=f"{seconds['stride2']:.1f} s",
+            baseline=f"bare {default} forward at stride 2 (no final up-sampling), {BLOCK[0]}x{BLOCK[1]}x{BLOCK[2]} "
+            f"block, x {scale:.1f}",
+            baseline_value=f"{floor2:.1f} s (stride 1: {floor_seconds[default]:.1f} s)",
+            ratio=seconds["stride2"] / floor2,
+            target="<= 1.2x",
+            ok=seconds["stride2"] / floor2 <= 1.2,
+        ),
+        Result(
+            benchmark=f"{size}: predict-probs --output-stride 2 stages, in process (s): "
+            + ", ".join(f"{name} {stages2.get(name, 0.0):.1f}" for name in STAGES),
+            value=f"{sum(stages2.values()):.1f} s, of which not forward "
+            f"{sum(stages2.values()) - stages2.get('forward', 0.0):.1f} s (the command: {seconds['stride2']:.1f} s)",
+            baseline=f"bare {default} forward at stride 2 over the voxels once",
+            baseline_value=f"{floor2:.1f} s",
+            ratio=stages2.get("forward", 0.0) / floor2,
             target="(information: the ratio is the forward stage's, the tiles' redundancy)",
             ok=True,
         ),
@@ -321,6 +377,22 @@ def _simulated_map(path: Path, shape) -> None:
         bench_postprocess.build_map(path)
     finally:
         bench_postprocess.SHAPE = previous
+
+
+def _binned_map(source: Path, target: Path) -> None:
+    """``source`` (a probs artifact) binned by 2 channel by channel: the grid of a stride-2 map."""
+    from czii_cli.io.artifacts import create_artifact, read_artifact
+    from czii_cli.resample import bin_volume, binned_origin, binned_shape
+
+    volume = read_artifact(source)
+    meta = volume.meta.evolve(
+        voxel_size=volume.meta.voxel_size * 2,
+        origin=binned_origin(volume.meta.origin, voxel_size=volume.meta.voxel_size, factor=2),
+    )
+    shape = (volume.shape[0], *binned_shape(volume.shape[1:], factor=2))
+    with create_artifact(target, shape=shape, dtype="float16", meta=meta) as out:
+        for channel in range(volume.shape[0]):
+            out[channel] = bin_volume(np.asarray(volume.data[channel]), factor=2).astype(np.float16)
 
 
 def _remove(path: Path) -> None:
