@@ -4,7 +4,8 @@
 * :func:`predict_into`: the streaming engine behind it, writing finished z-ranges into
   any array (a zarr artifact for full tomograms) with bounded memory;
 * :mod:`.windows` (tiling and weights), :mod:`.tta` (transform sets),
-  :mod:`.runner` (device, precision, memory layout), :mod:`.members` (model files to ensemble members).
+  :mod:`.runner` (device, precision, memory layout), :mod:`.members` (model files to ensemble members),
+  :mod:`.stride` (maps at output stride 2, on the light net's half-resolution grid).
 """
 
 from .predict import Member, predict_into, predict_volume
