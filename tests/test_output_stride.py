@@ -284,3 +284,26 @@ def test_auto_means_the_measured_stride_for_capable_models_only(tmp_path):
     assert resolve_output_stride(1, [unable], ["stem1.pt"]) == 1
     with pytest.raises(Exception, match="stem1.pt: its network"):
         resolve_output_stride(2, [able, unable], ["able.pt", "stem1.pt"])
+
+
+def test_copick_segmentations_at_stride_two_are_named_and_scaled_at_twice_the_voxel_size(cli, tmp_path):
+    from test_copick import CLASSES, make_project
+
+    from czii_cli.io import copick
+    from czii_cli.io.copick_segmentations import list_segmentations, read_segmentation
+
+    config = make_project(tmp_path / "p", runs=("TS_a",), shape=(8, 12, 10))
+    model = make_model(tmp_path / "m.pt", classes=CLASSES)
+    options = ("-m", model, "--output-stride", "2", "-o", f"copick:{config}", "--keep-maps", tmp_path / "kept")
+    result = cli("predict-probs", config, *options)
+    assert result.exit_code == 0, result.stderr
+    project = copick.open_project(config)
+    found = list_segmentations(project, "TS_a")
+    assert [s.store_name() for s in found] == ["20.000_czii_0_apo-ferritin.zarr", "20.000_czii_0_ribosome.zarr"]
+    kept = read_artifact(tmp_path / "kept" / "TS_a.zarr")
+    assert kept.shape == (3, 4, 6, 5) and kept.meta.voxel_size == 20.0
+    volume = read_segmentation(project, "TS_a", found[1])
+    assert volume.meta.voxel_size == 20.0
+    np.testing.assert_array_equal(volume.load(), kept.load()[2])
+    skipped = cli("predict-probs", config, *options[:-2], "--skip-existing")  # the stride-2 names are found
+    assert skipped.exit_code == 0 and "skipped TS_a" in skipped.stderr
