@@ -18,7 +18,12 @@ flips (identity + 3 flips), rot90 (identity + 3 turns) or all (7-way: identity, 
 tomogram fits a laptop; the GPU is used when there is one, else every CPU core.
 --precision auto runs the networks in float16 autocast on a GPU and in bfloat16 autocast
 on a CPU with native bfloat16 (AVX512-BF16 or AMX; up to twice as fast as float32), else
-in float32; probabilities are blended in float32 whatever the precision.  One tomogram
+in float32; probabilities are blended in float32 whatever the precision.
+--output-stride 2 writes the map at half resolution, from the light net's own grid (it
+runs at half resolution inside and skips its final up-sampling): 8x fewer voxels to
+activate, write and post-process, twice the voxel size, and picks still in the
+tomogram's Å; it needs halo tiles and a light net with stem_stride 2, and auto means 1.
+One tomogram
 goes to -o OUT or, piped, to stdout as a zip; several (or every run of a copick project
 without --run) go to -o DIR as DIR/<run>.zarr, as does one with -o DIR/.
 
