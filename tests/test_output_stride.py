@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -287,13 +289,18 @@ def test_auto_means_the_measured_stride_for_capable_models_only(tmp_path):
 
 
 def test_copick_segmentations_at_stride_two_are_named_and_scaled_at_twice_the_voxel_size(cli, tmp_path):
-    from test_copick import CLASSES, make_project
-
     from czii_cli.io import copick
     from czii_cli.io.copick_segmentations import list_segmentations, read_segmentation
+    from czii_cli.io.volumes import write_ome_zarr
 
-    config = make_project(tmp_path / "p", runs=("TS_a",), shape=(8, 12, 10))
-    model = make_model(tmp_path / "m.pt", classes=CLASSES)
+    root = tmp_path / "p"
+    tomogram = np.random.default_rng(3).normal(size=(8, 12, 10)).astype(np.float32)
+    write_ome_zarr(
+        root / "static/ExperimentRuns/TS_a/VoxelSpacing10.000/denoised.zarr", tomogram, voxel_size=10.0, levels=1
+    )
+    config = root / "copick_config.json"
+    config.write_text(json.dumps(copick.config_document("t", DEFAULT_CATALOG.to_json(), root)))
+    model = make_model(tmp_path / "m.pt", classes=("background", "apo-ferritin", "ribosome"))
     options = ("-m", model, "--output-stride", "2", "-o", f"copick:{config}", "--keep-maps", tmp_path / "kept")
     result = cli("predict-probs", config, *options)
     assert result.exit_code == 0, result.stderr
