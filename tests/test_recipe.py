@@ -160,8 +160,8 @@ def test_the_width_is_the_widest_that_gets_enough_steps_within_the_budget(monkey
     rule = "none gets 1000, so the narrowest" if max_time == 100.0 else "the widest"
     assert plan.choices[7].reason == (
         f"{rule} of the light widths whose float32 rate on the reference CPU buys at least 1000 steps of "
-        f"2 x {'x'.join(map(str, patch))} in {max_time:g} s (16,24,32: 10 patches/s, {steps[0]} steps, "
-        f"24,32,48: 5 patches/s, {steps[1]} steps, 32,48,64: 2 patches/s, {steps[2]} steps)"
+        f"2 x {'x'.join(map(str, patch))} in {max_time:g} s (16,24,32: 10 patches/s, {steps[0]} steps; "
+        f"24,32,48: 5 patches/s, {steps[1]} steps; 32,48,64: 2 patches/s, {steps[2]} steps)"
     )
 
 
@@ -313,3 +313,22 @@ def test_a_bin_in_a_configuration_file_is_checked(cli, mrc_dataset, tmp_path):  
     assert result.stderr.strip().splitlines() == [
         f"czii: error: {tmp_path / 'c.json'}: training setting 'bin' must be auto, 1 or 2, got 4"
     ]
+
+
+def test_initial_weights_keep_their_width_whatever_the_budget():
+    fingerprint = fingerprint_of([(96, 192, 192)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
+    initial = {"channels": [16, 24, 32], "stem_stride": 2}
+    plan = plan_training(
+        fingerprint,
+        config=TrainConfig(max_time=5000.0),
+        given=BUDGET,
+        device="cpu",
+        multiple=8,
+        target="spheres",
+        initial_params=initial,
+    )
+    assert (
+        plan.lines()[7]
+        == "arch_params = channels=16,24,32 stem_stride=2: those of the initial weights, so every weight loads"
+    )
+    assert plan.apply(TrainConfig(max_time=5000.0)).arch_params == initial

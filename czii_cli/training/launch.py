@@ -279,4 +279,5 @@ def _plan(
         multiple=patch_multiple(config.arch, config.arch_params),
         target=spec.kind,
         native_bfloat16=request.device.type == "cpu" and native_bfloat16(),
+        initial_params=request.init.arch_params if request.init and request.init.arch == config.arch else None,
     )

@@ -193,6 +193,7 @@ def plan_training(
     multiple: int,
     target: str,
     native_bfloat16: bool = False,
+    initial_params: Mapping[str, Any] | None = None,
 ) -> TrainPlan:
     """Choose the open settings of a run from its data and device.
 
@@ -212,6 +213,9 @@ def plan_training(
     native_bfloat16 : bool
         Whether the CPU computes bfloat16 in hardware
         (:func:`czii_cli.predict_probs.runner.native_bfloat16`).
+    initial_params : mapping, optional
+        The network parameters of the model whose weights start the run (same
+        architecture): the plan keeps its width, so every weight loads.
 
     Returns
     -------
@@ -246,7 +250,7 @@ def plan_training(
         _class_weights(working, config, given, target=target),
         precision,
         arch,
-        choose_width(sized, given=given, device=device),
+        choose_width(sized, given=given, device=device, initial_params=initial_params),
     ]
     return TrainPlan(fingerprint=fingerprint, device=device, choices=tuple(choices))
 
@@ -468,7 +472,9 @@ def steps_within(max_time: float, *, rate: float, patch: Sequence[int], batch_si
     return int(max_time * rate * reference / batch_size)
 
 
-def choose_width(config: TrainConfig, *, given: Collection[str], device: str) -> Choice:
+def choose_width(
+    config: TrainConfig, *, given: Collection[str], device: str, initial_params: Mapping[str, Any] | None = None
+) -> Choice:
     """The light net's channels: the widest of :data:`LIGHT_WIDTHS` that gets enough steps.
 
     With a time budget on a CPU the plan takes the widest width whose rate
@@ -485,6 +491,8 @@ def choose_width(config: TrainConfig, *, given: Collection[str], device: str) ->
         Settings the user gave.
     device : str
         ``cpu`` or ``cuda``.
+    initial_params : mapping, optional
+        The parameters of the model whose weights start the run: kept as they are.
 
     Returns
     -------
@@ -501,6 +509,8 @@ def choose_width(config: TrainConfig, *, given: Collection[str], device: str) ->
         return Choice("arch_params", dict(config.arch_params), "given", given=True)
     if config.arch_params:
         return Choice("arch_params", dict(config.arch_params), "set")
+    if initial_params is not None:
+        return Choice("arch_params", dict(initial_params), "those of the initial weights, so every weight loads")
     if config.arch != "light":
         return Choice("arch_params", {}, f"{config.arch}: the registry's defaults (the plan sizes the light net)")
     if device == "cuda":
@@ -516,7 +526,7 @@ def choose_width(config: TrainConfig, *, given: Collection[str], device: str) ->
     }
     enough = [width for width in LIGHT_WIDTHS if steps[width] >= MIN_STEPS]
     width = enough[-1] if enough else LIGHT_WIDTHS[0]
-    estimates = ", ".join(f"{_listed(w)}: {rates[w]:g} patches/s, {steps[w]} steps" for w in LIGHT_WIDTHS)
+    estimates = "; ".join(f"{_listed(w)}: {rates[w]:g} patches/s, {steps[w]} steps" for w in LIGHT_WIDTHS)
     batch = f"{config.batch_size} x {'x'.join(map(str, config.patch))}"
     rule = "the widest" if enough else f"none gets {MIN_STEPS}, so the narrowest"
     return Choice(
