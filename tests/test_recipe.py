@@ -332,3 +332,11 @@ def test_initial_weights_keep_their_width_whatever_the_budget():
         == "arch_params = channels=16,24,32 stem_stride=2: those of the initial weights, so every weight loads"
     )
     assert plan.apply(TrainConfig(max_time=5000.0)).arch_params == initial
+
+
+def test_the_plans_default_width_is_the_registrys_and_every_width_has_rates():
+    from czii_cli.training.registry import DEFAULT_PARAMS
+
+    assert list(recipe.DEFAULT_LIGHT_WIDTH) == DEFAULT_PARAMS["light"]["channels"]
+    assert recipe.DEFAULT_LIGHT_WIDTH in recipe.LIGHT_WIDTHS
+    assert all(set(rates) == set(recipe.LIGHT_WIDTHS) for rates in recipe.LIGHT_RATES.values())
