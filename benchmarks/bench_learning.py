@@ -10,8 +10,9 @@ same run.  Takes about 11 minutes; wall time is inflated when other work shares 
 which other work on the CPU does not move (only their wall time): the same data, one
 ``czii train`` per arm back to back (``LEARNING_ARMS``, extra ``czii train`` options,
 alternatives separated by ``|``; ``LEARNING_STEPS`` steps, default 300, validated every
-``LEARNING_EVERY``, default 75, seed 0), printing validation F4 (fixed and tuned) per arm
-and step.  With the patches/s of ``python -m benchmarks.bench_train plan`` the steps
+``LEARNING_EVERY``, default 75, seed 0, unless an arm gives its own ``--max-steps``: arms of
+equal compute then train the steps their measured patches/s buy), printing validation F4
+(fixed and tuned) per arm and step.  With the patches/s of ``python -m benchmarks.bench_train plan`` the steps
 convert to training time: how the training plan's width and precision were chosen.
 """
 
@@ -113,7 +114,8 @@ def curves() -> list[dict[str, str]]:
         for index, options in enumerate(arms):
             model = Path(tmp) / f"arm{index}.pt"
             command = ["train", str(data), "-o", str(model), "--val-runs", VALIDATION_RUN, "--seed", "0", "-q"]
-            czii(*command, "--max-steps", steps, "--steps-per-epoch", every, *options)
+            limits = [] if "--max-steps" in options else ["--max-steps", steps, "--steps-per-epoch", every]
+            czii(*command, *limits, *options)
             with open(model.with_name(f"arm{index}.metrics.csv")) as handle:
                 for row in csv.DictReader(handle):
                     table.append(
