@@ -373,13 +373,16 @@ DEFAULT_LIGHT_WIDTH = (24, 32, 48)
 """The registry's light width: what a run without a time budget trains."""
 REFERENCE_PATCH = (64, 64, 64)
 LIGHT_RATES: dict[str, dict[tuple[int, int, int], float]] = {
-    "float32": {(16, 24, 32): 9.0, (24, 32, 48): 6.16, (32, 48, 64): 4.0},
-    "bfloat16": {(16, 24, 32): 13.0, (24, 32, 48): 9.43, (32, 48, 64): 6.0},
+    "float32": {(16, 24, 32): 10.81, (24, 32, 48): 6.16, (32, 48, 64): 4.99},
+    "bfloat16": {(16, 24, 32): 14.01, (24, 32, 48): 9.43, (32, 48, 64): 6.49},
 }
 """Training patches per second of each width at :data:`REFERENCE_PATCH`, batch 2, on the
-reference CPU (2 cores with AVX512-BF16), by precision: the default recipe's measured
-rates (``make bench-perf``, idle) and, for the other widths, the ratios to them measured
-alternated in one process (``python -m benchmarks.bench_train plan``)."""
+reference CPU (2 cores with AVX512-BF16), by precision.  The default width's are the
+default recipe's rates from ``make bench-perf`` on the idle machine; the other widths'
+are scaled from them by the ratios of their CPU seconds per step, measured alternated in
+one process on one thread (``CZII_BENCH_CLOCK=process python -m benchmarks.bench_train
+plan``: per CPU second, float32 7.42 / 4.23 / 3.43 and bfloat16 11.07 / 7.45 / 5.13
+patches, narrowest first)."""
 MIN_STEPS = 1000
 """Steps a time budget must buy for a width to be chosen (from the learning curves of
 ``python -m benchmarks.bench_learning curves``)."""
