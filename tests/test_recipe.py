@@ -153,6 +153,7 @@ def test_the_width_is_the_widest_that_gets_enough_steps_within_the_budget(monkey
     rates = {(16, 24, 32): 10.0, (24, 32, 48): 5.0, (32, 48, 64): 2.0}
     monkeypatch.setattr(recipe, "LIGHT_RATES", {"float32": rates, "bfloat16": rates})
     monkeypatch.setattr(recipe, "MIN_STEPS", 1000)
+    monkeypatch.setattr(recipe, "CPU_WIDTHS", recipe.LIGHT_WIDTHS)
     config = TrainConfig(max_time=max_time, patch=patch)
     plan = plan_for([(96, 192, 192)], config=config, given={"max_time", "patch"})
     assert chosen(plan)["arch_params"] == {"channels": list(width)}
@@ -340,3 +341,14 @@ def test_the_plans_default_width_is_the_registrys_and_every_width_has_rates():
     assert list(recipe.DEFAULT_LIGHT_WIDTH) == DEFAULT_PARAMS["light"]["channels"]
     assert recipe.DEFAULT_LIGHT_WIDTH in recipe.LIGHT_WIDTHS
     assert all(set(rates) == set(recipe.LIGHT_WIDTHS) for rates in recipe.LIGHT_RATES.values())
+
+
+@pytest.mark.parametrize(("max_time", "width"), [(300.0, [16, 24, 32]), (600.0, [24, 32, 48]), (5000.0, [24, 32, 48])])
+def test_a_cpu_budget_trains_the_narrow_width_when_short_and_never_the_widest(max_time, width):
+    # bfloat16 at 9.43 patches/s: 1414 steps in 300 s (under 1800), 2829 in 600 s
+    config = TrainConfig(max_time=max_time)
+    plan = plan_for([(96, 192, 192)], config=config, given=BUDGET, native_bfloat16=True)
+    assert chosen(plan)["arch_params"] == {"channels": width}
+    assert chosen(plan_for([(96, 192, 192)], config=config, given=BUDGET, device="cuda"))["arch_params"] == {
+        "channels": [32, 48, 64]
+    }
