@@ -384,17 +384,17 @@ one process on one thread (``CZII_BENCH_CLOCK=process python -m benchmarks.bench
 plan``: per CPU second, float32 7.42 / 4.23 / 3.43 and bfloat16 11.07 / 7.45 / 5.13
 patches, narrowest first)."""
 CPU_WIDTHS: tuple[tuple[int, int, int], ...] = LIGHT_WIDTHS[:2]
-"""The widths a CPU run chooses among: at equal compute (``python -m
-benchmarks.bench_learning curves``, the steps 500 default-width bfloat16 steps cost)
-the widest scored validation F4 0.727 (tuned 0.845) against the default's 0.828 (0.831),
-so it is left to GPUs."""
+"""The widths a CPU run chooses among.  At equal compute (``python -m
+benchmarks.bench_learning curves``, what 500 default-width bfloat16 steps cost) the widest
+scored validation F4 0.727 at its last round (tuned 0.845) against the default's 0.828
+(0.831): no clear win at 1.45x the cost per step, so it is left to GPUs."""
 MIN_STEPS = 1800
 """Steps a time budget must buy for a width to be chosen: about what the default width
 had in 600 s of ``make bench-accuracy`` (float32, 6.16 patches/s), where it scored
 validation F4 0.915 and unseen 0.923.  With fewer, the narrowest width learnt more in the
 same compute: at 500 default-width bfloat16 steps' worth (``python -m
-benchmarks.bench_learning curves``) it scored validation F4 0.94 against the default's
-0.83."""
+benchmarks.bench_learning curves``) it scored validation F4 0.888 at its last round (best
+0.938) against the default's 0.828 (best 0.831)."""
 BFLOAT16_REPRODUCIBLE = True
 """Two seeded runs in bfloat16 (channels-last) gave bit-identical weights on the reference
 CPU (``python -m benchmarks.bench_train plan``, and two ``czii train`` runs)."""
