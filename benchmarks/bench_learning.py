@@ -5,11 +5,22 @@ defaults (light net, spheres at 0.5 r, CE + Tversky, class-balanced 64^3 crops) 
 3 runs for ``--max-time 600`` and validates on the 4th with the real pipeline.  Target:
 validation F4 >= 0.5.  Baseline: the same network untrained, scored the same way in the
 same run.  Takes about 11 minutes; wall time is inflated when other work shares the CPU.
+
+``python -m benchmarks.bench_learning curves``: learning curves at fixed step counts,
+which other work on the CPU does not move (only their wall time): the same data, one
+``czii train`` per arm back to back (``LEARNING_ARMS``, extra ``czii train`` options,
+alternatives separated by ``|``; ``LEARNING_STEPS`` steps, default 300, validated every
+``LEARNING_EVERY``, default 75, seed 0, unless an arm gives its own ``--max-steps``: arms of
+equal compute then train the steps their measured patches/s buy), printing validation F4
+(fixed and tuned) per arm and step.  With the patches/s of ``python -m benchmarks.bench_train plan`` the steps
+convert to training time: how the training plan's width and precision were chosen.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -84,3 +95,48 @@ def run() -> list[Result]:
             ok=score >= 0.5,
         )
     ]
+
+
+DEFAULT_ARMS = (
+    "--precision float32 | --precision bfloat16 | --precision bfloat16 --arch-param channels=[16,24,32] | "
+    "--precision bfloat16 --arch-param channels=[32,48,64]"
+)
+
+
+def curves() -> list[dict[str, str]]:
+    """Validation F4 per arm and step at fixed step counts (see the module docstring)."""
+    arms = [shlex.split(arm) for arm in os.environ.get("LEARNING_ARMS", DEFAULT_ARMS).split("|")]
+    steps, every = os.environ.get("LEARNING_STEPS", "300"), os.environ.get("LEARNING_EVERY", "75")
+    table = []
+    with tempfile.TemporaryDirectory(prefix="czii-curves-") as tmp:
+        data = Path(tmp) / "sim"
+        czii("simulate", str(data), "--runs", "4", "--shape", *SHAPE, "--seed", "0", "-q")
+        for index, options in enumerate(arms):
+            model = Path(tmp) / f"arm{index}.pt"
+            command = ["train", str(data), "-o", str(model), "--val-runs", VALIDATION_RUN, "--seed", "0", "-q"]
+            limits = [] if "--max-steps" in options else ["--max-steps", steps, "--steps-per-epoch", every]
+            czii(*command, *limits, *options)
+            with open(model.with_name(f"arm{index}.metrics.csv")) as handle:
+                for row in csv.DictReader(handle):
+                    table.append(
+                        {
+                            "arm": " ".join(options) or "(defaults)",
+                            "step": row["step"],
+                            "seconds": row["seconds"],
+                            "val_score": f"{float(row['val_score']):.3f}",
+                            "tuned_score": f"{float(row['tuned_score']):.3f}",
+                        }
+                    )
+            print("\t".join(table[-1].values()), file=sys.stderr, flush=True)
+    return table
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["curves"]:
+        rows = curves()
+        print("\t".join(rows[0]))
+        for row in rows:
+            print("\t".join(row.values()))
+    else:
+        for result in run():
+            print(result)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from helpers import train
 
 from czii_cli.catalog import DEFAULT_CATALOG
 from czii_cli.make_labels import TargetSpec
+from czii_cli.training import recipe
 from czii_cli.training.checkpoint import load_model_file
 from czii_cli.training.config import ClassWeights, TrainConfig
 from czii_cli.training.recipe import UNBOUNDED_EPOCHS, fingerprint_of, plan_training
@@ -15,11 +18,19 @@ from czii_cli.training.recipe import UNBOUNDED_EPOCHS, fingerprint_of, plan_trai
 torch.set_num_threads(1)
 
 
-def plan_for(shapes, *, config=TrainConfig(), given=(), device="cpu"):
+def plan_for(shapes, *, config=TrainConfig(), given=(), device="cpu", native_bfloat16=False):
     fingerprint = fingerprint_of(
         shapes, {"ribosome": 4, "apo-ferritin": 1}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0
     )
-    return plan_training(fingerprint, config=config, given=given, device=device, multiple=8, target="spheres")
+    return plan_training(
+        fingerprint,
+        config=config,
+        given=given,
+        device=device,
+        multiple=8,
+        target="spheres",
+        native_bfloat16=native_bfloat16,
+    )
 
 
 def chosen(plan) -> dict:
@@ -61,12 +72,114 @@ def test_a_time_budget_binds_unless_steps_are_limited():
 
 
 def test_given_settings_are_kept_and_marked():
-    config = TrainConfig(patch=(32, 32, 32), batch_size=3, class_weights=ClassWeights(particle=8.0), epochs=2, bin=1)
-    given = {"patch", "batch_size", "class_weights", "epochs", "bin"}
-    plan = plan_for([(96, 192, 192)], config=config, given=given)
+    config = TrainConfig(
+        patch=(32, 32, 32),
+        batch_size=3,
+        class_weights=ClassWeights(particle=8.0),
+        epochs=2,
+        bin=1,
+        max_time=900.0,
+        precision="float32",
+        arch="light",
+        arch_params={"channels": [8, 16]},
+    )
+    given = {"patch", "batch_size", "class_weights", "epochs", "bin", "precision", "arch", "arch_params"}
+    plan = plan_for([(96, 192, 192)], config=config, given=given, native_bfloat16=True)
     assert all(c.given and c.reason.startswith("given") for c in plan.choices)
     assert plan.apply(config) == config
     assert plan.lines()[2] == "patch = 32 32 32: given"
+    assert plan.lines()[5:] == [
+        "precision = float32: given",
+        "arch = light: given",
+        "arch_params = channels=8,16: given",
+    ]
+
+
+BUDGET = {"max_time"}
+
+
+def test_bfloat16_is_chosen_with_a_budget_on_a_cpu_that_has_it():
+    budget = TrainConfig(max_time=600.0)
+    native = plan_for([(96, 192, 192)], config=budget, given=BUDGET, native_bfloat16=True)
+    assert chosen(native)["precision"] == "bfloat16" and native.apply(budget).precision == "bfloat16"
+    fast, exact = recipe.LIGHT_RATES["bfloat16"][(24, 32, 48)], recipe.LIGHT_RATES["float32"][(24, 32, 48)]
+    assert native.choices[5].reason == (
+        f"native bfloat16 on this CPU: autocast, channels-last, {fast / exact:.2f}x the steps "
+        f"({fast:g} against {exact:g} patches/s in float32 on the reference CPU), bit-reproducible under the seed"
+    )
+    emulated = plan_for([(96, 192, 192)], config=budget, given=BUDGET, native_bfloat16=False)
+    assert (chosen(emulated)["precision"], emulated.choices[5].reason) == (
+        "float32",
+        "this CPU has no native bfloat16: emulated, it is slower than float32",
+    )
+    # without a budget the run is a number of steps: bfloat16 would buy nothing
+    assert chosen(plan_for([(96, 192, 192)], native_bfloat16=True))["precision"] == "float32"
+    assert chosen(plan_for([(96, 192, 192)], config=budget, given=BUDGET, device="cuda"))["precision"] == "auto"
+    # other networks were not measured in bfloat16; their width is the registry's
+    unet = plan_for(
+        [(96, 192, 192)],
+        config=TrainConfig(max_time=600.0, arch="unet"),
+        given={"max_time", "arch"},
+        native_bfloat16=True,
+    )
+    assert chosen(unet)["precision"] == "float32" and chosen(unet)["arch_params"] == {}
+    assert unet.lines()[5:] == [
+        "precision = float32: unet: float32 (bfloat16 training was measured on the light net)",
+        "arch = unet: given",
+        "arch_params = (registry defaults): unet: the registry's defaults (the plan sizes the light net)",
+    ]
+
+
+def test_bfloat16_is_not_chosen_where_it_did_not_pay(monkeypatch):
+    monkeypatch.setitem(recipe.LIGHT_RATES, "bfloat16", {**recipe.LIGHT_RATES["float32"], (24, 32, 48): 7.0})
+    monkeypatch.setitem(recipe.LIGHT_RATES, "float32", {**recipe.LIGHT_RATES["float32"], (24, 32, 48): 6.0})
+    plan = plan_for([(96, 192, 192)], config=TrainConfig(max_time=600.0), given=BUDGET, native_bfloat16=True)
+    assert plan.lines()[5] == (
+        "precision = float32: bfloat16 did not pay: 7 against 6 patches/s in float32 on the reference CPU"
+    )
+
+
+@pytest.mark.parametrize(
+    ("max_time", "patch", "steps", "width"),
+    [
+        (100.0, (64, 64, 64), (500, 250, 100), (16, 24, 32)),  # none reaches 1000 steps: the narrowest
+        (300.0, (64, 64, 64), (1500, 750, 300), (16, 24, 32)),
+        (500.0, (64, 64, 64), (2500, 1250, 500), (24, 32, 48)),
+        (1000.0, (64, 64, 64), (5000, 2500, 1000), (32, 48, 64)),
+        (500.0, (32, 64, 64), (5000, 2500, 1000), (32, 48, 64)),  # half the voxels: twice the steps
+    ],
+)
+def test_the_width_is_the_widest_that_gets_enough_steps_within_the_budget(monkeypatch, max_time, patch, steps, width):
+    rates = {(16, 24, 32): 10.0, (24, 32, 48): 5.0, (32, 48, 64): 2.0}
+    monkeypatch.setattr(recipe, "LIGHT_RATES", {"float32": rates, "bfloat16": rates})
+    monkeypatch.setattr(recipe, "MIN_STEPS", 1000)
+    monkeypatch.setattr(recipe, "CPU_WIDTHS", recipe.LIGHT_WIDTHS)
+    config = TrainConfig(max_time=max_time, patch=patch)
+    plan = plan_for([(96, 192, 192)], config=config, given={"max_time", "patch"})
+    assert chosen(plan)["arch_params"] == {"channels": list(width)}
+    assert plan.apply(config).arch_params == {"channels": list(width)}
+    rule = "none gets 1000, so the narrowest" if max_time == 100.0 else "the widest"
+    assert plan.choices[7].reason == (
+        f"{rule} of the light widths whose float32 rate on the reference CPU buys at least 1000 steps of "
+        f"2 x {'x'.join(map(str, patch))} in {max_time:g} s (16,24,32: 10 patches/s, {steps[0]} steps; "
+        f"24,32,48: 5 patches/s, {steps[1]} steps; 32,48,64: 2 patches/s, {steps[2]} steps)"
+    )
+
+
+def test_the_width_without_a_budget_on_a_gpu_and_when_set():
+    assert chosen(plan_for([(96, 192, 192)]))["arch_params"] == {"channels": [24, 32, 48]}
+    assert plan_for([(96, 192, 192)]).lines()[6:] == [
+        "arch = light: the light net (stride-2 stem, computes at half resolution) on cpu",
+        "arch_params = channels=24,32,48: no time budget: the default width",
+    ]
+    assert chosen(plan_for([(96, 192, 192)], device="cuda"))["arch_params"] == {"channels": [32, 48, 64]}
+    config = TrainConfig(max_time=60.0, arch_params={"channels": [8, 16]}, precision="bfloat16")
+    plan = plan_for([(96, 192, 192)], config=config, given=BUDGET, native_bfloat16=False)
+    assert plan.lines()[5:] == [
+        "precision = bfloat16: set",
+        "arch = light: the light net (stride-2 stem, computes at half resolution) on cpu",
+        "arch_params = channels=8,16: set",
+    ]
 
 
 def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_path):  # noqa: F811
@@ -82,6 +195,42 @@ def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_pat
     assert by_setting["class_weights"]["value"] == "small=8.61,large=4"
     assert load_model_file(tmp_path / "m.pt").train["class_weights"] == pytest.approx([1.0, 8.61, 4.0])
     assert "plan: class_weights = small=8.61,large=4: particle weight 4" in result.stderr
+    # no time budget: float32 and the given width
+    assert by_setting["precision"] == {
+        "setting": "precision",
+        "value": "float32",
+        "reason": "no time budget: exact float32 (bfloat16 buys steps, not accuracy)",
+        "given": False,
+    }
+    assert by_setting["arch_params"] == {
+        "setting": "arch_params",
+        "value": {"channels": [4, 8]},
+        "reason": "given",
+        "given": True,
+    }
+    assert [c["setting"] for c in recorded["choices"]][5:] == ["precision", "arch", "arch_params"]
+    described = json.loads(cli("info", tmp_path / "m.pt", "--json").stdout)
+    assert described["train"]["plan"]["choices"] == recorded["choices"]
+    assert "plan: precision = float32: no time budget" in result.stderr
+
+
+def test_a_budgeted_run_trains_in_the_planned_bfloat16_the_same_under_its_seed(cli, mrc_dataset, tmp_path, monkeypatch):  # noqa: F811
+    from czii_cli.predict_probs import runner
+
+    monkeypatch.setattr(runner, "native_bfloat16", lambda: True)
+    runs = []
+    for name in ("a", "b"):
+        # two steps, both within the warm-up: the learning rate does not follow the clock yet
+        result = train(
+            cli, mrc_dataset, tmp_path / f"{name}.pt", "--max-time", "600", "--max-steps", "2", "--seed", "5"
+        )
+        assert result.exit_code == 0, result.stderr
+        runs.append(load_model_file(tmp_path / f"{name}.pt"))
+    a, b = runs
+    assert a.train["config"]["precision"] == "bfloat16"
+    assert {c["setting"]: c["value"] for c in a.train["plan"]["choices"]}["precision"] == "bfloat16"
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    assert a.train["plan"] == b.train["plan"]
 
 
 def test_a_planned_validated_run_is_deterministic_under_its_seed(cli, mrc_dataset, tmp_path):  # noqa: F811
@@ -165,3 +314,41 @@ def test_a_bin_in_a_configuration_file_is_checked(cli, mrc_dataset, tmp_path):  
     assert result.stderr.strip().splitlines() == [
         f"czii: error: {tmp_path / 'c.json'}: training setting 'bin' must be auto, 1 or 2, got 4"
     ]
+
+
+def test_initial_weights_keep_their_width_whatever_the_budget():
+    fingerprint = fingerprint_of([(96, 192, 192)], {}, catalog=DEFAULT_CATALOG, spec=TargetSpec(), voxel_size=10.0)
+    initial = {"channels": [16, 24, 32], "stem_stride": 2}
+    plan = plan_training(
+        fingerprint,
+        config=TrainConfig(max_time=5000.0),
+        given=BUDGET,
+        device="cpu",
+        multiple=8,
+        target="spheres",
+        initial_params=initial,
+    )
+    assert (
+        plan.lines()[7]
+        == "arch_params = channels=16,24,32 stem_stride=2: those of the initial weights, so every weight loads"
+    )
+    assert plan.apply(TrainConfig(max_time=5000.0)).arch_params == initial
+
+
+def test_the_plans_default_width_is_the_registrys_and_every_width_has_rates():
+    from czii_cli.training.registry import DEFAULT_PARAMS
+
+    assert list(recipe.DEFAULT_LIGHT_WIDTH) == DEFAULT_PARAMS["light"]["channels"]
+    assert recipe.DEFAULT_LIGHT_WIDTH in recipe.LIGHT_WIDTHS
+    assert all(set(rates) == set(recipe.LIGHT_WIDTHS) for rates in recipe.LIGHT_RATES.values())
+
+
+@pytest.mark.parametrize(("max_time", "width"), [(300.0, [16, 24, 32]), (600.0, [24, 32, 48]), (5000.0, [24, 32, 48])])
+def test_a_cpu_budget_trains_the_narrow_width_when_short_and_never_the_widest(max_time, width):
+    # bfloat16 at 9.43 patches/s: 1414 steps in 300 s (under 1800), 2829 in 600 s
+    config = TrainConfig(max_time=max_time)
+    plan = plan_for([(96, 192, 192)], config=config, given=BUDGET, native_bfloat16=True)
+    assert chosen(plan)["arch_params"] == {"channels": width}
+    assert chosen(plan_for([(96, 192, 192)], config=config, given=BUDGET, device="cuda"))["arch_params"] == {
+        "channels": [32, 48, 64]
+    }

@@ -70,7 +70,14 @@ def command(
     arch: Annotated[
         str | None, Opt("--arch", help="light, unet, segresnet, dynunet or flexunet.", show_default=DEFAULTS.arch)
     ] = None,
-    arch_param: Annotated[list[str] | None, Opt("--arch-param", help="KEY=JSON network override, repeatable.")] = None,
+    arch_param: Annotated[
+        list[str] | None,
+        Opt(
+            "--arch-param",
+            help="KEY=JSON network override, repeatable, e.g. channels=[16,24,32].",
+            show_default="the plan's light width",
+        ),
+    ] = None,
     loss: Annotated[
         str | None,
         Opt(
@@ -129,8 +136,8 @@ def command(
         str | None,
         Opt(
             "--precision",
-            help="Training arithmetic: auto (GPU: mixed, CPU: float32), float32 or "
-            "bfloat16 (CPU: faster with native bfloat16, not bit-reproducible).",
+            help="Training arithmetic: auto (the plan chooses: GPU mixed; CPU bfloat16 with --max-time "
+            "where the CPU has native bfloat16, else float32), float32 or bfloat16.",
             show_default=DEFAULTS.precision,
         ),
     ] = None,

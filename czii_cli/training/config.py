@@ -206,7 +206,9 @@ class TrainConfig:
 
     Attributes
     ----------
-    arch, arch_params : network name and parameter overrides (see the registry).
+    arch, arch_params : network name and parameter overrides (see the registry); unless
+        set, a run's plan chooses them (the light net, its width from the time budget:
+        :func:`czii_cli.training.recipe.choose_width`).
     loss : LossSpec
         ``(name, weight)`` terms (``(("ce", 1.0), ("tversky", 0.5))``); empty picks the
         target's default.  Stored in JSON as text, ``ce:1,tversky:0.5``.
@@ -258,8 +260,11 @@ class TrainConfig:
         training, and the model's voxel size is the binned one; ``auto`` lets the plan
         choose (:mod:`czii_cli.training.recipe`).
     precision : {"auto", "float32", "bfloat16"}
-        Arithmetic of the training step: ``auto`` is mixed precision on a GPU and float32
-        on a CPU (see :func:`czii_cli.training.training.training_precision`).
+        Arithmetic of the training step: ``auto`` lets the plan choose (mixed precision on
+        a GPU; on a CPU bfloat16 with a time budget where the CPU has native bfloat16,
+        else float32: :func:`czii_cli.training.recipe.choose_precision`); left ``auto``
+        outside a plan, it is mixed on a GPU and float32 on a CPU (see
+        :func:`czii_cli.training.training.training_precision`).
     seed : int
     """
 

@@ -264,6 +264,8 @@ def _plan(
     spec: TargetSpec,
 ) -> TrainPlan:
     """The plan of a new run from its training volumes and device."""
+    from ..predict_probs.runner import native_bfloat16
+
     names = np.concatenate([v.picks.particle_type for v in training]) if training else np.empty(0, dtype=str)
     counts = {name: int(np.count_nonzero(names == name)) for name in catalog.names}
     fingerprint = fingerprint_of(
@@ -276,4 +278,6 @@ def _plan(
         device=request.device.type,
         multiple=patch_multiple(config.arch, config.arch_params),
         target=spec.kind,
+        native_bfloat16=request.device.type == "cpu" and native_bfloat16(),
+        initial_params=request.init.arch_params if request.init and request.init.arch == config.arch else None,
     )

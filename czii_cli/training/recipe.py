@@ -19,7 +19,13 @@ What the plan decides:
 * ``class_weights``: cross-entropy weight per class, the target's particle weight scaled
   by the square root of how much smaller the class's training blob is than the largest
   one, so small particles (apo-ferritin, beta-amylase) are not drowned by the large ones
-  that fill most foreground voxels.
+  that fill most foreground voxels;
+* ``precision``: with a time budget on a CPU with native bfloat16, bfloat16 autocast
+  (measured faster and bit-reproducible, see :func:`choose_precision`), else float32; on a
+  GPU mixed precision;
+* ``arch`` and ``arch_params``: the light net, and with a time budget its width from
+  :data:`LIGHT_WIDTHS` by the steps the budget buys at each width's measured rate (see
+  :func:`choose_width`).
 """
 
 from __future__ import annotations
@@ -137,11 +143,19 @@ class TrainPlan:
 def _plain(value: object) -> object:
     if isinstance(value, ClassWeights):
         return str(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
     return list(value) if isinstance(value, tuple) else value
 
 
 def _shown(value: object) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={_listed(item)}" for key, item in value.items()) or "(registry defaults)"
     return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _listed(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def fingerprint_of(
@@ -178,6 +192,8 @@ def plan_training(
     device: str,
     multiple: int,
     target: str,
+    native_bfloat16: bool = False,
+    initial_params: Mapping[str, Any] | None = None,
 ) -> TrainPlan:
     """Choose the open settings of a run from its data and device.
 
@@ -194,6 +210,12 @@ def plan_training(
         The network's required patch-side multiple.
     target : str
         ``spheres``, ``heatmap`` or ``points``.
+    native_bfloat16 : bool
+        Whether the CPU computes bfloat16 in hardware
+        (:func:`czii_cli.predict_probs.runner.native_bfloat16`).
+    initial_params : mapping, optional
+        The network parameters of the model whose weights start the run (same
+        architecture): the plan keeps its width, so every weight loads.
 
     Returns
     -------
@@ -206,19 +228,29 @@ def plan_training(
     >>> plan = plan_training(f, config=TrainConfig(max_time=600.0), given={"max_time"}, device="cpu", multiple=8,
     ...                      target="spheres")
     >>> [c.setting for c in plan.choices]
-    ['bin', 'epochs', 'patch', 'batch_size', 'class_weights']
+    ['bin', 'epochs', 'patch', 'batch_size', 'class_weights', 'precision', 'arch', 'arch_params']
     >>> plan.apply(TrainConfig(max_time=600.0)).patch
     (64, 64, 64)
     """
     given = set(given)
     binning = choose_bin(fingerprint, config=config, given=given, device=device)
     working = fingerprint.binned(int(binning.value))  # type: ignore[call-overload]
+    patch = _patch(working, config, given, device=device, multiple=multiple)
+    batch_size = _batch_size(config, given, device=device)
+    arch = _arch(config, given, device=device)
+    precision = choose_precision(
+        config, given=given, device=device, native_bfloat16=native_bfloat16, arch=str(arch.value)
+    )
+    sized = config.evolve(patch=patch.value, batch_size=batch_size.value, arch=arch.value, precision=precision.value)
     choices = [
         binning,
         _epochs(config, given),
-        _patch(working, config, given, device=device, multiple=multiple),
-        _batch_size(config, given, device=device),
+        patch,
+        batch_size,
         _class_weights(working, config, given, target=target),
+        precision,
+        arch,
+        choose_width(sized, given=given, device=device, initial_params=initial_params),
     ]
     return TrainPlan(fingerprint=fingerprint, device=device, choices=tuple(choices))
 
@@ -333,3 +365,186 @@ def _blob_voxels(radius: float) -> float:
 
 def _round_up(value: float, multiple: int) -> int:
     return int(math.ceil(value / multiple) * multiple)
+
+
+LIGHT_WIDTHS: tuple[tuple[int, int, int], ...] = ((16, 24, 32), (24, 32, 48), (32, 48, 64))
+"""Channels per level of the light net that the plan chooses among, narrowest first."""
+DEFAULT_LIGHT_WIDTH = (24, 32, 48)
+"""The registry's light width: what a run without a time budget trains."""
+REFERENCE_PATCH = (64, 64, 64)
+LIGHT_RATES: dict[str, dict[tuple[int, int, int], float]] = {
+    "float32": {(16, 24, 32): 10.81, (24, 32, 48): 6.16, (32, 48, 64): 4.99},
+    "bfloat16": {(16, 24, 32): 14.01, (24, 32, 48): 9.43, (32, 48, 64): 6.49},
+}
+"""Training patches per second of each width at :data:`REFERENCE_PATCH`, batch 2, on the
+reference CPU (2 cores with AVX512-BF16), by precision.  The default width's are the
+default recipe's rates from ``make bench-perf`` on the idle machine; the other widths'
+are scaled from them by the ratios of their CPU seconds per step, measured alternated in
+one process on one thread (``CZII_BENCH_CLOCK=process python -m benchmarks.bench_train
+plan``: per CPU second, float32 7.42 / 4.23 / 3.43 and bfloat16 11.07 / 7.45 / 5.13
+patches, narrowest first)."""
+CPU_WIDTHS: tuple[tuple[int, int, int], ...] = LIGHT_WIDTHS[:2]
+"""The widths a CPU run chooses among.  At equal compute (``python -m
+benchmarks.bench_learning curves``, what 500 default-width bfloat16 steps cost) the widest
+scored validation F4 0.727 at its last round (tuned 0.845) against the default's 0.828
+(0.831): no clear win at 1.45x the cost per step, so it is left to GPUs."""
+MIN_STEPS = 1800
+"""Steps a time budget must buy for a width to be chosen: about what the default width
+had in 600 s of ``make bench-accuracy`` (float32, 6.16 patches/s), where it scored
+validation F4 0.915 and unseen 0.923.  With fewer, the narrowest width learnt more in the
+same compute: at 500 default-width bfloat16 steps' worth (``python -m
+benchmarks.bench_learning curves``) it scored validation F4 0.888 at its last round (best
+0.938) against the default's 0.828 (best 0.831)."""
+BFLOAT16_REPRODUCIBLE = True
+"""Two seeded runs in bfloat16 (channels-last) gave bit-identical weights on the reference
+CPU (``python -m benchmarks.bench_train plan``, and two ``czii train`` runs)."""
+BFLOAT16_MIN_GAIN = 1.2
+"""bfloat16 is chosen only when it measured at least this many times faster than float32."""
+
+
+def choose_precision(
+    config: TrainConfig, *, given: Collection[str], device: str, native_bfloat16: bool, arch: str
+) -> Choice:
+    """The arithmetic of the training step: bfloat16 where it was measured to pay, else float32.
+
+    bfloat16 is chosen on a CPU with native bfloat16, for the light net, with a time
+    budget (where its speed buys steps), when :data:`LIGHT_RATES` say it is at least
+    :data:`BFLOAT16_MIN_GAIN` times faster and it is :data:`BFLOAT16_REPRODUCIBLE`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``precision`` is ``auto`` (the plan chooses) unless set.
+    given : collection of str
+        Settings the user gave.
+    device : str
+        ``cpu`` or ``cuda``.
+    native_bfloat16 : bool
+        Whether the CPU computes bfloat16 in hardware.
+    arch : str
+        The network the run trains.
+
+    Returns
+    -------
+    Choice
+        ``precision``: ``float32``, ``bfloat16``, or ``auto`` on a GPU (mixed precision).
+
+    Examples
+    --------
+    >>> choose_precision(TrainConfig(max_time=600.0), given=(), device="cpu", native_bfloat16=False,
+    ...                  arch="light").value
+    'float32'
+    """
+    if "precision" in given:
+        return Choice("precision", config.precision, "given", given=True)
+    if config.precision != "auto":
+        return Choice("precision", config.precision, "set")
+    if device == "cuda":
+        return Choice(
+            "precision", "auto", "mixed precision on a GPU: bfloat16 where it has it, else float16 with a loss scaler"
+        )
+    if config.max_time is None:
+        return Choice("precision", "float32", "no time budget: exact float32 (bfloat16 buys steps, not accuracy)")
+    if arch != "light":
+        return Choice("precision", "float32", f"{arch}: float32 (bfloat16 training was measured on the light net)")
+    if not native_bfloat16:
+        return Choice("precision", "float32", "this CPU has no native bfloat16: emulated, it is slower than float32")
+    fast, exact = LIGHT_RATES["bfloat16"][DEFAULT_LIGHT_WIDTH], LIGHT_RATES["float32"][DEFAULT_LIGHT_WIDTH]
+    measured = f"{fast:g} against {exact:g} patches/s in float32 on the reference CPU"
+    if fast < BFLOAT16_MIN_GAIN * exact or not BFLOAT16_REPRODUCIBLE:
+        return Choice("precision", "float32", f"bfloat16 did not pay: {measured}")
+    return Choice(
+        "precision",
+        "bfloat16",
+        f"native bfloat16 on this CPU: autocast, channels-last, {fast / exact:.2f}x the steps ({measured}), "
+        "bit-reproducible under the seed",
+    )
+
+
+def _arch(config: TrainConfig, given: set[str], *, device: str) -> Choice:
+    if "arch" in given:
+        return Choice("arch", config.arch, "given", given=True)
+    if config.arch != "light":
+        return Choice("arch", config.arch, "set")
+    return Choice("arch", "light", f"the light net (stride-2 stem, computes at half resolution) on {device}")
+
+
+def steps_within(max_time: float, *, rate: float, patch: Sequence[int], batch_size: int) -> int:
+    """Training steps ``max_time`` seconds buy at ``rate`` patches/s of :data:`REFERENCE_PATCH`.
+
+    The rate is scaled by the patch's voxels and divided by the batch size; validation
+    rounds are not counted.
+
+    Examples
+    --------
+    >>> steps_within(100.0, rate=6.0, patch=(32, 64, 64), batch_size=4)
+    300
+    """
+    reference = math.prod(REFERENCE_PATCH) / math.prod(patch)
+    return int(max_time * rate * reference / batch_size)
+
+
+def choose_width(
+    config: TrainConfig, *, given: Collection[str], device: str, initial_params: Mapping[str, Any] | None = None
+) -> Choice:
+    """The light net's channels: the widest of :data:`CPU_WIDTHS` that gets enough steps.
+
+    With a time budget on a CPU the plan takes the widest of :data:`CPU_WIDTHS` whose rate
+    (:data:`LIGHT_RATES`, in the run's precision) buys at least :data:`MIN_STEPS` steps
+    of the run's patch and batch (:func:`steps_within`), else the narrowest; without a
+    budget the registry's :data:`DEFAULT_LIGHT_WIDTH`; on a GPU the widest of
+    :data:`LIGHT_WIDTHS` (not measured there).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run so far: its ``arch``, ``arch_params``, ``patch``, ``batch_size``,
+        ``precision`` and ``max_time`` (the plan's choices applied).
+    given : collection of str
+        Settings the user gave.
+    device : str
+        ``cpu`` or ``cuda``.
+    initial_params : mapping, optional
+        The parameters of the model whose weights start the run: kept as they are.
+
+    Returns
+    -------
+    Choice
+        ``arch_params``: ``{"channels": [...]}`` for the light net, ``{}`` (the registry's
+        defaults) for another network.
+
+    Examples
+    --------
+    >>> choose_width(TrainConfig(), given=(), device="cpu").value
+    {'channels': [24, 32, 48]}
+    """
+    if "arch_params" in given:
+        return Choice("arch_params", dict(config.arch_params), "given", given=True)
+    if config.arch_params:
+        return Choice("arch_params", dict(config.arch_params), "set")
+    if initial_params is not None:
+        return Choice("arch_params", dict(initial_params), "those of the initial weights, so every weight loads")
+    if config.arch != "light":
+        return Choice("arch_params", {}, f"{config.arch}: the registry's defaults (the plan sizes the light net)")
+    if device == "cuda":
+        widest = LIGHT_WIDTHS[-1]
+        return Choice("arch_params", {"channels": list(widest)}, "the widest light width on a GPU (not measured)")
+    if config.max_time is None:
+        return Choice("arch_params", {"channels": list(DEFAULT_LIGHT_WIDTH)}, "no time budget: the default width")
+    precision = "bfloat16" if config.precision == "bfloat16" else "float32"
+    rates = LIGHT_RATES[precision]
+    budget = config.max_time
+    steps = {
+        w: steps_within(budget, rate=rates[w], patch=config.patch, batch_size=config.batch_size) for w in CPU_WIDTHS
+    }
+    enough = [width for width in CPU_WIDTHS if steps[width] >= MIN_STEPS]
+    width = enough[-1] if enough else CPU_WIDTHS[0]
+    estimates = "; ".join(f"{_listed(w)}: {rates[w]:g} patches/s, {steps[w]} steps" for w in CPU_WIDTHS)
+    batch = f"{config.batch_size} x {'x'.join(map(str, config.patch))}"
+    rule = "the widest" if enough else f"none gets {MIN_STEPS}, so the narrowest"
+    return Choice(
+        "arch_params",
+        {"channels": list(width)},
+        f"{rule} of the light widths whose {precision} rate on the reference CPU buys at least {MIN_STEPS} steps "
+        f"of {batch} in {config.max_time:g} s ({estimates})",
+    )

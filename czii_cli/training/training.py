@@ -57,13 +57,14 @@ def training_precision(name: str, device: torch.device) -> str:
 
     ``auto``: on CUDA, bfloat16 where the GPU supports it, else float16 (with a gradient
     scaler); on a CPU, float32.  ``float32`` and ``bfloat16`` are taken as they are.
+    A training run's plan replaces ``auto`` first
+    (:func:`czii_cli.training.recipe.choose_precision`).
 
     On a CPU with native bfloat16 (AVX512-BF16), ``bfloat16`` (autocast, with the
     channels-last layout for networks without InstanceNorm) ran the default recipe's
-    step 1.1-1.3x faster than float32 in our measurements, but its backward pass is not
-    bit-reproducible run to run (oneDNN's channels-last bfloat16 kernels; contiguous
-    bfloat16 is reproducible but slower than float32).  So ``auto`` keeps float32 on a
-    CPU, and a run is the same under ``--seed`` unless bfloat16 is asked for.
+    step about 1.5x faster than float32 in our measurements, and two seeded runs gave
+    bit-identical weights (with torch 2.13, in one process and across processes, at the
+    same thread count; like float32, a different thread count gives other weights).
 
     Examples
     --------
