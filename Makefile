@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.czii-installed
 DEMO_DIR   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-slow lint bench bench-accuracy bench-perf clean
+.PHONY: all install demo test test-slow lint bench bench-accuracy bench-perf bench-pretrain pretrained clean
 
 all: test
 
@@ -52,6 +52,15 @@ bench-accuracy: $(STAMP)
 # the inference speed rows alone; CZII_BENCH_SHAPE="96 256 256" for a quick, reduced-size run
 bench-perf: $(STAMP)
 	$(BIN)/python -m benchmarks perf
+
+# pre-training on broad simulated data vs training from scratch, fine-tuned on another project
+# (about an hour on 2 CPU cores; not part of `make bench`); settings: benchmarks/bench_pretrain.py
+bench-pretrain: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_pretrain
+
+# re-create the packaged pre-trained model (`--init builtin:light-sim`) from its recorded commands
+pretrained: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_pretrain build czii_cli/pretrained/light-sim.pt
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-output .pytest_cache
