@@ -25,9 +25,9 @@ steps each fine-tuning arm needed to reach the best validation F4 of the scratch
 (from ``MODEL.metrics.csv``) and their ratio, and the wall seconds of every training.
 Everything also goes to ``bench-output/pretrain.json`` and ``bench-output/pretrain.csv``.
 
-Environment: ``PRETRAIN_STEPS`` (2000), ``PRETRAIN_RUNS`` (10), ``PRETRAINED`` (a model
+Environment: ``PRETRAIN_STEPS`` (1500), ``PRETRAIN_RUNS`` (10), ``PRETRAINED`` (a model
 file: skip step 1 and fine-tune from it, e.g. ``czii_cli/pretrained/light-sim.pt``),
-``FINETUNE_STEPS`` (400), ``FINETUNE_ARGS`` (``"| --lr 3e-4"``: the default learning rate,
+``FINETUNE_STEPS`` (300), ``FINETUNE_ARGS`` (``"| --lr 3e-4"``: the default learning rate,
 and a third of it), ``STEPS_PER_EPOCH`` (50: one validation round per 50 steps),
 ``PARALLEL`` (1: scratch arms train during the pre-training, fine-tuning arms side by side;
 0: one training at a time), ``OUTPUT`` (bench-output), ``KEEP`` (1 keeps the working
@@ -93,8 +93,8 @@ class PretrainRecipe:
         "--gold",
         "0:3",
     )
-    steps: int = 2000
-    steps_per_epoch: int = 100
+    steps: int = 1500
+    steps_per_epoch: int = 150
     train_seed: int = 0
 
     def run_names(self) -> list[str]:
@@ -180,7 +180,7 @@ class Settings:
             pretrain_steps=int(env.get("PRETRAIN_STEPS", str(RECIPE.steps))),
             pretrain_runs=int(env.get("PRETRAIN_RUNS", str(RECIPE.runs))),
             pretrained=Path(given).resolve() if given else None,
-            finetune_steps=tuple(int(s) for s in env.get("FINETUNE_STEPS", "400").split()),
+            finetune_steps=tuple(int(s) for s in env.get("FINETUNE_STEPS", "300").split()),
             finetune_arms=tuple(tuple(shlex.split(arm)) for arm in env.get("FINETUNE_ARGS", "| --lr 3e-4").split("|")),
             steps_per_epoch=int(env.get("STEPS_PER_EPOCH", "50")),
             parallel=env.get("PARALLEL", "1") != "0",
