@@ -142,10 +142,7 @@ def command(
             show_default="auto",
         ),
     ] = None,
-    init: Annotated[
-        Path | None,
-        Opt("--init", help="Start from this model's weights (same arch), or a shipped one: builtin:light-sim."),
-    ] = None,
+    init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
     classes: Classes = None,
     tomo_type: TomoType = None,
@@ -168,7 +165,6 @@ def command(
     from ..training.dataset import find_runs
     from ..training.distributed import World, process_group
     from ..training.launch import TrainRequest, launch
-    from ..training.pretrained import resolve_model_reference
     from ..training.session import OutputPaths
     from .options import radius_scale_option
     from .train_options import parse_arch_params, parse_class_weights, parse_fold, parse_loss, typed_settings
@@ -224,7 +220,7 @@ def command(
             catalog=catalog,
             val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
             fold=parse_fold(fold) if fold else None,
-            init=load_model_file(resolve_model_reference(init, parameter="init")) if init else None,
+            init=load_model_file(init) if init else None,
             init_source=str(init or ""),
             resume=load_model_file(resume) if resume else None,
             resume_source=str(resume or ""),
