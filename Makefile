@@ -58,9 +58,11 @@ bench-perf: $(STAMP)
 bench-pretrain: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_pretrain
 
-# re-create the packaged pre-trained model (`--init builtin:light-sim`) from its recorded commands
+# the candidate pre-trained model of bench-pretrain alone, its commands recorded in the file
+# (`czii info bench-output/light-sim.pt`); use it with `czii train ... --init bench-output/light-sim.pt`
 pretrained: $(STAMP)
-	$(BIN)/python -m benchmarks.bench_pretrain build czii_cli/pretrained/light-sim.pt
+	mkdir -p bench-output
+	$(BIN)/python -m benchmarks.bench_pretrain build bench-output/light-sim.pt
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-output .pytest_cache

@@ -6,8 +6,9 @@ Three steps, all through the real commands and the default recipe:
    runs of 96x192x192, each drawing its own SNR, particle contrast, defocus, ice
    gradient, off-target, membrane and gold rates from wide ranges, seed 100) and
    ``czii train`` on it for ``PRETRAIN_STEPS`` steps (validating on the project's last
-   run; the MRC runs are normalized and labelled on the fly).  The same commands, recorded in the file,
-   make the packaged model (``make pretrained``).
+   run; the MRC runs are normalized and labelled on the fly).  The commands are recorded
+   in the model file (``train["recipe"]``, shown by ``czii info``); ``make pretrained``
+   runs this step alone.
 2. **Fine-tune vs scratch** on the "user" project of ``bench_accuracy`` (3 training runs and
    one validation run at the simulator's defaults, seed 0): for each of
    ``FINETUNE_STEPS`` (space separated), one run from scratch and one run per fine-tuning
@@ -26,13 +27,13 @@ steps each fine-tuning arm needed to reach the best validation F4 of the scratch
 Everything also goes to ``bench-output/pretrain.json`` and ``bench-output/pretrain.csv``.
 
 Environment: ``PRETRAIN_STEPS`` (1500), ``PRETRAIN_RUNS`` (10), ``PRETRAINED`` (a model
-file: skip step 1 and fine-tune from it, e.g. ``czii_cli/pretrained/light-sim.pt``),
+file: skip step 1 and fine-tune from it, e.g. ``bench-output/light-sim.pt``),
 ``FINETUNE_STEPS`` (300), ``FINETUNE_ARGS`` (``"| --lr 3e-4"``: the default learning rate,
 and a third of it), ``STEPS_PER_EPOCH`` (50: one validation round per 50 steps),
 ``PARALLEL`` (1: scratch arms train during the pre-training, fine-tuning arms side by side;
 0: one training at a time), ``OUTPUT`` (bench-output), ``KEEP`` (1 keeps the working
-folder), and the data settings
-of ``bench_accuracy`` (``TRAIN_RUNS``, ``SHAPE``, ``FULL_SHAPE``, ...).  A smoke run::
+folder), and the data settings of ``bench_accuracy`` (``TRAIN_RUNS``, ``SHAPE``,
+``FULL_SHAPE``, ...).  A smoke run::
 
     PRETRAIN_STEPS=20 PRETRAIN_RUNS=2 FINETUNE_STEPS=10 TRAIN_RUNS=2 SHAPE="64 128 128" \\
         FULL_SHAPE="96 256 256" python -m benchmarks.bench_pretrain
@@ -40,9 +41,9 @@ of ``bench_accuracy`` (``TRAIN_RUNS``, ``SHAPE``, ``FULL_SHAPE``, ...).  A smoke
 ``python -m benchmarks.bench_pretrain build OUT.pt`` runs step 1 alone and writes the
 model, with its commands recorded, to OUT.pt (``make pretrained``).
 
-Wall time with the defaults: the pre-training (about 15-30 min on a 2-core CPU), then the
-fine-tuning arms and 3 x 3 predictions; not part of ``make bench`` for that reason
-(``make bench-pretrain``).
+Wall time with the defaults: the pre-training (1500 steps: about 10-15 min on an idle
+2-core CPU, several times that when the CPU is shared), then the fine-tuning arms and
+3 x 3 predictions; not part of ``make bench`` for that reason (``make bench-pretrain``).
 """
 
 from __future__ import annotations
@@ -132,6 +133,12 @@ def czii_in(folder: Path, args: list[str]) -> str:
     return completed.stdout
 
 
+def with_recipe(model, *, commands: list[str], version: str):
+    """``model`` (a ModelFile) with the commands that made it recorded in ``train["recipe"]``."""
+    recipe = {"commands": [str(line) for line in commands], "czii_version": str(version)}
+    return replace(model, train={**model.train, "recipe": recipe})
+
+
 def build(recipe: PretrainRecipe, model: Path, *, work: Path) -> float:
     """Run the recipe in ``work``, record its commands in the model file, move it to ``model``.
 
@@ -139,7 +146,6 @@ def build(recipe: PretrainRecipe, model: Path, *, work: Path) -> float:
     """
     from czii_cli import __version__
     from czii_cli.training.checkpoint import load_model_file, save_model
-    from czii_cli.training.pretrained import with_recipe
 
     work.mkdir(parents=True, exist_ok=True)
     name = f"{recipe.name}.pt"
