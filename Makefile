@@ -54,7 +54,7 @@ bench-perf: $(STAMP)
 	$(BIN)/python -m benchmarks perf
 
 # pre-training on broad simulated data vs training from scratch, fine-tuned on another project
-# (about an hour on 2 CPU cores; not part of `make bench`); settings: benchmarks/bench_pretrain.py
+# (about half an hour on an idle 2-core CPU; not part of `make bench`); settings: benchmarks/bench_pretrain.py
 bench-pretrain: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_pretrain
 
