@@ -13,7 +13,7 @@ STAMP      := $(VENV)/.czii-installed
 DEMO_DIR   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: all install demo test test-slow lint bench bench-accuracy bench-perf clean
+.PHONY: all install demo test test-slow lint bench bench-accuracy bench-perf bench-pretrain pretrained clean
 
 all: test
 
@@ -52,6 +52,17 @@ bench-accuracy: $(STAMP)
 # the inference speed rows alone; CZII_BENCH_SHAPE="96 256 256" for a quick, reduced-size run
 bench-perf: $(STAMP)
 	$(BIN)/python -m benchmarks perf
+
+# pre-training on broad simulated data vs training from scratch, fine-tuned on another project
+# (about half an hour on an idle 2-core CPU; not part of `make bench`); settings: benchmarks/bench_pretrain.py
+bench-pretrain: $(STAMP)
+	$(BIN)/python -m benchmarks.bench_pretrain
+
+# the candidate pre-trained model of bench-pretrain alone, its commands recorded in the file
+# (`czii info bench-output/light-sim.pt`); use it with `czii train ... --init bench-output/light-sim.pt`
+pretrained: $(STAMP)
+	mkdir -p bench-output
+	$(BIN)/python -m benchmarks.bench_pretrain build bench-output/light-sim.pt
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench-output .pytest_cache
