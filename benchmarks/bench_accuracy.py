@@ -451,11 +451,12 @@ def print_table(rows: list[dict]) -> None:
         print("\t".join(f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns))
 
 
-def write_outputs(results: dict, rows: list[dict], output: Path) -> None:
+def write_outputs(results: dict, rows: list[dict], output: Path, *, name: str = "accuracy") -> None:
+    """``NAME.json`` (every figure and the table) and ``NAME.csv`` (the table) in ``output``."""
     output.mkdir(parents=True, exist_ok=True)
-    (output / "accuracy.json").write_text(json.dumps({**results, "table": rows}, indent=2))
+    (output / f"{name}.json").write_text(json.dumps({**results, "table": rows}, indent=2))
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(output / "accuracy.csv", "w", newline="") as handle:
+    with open(output / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

@@ -49,7 +49,6 @@ Wall time with the defaults: the pre-training (1500 steps: about 10-15 min on an
 from __future__ import annotations
 
 import csv
-import json
 import os
 import shlex
 import shutil
@@ -397,16 +396,6 @@ def measure(settings: Settings) -> dict:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def write_outputs(results: dict, rows: list[dict], output: Path) -> None:
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "pretrain.json").write_text(json.dumps({**results, "table": rows}, indent=2))
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    with open(output / "pretrain.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def results_of(results: dict) -> list[Result]:
     out = []
     for steps, models in results["steps"].items():
@@ -436,7 +425,7 @@ def run() -> list[Result]:
     rows = table_rows(results)
     print_table(rows)
     print_speedups(results)
-    write_outputs(results, rows, settings.data.output)
+    bench_accuracy.write_outputs(results, rows, settings.data.output, name="pretrain")
     return results_of(results)
 
 

@@ -71,11 +71,8 @@ def interleaved_rates(first, second, *, warmup: int = WARMUP, timed: int = TIMED
 
 
 def measure(arch: str, volumes) -> tuple[float, float, int]:
-    from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.make_labels import centres_from_picks
     from czii_cli.training.config import TrainConfig
     from czii_cli.training.registry import build_network
-    from czii_cli.training.training import BatchMaker, Trainer
 
     config = TrainConfig(arch=arch, loss=(("ce", 1.0), ("tversky", 0.5)), patch=PATCH, batch_size=BATCH)
     torch.manual_seed(0)
@@ -90,18 +87,8 @@ def measure(arch: str, volumes) -> tuple[float, float, int]:
         torch.nn.functional.cross_entropy(network(x), y).backward()
         optimizer.step()
 
-    torch.manual_seed(0)
-    trainer = Trainer(
-        build_network(arch, in_channels=1, out_channels=7),
-        config=config,
-        activation="softmax",
-        class_weights=[1.0] + [4.0] * 6,
-        device=torch.device("cpu"),
-    )
-    centres = [centres_from_picks(v.picks, catalog=DEFAULT_CATALOG, voxel_size=10.0) for v in volumes]
-    batches = BatchMaker(volumes, config=config, n_channels=7, centres=centres)
-    rng = np.random.default_rng(0)
-    pipeline, bare = interleaved_rates(lambda: trainer.train_step(*batches.batch(rng)), bare_step)
+    _, recipe_step = trainer_step(volumes, config, seed=0)
+    pipeline, bare = interleaved_rates(recipe_step, bare_step)
     return pipeline, bare, parameters
 
 
@@ -125,11 +112,7 @@ def interleaved_medians(steps, *, warmup: int = WARMUP, timed: int = TIMED, cloc
 
 def recipe_trainer(volumes, *, precision: str, channels: tuple[int, ...], seed: int = 0):
     """A fresh trainer of the default recipe (light, 64^3 x 2, CE + Tversky) and its step function."""
-    from czii_cli.catalog import DEFAULT_CATALOG
-    from czii_cli.make_labels import centres_from_picks
     from czii_cli.training.config import TrainConfig
-    from czii_cli.training.registry import build_network
-    from czii_cli.training.training import BatchMaker, Trainer
 
     config = TrainConfig(
         loss=(("ce", 1.0), ("tversky", 0.5)),
@@ -139,9 +122,19 @@ def recipe_trainer(volumes, *, precision: str, channels: tuple[int, ...], seed: 
         arch_params={"channels": list(channels)},
         seed=seed,
     )
+    return trainer_step(volumes, config, seed=seed)
+
+
+def trainer_step(volumes, config, *, seed: int):
+    """A fresh, seeded trainer of ``config`` (7 classes, class weights 1 and 4) and its step function."""
+    from czii_cli.catalog import DEFAULT_CATALOG
+    from czii_cli.make_labels import centres_from_picks
+    from czii_cli.training.registry import build_network
+    from czii_cli.training.training import BatchMaker, Trainer
+
     torch.manual_seed(seed)
     trainer = Trainer(
-        build_network("light", in_channels=1, out_channels=7, params=config.arch_params),
+        build_network(config.arch, in_channels=1, out_channels=7, params=config.arch_params),
         config=config,
         activation="softmax",
         class_weights=[1.0] + [4.0] * 6,
