@@ -73,6 +73,25 @@ def test_mrc_round_trip_takes_voxel_size_from_header(tmp_path, tiny_volume):
     assert volume.meta.run == "TS_9"
 
 
+def test_an_mrc_written_at_another_time_has_the_same_bytes(tmp_path, tiny_volume, monkeypatch):
+    import datetime
+
+    import mrcfile.mrcobject
+
+    write_mrc(tmp_path / "a.mrc", tiny_volume, voxel_size=10.0)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2031, 5, 6, 7, 8, 9)
+
+    monkeypatch.setattr(mrcfile.mrcobject, "datetime", Later)
+    write_mrc(tmp_path / "b.mrc", tiny_volume, voxel_size=10.0)
+    assert (tmp_path / "a.mrc").read_bytes() == (tmp_path / "b.mrc").read_bytes()
+    with mrcfile.open(tmp_path / "b.mrc") as mrc:
+        assert int(mrc.header.nlabl) == 1 and mrc.header.label[0].strip() == b"Written by czii"
+
+
 def test_mrc_without_voxel_size_is_refused_unless_given(tmp_path, tiny_volume):
     import mrcfile
 

@@ -250,14 +250,25 @@ def read_copick_tomogram(path: Path, request: VolumeRequest) -> Volume:
 # ----------------------------------------------------------------------------- writing
 
 
+MRC_LABEL = "Written by czii"
+"""The header's one text label: fixed, so the same volume gives the same bytes (mrcfile's
+own label carries the time of writing)."""
+
+
 def write_mrc(path: Path, data: np.ndarray, *, voxel_size: float, overwrite: bool = False) -> None:
-    """Write a 3D float32 volume as MRC with its voxel size in the header, atomically."""
+    """Write a 3D float32 volume as MRC with its voxel size in the header, atomically.
+
+    The bytes depend only on the volume and its voxel size (the header's label is
+    :data:`MRC_LABEL`), so seeded runs write identical files.
+    """
     import mrcfile
 
     with atomic_path(Path(path), overwrite=overwrite) as tmp:
         with mrcfile.new(tmp, overwrite=True) as mrc:
             mrc.set_data(np.ascontiguousarray(data, dtype=np.float32))
             mrc.voxel_size = float(voxel_size)
+            mrc.header.label[0] = MRC_LABEL
+            mrc.header.nlabl = 1
 
 
 def write_ome_zarr(
