@@ -149,8 +149,8 @@ def test_window_wide_normalization_has_no_bounded_receptive_field():
 
 
 def test_working_memory_scales_with_the_network():
-    small = build_network("light", in_channels=1, out_channels=7, params={"channels": [4]})
-    large = build_network("light", in_channels=1, out_channels=7, params={"channels": [16]})
+    small = build_network("light", in_channels=1, out_channels=7, params={"channels": [4, 8]})
+    large = build_network("light", in_channels=1, out_channels=7, params={"channels": [16, 32]})
     small_bytes, channels = working_bytes_per_voxel(small, multiple=2, side=16)
     large_bytes, _ = working_bytes_per_voxel(large, multiple=2, side=16)
     assert channels == 7
@@ -167,6 +167,29 @@ class CatTwice(nn.Module):
 def test_working_memory_counts_functional_operations_exactly():
     # float32: the concatenation (8 bytes per voxel) is alive while its double (8 more) is made
     assert working_bytes_per_voxel(CatTwice(), multiple=1, side=16) == (16.0, 2)
+
+
+def test_a_light_net_holds_one_decoder_level_at_a_time_and_computes_what_its_modules_do():
+    from czii_cli.training.light import LightUNet
+
+    torch.manual_seed(0)
+    network = LightUNet(1, 2, channels=(4, 8), stem_stride=2)
+    # float32 per input voxel, the U-Net on an eighth of them: the peak is the finest
+    # decoder's concatenation, 4 skip + 8 up-sampled + 12 concatenated channels (the
+    # skip kept as well for the whole decoder, and the decoder's convolutions on top,
+    # gave 16.5)
+    for stride in (1, 2):
+        network.set_output_stride(stride)
+        assert working_bytes_per_voxel(network, multiple=4, side=32) == ((4 + 8 + 12) * 4 / 8, 2)
+    network.set_output_stride(1)
+    inputs = torch.randn(2, 1, 16, 16, 16)
+    layered = network(inputs)  # training mode: batch statistics, as in training
+    by_modules = network.encoders[0](network.stem(network.input_norm(inputs)))
+    deep = network.encoders[1](network.pool(by_modules))
+    up = nn.functional.interpolate(deep, size=by_modules.shape[2:], mode="trilinear", align_corners=False)
+    logits = network.head(network.decoders[0](torch.cat([up, by_modules], dim=1)))
+    expected = nn.functional.interpolate(logits, size=(16, 16, 16), mode="trilinear", align_corners=False)
+    assert torch.equal(layered, expected)
 
 
 def test_probing_a_network_does_not_import_the_compiler():

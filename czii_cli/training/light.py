@@ -114,18 +114,36 @@ class LightUNet(nn.Module):
         self.output_stride = int(stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Layer by layer, dropping each tensor as soon as nothing needs it (the skips
+        # once concatenated, a layer's input once it has run): without autograd the
+        # working memory then holds about two levels' tensors at a time, not the
+        # whole decoder's, and larger tiles fit a prediction's memory budget.
         size = x.shape[2:]
-        x = self.stem(self.input_norm(x))
+        x = _run_layers(self.stem, self.input_norm(x))
         skips = []
         for level, encoder in enumerate(self.encoders):
             if level > 0:
                 x = self.pool(x)
-            x = encoder(x)
+            x = _run_layers(encoder, x)
             skips.append(x)
-        for decoder, skip in zip(self.decoders, skips[-2::-1]):
+        x = skips.pop()
+        for decoder in self.decoders:
+            skip = skips.pop()
             x = nn.functional.interpolate(x, size=skip.shape[2:], mode="trilinear", align_corners=False)
-            x = decoder(torch.cat([x, skip], dim=1))
+            x = torch.cat([x, skip], dim=1)
+            del skip
+            x = _run_layers(decoder, x)
         logits: torch.Tensor = self.head(x)
+        del x
         if self.output_stride == 1 and logits.shape[2:] != size:
             logits = nn.functional.interpolate(logits, size=size, mode="trilinear", align_corners=False)
         return logits
+
+
+def _run_layers(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)``, one child of a Sequential at a time, holding only the current tensor."""
+    if not isinstance(layers, nn.Sequential):
+        return layers(x)
+    for layer in layers:
+        x = layer(x)
+    return x
