@@ -143,7 +143,8 @@ class LightUNet(nn.Module):
 def _run_layers(layers: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``layers(x)``, one child of a Sequential at a time, holding only the current tensor."""
     if not isinstance(layers, nn.Sequential):
-        return layers(x)
+        output: torch.Tensor = layers(x)
+        return output
     for layer in layers:
         x = layer(x)
     return x
