@@ -145,7 +145,9 @@ def from_training_summary(train: Mapping[str, Any], *, model: str) -> PickSettin
     runs = [str(run) for run in train.get("val_runs", [])]
     rule = config.get("threshold_rule", "best")  # models from before the rule existed tuned exactly
     where = f"validation run{'s' if len(runs) != 1 else ''} {', '.join(runs)}" if runs else "validation"
-    origin = f"{model}: tuned ({rule} rule) on {where}, step {train.get('best_step')}"
+    stride = config.get("output_stride", 1)
+    at_stride = f" at output stride {stride}" if stride != 1 else ""
+    origin = f"{model}: tuned ({rule} rule) on {where}{at_stride}, step {train.get('best_step')}"
     return PickSettings.from_json(
         {
             "method": tuned.get("method"),

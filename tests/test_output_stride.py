@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,12 +16,15 @@ from czii_cli.io.artifacts import ArtifactMeta, read_artifact, write_artifact
 from czii_cli.io.picks import read_picks
 from czii_cli.io.volumes import write_mrc
 from czii_cli.normalize import normalization_method, normalize
+from czii_cli.picks import Picks
 from czii_cli.predict_probs import Member, predict_into, predict_volume
-from czii_cli.predict_probs.stride import AUTO_OUTPUT_STRIDE, resolve_output_stride
+from czii_cli.predict_probs.stride import recorded_output_stride, resolve_output_stride
 from czii_cli.resample import bin_volume, binned_shape
 from czii_cli.training.checkpoint import ModelFile, load_model_file, save_model
+from czii_cli.training.dataset import TrainingVolume
 from czii_cli.training.light import LightUNet
 from czii_cli.training.registry import build_network, patch_multiple
+from czii_cli.training.validation import validate_round, validation_picks
 
 torch.set_num_threads(1)
 
@@ -276,13 +280,25 @@ def test_sliding_windows_and_bad_values_are_refused_in_one_line(cli, tomogram, t
         assert not (tmp_path / "p.zarr").exists()
 
 
-def test_auto_means_the_measured_stride_for_capable_models_only(tmp_path):
+def trained_for(model: ModelFile, stride: int) -> ModelFile:
+    """``model`` as if its training settings had chosen ``output_stride``."""
+    return replace(model, train={"config": {"output_stride": stride}})
+
+
+def test_auto_means_the_stride_the_models_were_trained_for_when_all_can_give_it(tmp_path):
     able = load_model_file(make_model(tmp_path / "able.pt"))
     unable = load_model_file(light_model_file(tmp_path / "stem1.pt", stem_stride=1))
-    assert resolve_output_stride("auto", [able], ["able.pt"]) == AUTO_OUTPUT_STRIDE
-    assert resolve_output_stride("auto", [able, unable], ["able.pt", "stem1.pt"]) == 1
-    assert resolve_output_stride("auto", [able], ["able.pt"], tiling="sliding") == 1
+    at_two = trained_for(able, 2)
+    assert recorded_output_stride(able) == 1  # no training summary: a model from before the setting
+    assert recorded_output_stride(at_two) == 2
+    assert resolve_output_stride("auto", [able], ["able.pt"]) == 1
+    assert resolve_output_stride("auto", [at_two], ["able.pt"]) == 2
+    assert resolve_output_stride("auto", [at_two, trained_for(able, 2)], ["a.pt", "b.pt"]) == 2
+    assert resolve_output_stride("auto", [at_two, able], ["a.pt", "b.pt"]) == 1  # they disagree
+    assert resolve_output_stride("auto", [at_two, trained_for(unable, 2)], ["a.pt", "stem1.pt"]) == 1
+    assert resolve_output_stride("auto", [at_two], ["able.pt"], tiling="sliding") == 1
     assert resolve_output_stride(2, [able], ["able.pt"], tiling="halo") == 2
+    assert resolve_output_stride(1, [at_two], ["able.pt"]) == 1
     assert resolve_output_stride(1, [unable], ["stem1.pt"]) == 1
     with pytest.raises(Exception, match="stem1.pt: its network"):
         resolve_output_stride(2, [able, unable], ["able.pt", "stem1.pt"])
@@ -314,3 +330,46 @@ def test_copick_segmentations_at_stride_two_are_named_and_scaled_at_twice_the_vo
     np.testing.assert_array_equal(volume.load(), kept.load()[2])
     skipped = cli("predict-probs", config, *options[:-2], "--skip-existing")  # the stride-2 names are found
     assert skipped.exit_code == 0 and "skipped TS_a" in skipped.stderr
+
+
+class RecordingBlockMean(BlockMean):
+    """A :class:`BlockMean` that records the output stride of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.strides_seen: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.strides_seen.append(self.output_stride)
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_validation_picks_the_maps_of_its_output_stride_in_the_tomograms_angstrom(stride):
+    """A dark 6^3 cube at tomogram voxels z 4-9, y 8-13, x 10-15 (centre 65, 105, 125 Å): at stride 2
+    it is the 3^3 blocks z 2-4, y 4-6, x 5-7 of a 20 Å grid with origin 5 Å, so the pick is the same."""
+    image = np.full((16, 24, 24), 2.0, dtype=np.float32)
+    image[4:10, 8:14, 10:16] = -2.0  # block means -2: apo-ferritin probability sigmoid(4), elsewhere sigmoid(-4)
+    truth = Picks.from_points("r", "apo-ferritin", [[125.0, 105.0, 65.0]])
+    volume = TrainingVolume(
+        run="r", image=image, target=np.zeros(image.shape, dtype=np.uint8), picks=truth, voxel_size=10.0,
+        origin=(0.0, 0.0, 0.0), normalization={"method": "zscore", "clip": None}, source="r.zarr",
+    )  # fmt: skip
+    network = RecordingBlockMean()
+    options = {
+        "classes": ["background", "apo-ferritin"],
+        "catalog": DEFAULT_CATALOG,
+        "activation": "softmax",
+        "patch_size": (16, 24, 24),
+        "multiple": 4,
+        "minimum": (8, 8, 8),
+        "overlap": 0.25,
+        "device": torch.device("cpu"),
+        "output_stride": stride,
+    }
+    scores = validate_round(network, [volume], threshold=0.15, candidate_thresholds=(), **options)
+    assert set(network.strides_seen) == {stride} and network.output_stride == 1
+    fixed = scores.fixed.per_class["apo-ferritin"]
+    assert (fixed.tp, fixed.fp, fixed.fn) == (1, 0, 0)
+    (picks,) = validation_picks(network, [volume], thresholds=[0.15], **options)
+    np.testing.assert_allclose(picks.xyz, [[125.0, 105.0, 65.0]], atol=1e-4)

@@ -159,3 +159,18 @@ def test_a_mean_ensemble_of_maps_keeps_shared_thresholds_only(cli, tmp_path):
     assert KEY not in read_artifact(tmp_path / "ac.zarr").meta.extra
     assert cli("ensemble", a, b, "--mode", "rank", "-o", tmp_path / "rank.zarr").exit_code == 0
     assert KEY not in read_artifact(tmp_path / "rank.zarr").meta.extra
+
+
+def test_a_model_tuned_at_output_stride_two_predicts_there_by_default_with_its_thresholds(cli, tmp_path, rng):
+    write_mrc(tmp_path / "TS_1.mrc", rng.normal(size=(8, 12, 16)).astype(np.float32), voxel_size=10.0)
+    summary = {**SUMMARY, "config": {**SUMMARY["config"], "output_stride": 2}}
+    model = tuned_model(tmp_path / "m.pt", summary)
+    assert cli("predict-probs", tmp_path / "TS_1.mrc", "-m", model, "-o", tmp_path / "p.zarr").exit_code == 0
+    artifact = read_artifact(tmp_path / "p.zarr")
+    assert artifact.data.shape == (3, 4, 6, 8) and artifact.meta.voxel_size == 20.0
+    settings = artifact.meta.extra[KEY]
+    assert settings == from_training_summary(summary, model=str(model)).to_json()
+    assert settings["origin"] == f"{model}: tuned (robust rule) on validation run TS_v at output stride 2, step 40"
+    asked = cli("predict-probs", tmp_path / "TS_1.mrc", "-m", model, "--output-stride", "1", "-o", tmp_path / "q.zarr")
+    assert asked.exit_code == 0, asked.stderr
+    assert read_artifact(tmp_path / "q.zarr").data.shape == (3, 8, 12, 16)

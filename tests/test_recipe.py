@@ -9,6 +9,7 @@ import torch
 from helpers import train
 
 from czii_cli.catalog import DEFAULT_CATALOG
+from czii_cli.errors import ConfigError
 from czii_cli.make_labels import TargetSpec
 from czii_cli.training import recipe
 from czii_cli.training.checkpoint import load_model_file
@@ -82,8 +83,19 @@ def test_given_settings_are_kept_and_marked():
         precision="float32",
         arch="light",
         arch_params={"channels": [8, 16]},
+        output_stride=1,
     )
-    given = {"patch", "batch_size", "class_weights", "epochs", "bin", "precision", "arch", "arch_params"}
+    given = {
+        "patch",
+        "batch_size",
+        "class_weights",
+        "epochs",
+        "bin",
+        "precision",
+        "arch",
+        "arch_params",
+        "output_stride",
+    }
     plan = plan_for([(96, 192, 192)], config=config, given=given, native_bfloat16=True)
     assert all(c.given and c.reason.startswith("given") for c in plan.choices)
     assert plan.apply(config) == config
@@ -92,6 +104,7 @@ def test_given_settings_are_kept_and_marked():
         "precision = float32: given",
         "arch = light: given",
         "arch_params = channels=8,16: given",
+        "output_stride = 1: given",
     ]
 
 
@@ -127,6 +140,7 @@ def test_bfloat16_is_chosen_with_a_budget_on_a_cpu_that_has_it():
         "precision = float32: unet: float32 (bfloat16 training was measured on the light net)",
         "arch = unet: given",
         "arch_params = (registry defaults): unet: the registry's defaults (the plan sizes the light net)",
+        "output_stride = 1: unet gives its maps at full resolution only",
     ]
 
 
@@ -168,14 +182,14 @@ def test_the_width_is_the_widest_that_gets_enough_steps_within_the_budget(monkey
 
 def test_the_width_without_a_budget_on_a_gpu_and_when_set():
     assert chosen(plan_for([(96, 192, 192)]))["arch_params"] == {"channels": [24, 32, 48]}
-    assert plan_for([(96, 192, 192)]).lines()[6:] == [
+    assert plan_for([(96, 192, 192)]).lines()[6:8] == [
         "arch = light: the light net (stride-2 stem, computes at half resolution) on cpu",
         "arch_params = channels=24,32,48: no time budget: the default width",
     ]
     assert chosen(plan_for([(96, 192, 192)], device="cuda"))["arch_params"] == {"channels": [32, 48, 64]}
     config = TrainConfig(max_time=60.0, arch_params={"channels": [8, 16]}, precision="bfloat16")
     plan = plan_for([(96, 192, 192)], config=config, given=BUDGET, native_bfloat16=False)
-    assert plan.lines()[5:] == [
+    assert plan.lines()[5:8] == [
         "precision = bfloat16: set",
         "arch = light: the light net (stride-2 stem, computes at half resolution) on cpu",
         "arch_params = channels=8,16: set",
@@ -208,7 +222,7 @@ def test_the_plan_is_printed_and_recorded_in_the_model(cli, mrc_dataset, tmp_pat
         "reason": "given",
         "given": True,
     }
-    assert [c["setting"] for c in recorded["choices"]][5:] == ["precision", "arch", "arch_params"]
+    assert [c["setting"] for c in recorded["choices"]][5:] == ["precision", "arch", "arch_params", "output_stride"]
     described = json.loads(cli("info", tmp_path / "m.pt", "--json").stdout)
     assert described["train"]["plan"]["choices"] == recorded["choices"]
     assert "plan: precision = float32: no time budget" in result.stderr
@@ -354,3 +368,35 @@ def test_a_cpu_budget_trains_the_narrow_width_when_short_and_never_the_widest(ma
     assert chosen(plan_for([(96, 192, 192)], config=config, given=BUDGET, device="cuda"))["arch_params"] == {
         "channels": [32, 48, 64]
     }
+
+
+def test_the_output_stride_is_chosen_for_nets_that_can_give_it_and_kept_when_given():
+    shapes = [(96, 192, 192)]
+    light = chosen(plan_for(shapes))
+    assert light["output_stride"] == recipe.AUTO_OUTPUT_STRIDE
+    unet = plan_for(shapes, config=TrainConfig(arch="unet"), given={"arch"}).choices[-1]
+    assert (unet.value, unet.reason) == (1, "unet gives its maps at full resolution only")
+    stem_one = plan_for(shapes, config=TrainConfig(arch_params={"stem_stride": 1}), given={"arch_params"})
+    assert stem_one.choices[-1].value == 1
+    given = plan_for(shapes, config=TrainConfig(output_stride=2), given={"output_stride"}).choices[-1]
+    assert (given.value, given.reason, given.given) == (2, "given", True)
+    assert plan_for(shapes, config=TrainConfig(output_stride=2)).choices[-1].reason == "set"
+    with pytest.raises(ConfigError, match="training setting 'output_stride' 2 needs a light net with stem_stride 2"):
+        plan_for(shapes, config=TrainConfig(arch="unet", output_stride=2), given={"arch", "output_stride"})
+
+
+def test_a_run_validated_at_output_stride_two_records_it_for_predict_probs(cli, mrc_dataset, tmp_path):  # noqa: F811
+    from czii_cli.predict_probs.stride import resolve_output_stride
+
+    options = ("--max-steps", "1", "--val-runs", "r3", "--output-stride", "2")
+    result = train(cli, mrc_dataset, tmp_path / "m.pt", *options)
+    assert result.exit_code == 0, result.stderr
+    model = load_model_file(tmp_path / "m.pt")
+    assert model.train["config"]["output_stride"] == 2
+    assert "plan: output_stride = 2: given" in result.stderr
+    assert resolve_output_stride("auto", [model], ["m.pt"]) == 2
+    bad = train(cli, mrc_dataset, tmp_path / "b.pt", "--max-steps", "1", "--output-stride", "4")
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().splitlines() == [
+        "czii: error: training setting 'output_stride' must be auto, 1 or 2, got 4"
+    ]

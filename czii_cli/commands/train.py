@@ -17,7 +17,9 @@ scores best, so the tuned score is never below the fixed one.  MODEL keeps the w
 best tuned score (--select fixed: the best fixed score); its training summary ([italic]czii
 info MODEL[/italic]) holds both scores and the tuned thresholds of that round (best_tuned:
 pick_thresholds for [italic]czii postprocess --threshold[/italic], and a thresholds file for
---thresholds).
+--thresholds).  Validation predicts at the model's output stride (--output-stride; 2: the light
+net's half-resolution grid, with halo tiles), so those thresholds are tuned on the maps that
+[italic]predict-probs[/italic] writes for the model by default.
 MODEL.last.pt holds everything --resume needs (also written on Ctrl-C), MODEL.metrics.csv and
 MODEL.curves.png the history of both scores.  --resume MODEL.last.pt with -o MODEL continues
 in place; under another -o name, existing files there are kept unless -f.  The output folder
@@ -149,6 +151,15 @@ def command(
             show_default="auto",
         ),
     ] = None,
+    output_stride: Annotated[
+        str | None,
+        Opt(
+            "--output-stride",
+            help="Grid of the model's maps, where validation tunes its thresholds and predict-probs predicts: "
+            "auto (the plan chooses), 1 or 2 (a light net's half-resolution grid).",
+            show_default="auto",
+        ),
+    ] = None,
     init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
     classes: Classes = None,
@@ -168,7 +179,7 @@ def command(
     from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec
     from ..predict_probs import resolve_device
     from ..training.checkpoint import load_model_file
-    from ..training.config import parse_bin
+    from ..training.config import parse_factor_setting
     from ..training.dataset import find_runs
     from ..training.distributed import World, process_group
     from ..training.launch import TrainRequest, launch
@@ -202,7 +213,10 @@ def command(
         "seed": seed,
         "precision": precision,
         "arch_params": parse_arch_params(arch_param) if arch_param else None,
-        "bin": parse_bin(bin_factor) if bin_factor is not None else None,
+        "bin": parse_factor_setting(bin_factor, setting="bin") if bin_factor is not None else None,
+        "output_stride": (
+            parse_factor_setting(output_stride, setting="output_stride") if output_stride is not None else None
+        ),
     }
     given = {k: v for k, v in flags.items() if v is not None}
     config = TrainConfig.from_json({**typed_settings(settings), **given}, source=str(config_file or "flags"))

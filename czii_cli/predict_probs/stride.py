@@ -8,8 +8,10 @@ binned by 2 (:func:`czii_cli.resample.binned_origin`), so picks taken from it ar
 tomogram's Å like those of a full-resolution map.  The activation, the output dtype
 conversion, the write and every later stage then handle 8 times fewer voxels.
 
-``auto`` resolves to :data:`AUTO_OUTPUT_STRIDE` when every model can give it (and the
-tiling is not sliding windows), else to 1.
+``auto`` resolves to the stride the models were trained for (the ``output_stride`` of
+their training settings, at which their validation rounds tuned the pick thresholds that
+the map carries), when they all agree, can give it and the tiling is not sliding windows;
+else to 1.
 """
 
 from __future__ import annotations
@@ -29,11 +31,6 @@ from ..training.registry import resolve_params
 OutputStride = int | Literal["auto"]
 """An output stride as asked for: 1, 2 or ``auto``."""
 OUTPUT_STRIDES: tuple[OutputStride, ...] = ("auto", 1, 2)
-AUTO_OUTPUT_STRIDE = 1
-"""What ``auto`` means for models that can give stride 2.  Stride 2 would need F4 within
-0.005 of stride 1 on every set; with the default recipe's 1200 s model it scored 0.953 /
-0.950 / 0.909 against 0.954 / 0.960 / 0.908 (validation, unseen, full size; README,
-Performance), so ``auto`` stays at full resolution."""
 
 
 def check_output_stride(value: object) -> OutputStride:
@@ -59,13 +56,22 @@ def model_output_strides(model: ModelFile) -> tuple[int, ...]:
     return output_strides(int(resolve_params(model.arch, model.arch_params)["stem_stride"]))
 
 
+def recorded_output_stride(model: ModelFile) -> int:
+    """The output stride ``model`` was trained for: its training settings' ``output_stride``
+    (1 for models from before the setting, or without a training summary)."""
+    config = model.train.get("config")
+    value = config.get("output_stride", 1) if isinstance(config, dict) else 1
+    return int(value) if value in (1, 2) and not isinstance(value, bool) else 1
+
+
 def resolve_output_stride(
     requested: OutputStride, models: Sequence[ModelFile], paths: Sequence[Path | str], *, tiling: str = "auto"
 ) -> int:
     """The output stride of a prediction with ``models`` (loaded from ``paths``).
 
-    ``auto`` is :data:`AUTO_OUTPUT_STRIDE` when every model can give it and ``tiling`` is
-    not ``sliding``, else 1.  Stride 2 needs halo tiles and every model able to give it.
+    ``auto`` is the stride the models were trained for (:func:`recorded_output_stride`)
+    when they agree on it, every model can give it and ``tiling`` is not ``sliding``,
+    else 1.  Stride 2 needs halo tiles and every model able to give it.
 
     Raises
     ------
@@ -82,8 +88,10 @@ def resolve_output_stride(
     if requested == 1:
         return 1
     if requested == "auto":
-        able = tiling != "sliding" and all(AUTO_OUTPUT_STRIDE in model_output_strides(m) for m in models)
-        return AUTO_OUTPUT_STRIDE if able else 1
+        recorded = {recorded_output_stride(m) for m in models}
+        stride = recorded.pop() if len(recorded) == 1 else 1
+        able = tiling != "sliding" and all(stride in model_output_strides(m) for m in models)
+        return stride if able else 1
     for model, path in zip(models, paths):
         if requested not in model_output_strides(model):
             params = resolve_params(model.arch, model.arch_params)

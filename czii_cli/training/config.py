@@ -266,6 +266,12 @@ class TrainConfig:
         outside a plan, it is mixed on a GPU and float32 on a CPU (see
         :func:`czii_cli.training.training.training_precision`).
     seed : int
+    output_stride : "auto" or int
+        Grid of the maps the model is meant to give (``predict-probs --output-stride``
+        resolves ``auto`` to it): 1, the model's voxels; 2, a light net's own
+        half-resolution grid (``stem_stride=2``).  Validation rounds predict at it, so the
+        thresholds they tune are those of such maps; ``auto`` lets the plan choose
+        (:func:`czii_cli.training.recipe.choose_output_stride`).
     """
 
     arch: str = "light"
@@ -296,6 +302,7 @@ class TrainConfig:
     precision: str = "auto"
     seed: int = 0
     bin: int | str = "auto"
+    output_stride: int | str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", check_loss(self.loss))
@@ -336,7 +343,8 @@ class TrainConfig:
             raise ConfigError(
                 f"training setting 'select' must be one of {', '.join(SELECT_SCORES)}, got {self.select!r}"
             )
-        check_bin(self.bin)
+        check_factor_setting(self.bin, setting="bin")
+        check_factor_setting(self.output_stride, setting="output_stride")
         if not all(0 < value <= 1 for value in (self.val_threshold, *self.val_candidate_thresholds)):
             raise ConfigError(
                 f"validation pick thresholds must lie in (0, 1], got {self.val_threshold} and "
@@ -444,20 +452,20 @@ def _int_triple(value: object, *, key: str, source: str) -> tuple[int, int, int]
 BIN_FACTORS = (1, 2)
 
 
-def check_bin(value: object) -> None:
-    """``auto`` or one of :data:`BIN_FACTORS`; else a UsageError naming the setting."""
+def check_factor_setting(value: object, *, setting: str) -> None:
+    """``auto`` or one of :data:`BIN_FACTORS` (1 or 2); else a UsageError naming ``setting``."""
     if value == "auto":
         return
     if isinstance(value, bool) or not isinstance(value, int) or value not in BIN_FACTORS:
-        raise UsageError(f"training setting 'bin' must be auto, 1 or 2, got {value!r}")
+        raise UsageError(f"training setting {setting!r} must be auto, 1 or 2, got {value!r}")
 
 
-def parse_bin(text: str) -> int | str:
-    """The setting ``bin`` from its text: ``auto``, ``1`` or ``2``.
+def parse_factor_setting(text: str, *, setting: str) -> int | str:
+    """The setting ``setting`` (``bin`` or ``output_stride``) from its text: ``auto``, ``1`` or ``2``.
 
     Examples
     --------
-    >>> parse_bin("2"), parse_bin("auto")
+    >>> parse_factor_setting("2", setting="bin"), parse_factor_setting("auto", setting="output_stride")
     (2, 'auto')
     """
     value: int | str = text.strip().lower()
@@ -465,8 +473,8 @@ def parse_bin(text: str) -> int | str:
         try:
             value = int(value)
         except ValueError:
-            raise UsageError(f"training setting 'bin' must be auto, 1 or 2, got {text!r}") from None
-    check_bin(value)
+            raise UsageError(f"training setting {setting!r} must be auto, 1 or 2, got {text!r}") from None
+    check_factor_setting(value, setting=setting)
     return value
 
 

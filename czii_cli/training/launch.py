@@ -227,6 +227,7 @@ def launch(
             threshold=config.val_threshold,
             candidate_thresholds=tuple(config.val_candidate_thresholds),
             rule=config.threshold_rule,
+            output_stride=int(config.output_stride) if config.output_stride != "auto" else 1,
         )
     processes = request.world.size
     parallel = (

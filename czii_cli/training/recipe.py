@@ -25,7 +25,9 @@ What the plan decides:
   GPU mixed precision;
 * ``arch`` and ``arch_params``: the light net, and with a time budget its width from
   :data:`LIGHT_WIDTHS` by the steps the budget buys at each width's measured rate (see
-  :func:`choose_width`).
+  :func:`choose_width`);
+* ``output_stride``: the grid of the model's maps, at which validation rounds tune its
+  thresholds and ``predict-probs`` predicts by default (see :func:`choose_output_stride`).
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ from typing import Any, cast
 import numpy as np
 
 from ..catalog import Catalog
+from ..errors import ConfigError
 from ..make_labels import TargetSpec
 from ..resample import binned_shape
 from .config import DEFAULT_PARTICLE_WEIGHT, ClassWeights, TrainConfig
+from .light import output_strides
+from .registry import resolve_params
 
 UNBOUNDED_EPOCHS = 1_000_000  # a time budget ends the run long before
 MAX_WEIGHT_GAIN = 4.0  # the smallest class's weight is at most this many times the largest's
@@ -228,7 +233,7 @@ def plan_training(
     >>> plan = plan_training(f, config=TrainConfig(max_time=600.0), given={"max_time"}, device="cpu", multiple=8,
     ...                      target="spheres")
     >>> [c.setting for c in plan.choices]
-    ['bin', 'epochs', 'patch', 'batch_size', 'class_weights', 'precision', 'arch', 'arch_params']
+    ['bin', 'epochs', 'patch', 'batch_size', 'class_weights', 'precision', 'arch', 'arch_params', 'output_stride']
     >>> plan.apply(TrainConfig(max_time=600.0)).patch
     (64, 64, 64)
     """
@@ -250,8 +255,9 @@ def plan_training(
         _class_weights(working, config, given, target=target),
         precision,
         arch,
-        choose_width(sized, given=given, device=device, initial_params=initial_params),
     ]
+    width = choose_width(sized, given=given, device=device, initial_params=initial_params)
+    choices += [width, choose_output_stride(config, given=given, arch=str(arch.value), arch_params=width.value)]
     return TrainPlan(fingerprint=fingerprint, device=device, choices=tuple(choices))
 
 
@@ -549,3 +555,56 @@ def choose_width(
         f"{rule} of the light widths whose {precision} rate on the reference CPU buys at least {MIN_STEPS} steps "
         f"of {batch} in {config.max_time:g} s ({estimates})",
     )
+
+
+AUTO_OUTPUT_STRIDE = 1
+"""What the plan chooses for a net that can give stride 2 (a light net with a stride-2 stem)."""
+AUTO_OUTPUT_STRIDE_REASON = "full resolution"
+
+
+def choose_output_stride(config: TrainConfig, *, given: Collection[str], arch: str, arch_params: object) -> Choice:
+    """The grid of the model's maps: 2 (the net's own half-resolution grid) or 1.
+
+    Stride 2 is only possible for a light net with ``stem_stride=2``; validation rounds
+    predict at the chosen stride, so the tuned thresholds are those of its maps, and
+    ``predict-probs --output-stride auto`` predicts at it.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``output_stride`` is ``auto`` (the plan chooses) unless set.
+    given : collection of str
+        Settings the user gave.
+    arch : str
+        The network the run trains.
+    arch_params : mapping
+        Its parameters as the plan chose them (registry defaults fill the rest).
+
+    Returns
+    -------
+    Choice
+        ``output_stride``: 1 or 2.
+
+    Raises
+    ------
+    ConfigError
+        Stride 2 asked for a network that cannot give it.
+
+    Examples
+    --------
+    >>> choose_output_stride(TrainConfig(arch="unet"), given=(), arch="unet", arch_params={}).value
+    1
+    """
+    params = resolve_params(arch, dict(cast(Mapping[str, Any], arch_params)))
+    able = output_strides(int(params["stem_stride"])) if arch == "light" else (1,)
+    if config.output_stride != "auto":
+        if config.output_stride not in able:
+            raise ConfigError(
+                f"training setting 'output_stride' {config.output_stride} needs a light net with stem_stride 2; "
+                f"this run trains {arch} with {params}"
+            )
+        source = "given" if "output_stride" in given else "set"
+        return Choice("output_stride", config.output_stride, source, given=source == "given")
+    if 2 not in able:
+        return Choice("output_stride", 1, f"{arch} gives its maps at full resolution only")
+    return Choice("output_stride", AUTO_OUTPUT_STRIDE, AUTO_OUTPUT_STRIDE_REASON)

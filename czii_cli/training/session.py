@@ -112,6 +112,7 @@ class Validation:
     threshold: float
     candidate_thresholds: tuple[float, ...]
     rule: str
+    output_stride: int = 1
 
 
 StepCallback = Callable[[int, str], None]
@@ -266,6 +267,7 @@ def _keep_round(
             candidate_thresholds=validation.candidate_thresholds,
             rule=validation.rule,
             device=trainer.device,
+            output_stride=validation.output_stride,
         )
         row = _scored(row, scores)
     record.history.append(row)

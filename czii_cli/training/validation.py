@@ -31,6 +31,7 @@ from torch import nn
 
 from ..catalog import Catalog
 from ..picks import Picks, concat
+from ..resample import binned_origin
 from ..score import ScoreReport, score_picks
 from ..tune import DEFAULT_RULE, apply_thresholds, group_events, thresholds_from_events
 from .dataset import TrainingVolume
@@ -176,8 +177,15 @@ def validation_picks(
     overlap: float,
     thresholds: Sequence[float],
     device: torch.device,
+    output_stride: int = 1,
 ) -> list[Picks]:
     """Predict every validation volume once and pick it at each of ``thresholds``.
+
+    At output stride 1 the volumes are predicted with sliding windows; at output stride 2
+    (a ``light`` net with ``stem_stride=2``) with halo tiles on the net's half-resolution
+    grid, as ``predict-probs --output-stride 2`` predicts, and picked on that grid (twice
+    the voxel size, the binned origin), so thresholds tuned on these picks are those of
+    such maps.
 
     Parameters
     ----------
@@ -198,6 +206,8 @@ def validation_picks(
     thresholds : sequence of float
         Pick thresholds, each applied to every class.
     device : torch.device
+    output_stride : int
+        1 or 2: the grid of the maps (see above).
 
     Returns
     -------
@@ -211,8 +221,18 @@ def validation_picks(
     for volume in volumes:
         window = patch_size or validation_window(volume.image.shape, multiple=multiple, minimum=minimum)
         probs = predict_volume(
-            network, volume.image, patch_size=tuple(window), overlap=overlap, activation=activation, device=device
+            network,
+            volume.image,
+            patch_size=tuple(window),
+            overlap=overlap,
+            activation=activation,
+            device=device,
+            tiling="sliding" if output_stride == 1 else "halo",
+            multiple=multiple,
+            output_stride=output_stride,
         )
+        voxel_size = volume.voxel_size * output_stride
+        origin = binned_origin(volume.origin, voxel_size=volume.voxel_size, factor=output_stride)
         for picks, threshold in zip(picked, thresholds):
             picks.append(
                 extract_picks(
@@ -221,8 +241,8 @@ def validation_picks(
                     catalog=catalog,
                     method=DEFAULT_METHOD,
                     thresholds=threshold,
-                    voxel_size=volume.voxel_size,
-                    origin_zyx=volume.origin,
+                    voxel_size=voxel_size,
+                    origin_zyx=origin,
                     run=volume.run,
                 )
             )
