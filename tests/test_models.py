@@ -242,6 +242,35 @@ def test_intensity_augmentation_spans_the_configured_ranges():
     )
 
 
+def test_the_lowpass_gain_darkens_smooth_particles_against_fine_noise_at_the_same_spread():
+    """A dark ball (radius 4) in a +-0.5 checkerboard: the low-pass band holds the ball and almost none
+    of the checkerboard, so after the gain and the rescale to the former spread the ball is darker and
+    the checkerboard fainter, both in units of the patch's standard deviation."""
+    from czii_cli.training.augment import augment_intensity
+
+    z, y, x = np.indices((16, 16, 16))
+    ball = ((z - 8) ** 2 + (y - 8) ** 2 + (x - 8) ** 2 <= 16).astype(np.float32)
+    checker = 0.5 * (-1.0) ** (z + y + x)
+    patch = (checker - ball).astype(np.float32)
+    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, scale=0.0, shift=0.0)
+    boost = AugmentConfig(**off, lowpass_gain=2.0, lowpass_p=1.0, lowpass_sigma=2.0)
+    out = augment_intensity(patch.copy(), config=boost, rng=np.random.default_rng(1))
+    assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
+
+    def contrast(image):  # ball depth and checkerboard amplitude, in standard deviations of the patch
+        inside, outside = image[ball > 0], image[(ball == 0) & (np.abs(z - 8) > 6)]
+        return (outside.mean() - inside.mean()) / image.std(), np.abs(outside - outside.mean()).mean() / image.std()
+
+    (depth, fine), (new_depth, new_fine) = contrast(patch), contrast(out)
+    assert new_depth > 1.5 * depth and new_fine < 0.85 * fine  # 1.73 -> 2.69 and 0.91 -> 0.75 sd
+    # off by default, and then it draws nothing from the generator
+    default = augment_intensity(patch.copy(), config=AugmentConfig(**off), rng=np.random.default_rng(1))
+    assert np.array_equal(default, patch)
+    draws = np.random.default_rng(1)
+    augment_intensity(patch.copy(), config=AugmentConfig(**off), rng=draws)
+    assert draws.random() == np.random.default_rng(1).random(5)[-1]  # after contrast, gamma, blur and noise
+
+
 def test_rotation_uses_the_margin_and_keeps_probabilities():
     config = AugmentConfig(rotate_p=1.0, rotate_degrees=10.0, flip=0.0, rot90=False, scale=0, shift=0, noise_p=0)
     margin = config.rotation_margin((8, 8))

@@ -70,10 +70,12 @@ def augment_pair(
 def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Change a normalized patch as another tomogram's normalized voxels would differ.
 
-    In turn, each with its probability: contrast (a log-uniform factor), gamma on the
-    patch rescaled to [0, 1], Gaussian blur and Gaussian noise (both keeping the patch's
-    mean and spread, as a blurrier or noisier tomogram does after its own normalization),
-    then scale and shift.
+    In turn, each with its probability: a low-pass gain (the patch plus a multiple of its
+    Gaussian low-pass band: particles darker at the same noise), contrast (a log-uniform
+    factor), gamma on the patch rescaled to [0, 1], Gaussian blur and Gaussian noise (the
+    low-pass gain, blur and noise keep the patch's mean and spread, as a tomogram of
+    another SNR or resolution looks after its own normalization), then scale and shift.
+    The low-pass gain draws from ``rng`` only when it is enabled.
 
     Parameters
     ----------
@@ -97,6 +99,10 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
     >>> bool(abs(noisy.std() - patch.std()) < 1e-3 and not np.allclose(noisy, patch))
     True
     """
+    if config.lowpass_gain > 0 and config.lowpass_p > 0 and rng.random() < config.lowpass_p:
+        gain = np.float32(rng.uniform(0, config.lowpass_gain))
+        band = ndimage.gaussian_filter(image, config.lowpass_sigma, mode="nearest")
+        image = _keeping_spread(image, image + gain * band)
     if rng.random() < config.contrast_p and config.contrast > 1:
         image *= np.float32(np.exp(rng.uniform(-np.log(config.contrast), np.log(config.contrast))))
     if rng.random() < config.gamma_p and config.gamma > 0:

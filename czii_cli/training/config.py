@@ -158,6 +158,14 @@ class AugmentConfig:
         ``noise_p``; the patch is then rescaled to its former spread, as a noisier
         tomogram looks after its own normalization (particles fainter).
     noise_p : float
+    lowpass_gain : float
+        With probability ``lowpass_p`` the patch's low-pass band (a Gaussian of
+        ``lowpass_sigma`` voxels, where particles live and little of the noise does) is
+        added again with a gain drawn from ``U(0, lowpass_gain)``, and the patch rescaled
+        to its former spread: particles darker at the same noise, as in a tomogram of
+        higher SNR or stronger particle contrast after its own normalization.  0 disables it.
+    lowpass_p : float
+    lowpass_sigma : float
     mixup_p : float
         Probability that a sample is blended with another sample of its batch.
     mixup_alpha : float
@@ -178,6 +186,9 @@ class AugmentConfig:
     blur_p: float = 0.2
     noise: float = 0.7
     noise_p: float = 0.3
+    lowpass_gain: float = 0.0
+    lowpass_p: float = 0.0
+    lowpass_sigma: float = 2.0
     mixup_p: float = 0.0
     mixup_alpha: float = 0.4
 
@@ -486,6 +497,6 @@ def check_augment(augment: AugmentConfig) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"augmentation setting {item.name} must be a number, got {value!r}")
-        top = 1.0 if item.name in ("flip", "rotate_p", "noise_p", "mixup_p") else math.inf
+        top = 1.0 if item.name == "flip" or item.name.endswith("_p") else math.inf
         if not 0 <= value <= top or not math.isfinite(value):
             raise ConfigError(f"augmentation setting {item.name} must lie in [0, {top:g}], got {value}")
