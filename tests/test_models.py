@@ -208,7 +208,9 @@ def test_augmentation_moves_image_and_target_together():
     rng = np.random.default_rng(3)
     image = rng.normal(size=(6, 10, 10)).astype(np.float32)
     labels = (image > 1).astype(np.uint8)
-    config = AugmentConfig(rotate_p=0.0, scale=0.0, shift=0.0, noise_p=0.0, contrast_p=0.0, gamma_p=0.0, blur_p=0.0)
+    config = AugmentConfig(
+        rotate_p=0.0, scale=0.0, shift=0.0, noise_p=0.0, contrast_p=0.0, gamma_p=0.0, blur_p=0.0, lowpass_p=0.0
+    )
     for seed in range(8):
         out_image, out_target = augment_pair(image, one_hot(labels, 2), config=config, rng=np.random.default_rng(seed))
         assert np.array_equal(out_image > 1, out_target[1] == 1)
@@ -221,7 +223,7 @@ def test_intensity_augmentation_spans_the_configured_ranges():
     from czii_cli.training.augment import augment_intensity
 
     patch = np.random.default_rng(4).normal(size=(6, 10, 10)).astype(np.float32)
-    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, scale=0.0, shift=0.0)
+    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0)
     factors = []
     for seed in range(200):
         out = augment_intensity(
@@ -231,7 +233,7 @@ def test_intensity_augmentation_spans_the_configured_ranges():
         np.testing.assert_allclose(factor, factor.flat[0], rtol=1e-5)  # one factor for the whole patch
         factors.append(float(factor.flat[0]))
     assert 0.5 <= min(factors) < 0.6 and 1.8 < max(factors) <= 2.0
-    for change in ({"gamma_p": 1.0}, {"blur_p": 1.0}, {"noise_p": 1.0}):
+    for change in ({"gamma_p": 1.0}, {"blur_p": 1.0}, {"noise_p": 1.0}, {"lowpass_p": 1.0}):
         out = augment_intensity(patch.copy(), config=AugmentConfig(**{**off, **change}), rng=np.random.default_rng(0))
         assert not np.allclose(out, patch), change
         assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
@@ -263,11 +265,11 @@ def test_the_lowpass_gain_darkens_smooth_particles_against_fine_noise_at_the_sam
 
     (depth, fine), (new_depth, new_fine) = contrast(patch), contrast(out)
     assert new_depth > 1.5 * depth and new_fine < 0.85 * fine  # 1.73 -> 2.69 and 0.91 -> 0.75 sd
-    # off by default, and then it draws nothing from the generator
-    default = augment_intensity(patch.copy(), config=AugmentConfig(**off), rng=np.random.default_rng(1))
-    assert np.array_equal(default, patch)
+    # disabled, it changes nothing and draws nothing from the generator
+    disabled = AugmentConfig(**off, lowpass_p=0.0)
+    assert np.array_equal(augment_intensity(patch.copy(), config=disabled, rng=np.random.default_rng(1)), patch)
     draws = np.random.default_rng(1)
-    augment_intensity(patch.copy(), config=AugmentConfig(**off), rng=draws)
+    augment_intensity(patch.copy(), config=disabled, rng=draws)
     assert draws.random() == np.random.default_rng(1).random(5)[-1]  # after contrast, gamma, blur and noise
 
 

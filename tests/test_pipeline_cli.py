@@ -101,7 +101,8 @@ def test_train_predict_postprocess_tune_score_ensemble_view(cli, project, tmp_pa
     probs.write_bytes(streamed.stdout_bytes)
     volume = read_volume(probs, VolumeRequest())
     assert volume.meta.kind == "probs" and volume.meta.run == "TS_sim_1"
-    assert volume.shape == (7, 48, 96, 96)
+    # the plan trained the light net for output stride 2: the map is on the grid binned by 2
+    assert volume.shape == (7, 24, 48, 48) and volume.meta.voxel_size == 20.0
     assert np.allclose(np.asarray(volume.data[:], dtype=np.float32).sum(axis=0), 1.0, atol=5e-3)
 
     # At threshold 0 each class is one component, the whole volume: one pick per class.

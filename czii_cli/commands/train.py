@@ -6,7 +6,7 @@ e.g. TS_5_4.zarr + TS_5_4.labels.zarr); a copick project; a folder with train_im
 and train_annotations/*.csv.  Copick and MRC data are normalized and labelled on the fly.
 Architectures: light (~0.3 M parameters, the CPU default), unet, segresnet, dynunet (MONAI),
 flexunet (FlexibleUNet, resnet/efficientnet encoders, random init).  Training uses
-class-balanced random crops, flips, x-y rot90, small z rotations, intensity and noise
+class-balanced random crops, flips, x-y rot90, small z rotations, intensity, blur, noise and low-pass gain
 augmentation, AdamW with warm-up and cosine decay, gradient clipping, an EMA of the weights
 and AMP on a GPU.  After every epoch the held-out runs (--val-runs or --fold K/N) are
 predicted, picked (connected components) and scored with the competition metric twice: at
