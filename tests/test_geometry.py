@@ -81,7 +81,24 @@ def trained(tmp_path_factory):
     (root / "train").mkdir()
     for name in ("TS_sim_0.zarr", "TS_sim_0.labels.zarr"):
         (root / "train" / name).symlink_to(root / "data" / name)
-    cli("train", root / "train", "-o", root / "model.pt", *TINY, "--max-steps", 60, "--seed", 0, "-q")
+    # the milder augmentation of earlier defaults, so that 60 steps learn enough to compare picks
+    (root / "mild.json").write_text(
+        '{"augment": {"noise": 0.7, "noise_p": 0.3, "blur": 1.0, "blur_p": 0.2, "lowpass_p": 0}}'
+    )
+    cli(
+        "train",
+        root / "train",
+        "-o",
+        root / "model.pt",
+        *TINY,
+        "--max-steps",
+        60,
+        "--seed",
+        0,
+        "--config",
+        root / "mild.json",
+        "-q",
+    )
     model = load_model_file(root / "model.pt")
     volume = read_artifact(root / "data" / "TS_sim_1.zarr").load()
     return {

@@ -156,12 +156,16 @@ def test_train_predict_postprocess_tune_score_ensemble_view(cli, project, tmp_pa
     ensembled = read_volume(tmp_path / "e.zarr", VolumeRequest())
     np.testing.assert_array_equal(np.asarray(ensembled.data[:]), np.asarray(volume.data[:]))
 
+    # view overlays a map on its tomogram's grid: a full-resolution one
+    full = tmp_path / "full.zarr"
+    ok(cli("predict-probs", project / "data" / "TS_sim_1.zarr", "-m", model, "--output-stride", "1", "-o", full, "-q"))
+    assert read_volume(full, VolumeRequest()).shape == (7, 48, 96, 96)
     ok(
         cli(
             "view",
             project / "data" / "TS_sim_1.zarr",
             "--probs",
-            probs,
+            full,
             "--picks",
             pred,
             "--gt",
