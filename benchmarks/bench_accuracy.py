@@ -149,7 +149,7 @@ def log(message: str) -> None:
 
 def czii(*args: object, stdout: Path | None = None) -> str:
     """Run one czii command in a fresh interpreter; return its stdout."""
-    command = [sys.executable, "-c", "from czii_cli.main import run; run()", *map(str, args)]
+    command = [sys.executable, "-c", "from czii_cli.launcher import run; run()", *map(str, args)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"czii {args[0]} failed: {completed.stderr.strip().splitlines()[-1:]}")
@@ -575,6 +575,9 @@ def run(budgets: list[str] | None = None) -> list[Result]:
 
 
 if __name__ == "__main__":
+    from czii_cli.launcher import restart_with_huge_pages
+
+    restart_with_huge_pages()  # both arms under the allocator setting of the czii executable
     for result in run(sys.argv[1:]):
         print(
             f"# {result.benchmark}: {result.value}; baseline {result.baseline_value}; met: {result.ok}", file=sys.stderr
