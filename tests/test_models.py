@@ -273,6 +273,61 @@ def test_the_lowpass_gain_darkens_smooth_particles_against_fine_noise_at_the_sam
     assert draws.random() == np.random.default_rng(1).random(5)[-1]  # after contrast, gamma, blur and noise
 
 
+def test_the_particle_gain_darkens_the_marked_particle_alone():
+    """Two equal dark balls (radius 3) in white noise; the target marks the core of the first only
+    (radius 1.5, as labels at 0.5 r do).  After the gain the marked ball is darker in units of the
+    patch's spread, the unmarked one is not, and the noise far from both keeps its level."""
+    from czii_cli.training.augment import particle_gain, target_foreground
+
+    z, y, x = np.indices((16, 16, 32))
+    first = (z - 8) ** 2 + (y - 8) ** 2 + (x - 8) ** 2
+    second = (z - 8) ** 2 + (y - 8) ** 2 + (x - 24) ** 2
+    noise = np.random.default_rng(0).normal(0.0, 0.3, size=z.shape)
+    patch = (noise - (first <= 9) - (second <= 9)).astype(np.float32)
+    labels = (first <= 2.25).astype(np.uint8)
+    foreground = target_foreground(one_hot(labels, 2))
+    np.testing.assert_array_equal(foreground, labels)
+    out = particle_gain(patch, foreground, gain=1.5, sigma=2.0)
+    assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
+
+    def depth(image, inside):  # how far a ball lies below the far background, in spreads of the patch
+        far = (first > 49) & (second > 49)
+        return (image[far].mean() - image[inside].mean()) / image.std()
+
+    assert depth(out, first <= 9) > 1.3 * depth(patch, first <= 9)  # 2.91 -> 4.15 spreads
+    assert depth(out, second <= 9) < depth(patch, second <= 9)  # 2.78 -> 2.55: the patch's spread grew
+    far = (first > 49) & (second > 49)
+    assert out[far].std() / out.std() == pytest.approx(patch[far].std() / patch.std(), rel=0.1)  # 0.87 -> 0.80
+    assert np.array_equal(particle_gain(patch, np.zeros_like(foreground), gain=1.5, sigma=2.0), patch)
+
+
+def test_the_particle_gain_draws_nothing_when_disabled_and_is_seeded_when_enabled():
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(8, 12, 12)).astype(np.float32)
+    labels = np.zeros(image.shape, np.uint8)
+    labels[3:5, 5:7, 5:7] = 1
+    plain = AugmentConfig()
+    assert plain.particle_gain == 0.0  # off by default
+    default_run = augment_pair(image, one_hot(labels, 2), config=plain, rng=np.random.default_rng(7))
+    disabled = AugmentConfig(particle_gain=2.0, particle_gain_p=0.0)
+    again = augment_pair(image, one_hot(labels, 2), config=disabled, rng=np.random.default_rng(7))
+    assert all(np.array_equal(a, b) for a, b in zip(default_run, again))
+    enabled = AugmentConfig(particle_gain=2.0, particle_gain_p=1.0)
+    first = augment_pair(image, one_hot(labels, 2), config=enabled, rng=np.random.default_rng(7))
+    second = augment_pair(image, one_hot(labels, 2), config=enabled, rng=np.random.default_rng(7))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], default_run[0])
+    np.testing.assert_array_equal(first[1], default_run[1])  # the target is not touched
+
+
+def test_heatmap_targets_mark_particles_by_their_largest_channel():
+    from czii_cli.training.augment import target_foreground
+
+    heatmap = np.zeros((2, 1, 1, 4), np.float32)
+    heatmap[0, 0, 0, 1], heatmap[1, 0, 0, 2], heatmap[1, 0, 0, 1] = 0.8, 0.6, 0.1
+    np.testing.assert_allclose(target_foreground(heatmap)[0, 0], [0.0, 0.8, 0.6, 0.0])
+
+
 def test_rotation_uses_the_margin_and_keeps_probabilities():
     config = AugmentConfig(rotate_p=1.0, rotate_degrees=10.0, flip=0.0, rot90=False, scale=0, shift=0, noise_p=0)
     margin = config.rotation_margin((8, 8))

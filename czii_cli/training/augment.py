@@ -4,7 +4,8 @@ Geometric transforms act on the image and its target together: flips on all thre
 rot90 in the x-y plane only (the missing wedge makes z special), and small rotations
 about z.  Intensity transforms act on the image only and model what differs between
 tomograms (:func:`augment_intensity`): contrast, gamma, blur (defocus, resolution),
-noise level (SNR), then a small scale and shift.
+noise level (SNR), then a small scale and shift; one of them, the particle gain, uses
+the target to darken the particles alone (:func:`particle_gain`).
 Mixup blends two samples of a batch.  Targets are class-first (``[C, Z, Y, X]``), one-hot
 or heatmap, so mixup and rotation keep them meaningful.
 """
@@ -63,9 +64,68 @@ def augment_pair(
         turns = int(rng.integers(4)) if image.shape[1] == image.shape[2] else 2 * int(rng.integers(2))
         image = np.rot90(image, turns, axes=(1, 2))
         target = np.rot90(target, turns, axes=(2, 3))
-    return augment_intensity(np.array(image, dtype=np.float32), config=config, rng=rng), np.array(
-        target, dtype=np.float32
-    )
+    image = np.array(image, dtype=np.float32)
+    target = np.array(target, dtype=np.float32)
+    if config.particle_gain > 0 and config.particle_gain_p > 0 and rng.random() < config.particle_gain_p:
+        gain = float(rng.uniform(0, config.particle_gain))
+        image = particle_gain(image, target_foreground(target), gain=gain, sigma=config.particle_sigma)
+    return augment_intensity(image, config=config, rng=rng), target
+
+
+def target_foreground(target: np.ndarray) -> np.ndarray:
+    """Where a class-first target ``[C, Z, Y, X]`` marks particles, in [0, 1].
+
+    A one-hot target (channel 0 the background, every voxel summing to 1) gives one minus
+    its background; a heatmap target (one channel per class) gives its largest channel.
+
+    Examples
+    --------
+    >>> one_hot = np.stack([np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])])
+    >>> target_foreground(one_hot).tolist()
+    [0.0, 1.0, 0.0]
+    >>> target_foreground(np.array([[0.2, 0.9, 0.0], [0.5, 0.0, 0.0]])).tolist()
+    [0.5, 0.9, 0.0]
+    """
+    if target.shape[0] > 1 and np.allclose(target.sum(axis=0), 1.0):
+        return np.asarray(1.0 - target[0], dtype=np.float32)
+    return np.asarray(target.max(axis=0), dtype=np.float32)
+
+
+def particle_gain(image: np.ndarray, foreground: np.ndarray, *, gain: float, sigma: float) -> np.ndarray:
+    """Darken the particles of a patch against its noise and other content.
+
+    Parameters
+    ----------
+    image : float32 ndarray, shape (Z, Y, X)
+        Normalized patch.
+    foreground : ndarray, shape (Z, Y, X)
+        Where the target marks particles (:func:`target_foreground`), in [0, 1].
+    gain : float
+        Multiple of the patch's fine low-pass (Gaussian, 1 voxel: the particles' density
+        and a little of the noise) added inside the particles.
+    sigma : float
+        Gaussian (voxels) that widens the foreground into a soft mask over whole
+        particles (targets mark their cores), scaled to 1 at its maximum.
+
+    Returns
+    -------
+    float32 ndarray
+        The patch with ``gain x mask x low-pass`` added, rescaled to its mean and spread;
+        the patch itself when it has no foreground.
+
+    Examples
+    --------
+    >>> image = np.zeros((1, 1, 5), np.float32); image[0, 0, 2] = 1.0
+    >>> foreground = np.zeros((1, 1, 5), np.float32)
+    >>> bool(np.array_equal(particle_gain(image, foreground, gain=1.0, sigma=1.0), image))
+    True
+    """
+    mask = ndimage.gaussian_filter(np.asarray(foreground, dtype=np.float32), sigma, mode="constant")
+    peak = float(mask.max())
+    if peak <= 0 or gain <= 0:
+        return image
+    band = ndimage.gaussian_filter(image, 1.0, mode="nearest")
+    return _keeping_spread(image, image + np.float32(gain / peak) * mask * band)
 
 
 def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

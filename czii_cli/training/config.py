@@ -166,6 +166,15 @@ class AugmentConfig:
         higher SNR or stronger particle contrast after its own normalization.  0 disables it.
     lowpass_p : float
     lowpass_sigma : float
+    particle_gain : float
+        With probability ``particle_gain_p`` the particles alone are made darker: the
+        patch's fine low-pass (a Gaussian of 1 voxel) is added again, with a gain drawn
+        from ``U(0, particle_gain)``, where the target marks particles (its foreground,
+        widened by a Gaussian of ``particle_sigma`` voxels), and the patch rescaled to its
+        former spread: particles darker against the same noise and the same other
+        content, as in a tomogram of stronger particle contrast.  0 disables it.
+    particle_gain_p : float
+    particle_sigma : float
     mixup_p : float
         Probability that a sample is blended with another sample of its batch.
     mixup_alpha : float
@@ -189,6 +198,9 @@ class AugmentConfig:
     lowpass_gain: float = 2.0
     lowpass_p: float = 0.5
     lowpass_sigma: float = 2.0
+    particle_gain: float = 0.0
+    particle_gain_p: float = 0.5
+    particle_sigma: float = 2.0
     mixup_p: float = 0.0
     mixup_alpha: float = 0.4
 
