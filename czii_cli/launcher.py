@@ -5,13 +5,13 @@ mapping and unmaps it when the block is freed.  The activations of a forward pas
 large tile, and the volumes and maps of the other stages, are such blocks: each one is
 faulted in again, 4 KiB at a time, every time it is allocated.  One forward pass of the
 default ``light`` net over a 184x632x376 tile took about 1.26 million page faults
-(4.8 GiB faulted in).  The ``glibc.malloc.hugetlb=1`` tunable makes malloc ask
-the kernel for transparent huge pages on those mappings (2 MiB per fault), which cut
-``predict-probs`` on a full tomogram from 17.0 to 11.7 s at the same peak memory.
+(4.8 GiB faulted in).  The ``glibc.malloc.hugetlb=1`` tunable makes malloc ask the
+kernel for transparent huge pages on those mappings (2 MiB per fault): ``predict-probs``
+on a full tomogram then took 9.8 s instead of 12.8 s, at the same peak memory.
 
 glibc reads its tunables only when a process starts, so :func:`run` starts the command
-again (:func:`restart_with_huge_pages`), once, in the same interpreter with the tunable added to ``GLIBC_TUNABLES``.  It
-does so only on Linux with glibc 2.35 or later, when the kernel gives huge pages on
+again (:func:`restart_with_huge_pages`), once, in the same interpreter with the tunable
+added to ``GLIBC_TUNABLES``.  It does so only on Linux with glibc 2.35 or later, when the kernel gives huge pages on
 request (``madvise`` mode: ``always`` gives them anyway, ``never`` not at all), and when
 ``GLIBC_TUNABLES`` does not already set ``glibc.malloc.hugetlb``: setting it yourself,
 ``GLIBC_TUNABLES=glibc.malloc.hugetlb=0`` for instance, keeps your choice and the
