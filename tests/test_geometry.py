@@ -83,7 +83,7 @@ def trained(tmp_path_factory):
         (root / "train" / name).symlink_to(root / "data" / name)
     # the milder augmentation of earlier defaults, so that 60 steps learn enough to compare picks
     (root / "mild.json").write_text(
-        '{"augment": {"noise": 0.7, "noise_p": 0.3, "blur": 1.0, "blur_p": 0.2, "lowpass_p": 0}}'
+        '{"augment": {"noise": 0.7, "noise_p": 0.3, "blur": 1.0, "blur_p": 0.2, "lowpass_p": 0, "particle_gain_p": 0}}'
     )
     cli(
         "train",

@@ -209,7 +209,15 @@ def test_augmentation_moves_image_and_target_together():
     image = rng.normal(size=(6, 10, 10)).astype(np.float32)
     labels = (image > 1).astype(np.uint8)
     config = AugmentConfig(
-        rotate_p=0.0, scale=0.0, shift=0.0, noise_p=0.0, contrast_p=0.0, gamma_p=0.0, blur_p=0.0, lowpass_p=0.0
+        rotate_p=0.0,
+        scale=0.0,
+        shift=0.0,
+        noise_p=0.0,
+        contrast_p=0.0,
+        gamma_p=0.0,
+        blur_p=0.0,
+        lowpass_p=0.0,
+        particle_gain_p=0.0,
     )
     for seed in range(8):
         out_image, out_target = augment_pair(image, one_hot(labels, 2), config=config, rng=np.random.default_rng(seed))
@@ -301,23 +309,23 @@ def test_the_particle_gain_darkens_the_marked_particle_alone():
     assert np.array_equal(particle_gain(patch, np.zeros_like(foreground), gain=1.5, sigma=2.0), patch)
 
 
-def test_the_particle_gain_draws_nothing_when_disabled_and_is_seeded_when_enabled():
+def test_the_particle_gain_is_on_by_default_draws_nothing_when_disabled_and_is_seeded_when_enabled():
+    assert AugmentConfig().particle_gain == 2.0 and AugmentConfig().particle_gain_p == 0.5
     rng = np.random.default_rng(2)
     image = rng.normal(size=(8, 12, 12)).astype(np.float32)
     labels = np.zeros(image.shape, np.uint8)
     labels[3:5, 5:7, 5:7] = 1
-    plain = AugmentConfig()
-    assert plain.particle_gain == 0.0  # off by default
-    default_run = augment_pair(image, one_hot(labels, 2), config=plain, rng=np.random.default_rng(7))
+    off = AugmentConfig(particle_gain=0.0)
+    without_gain = augment_pair(image, one_hot(labels, 2), config=off, rng=np.random.default_rng(7))
     disabled = AugmentConfig(particle_gain=2.0, particle_gain_p=0.0)
     again = augment_pair(image, one_hot(labels, 2), config=disabled, rng=np.random.default_rng(7))
-    assert all(np.array_equal(a, b) for a, b in zip(default_run, again))
+    assert all(np.array_equal(a, b) for a, b in zip(without_gain, again))
     enabled = AugmentConfig(particle_gain=2.0, particle_gain_p=1.0)
     first = augment_pair(image, one_hot(labels, 2), config=enabled, rng=np.random.default_rng(7))
     second = augment_pair(image, one_hot(labels, 2), config=enabled, rng=np.random.default_rng(7))
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    assert not np.array_equal(first[0], default_run[0])
-    np.testing.assert_array_equal(first[1], default_run[1])  # the target is not touched
+    assert not np.array_equal(first[0], without_gain[0])
+    np.testing.assert_array_equal(first[1], without_gain[1])  # the target is not touched
 
 
 def test_heatmap_targets_mark_particles_by_their_largest_channel():

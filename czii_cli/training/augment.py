@@ -44,7 +44,7 @@ def augment_pair(
     >>> img = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
     >>> tgt = np.stack([img == 0, img != 0]).astype(np.float32)
     >>> still = AugmentConfig(rotate_p=0, scale=0, shift=0, noise_p=0, contrast_p=0, gamma_p=0, blur_p=0,
-    ...                       lowpass_p=0)
+    ...                       lowpass_p=0, particle_gain_p=0)
     >>> a, t = augment_pair(img, tgt, config=still, rng=np.random.default_rng(0))
     >>> sorted(a.ravel().tolist()) == list(range(8)), bool(((a == 0) == (t[0] == 1)).all())
     (True, True)

@@ -198,7 +198,7 @@ class AugmentConfig:
     lowpass_gain: float = 2.0
     lowpass_p: float = 0.5
     lowpass_sigma: float = 2.0
-    particle_gain: float = 0.0
+    particle_gain: float = 2.0
     particle_gain_p: float = 0.5
     particle_sigma: float = 2.0
     mixup_p: float = 0.0
