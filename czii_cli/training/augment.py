@@ -83,8 +83,8 @@ def target_foreground(target: np.ndarray) -> np.ndarray:
     >>> one_hot = np.stack([np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])])
     >>> target_foreground(one_hot).tolist()
     [0.0, 1.0, 0.0]
-    >>> target_foreground(np.array([[0.2, 0.9, 0.0], [0.5, 0.0, 0.0]])).tolist()
-    [0.5, 0.9, 0.0]
+    >>> target_foreground(np.array([[0.25, 0.75, 0.0], [0.5, 0.0, 0.0]])).tolist()
+    [0.5, 0.75, 0.0]
     """
     if target.shape[0] > 1 and np.allclose(target.sum(axis=0), 1.0):
         return np.asarray(1.0 - target[0], dtype=np.float32)
