@@ -11,12 +11,12 @@ on a full tomogram then took 9.8 s instead of 12.8 s, at the same peak memory.
 
 glibc reads its tunables only when a process starts, so :func:`run` starts the command
 again (:func:`restart_with_huge_pages`), once, in the same interpreter with the tunable
-added to ``GLIBC_TUNABLES``.  It does so only on Linux with glibc 2.35 or later, when the kernel gives huge pages on
-request (``madvise`` mode: ``always`` gives them anyway, ``never`` not at all), and when
-``GLIBC_TUNABLES`` does not already set ``glibc.malloc.hugetlb``: setting it yourself,
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=0`` for instance, keeps your choice and the
-command runs as it is.  This module imports nothing heavy, so the restart costs only the
-interpreter's start.
+added to ``GLIBC_TUNABLES``.  It does so only on Linux with glibc 2.35 or later, when the
+kernel gives huge pages on request (``madvise`` mode: ``always`` gives them anyway,
+``never`` not at all), and when ``GLIBC_TUNABLES`` does not already set
+``glibc.malloc.hugetlb``: setting it yourself, ``GLIBC_TUNABLES=glibc.malloc.hugetlb=0``
+for instance, keeps your choice and the command runs as it is.  This module imports
+nothing heavy, so the restart costs only the interpreter's start (about 0.06 s).
 """
 
 from __future__ import annotations
@@ -95,20 +95,15 @@ def huge_pages_environment(
     return changed
 
 
-def launch_environment() -> dict[str, str] | None:
-    """This process's environment with the huge-page tunable added, or None where it does not apply."""
-    return huge_pages_environment(
-        os.environ, platform=sys.platform, glibc=glibc_version(), thp_mode=transparent_huge_pages_mode()
-    )
-
-
 def restart_with_huge_pages() -> None:
     """Start this process's command line again under the huge-page tunable, where that applies.
 
     Returns only when nothing applies (or the interpreter cannot be started again); the
     restarted process finds the tunable set and goes on.
     """
-    environment = launch_environment()
+    environment = huge_pages_environment(
+        os.environ, platform=sys.platform, glibc=glibc_version(), thp_mode=transparent_huge_pages_mode()
+    )
     if environment is not None and sys.orig_argv:
         try:
             os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environment)
