@@ -17,10 +17,13 @@ For each budget (default 300, 600 and 1200 s of wall-clock training on this mach
 
 Both are scored on the validation run and on tomograms that no step has seen:
 
-* ``unseen``: another seed, another SNR and another particle contrast
-  (``czii simulate --seed 1 --snr 0.07 --contrast 1.4`` by default);
+* ``unseen``: another seed, another SNR, another particle contrast and another size
+  (``czii simulate --seed 1 --snr 0.07 --contrast 1.4 --shape 128 320 320`` by default:
+  about four times the training run's volume, so that each class holds 7-33 particles
+  and one particle moves its F4 by a few hundredths, not by a tenth);
 * ``noisy``: another seed (3), a lower SNR, more defocus and uneven ice (the options
-  in ``NOISY``, default ``--snr 0.04 --defocus 4.5 --ice-gradient 0.5``; empty skips it);
+  in ``NOISY``, default ``--snr 0.04 --defocus 4.5 --ice-gradient 0.5``; empty skips it),
+  at the same size as ``unseen``;
 * ``full``: when ``../shared/data/czii_train_picks.csv`` is present, one full-size
   184x630x630 tomogram at the real particle positions of run TS_5_4, with the particles
   twice as dark (``--contrast 2``).
@@ -35,7 +38,8 @@ the whole benchmark can be smoke-run in a few minutes::
     BUDGETS="60" SHAPE="64 128 128" FULL_SHAPE="96 256 256" python -m benchmarks.bench_accuracy
 
 ``BUDGETS`` (seconds, space separated), ``TRAIN_RUNS`` (3), ``SHAPE`` (96 192 192),
-``DENSITY`` (3), ``UNSEEN_SNR`` (0.07), ``UNSEEN_CONTRAST`` (1.4), ``NOISY``, ``FULL_SHAPE``
+``DENSITY`` (3), ``UNSEEN_SHAPE`` (128 320 320, also the noisy run's), ``UNSEEN_SNR``
+(0.07), ``UNSEEN_CONTRAST`` (1.4), ``NOISY``, ``FULL_SHAPE``
 (184 630 630: picks outside a smaller shape are dropped), ``FULL_RUN`` (TS_5_4; empty
 skips it), ``FULL_CONTRAST`` (2), ``PICKS_CSV``, ``BASELINE`` (1; 0 skips it),
 ``TRAIN_SIMULATE`` (extra ``czii simulate`` options for the training and validation
@@ -44,6 +48,9 @@ empty by default),
 ``CZII_TRAIN_ARGS`` (extra ``czii train`` options of the czii arm, e.g. ``"--bin 2"``;
 alternatives separated by ``|`` train one czii arm each on the same data, back to back,
 e.g. ``"--bin 1 | --bin 2"``; an arm is named ``czii`` plus its options),
+``PREDICT_ARGS`` (extra ``predict-probs`` options; alternatives separated by ``|`` score
+every czii model once each, e.g. ``" | --tta flips"``, the second named after the arm
+with ``predict`` and its options),
 ``OUTPUT`` (bench-output), ``KEEP`` (1 keeps the working folder there).  Every czii arm
 also records the seconds of ``predict-probs`` and of ``postprocess`` on each set.
 
@@ -95,6 +102,7 @@ class Settings:
     train_runs: int
     shape: tuple[int, int, int]
     density: float
+    unseen_shape: tuple[int, int, int]
     unseen_snr: float
     unseen_contrast: float
     noisy: tuple[str, ...]
@@ -105,6 +113,7 @@ class Settings:
     baseline: bool
     train_simulate: tuple[str, ...]
     czii_arms: tuple[tuple[str, ...], ...]
+    predict_arms: tuple[tuple[str, ...], ...]
     output: Path
     keep: bool
 
@@ -117,6 +126,7 @@ class Settings:
             train_runs=int(env.get("TRAIN_RUNS", "3")),
             shape=_shape(env.get("SHAPE", "96 192 192")),
             density=float(env.get("DENSITY", "3")),
+            unseen_shape=_shape(env.get("UNSEEN_SHAPE", "128 320 320")),
             unseen_snr=float(env.get("UNSEEN_SNR", "0.07")),
             unseen_contrast=float(env.get("UNSEEN_CONTRAST", "1.4")),
             noisy=tuple(shlex.split(env.get("NOISY", DEFAULT_NOISY))),
@@ -126,7 +136,8 @@ class Settings:
             picks_csv=Path(env.get("PICKS_CSV", str(DEFAULT_PICKS))),
             baseline=env.get("BASELINE", "1") != "0",
             train_simulate=tuple(shlex.split(env.get("TRAIN_SIMULATE", ""))),
-            czii_arms=tuple(tuple(shlex.split(arm)) for arm in env.get("CZII_TRAIN_ARGS", "").split("|")),
+            czii_arms=_alternatives(env.get("CZII_TRAIN_ARGS", "")),
+            predict_arms=_alternatives(env.get("PREDICT_ARGS", "")),
             output=Path(env.get("OUTPUT", str(REPO / "bench-output"))),
             keep=env.get("KEEP", "0") == "1",
         )
@@ -137,6 +148,11 @@ def _shape(text: str) -> tuple[int, int, int]:
     if len(sides) != 3:
         raise ValueError(f"a shape is three sides Z Y X, got {text!r}")
     return sides  # type: ignore[return-value]
+
+
+def _alternatives(text: str) -> tuple[tuple[str, ...], ...]:
+    """``"A | B C"`` -> ``(("A",), ("B", "C"))``: one option list per ``|``-separated arm."""
+    return tuple(tuple(shlex.split(arm)) for arm in text.split("|"))
 
 
 _START = time.perf_counter()
@@ -208,10 +224,15 @@ def prepare_data(work: Path, settings: Settings) -> tuple[Path, list[str], list[
         EvalSet("validation", data / f"{validation}.zarr", work / "sim" / "train_annotations" / f"{validation}.csv")
     ]
 
+    unseen_shape = [str(s) for s in settings.unseen_shape]
     unseen_options = ("--snr", settings.unseen_snr, "--contrast", settings.unseen_contrast)
-    sets.append(simulated_set(work, "unseen", shape=shape, density=settings.density, seed=1, options=unseen_options))
+    sets.append(
+        simulated_set(work, "unseen", shape=unseen_shape, density=settings.density, seed=1, options=unseen_options)
+    )
     if settings.noisy:
-        sets.append(simulated_set(work, "noisy", shape=shape, density=settings.density, seed=3, options=settings.noisy))
+        sets.append(
+            simulated_set(work, "noisy", shape=unseen_shape, density=settings.density, seed=3, options=settings.noisy)
+        )
 
     if settings.full_run and settings.picks_csv.is_file():
         positions = work / "full-positions.csv"
@@ -292,31 +313,54 @@ def score(picks: Path, truth: Path) -> dict:
 # ----------------------------------------------------------------------------- czii
 
 
-def arm_name(options: tuple[str, ...]) -> str:
-    """``czii`` for the default recipe, else ``czii`` and its extra training options."""
-    return " ".join(("czii", *options))
+def arm_name(options: tuple[str, ...], predict_options: tuple[str, ...] = ()) -> str:
+    """``czii`` for the default recipe, else ``czii`` and its extra training (and predict) options."""
+    name = " ".join(("czii", *options))
+    return f"{name} predict {' '.join(predict_options)}" if predict_options else name
 
 
 def run_czii(
-    data: Path, validation: str, sets: list[EvalSet], *, budget: int, folder: Path, options: tuple[str, ...] = ()
-) -> dict:
-    """Train with the default recipe (plus ``options``) for ``budget`` seconds; score and time every set."""
+    data: Path,
+    validation: str,
+    sets: list[EvalSet],
+    *,
+    budget: int,
+    folder: Path,
+    options: tuple[str, ...] = (),
+    predict_arms: tuple[tuple[str, ...], ...] = ((),),
+) -> dict[str, dict]:
+    """Train with the default recipe (plus ``options``) for ``budget`` seconds, once.
+
+    Every set is then predicted, post-processed, scored and timed once per entry of
+    ``predict_arms`` (extra ``predict-probs`` options); the outcomes are keyed by
+    :func:`arm_name`.
+    """
     folder.mkdir(parents=True)
     model = folder / "czii.pt"
     start = time.perf_counter()
     czii("train", data, "-o", model, "--val-runs", validation, "--max-time", budget, *options, "-q")
     train_seconds = time.perf_counter() - start
-    scores, seconds = {}, {}
-    for item in sets:
-        probs, picks = folder / f"{item.name}.probs.zarr", folder / f"{item.name}.csv"
-        start = time.perf_counter()
-        czii("predict-probs", item.tomogram, "-m", model, "-o", probs, "-q")
-        predicted = time.perf_counter()
-        czii("postprocess", probs, "-o", picks, "-q")
-        seconds[item.name] = {"predict_probs": predicted - start, "postprocess": time.perf_counter() - predicted}
-        scores[item.name] = score(picks, item.truth)
-        shutil.rmtree(probs, ignore_errors=True)
-    return {"train_seconds": train_seconds, "options": list(options), "scores": scores, "seconds": seconds}
+    outcomes = {}
+    for index, predict_options in enumerate(predict_arms):
+        scores, seconds = {}, {}
+        for item in sets:
+            stem = f"{item.name}-{index}" if index else item.name
+            probs, picks = folder / f"{stem}.probs.zarr", folder / f"{stem}.csv"
+            start = time.perf_counter()
+            czii("predict-probs", item.tomogram, "-m", model, "-o", probs, *predict_options, "-q")
+            predicted = time.perf_counter()
+            czii("postprocess", probs, "-o", picks, "-q")
+            seconds[item.name] = {"predict_probs": predicted - start, "postprocess": time.perf_counter() - predicted}
+            scores[item.name] = score(picks, item.truth)
+            shutil.rmtree(probs, ignore_errors=True)
+        outcomes[arm_name(options, predict_options)] = {
+            "train_seconds": train_seconds,
+            "options": list(options),
+            "predict_options": list(predict_options),
+            "scores": scores,
+            "seconds": seconds,
+        }
+    return outcomes
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -493,12 +537,19 @@ def measure(settings: Settings) -> dict:
         for budget in settings.budgets:
             models = {}
             for index, options in enumerate(settings.czii_arms):
-                name = arm_name(options)
-                log(f"budget {budget} s: {name} train with the default recipe")
-                models[name] = run_czii(
-                    data, runs[-1], sets, budget=budget, folder=work / f"czii-{budget}-{index}", options=options
+                log(f"budget {budget} s: {arm_name(options)} train with the default recipe")
+                outcomes = run_czii(
+                    data,
+                    runs[-1],
+                    sets,
+                    budget=budget,
+                    folder=work / f"czii-{budget}-{index}",
+                    options=options,
+                    predict_arms=settings.predict_arms,
                 )
-                log(f"budget {budget} s: {name} " + _summary(models[name]))
+                for name, outcome in outcomes.items():
+                    log(f"budget {budget} s: {name} " + _summary(outcome))
+                models.update(outcomes)
             if settings.baseline:
                 log(f"budget {budget} s: plain MONAI UNet baseline")
                 models["baseline"] = run_baseline(
