@@ -19,7 +19,7 @@ Both are scored on the validation run and on tomograms that no step has seen:
 
 * ``unseen``: another seed, another SNR, another particle contrast and another size
   (``czii simulate --seed 1 --snr 0.07 --contrast 1.4 --shape 128 320 320`` by default:
-  about four times the training run's volume, so that each class holds 7-33 particles
+  about four times the training run's volume, so that each class holds 5-34 particles
   and one particle moves its F4 by a few hundredths, not by a tenth);
 * ``noisy``: another seed (3), a lower SNR, more defocus and uneven ice (the options
   in ``NOISY``, default ``--snr 0.04 --defocus 4.5 --ice-gradient 0.5``; empty skips it),
