@@ -281,6 +281,45 @@ def test_the_lowpass_gain_darkens_smooth_particles_against_fine_noise_at_the_sam
     assert draws.random() == np.random.default_rng(1).random(5)[-1]  # after contrast, gamma, blur and noise
 
 
+def test_the_spectral_noise_fills_only_the_frequencies_the_patch_has():
+    """A patch band-limited by hand (a missing-wedge-like cut: every Fourier component with
+    |kz| > |kx| zeroed) gets noise with its own spectrum: the cut frequencies stay empty, the
+    patch keeps its mean and spread, the patch is no longer the same, and the added noise is
+    as strong as asked; white noise of the same level would fill the cut."""
+    import scipy.fft
+
+    from czii_cli.training.augment import augment_intensity, spectral_noise
+
+    shape = (16, 16, 16)
+    kz = scipy.fft.fftfreq(16)[:, None, None]
+    kx = scipy.fft.rfftfreq(16)[None, None, :]
+    cut = np.broadcast_to(np.abs(kz) > np.abs(kx), (16, 16, 9))
+    spectrum = scipy.fft.rfftn(np.random.default_rng(0).normal(size=shape))
+    spectrum[cut] = 0
+    patch = (scipy.fft.irfftn(spectrum, s=shape) + 0.25).astype(np.float32)
+    out = spectral_noise(patch, level=1.0, rng=np.random.default_rng(1))
+    assert out.dtype == np.float32
+    assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
+    power = np.abs(scipy.fft.rfftn(out)) ** 2
+    assert power[cut].max() < 1e-6 * power[~cut].max()
+    # noise of the patch's own sd, then rescaled: the patch keeps 1/sqrt(2) of its share
+    centred = lambda a: (a - a.mean()).ravel()  # noqa: E731
+    correlation = float(np.dot(centred(out), centred(patch)) / (out.std() * patch.std() * out.size))
+    assert correlation == pytest.approx(2**-0.5, abs=0.05)
+    white = patch + np.random.default_rng(1).normal(0, patch.std(), size=shape).astype(np.float32)
+    assert (np.abs(scipy.fft.rfftn(white)) ** 2)[cut].max() > 0.01 * power[~cut].max()
+    # through augment_intensity: seeded, and drawing nothing when disabled
+    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0)
+    on = AugmentConfig(**off, spectral_noise=1.0, spectral_noise_p=1.0)
+    first = augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2))
+    np.testing.assert_array_equal(first, augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2)))
+    assert not np.allclose(first, patch)
+    draws = np.random.default_rng(2)
+    disabled = augment_intensity(patch.copy(), config=AugmentConfig(**off, spectral_noise=1.0), rng=draws)
+    np.testing.assert_array_equal(disabled, patch)
+    assert draws.random() == np.random.default_rng(2).random(5)[-1]  # after contrast, gamma, blur and noise
+
+
 def test_the_particle_gain_darkens_the_marked_particle_alone():
     """Two equal dark balls (radius 3) in white noise; the target marks the core of the first only
     (radius 1.5, as labels at 0.5 r do).  After the gain the marked ball is darker in units of the

@@ -4,8 +4,9 @@ Geometric transforms act on the image and its target together: flips on all thre
 rot90 in the x-y plane only (the missing wedge makes z special), and small rotations
 about z.  Intensity transforms act on the image only and model what differs between
 tomograms (:func:`augment_intensity`): contrast, gamma, blur (defocus, resolution),
-noise level (SNR), then a small scale and shift; one of them, the particle gain, uses
-the target to darken the particles alone (:func:`particle_gain`).
+noise level (SNR, as white noise or as noise with the patch's own spectrum), then a
+small scale and shift; one of them, the particle gain, uses the target to darken the
+particles alone (:func:`particle_gain`).
 Mixup blends two samples of a batch.  Targets are class-first (``[C, Z, Y, X]``), one-hot
 or heatmap, so mixup and rotation keep them meaningful.
 """
@@ -13,6 +14,7 @@ or heatmap, so mixup and rotation keep them meaningful.
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 from scipy import ndimage
 
 from .config import AugmentConfig
@@ -133,10 +135,11 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
 
     In turn, each with its probability: a low-pass gain (the patch plus a multiple of its
     Gaussian low-pass band: particles darker at the same noise), contrast (a log-uniform
-    factor), gamma on the patch rescaled to [0, 1], Gaussian blur and Gaussian noise (the
-    low-pass gain, blur and noise keep the patch's mean and spread, as a tomogram of
-    another SNR or resolution looks after its own normalization), then scale and shift.
-    The low-pass gain draws from ``rng`` only when it is enabled.
+    factor), gamma on the patch rescaled to [0, 1], Gaussian blur, white Gaussian noise and
+    noise with the patch's own spectrum (:func:`spectral_noise`) (the low-pass gain, blur
+    and noises keep the patch's mean and spread, as a tomogram of another SNR or
+    resolution looks after its own normalization), then scale and shift.  The low-pass
+    gain and the spectral noise draw from ``rng`` only when they are enabled.
 
     Parameters
     ----------
@@ -174,10 +177,50 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
     if rng.random() < config.noise_p and config.noise > 0:
         sigma = float(rng.uniform(0, config.noise)) * float(image.std())
         image = _keeping_spread(image, image + rng.normal(0.0, sigma, size=image.shape).astype(np.float32))
+    if config.spectral_noise > 0 and config.spectral_noise_p > 0 and rng.random() < config.spectral_noise_p:
+        image = spectral_noise(image, level=float(rng.uniform(0, config.spectral_noise)), rng=rng)
     if config.scale or config.shift:
         image *= np.float32(rng.uniform(1 - config.scale, 1 + config.scale))
         image += np.float32(rng.uniform(-config.shift, config.shift))
     return image
+
+
+def spectral_noise(image: np.ndarray, *, level: float, rng: np.random.Generator) -> np.ndarray:
+    """Add Gaussian noise shaped by the patch's own amplitude spectrum, keeping its spread.
+
+    White noise is filtered by ``|rfftn(image)|`` (the constant term removed), so the
+    added noise has the patch's power spectrum: the CTF band pass and the missing wedge
+    that shaped the tomogram's own noise shape it too, and frequencies the patch lacks
+    stay empty.
+
+    Parameters
+    ----------
+    image : float32 ndarray, shape (Z, Y, X)
+    level : float
+        Standard deviation of the added noise relative to the patch's.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    float32 ndarray
+        The noisier patch, at the mean and standard deviation of ``image``.
+
+    Examples
+    --------
+    >>> patch = np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32)
+    >>> out = spectral_noise(patch, level=1.0, rng=np.random.default_rng(1))
+    >>> bool(np.isclose(out.std(), patch.std()) and not np.allclose(out, patch))
+    True
+    """
+    amplitude = np.abs(scipy.fft.rfftn(image))
+    amplitude[0, 0, 0] = 0.0
+    white = rng.standard_normal(image.shape, dtype=np.float32)
+    noise = scipy.fft.irfftn(scipy.fft.rfftn(white) * amplitude, s=image.shape).astype(np.float32)
+    spread = float(noise.std())
+    if spread == 0:
+        return image
+    noise *= np.float32(level * float(image.std()) / spread)
+    return _keeping_spread(image, image + noise)
 
 
 def _gamma(image: np.ndarray, exponent: float) -> np.ndarray:

@@ -158,6 +158,14 @@ class AugmentConfig:
         ``noise_p``; the patch is then rescaled to its former spread, as a noisier
         tomogram looks after its own normalization (particles fainter).
     noise_p : float
+    spectral_noise : float
+        Largest standard deviation (relative to the patch's) of added noise that has the
+        patch's own power spectrum, applied with probability ``spectral_noise_p``; the
+        patch is then rescaled to its former spread.  A tomogram's noise passed through
+        the CTF band pass and the missing wedge as its signal did, so noise shaped like
+        the patch lowers the SNR as another tomogram's would, where white noise adds fine
+        grain that the band pass would have removed.  0 disables it.
+    spectral_noise_p : float
     lowpass_gain : float
         With probability ``lowpass_p`` the patch's low-pass band (a Gaussian of
         ``lowpass_sigma`` voxels, where particles live and little of the noise does) is
@@ -195,6 +203,8 @@ class AugmentConfig:
     blur_p: float = 0.3
     noise: float = 1.3
     noise_p: float = 0.5
+    spectral_noise: float = 0.0
+    spectral_noise_p: float = 0.0
     lowpass_gain: float = 2.0
     lowpass_p: float = 0.5
     lowpass_sigma: float = 2.0
