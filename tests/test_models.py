@@ -320,6 +320,35 @@ def test_the_spectral_noise_fills_only_the_frequencies_the_patch_has():
     assert draws.random() == np.random.default_rng(2).random(5)[-1]  # after contrast, gamma, blur and noise
 
 
+def test_the_ctf_ripple_damps_and_inverts_fine_detail_as_another_defocus_would():
+    """Plane waves along x pass through the ripple cos(pi/2 (k/k0)^2) with exact factors: the
+    constant term unchanged, a wave at the first zero k0 removed, one at sqrt(2) k0 inverted,
+    a coarse one (k0 / 4) nearly kept (cos(pi/32)); through augment_intensity the patch keeps its
+    mean and spread, the result is seeded, nothing is drawn when disabled, and a first zero
+    outside (0, 0.5] cycles per voxel is refused by name."""
+    from czii_cli.training.augment import augment_intensity, ctf_modulation
+
+    x = np.arange(16, dtype=np.float32)
+    wave = lambda period: np.broadcast_to(np.cos(2 * np.pi * x / period), (4, 4, 16)).astype(np.float32)  # noqa: E731
+    k0 = 0.25 * 2**-0.5  # so that sqrt(2) k0 = 1/4: a period of 4 voxels
+    np.testing.assert_allclose(ctf_modulation(wave(4) + 3, first_zero=k0), 3 - wave(4), atol=1e-5)
+    np.testing.assert_allclose(ctf_modulation(wave(4), first_zero=0.25), 0, atol=1e-5)
+    np.testing.assert_allclose(ctf_modulation(wave(16), first_zero=0.25), np.cos(np.pi / 32) * wave(16), atol=1e-5)
+    patch = np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32) + 0.5
+    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0)
+    on = AugmentConfig(**off, ctf_p=1.0)
+    first = augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2))
+    assert first.mean() == pytest.approx(patch.mean(), abs=1e-5) and first.std() == pytest.approx(patch.std(), rel=1e-4)
+    assert not np.allclose(first, patch)
+    np.testing.assert_array_equal(first, augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2)))
+    draws = np.random.default_rng(2)
+    np.testing.assert_array_equal(augment_intensity(patch.copy(), config=AugmentConfig(**off), rng=draws), patch)
+    assert draws.random() == np.random.default_rng(2).random(5)[-1]  # after contrast, gamma, blur and noise
+    for zero in (0.0, 0.6):
+        with pytest.raises(ConfigError, match="ctf_zero must lie in"):
+            TrainConfig(augment=AugmentConfig(ctf_p=0.5, ctf_zero=zero))
+
+
 def test_the_particle_gain_darkens_the_marked_particle_alone():
     """Two equal dark balls (radius 3) in white noise; the target marks the core of the first only
     (radius 1.5, as labels at 0.5 r do).  After the gain the marked ball is darker in units of the

@@ -3,8 +3,8 @@
 Geometric transforms act on the image and its target together: flips on all three axes,
 rot90 in the x-y plane only (the missing wedge makes z special), and small rotations
 about z.  Intensity transforms act on the image only and model what differs between
-tomograms (:func:`augment_intensity`): contrast, gamma, blur (defocus, resolution),
-noise level (SNR, as white noise or as noise with the patch's own spectrum), then a
+tomograms (:func:`augment_intensity`): contrast, gamma, blur (defocus, resolution), a
+CTF-like ripple (defocus), noise level (SNR, as white noise or as noise with the patch's own spectrum), then a
 small scale and shift; one of them, the particle gain, uses the target to darken the
 particles alone (:func:`particle_gain`).
 Mixup blends two samples of a batch.  Targets are class-first (``[C, Z, Y, X]``), one-hot
@@ -12,6 +12,8 @@ or heatmap, so mixup and rotation keep them meaningful.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import scipy.fft
@@ -135,11 +137,12 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
 
     In turn, each with its probability: a low-pass gain (the patch plus a multiple of its
     Gaussian low-pass band: particles darker at the same noise), contrast (a log-uniform
-    factor), gamma on the patch rescaled to [0, 1], Gaussian blur, white Gaussian noise and
-    noise with the patch's own spectrum (:func:`spectral_noise`) (the low-pass gain, blur
-    and noises keep the patch's mean and spread, as a tomogram of another SNR or
-    resolution looks after its own normalization), then scale and shift.  The low-pass
-    gain and the spectral noise draw from ``rng`` only when they are enabled.
+    factor), gamma on the patch rescaled to [0, 1], Gaussian blur, a CTF-like modulation
+    (:func:`ctf_modulation`), white Gaussian noise and noise with the patch's own spectrum
+    (:func:`spectral_noise`) (the low-pass gain, blur, modulation and noises keep the
+    patch's mean and spread, as a tomogram of another SNR or resolution looks after its
+    own normalization), then scale and shift.  The low-pass gain, the modulation and the
+    spectral noise draw from ``rng`` only when they are enabled.
 
     Parameters
     ----------
@@ -174,6 +177,9 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
     if rng.random() < config.blur_p and config.blur > 0:
         sigma = float(rng.uniform(0.25, max(config.blur, 0.25)))
         image = _keeping_spread(image, ndimage.gaussian_filter(image, sigma, mode="nearest"))
+    if config.ctf_p > 0 and rng.random() < config.ctf_p:
+        zero = float(rng.uniform(config.ctf_zero, 0.5))
+        image = _keeping_spread(image, ctf_modulation(image, first_zero=zero))
     if rng.random() < config.noise_p and config.noise > 0:
         sigma = float(rng.uniform(0, config.noise)) * float(image.std())
         image = _keeping_spread(image, image + rng.normal(0.0, sigma, size=image.shape).astype(np.float32))
@@ -183,6 +189,43 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
         image *= np.float32(rng.uniform(1 - config.scale, 1 + config.scale))
         image += np.float32(rng.uniform(-config.shift, config.shift))
     return image
+
+
+def ctf_modulation(image: np.ndarray, *, first_zero: float) -> np.ndarray:
+    """Multiply the patch's spectrum by ``cos(pi / 2 * (k / first_zero)^2)``, a CTF-like ripple.
+
+    The factor is 1 at the constant term, falls to 0 at ``|k| = first_zero``, reaches -1
+    at ``sqrt(2) * first_zero`` and rises again, as the oscillation of a contrast transfer
+    function does: a tomogram taken at another defocus has its zeros, and the bands whose
+    sign its CTF flips, elsewhere.  Low frequencies, where a particle's shape lives, pass
+    almost unchanged; fine detail is damped or inverted.
+
+    Parameters
+    ----------
+    image : float32 ndarray, shape (Z, Y, X)
+    first_zero : float
+        Spatial frequency of the first zero, in cycles per voxel (Nyquist is 0.5).
+
+    Returns
+    -------
+    float32 ndarray
+        The modulated patch (its mean kept, its spread not rescaled).
+
+    Examples
+    --------
+    >>> patch = np.random.default_rng(0).normal(size=(8, 8, 8)).astype(np.float32)
+    >>> out = ctf_modulation(patch, first_zero=0.3)
+    >>> bool(np.isclose(out.mean(), patch.mean(), atol=1e-6) and not np.allclose(out, patch))
+    True
+    """
+    if not first_zero > 0:
+        raise ValueError(f"first_zero must be a positive frequency in cycles per voxel, got {first_zero}")
+    nz, ny, nx = image.shape
+    kz = scipy.fft.fftfreq(nz).astype(np.float32)[:, None, None]
+    ky = scipy.fft.fftfreq(ny).astype(np.float32)[None, :, None]
+    kx = scipy.fft.rfftfreq(nx).astype(np.float32)[None, None, :]
+    ripple = np.cos(np.float32(math.pi / 2 / first_zero**2) * (kz**2 + ky**2 + kx**2))
+    return scipy.fft.irfftn(scipy.fft.rfftn(image) * ripple, s=image.shape).astype(np.float32)
 
 
 def spectral_noise(image: np.ndarray, *, level: float, rng: np.random.Generator) -> np.ndarray:

@@ -153,6 +153,13 @@ class AugmentConfig:
         Largest Gaussian blur in voxels, applied with probability ``blur_p`` (defocus and
         resolution vary between tomograms); the patch keeps its mean and spread.
     blur_p : float
+    ctf_p : float
+        Probability of a CTF-like ripple (:func:`~czii_cli.training.augment.ctf_modulation`):
+        the spectrum multiplied by ``cos(pi / 2 * (k / k0)^2)``, its first zero ``k0``
+        drawn from ``U(ctf_zero, 0.5)`` cycles per voxel, so that fine detail is damped or
+        inverted as a CTF at another defocus would.  0 disables it.
+    ctf_zero : float
+        Lowest first zero of the ripple, in cycles per voxel, in (0, 0.5].
     noise : float
         Largest standard deviation of added Gaussian noise, applied with probability
         ``noise_p``; the patch is then rescaled to its former spread, as a noisier
@@ -201,6 +208,8 @@ class AugmentConfig:
     gamma_p: float = 0.3
     blur: float = 1.5
     blur_p: float = 0.3
+    ctf_p: float = 0.0
+    ctf_zero: float = 0.25
     noise: float = 1.3
     noise_p: float = 0.5
     spectral_noise: float = 0.0
@@ -522,3 +531,6 @@ def check_augment(augment: AugmentConfig) -> None:
         top = 1.0 if item.name == "flip" or item.name.endswith("_p") else math.inf
         if not 0 <= value <= top or not math.isfinite(value):
             raise ConfigError(f"augmentation setting {item.name} must lie in [0, {top:g}], got {value}")
+    if not 0 < augment.ctf_zero <= 0.5:
+        zero = augment.ctf_zero
+        raise ConfigError(f"augmentation setting ctf_zero must lie in (0, 0.5] cycles per voxel, got {zero}")
