@@ -48,7 +48,7 @@ def augment_pair(
     >>> img = np.arange(8, dtype=np.float32).reshape(2, 2, 2)
     >>> tgt = np.stack([img == 0, img != 0]).astype(np.float32)
     >>> still = AugmentConfig(rotate_p=0, scale=0, shift=0, noise_p=0, contrast_p=0, gamma_p=0, blur_p=0,
-    ...                       lowpass_p=0, particle_gain_p=0)
+    ...                       spectral_noise_p=0, lowpass_p=0, particle_gain_p=0)
     >>> a, t = augment_pair(img, tgt, config=still, rng=np.random.default_rng(0))
     >>> sorted(a.ravel().tolist()) == list(range(8)), bool(((a == 0) == (t[0] == 1)).all())
     (True, True)
@@ -158,11 +158,12 @@ def augment_intensity(image: np.ndarray, *, config: AugmentConfig, rng: np.rando
     Examples
     --------
     >>> patch = np.random.default_rng(0).normal(size=(4, 8, 8)).astype(np.float32)
-    >>> off = AugmentConfig(contrast_p=0, gamma_p=0, blur_p=0, noise_p=0, lowpass_p=0, scale=0, shift=0)
+    >>> off = AugmentConfig(contrast_p=0, gamma_p=0, blur_p=0, noise_p=0, spectral_noise_p=0, lowpass_p=0,
+    ...                     scale=0, shift=0)
     >>> bool(np.array_equal(augment_intensity(patch.copy(), config=off, rng=np.random.default_rng(1)), patch))
     True
     >>> noisy = augment_intensity(patch.copy(), config=AugmentConfig(contrast_p=0, gamma_p=0, blur_p=0, noise_p=1,
-    ...                           scale=0, shift=0), rng=np.random.default_rng(1))
+    ...                           spectral_noise_p=0, scale=0, shift=0), rng=np.random.default_rng(1))
     >>> bool(abs(noisy.std() - patch.std()) < 1e-3 and not np.allclose(noisy, patch))
     True
     """
