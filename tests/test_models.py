@@ -204,6 +204,12 @@ def test_uniform_crops_stay_inside_and_small_volumes_are_padded():
     assert crop.shape == (12, 8, 8) and crop[0].sum() == 0 and crop[11].sum() == 0 and crop[1:11].all()
 
 
+# every intensity augmentation of AugmentConfig off: tests switch one back on at a time
+INTENSITY_OFF = dict(
+    contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, spectral_noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0
+)
+
+
 def test_augmentation_moves_image_and_target_together():
     rng = np.random.default_rng(3)
     image = rng.normal(size=(6, 10, 10)).astype(np.float32)
@@ -232,9 +238,7 @@ def test_intensity_augmentation_spans_the_configured_ranges():
     from czii_cli.training.augment import augment_intensity
 
     patch = np.random.default_rng(4).normal(size=(6, 10, 10)).astype(np.float32)
-    off = dict(
-        contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, spectral_noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0
-    )
+    off = INTENSITY_OFF
     factors = []
     for seed in range(200):
         out = augment_intensity(
@@ -265,7 +269,7 @@ def test_the_lowpass_gain_darkens_smooth_particles_against_fine_noise_at_the_sam
     ball = ((z - 8) ** 2 + (y - 8) ** 2 + (x - 8) ** 2 <= 16).astype(np.float32)
     checker = 0.5 * (-1.0) ** (z + y + x)
     patch = (checker - ball).astype(np.float32)
-    off = dict(contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, spectral_noise_p=0.0, scale=0.0, shift=0.0)
+    off = {name: value for name, value in INTENSITY_OFF.items() if name != "lowpass_p"}
     boost = AugmentConfig(**off, lowpass_gain=2.0, lowpass_p=1.0, lowpass_sigma=2.0)
     out = augment_intensity(patch.copy(), config=boost, rng=np.random.default_rng(1))
     assert out.mean() == pytest.approx(patch.mean(), abs=1e-5) and out.std() == pytest.approx(patch.std(), rel=1e-4)
@@ -312,9 +316,7 @@ def test_the_spectral_noise_fills_only_the_frequencies_the_patch_has():
     white = patch + np.random.default_rng(1).normal(0, patch.std(), size=shape).astype(np.float32)
     assert (np.abs(scipy.fft.rfftn(white)) ** 2)[cut].max() > 0.01 * power[~cut].max()
     # through augment_intensity: seeded, and drawing nothing when disabled
-    off = dict(
-        contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, spectral_noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0
-    )
+    off = INTENSITY_OFF
     on = AugmentConfig(**{**off, "spectral_noise_p": 1.0}, spectral_noise=1.0)
     first = augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2))
     np.testing.assert_array_equal(first, augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2)))
@@ -340,9 +342,7 @@ def test_the_ctf_ripple_damps_and_inverts_fine_detail_as_another_defocus_would()
     np.testing.assert_allclose(ctf_modulation(wave(4), first_zero=0.25), 0, atol=1e-5)
     np.testing.assert_allclose(ctf_modulation(wave(16), first_zero=0.25), np.cos(np.pi / 32) * wave(16), atol=1e-5)
     patch = np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32) + 0.5
-    off = dict(
-        contrast_p=0.0, gamma_p=0.0, blur_p=0.0, noise_p=0.0, spectral_noise_p=0.0, lowpass_p=0.0, scale=0.0, shift=0.0
-    )
+    off = INTENSITY_OFF
     on = AugmentConfig(**off, ctf_p=1.0)
     first = augment_intensity(patch.copy(), config=on, rng=np.random.default_rng(2))
     assert first.mean() == pytest.approx(patch.mean(), abs=1e-5) and first.std() == pytest.approx(patch.std(), rel=1e-4)

@@ -4,9 +4,9 @@ Geometric transforms act on the image and its target together: flips on all thre
 rot90 in the x-y plane only (the missing wedge makes z special), and small rotations
 about z.  Intensity transforms act on the image only and model what differs between
 tomograms (:func:`augment_intensity`): contrast, gamma, blur (defocus, resolution), a
-CTF-like ripple (defocus), noise level (SNR, as white noise or as noise with the patch's own spectrum), then a
-small scale and shift; one of them, the particle gain, uses the target to darken the
-particles alone (:func:`particle_gain`).
+CTF-like ripple (defocus), noise level (SNR, as white noise or as noise with the patch's
+own spectrum), then a small scale and shift; one of them, the particle gain, uses the
+target to darken the particles alone (:func:`particle_gain`).
 Mixup blends two samples of a batch.  Targets are class-first (``[C, Z, Y, X]``), one-hot
 or heatmap, so mixup and rotation keep them meaningful.
 """
