@@ -8,7 +8,9 @@ about twice as fast in our measurements; on a trained ``light`` net the probabil
 moved by at most 0.015 (1e-4 on average) and the picks stayed the same.  ``auto`` picks
 float16 autocast on CUDA, bfloat16 on a CPU with native bfloat16, else float32: the
 choice depends only on the hardware, never on timing, so it is the same run to run.
-Whatever the precision, the outputs are activated and blended in float32.
+Whatever the precision, the outputs are activated and blended in float32.  Each
+BatchNorm that follows a convolution is folded into it (:mod:`.fusion`), which saves a
+pass over each activation.
 
 Memory layout: whether ``torch.channels_last_3d`` is faster depends on the network (on
 a CPU, BatchNorm nets such as ``light`` gained 1.4-2x in our measurements, MONAI UNets
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError, UsageError
+from .fusion import fold_batchnorm
 
 ACTIVATIONS = ("softmax", "sigmoid", "logits")
 PRECISIONS = ("auto", "float32", "bfloat16")
@@ -144,6 +147,9 @@ def activate(
 class NetworkRunner:
     """Calls a network in eval mode on ``device`` in ``precision``, choosing its memory layout.
 
+    What runs is the network with its BatchNorms folded into the convolutions before them
+    (:func:`~czii_cli.predict_probs.fusion.fold_batchnorm`, a copy made on entering).
+
     ``precision`` is one of :data:`PRECISIONS` (resolved by :func:`resolve_precision`
     into :attr:`precision`).  The layout is chosen by timing, or fixed by
     :func:`bfloat16_layout` for bfloat16 on a CPU (see the module docstring).  Use as a
@@ -161,29 +167,32 @@ class NetworkRunner:
         self._seconds: dict[torch.memory_format, float] = {}
         self._layout = bfloat16_layout(network) if fixed else torch.contiguous_format
         self._was_training = network.training
+        self._inference = network
 
     def __enter__(self) -> NetworkRunner:
         self.network.to(self.device).eval()
+        self._inference = fold_batchnorm(self.network)
         if not self._trial:
-            set_memory_format(self.network, self._layout)
+            set_memory_format(self._inference, self._layout)
         return self
 
     def __exit__(self, *exc: object) -> None:
         set_memory_format(self.network, torch.contiguous_format)
         self.network.train(self._was_training)
+        self._inference = self.network
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Network output for ``batch`` ``[B, 1, Z, Y, X]``: the same spatial shape, or that
         shape divided by ``output_stride`` (the batch's sides are multiples of it)."""
         if self._trial:
             layout = self._trial.pop(0)
-            set_memory_format(self.network, layout)
+            set_memory_format(self._inference, layout)
             start = self._clock()
             output = self._forward(batch, layout)
             self._seconds[layout] = self._clock() - start
             if not self._trial:
                 self._layout = min(self._seconds, key=self._seconds.__getitem__)
-                set_memory_format(self.network, self._layout)
+                set_memory_format(self._inference, self._layout)
         else:
             output = self._forward(batch, self._layout)
         expected = tuple(side // self.output_stride for side in batch.shape[2:])
@@ -204,10 +213,10 @@ class NetworkRunner:
         batch = batch.contiguous(memory_format=layout)
         output: torch.Tensor
         if self.precision == "float32":
-            output = self.network(batch)
+            output = self._inference(batch)
             return output
         with torch.autocast(device_type=self.device.type, dtype=_AUTOCAST[self.precision]):
-            output = self.network(batch)
+            output = self._inference(batch)
             return output
 
     def _clock(self) -> float:
