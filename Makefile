@@ -58,8 +58,8 @@ bench-perf: $(STAMP)
 bench-pretrain: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_pretrain
 
-# the candidate pre-trained model of bench-pretrain alone, its commands recorded in the file
-# (`czii info bench-output/light-sim.pt`); use it with `czii train ... --init bench-output/light-sim.pt`
+# the pre-trained model of bench-pretrain alone, its commands recorded in the file: it rebuilds
+# the one shipped as `--init builtin:light-sim` (`czii info builtin:light-sim`) into bench-output/
 pretrained: $(STAMP)
 	mkdir -p bench-output
 	$(BIN)/python -m benchmarks.bench_pretrain build bench-output/light-sim.pt

@@ -26,7 +26,7 @@ steps each fine-tuning arm needed to reach the best validation F4 of the scratch
 (from ``MODEL.metrics.csv``) and their ratio, and the wall seconds of every training.
 Everything also goes to ``bench-output/pretrain.json`` and ``bench-output/pretrain.csv``.
 
-Environment: ``PRETRAIN_STEPS`` (1500), ``PRETRAIN_RUNS`` (10), ``PRETRAINED`` (a model
+Environment: ``PRETRAIN_STEPS`` (3000), ``PRETRAIN_RUNS`` (10), ``PRETRAINED`` (a model
 file: skip step 1 and fine-tune from it, e.g. ``bench-output/light-sim.pt``),
 ``FINETUNE_STEPS`` (300), ``FINETUNE_ARGS`` (``"| --lr 3e-4"``: the default learning rate,
 and a third of it), ``STEPS_PER_EPOCH`` (50: one validation round per 50 steps),
@@ -41,7 +41,7 @@ folder), and the data settings of ``bench_accuracy`` (``TRAIN_RUNS``, ``SHAPE``,
 ``python -m benchmarks.bench_pretrain build OUT.pt`` runs step 1 alone and writes the
 model, with its commands recorded, to OUT.pt (``make pretrained``).
 
-Wall time with the defaults: the pre-training (1500 steps: about 10-15 min on an idle
+Wall time with the defaults: the pre-training (3000 steps: about 23 min on an idle
 2-core CPU, several times that when the CPU is shared), then the fine-tuning arms and
 3 x 3 predictions; not part of ``make bench`` for that reason (``make bench-pretrain``).
 """
@@ -93,7 +93,7 @@ class PretrainRecipe:
         "--gold",
         "0:3",
     )
-    steps: int = 1500
+    steps: int = 3000
     steps_per_epoch: int = 150
     train_seed: int = 0
 

@@ -10,6 +10,7 @@ stdout instead.
   czii info TS_5_4.mrc
   czii info probs.zarr --json | jq .provenance
   czii info model.pt
+  czii info builtin:light-sim
   czii info project/copick_config.json
 """
 
@@ -34,7 +35,9 @@ def command(
     session_id: SessionId = None,
 ) -> None:
     from ..errors import DataError
+    from ..pretrained import model_path
 
+    path = model_path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     description = _describe(path, run=run, tomo_type=tomo_type, user_id=user_id, session_id=session_id)

@@ -26,6 +26,11 @@ in place; under another -o name, existing files there are kept unless -f.  The o
 is checked to be writable before training starts.  Defaults: see --config (a JSON of the same
 settings; val_threshold and val_candidate_thresholds set the pick thresholds).
 
+--init builtin:light-sim starts from the light net shipped with czii, pre-trained on broad
+simulated data (SNR 0.03-0.3, contrast, defocus and ice varied; [italic]czii info
+builtin:light-sim[/italic] shows the commands that made it): for 10 Å tomograms of the six
+competition classes it learns faster and holds up better on unseen, noisier tomograms.
+
 Several GPUs: start the same command under torchrun, e.g. [italic]torchrun --nproc-per-node 4
 --no-python czii train sim/ -o light.pt[/italic].  Each process trains on its own GPU
 (cuda:LOCAL_RANK, NCCL; gloo on the CPU) through DistributedDataParallel and draws its own
@@ -41,6 +46,7 @@ trains exactly as without it.
   czii train labelled/ -o unet.pt --arch unet --loss ce:1,tversky:0.5 --fold 0/7
   czii train train/ -o pts.pt --target points --class-weights 256 --arch flexunet --patch 96 96 96
   czii train sim/ -o tuned.pt --init pretrained.pt --lr 3e-4
+  czii train sim/ -o light.pt --val-runs TS_sim_3 --max-time 1200 --init builtin:light-sim
   czii train sim/ -o light.pt --resume light.last.pt --max-steps 2000
   torchrun --nproc-per-node 4 --no-python czii train sim/ -o unet.pt --arch unet --val-runs TS_sim_3
 """
@@ -160,7 +166,10 @@ def command(
             show_default="auto",
         ),
     ] = None,
-    init: Annotated[Path | None, Opt("--init", help="Start from this model's weights (same arch).")] = None,
+    init: Annotated[
+        Path | None,
+        Opt("--init", help="Start from this model's weights (same arch): a model file, or builtin:light-sim."),
+    ] = None,
     resume: Annotated[Path | None, Opt("--resume", help="Continue the run saved in this .last.pt file.")] = None,
     classes: Classes = None,
     tomo_type: TomoType = None,
@@ -178,6 +187,7 @@ def command(
     from ..io.settings_file import read_settings
     from ..make_labels import DEFAULT_RADIUS_SCALE, TargetSpec
     from ..predict_probs import resolve_device
+    from ..pretrained import model_path
     from ..training.checkpoint import load_model_file
     from ..training.config import parse_factor_setting
     from ..training.dataset import find_runs
@@ -241,7 +251,7 @@ def command(
             catalog=catalog,
             val_runs=[r.strip() for r in (val_runs or "").split(",") if r.strip()],
             fold=parse_fold(fold) if fold else None,
-            init=load_model_file(init) if init else None,
+            init=load_model_file(model_path(init)) if init else None,
             init_source=str(init or ""),
             resume=load_model_file(resume) if resume else None,
             resume_source=str(resume or ""),
