@@ -17,7 +17,8 @@ All rows come from one run on this machine; each child process is fresh (time, p
 3. The baseline: MONAI ``sliding_window_inference`` with the same net, float32, the 64^3
    training window, overlap 0.25, Gaussian, then softmax and a float16 save.
 4. The floor: the bare forward of the net at the same output stride over the voxels once,
-   timed on one 96x192x192 block in the default precision and layout, scaled to the
+   timed on one 96x192x192 block in the default precision and layout, run as
+   predict-probs runs it (BatchNorm folded into the convolutions), scaled to the
    volume's voxels (run right after the default prediction, so both meet about the same
    machine load).
 5. Where the default prediction's time goes (in one more fresh process, through the
