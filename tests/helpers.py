@@ -52,7 +52,9 @@ CATALOG = Catalog((ParticleClass("small", 30.0, 1.0, 1), ParticleClass("large", 
 """Classes of the tiny training set."""
 SHAPE = (16, 32, 32)
 RUNS = ("r1", "r2", "r3")
-TINY = ["--arch-param", "channels=[4,8]", "--patch", "16", "16", "16", "--batch-size", "1"]
+SMALL_PATCH = ["--patch", "16", "16", "16", "--batch-size", "1"]
+"""``czii train`` options for one 16^3 patch per step."""
+TINY = ["--arch-param", "channels=[4,8]", *SMALL_PATCH]
 """``czii train`` options for a tiny light net."""
 
 

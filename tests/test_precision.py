@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import write_mrc_dataset
+from helpers import TINY, write_mrc_dataset
 
 from czii_cli.errors import UsageError
 from czii_cli.training.checkpoint import load_model_file
@@ -64,21 +64,7 @@ def test_bfloat16_keeps_instance_norm_nets_contiguous():
 def test_train_records_the_precision_and_refuses_an_unknown_one(cli, tmp_path):
     (tmp_path / "data").mkdir()
     data = write_mrc_dataset(tmp_path / "data", seed=1)
-    common = [
-        "--classes",
-        data / "classes.json",
-        "--arch-param",
-        "channels=[4,8]",
-        "--patch",
-        "16",
-        "16",
-        "16",
-        "--batch-size",
-        "1",
-        "--max-steps",
-        "2",
-        "-q",
-    ]
+    common = ["--classes", data / "classes.json", *TINY, "--max-steps", "2", "-q"]
     result = cli("train", data, "-o", tmp_path / "m.pt", "--precision", "bfloat16", *common)
     assert result.exit_code == 0, result.stderr
     assert load_model_file(tmp_path / "m.pt").train["config"]["precision"] == "bfloat16"

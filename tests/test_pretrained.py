@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from helpers import SMALL_PATCH
 
 from czii_cli.errors import UsageError
 from czii_cli.pretrained import NAMES, model_path
@@ -47,24 +48,8 @@ def test_info_describes_a_builtin_model_with_its_recipe(cli):
 
 
 def test_train_starts_from_a_builtin_model_at_its_width(cli, mrc_dataset, tmp_path):
-    result = cli(
-        "train",
-        mrc_dataset,
-        "-o",
-        tmp_path / "tuned.pt",
-        "--classes",
-        mrc_dataset / "classes.json",
-        "--patch",
-        "16",
-        "16",
-        "16",
-        "--batch-size",
-        "1",
-        "--max-steps",
-        "1",
-        "--init",
-        "builtin:light-sim",
-    )
+    options = ["--classes", mrc_dataset / "classes.json", *SMALL_PATCH, "--max-steps", "1"]
+    result = cli("train", mrc_dataset, "-o", tmp_path / "tuned.pt", *options, "--init", "builtin:light-sim")
     assert result.exit_code == 0, result.stderr
     # two classes here, seven there: only the head starts anew
     assert "--init: shape differs, kept the new initialisation: head.bias, head.weight" in result.stderr
