@@ -41,7 +41,7 @@ folder), and the data settings of ``bench_accuracy`` (``TRAIN_RUNS``, ``SHAPE``,
 ``python -m benchmarks.bench_pretrain build OUT.pt`` runs step 1 alone and writes the
 model, with its commands recorded, to OUT.pt (``make pretrained``).
 
-Wall time with the defaults: the pre-training (3000 steps: about 23 min on an idle
+Wall time with the defaults: the pre-training (3000 steps: about 20-25 min on an idle
 2-core CPU, several times that when the CPU is shared), then the fine-tuning arms and
 3 x 3 predictions; not part of ``make bench`` for that reason (``make bench-pretrain``).
 """
